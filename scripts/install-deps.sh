@@ -1,0 +1,37 @@
+#!/usr/bin/env bash
+# Installs everything picker needs on a fresh Debian 12 machine: the build
+# toolchain and libraries, plus the third-party tools the end-to-end tests use
+# (Prometheus, Python grpcio, buf). Safe to run again: it only adds what is missing.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+
+APT_PACKAGES=(
+  cmake g++ pkg-config make
+  libgrpc++-dev protobuf-compiler-grpc libprotobuf-dev protobuf-compiler grpc-proto
+  libabsl-dev prometheus-cpp-dev libxxhash-dev libspdlog-dev libfmt-dev
+  libgtest-dev libgmock-dev libbenchmark-dev
+  python3-grpcio python3-protobuf curl ca-certificates
+)
+# The end-to-end tests drive the real third-party tools.
+APT_E2E_PACKAGES=(prometheus)
+
+missing=()
+for p in "${APT_PACKAGES[@]}" "${APT_E2E_PACKAGES[@]}"; do
+  dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")
+done
+if [ ${#missing[@]} -gt 0 ]; then
+  SUDO=""; [ "$(id -u)" -ne 0 ] && SUDO="sudo"
+  echo "install-deps: installing ${missing[*]}"
+  $SUDO apt-get update -qq
+  DEBIAN_FRONTEND=noninteractive $SUDO apt-get install -y -qq --no-install-recommends "${missing[@]}"
+fi
+
+# buf (for `buf curl` in the walkthrough and the end-to-end tests) comes from npm,
+# pinned in package.json / package-lock.json and installed into ./node_modules.
+if [ ! -x node_modules/.bin/buf ]; then
+  if ! command -v npm >/dev/null; then
+    DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends nodejs npm
+  fi
+  npm ci --no-audit --no-fund --loglevel=error
+fi
+echo "install-deps: done"

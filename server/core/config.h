@@ -1,0 +1,116 @@
+// Domain configuration of upstreams and targets, free of protobuf and gRPC.
+//
+// The API layer and the declarative config file both translate into these
+// types; `Validate*` functions and `Canonical*` helpers are the one place the
+// rules live. Every field holds an effective value: defaults are filled in by
+// the translators, so the rest of the core never sees "unset".
+#ifndef PICKER_SERVER_CORE_CONFIG_H_
+#define PICKER_SERVER_CORE_CONFIG_H_
+
+#include <chrono>
+#include <cstdint>
+#include <string>
+#include <vector>
+
+namespace picker::core {
+
+using Millis = std::chrono::milliseconds;
+
+enum class StrategyKind { kRoundRobin, kLeastRequest, kRingHash, kRandom, kMaglev };
+
+// Stable lower-case name, used in metrics labels and logs.
+const char* StrategyName(StrategyKind kind);
+
+enum class HashFunction { kXxHash, kMurmurHash2 };
+
+// One source of a request's hash (Envoy's RouteAction.HashPolicy).
+struct HashPolicy {
+  enum class Kind { kHeader, kCookie, kSourceIp, kQueryParameter, kFilterState };
+  Kind kind = Kind::kHeader;
+  // Header name (stored lower case), cookie name, query parameter name or
+  // filter-state key. Unused for kSourceIp.
+  std::string name;
+  bool terminal = false;
+  // Cookie only: when > 0 and the cookie is absent, one is generated.
+  Millis cookie_ttl{0};
+  std::string cookie_path;
+
+  bool operator==(const HashPolicy&) const = default;
+};
+
+struct LoadBalancerConfig {
+  StrategyKind kind = StrategyKind::kRoundRobin;
+  // LeastRequest.
+  uint32_t choice_count = 2;
+  double active_request_bias = 1.0;
+  // RingHash.
+  HashFunction hash_function = HashFunction::kXxHash;
+  uint64_t min_ring_size = 1024;
+  uint64_t max_ring_size = 8388608;
+  // Maglev.
+  uint64_t table_size = 65537;
+  // RingHash and Maglev.
+  std::vector<HashPolicy> hash_policies;
+  uint32_t hash_balance_factor = 0;  // 0 = bounded load off; else >= 100.
+
+  bool operator==(const LoadBalancerConfig&) const = default;
+};
+
+inline constexpr uint64_t kDefaultMinRingSize = 1024;
+inline constexpr uint64_t kMaxRingSize = 8388608;
+inline constexpr uint64_t kDefaultMaglevTableSize = 65537;
+inline constexpr uint64_t kMaxMaglevTableSize = 5000011;
+
+struct PassiveHealthConfig {
+  uint32_t consecutive_failures = 5;  // 0 = off.
+  Millis base_ejection_time{30000};
+  Millis max_ejection_time{300000};
+  uint32_t max_ejection_percent = 10;
+
+  bool operator==(const PassiveHealthConfig&) const = default;
+};
+
+struct ActiveHealthConfig {
+  enum class Type { kHttp, kTcp, kGrpc };
+  Type type = Type::kHttp;
+  std::string http_path = "/";
+  std::vector<uint32_t> healthy_http_statuses = {200, 302};
+  Millis interval{0};  // 0 = off.
+  Millis timeout{1000};
+  uint32_t healthy_successes = 2;
+  uint32_t unhealthy_failures = 3;
+
+  bool operator==(const ActiveHealthConfig&) const = default;
+};
+
+struct UpstreamConfig {
+  std::string name;
+  LoadBalancerConfig load_balancer;
+  bool locality_aware = true;
+  PassiveHealthConfig passive;
+  ActiveHealthConfig active;
+  uint32_t panic_threshold_percent = 50;
+  Millis lease_ttl{60000};
+  uint32_t max_active_requests_per_target = 0;  // 0 = no limit.
+  uint32_t max_active_requests = 0;             // 0 = no limit.
+
+  bool operator==(const UpstreamConfig&) const = default;
+};
+
+inline constexpr uint32_t kDefaultTargetWeight = 100;
+inline constexpr uint32_t kMaxTargetWeight = 65535;
+
+struct TargetConfig {
+  std::string address;  // Canonical `host:port`.
+  uint32_t weight = kDefaultTargetWeight;
+  std::string zone;
+  std::string hash_key;  // Empty = hash on the address.
+
+  // The consistent-hash key: hash_key if set, else the canonical address.
+  const std::string& HashKey() const { return hash_key.empty() ? address : hash_key; }
+  bool operator==(const TargetConfig&) const = default;
+};
+
+}  // namespace picker::core
+
+#endif  // PICKER_SERVER_CORE_CONFIG_H_

@@ -1,0 +1,83 @@
+// The interface every load-balancing strategy implements.
+//
+// A strategy is built once per upstream snapshot from the hosts that can be
+// picked (weight > 0, in host-set order) and is then only read by picks, on
+// many threads at once. Whatever it builds (a ring, a table) is built in
+// `BuildStrategy`, never in `Pick`. The small mutable state a strategy needs
+// (a round-robin cursor, an EDF queue) lives inside it and is touched only by
+// picks: admin writes never lock it, they build a new strategy instead.
+#ifndef PICKER_SERVER_CORE_STRATEGY_STRATEGY_H_
+#define PICKER_SERVER_CORE_STRATEGY_STRATEGY_H_
+
+#include <atomic>
+#include <cstddef>
+#include <cstdint>
+#include <limits>
+#include <memory>
+#include <string_view>
+#include <vector>
+
+#include "absl/functional/function_ref.h"
+#include "server/core/config.h"
+
+namespace picker::core {
+
+// One pickable host as a strategy sees it. Strategies name hosts by their
+// position in the vector they were built from.
+struct StrategyHost {
+  // Consistent-hash key (the target's hash_key, else its canonical address).
+  // Points into the snapshot that owns the strategy and outlives it.
+  std::string_view hash_key;
+  // Always > 0: weight-0 targets are never given to a strategy.
+  uint32_t weight = 1;
+  // The target's live active-request counter. Counters are owned outside the
+  // snapshot and outlive it, so a rebuild loses no count.
+  const std::atomic<uint64_t>* active_requests = nullptr;
+};
+
+inline constexpr uint32_t kNoHost = std::numeric_limits<uint32_t>::max();
+
+// Inputs of one pick. Cheap to build on the stack; nothing here allocates.
+struct PickParams {
+  // Request hash for consistent-hashing strategies: from the hash policies,
+  // from PickRequest.hash, or random when neither gave one (as Envoy).
+  uint64_t hash = 0;
+  // True if the host at this index should be avoided when another choice
+  // exists (excluded by the client's retry). Best effort, like Envoy's retry
+  // host predicate.
+  absl::FunctionRef<bool(uint32_t)> avoid;
+  // Uniform 64-bit random numbers (per-thread generator in the server,
+  // scripted sequences in tests).
+  absl::FunctionRef<uint64_t()> random;
+  // Active requests over the whole upstream: bounded-load hashing needs it
+  // (Envoy's cluster upstream_rq_active).
+  uint64_t upstream_active_requests = 0;
+};
+
+// Facts about a built strategy, for metrics and benchmarks.
+struct StrategyStats {
+  uint64_t entries = 0;  // ring entries or table slots; 0 for others.
+  uint64_t min_entries_per_host = 0;
+  uint64_t max_entries_per_host = 0;
+  size_t memory_bytes = 0;  // heap bytes held by the built structure.
+};
+
+class Strategy {
+ public:
+  virtual ~Strategy() = default;
+  // Returns the index of the chosen host, or kNoHost when built from no host.
+  // Thread-safe.
+  virtual uint32_t Pick(const PickParams& params) = 0;
+  virtual StrategyStats Stats() const = 0;
+};
+
+// Builds the strategy that `config.kind` names over `hosts`. `config` has been
+// validated. `seed` starts round-robin cursors and EDF schedules (Envoy draws
+// it at random per worker; tests fix it).
+std::unique_ptr<Strategy> BuildStrategy(const LoadBalancerConfig& config,
+                                        std::vector<StrategyHost> hosts,
+                                        uint64_t seed);
+
+}  // namespace picker::core
+
+#endif  // PICKER_SERVER_CORE_STRATEGY_STRATEGY_H_
