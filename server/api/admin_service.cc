@@ -1,0 +1,185 @@
+#include "server/api/admin_service.h"
+
+#include "absl/strings/str_cat.h"
+#include "server/api/convert.h"
+#include "server/api/status.h"
+#include "server/core/address.h"
+#include "spdlog/spdlog.h"
+
+namespace picker::api {
+namespace {
+
+const char* CodeName(absl::StatusCode code) {
+  switch (code) {
+    case absl::StatusCode::kOk: return "OK";
+    case absl::StatusCode::kCancelled: return "CANCELLED";
+    case absl::StatusCode::kUnknown: return "UNKNOWN";
+    case absl::StatusCode::kInvalidArgument: return "INVALID_ARGUMENT";
+    case absl::StatusCode::kDeadlineExceeded: return "DEADLINE_EXCEEDED";
+    case absl::StatusCode::kNotFound: return "NOT_FOUND";
+    case absl::StatusCode::kAlreadyExists: return "ALREADY_EXISTS";
+    case absl::StatusCode::kPermissionDenied: return "PERMISSION_DENIED";
+    case absl::StatusCode::kResourceExhausted: return "RESOURCE_EXHAUSTED";
+    case absl::StatusCode::kFailedPrecondition: return "FAILED_PRECONDITION";
+    case absl::StatusCode::kAborted: return "ABORTED";
+    case absl::StatusCode::kOutOfRange: return "OUT_OF_RANGE";
+    case absl::StatusCode::kUnimplemented: return "UNIMPLEMENTED";
+    case absl::StatusCode::kInternal: return "INTERNAL";
+    case absl::StatusCode::kUnavailable: return "UNAVAILABLE";
+    case absl::StatusCode::kDataLoss: return "DATA_LOSS";
+    case absl::StatusCode::kUnauthenticated: return "UNAUTHENTICATED";
+    default: return "UNKNOWN";
+  }
+}
+
+}  // namespace
+
+grpc::Status AdminService::Finish(grpc::ServerContext* context, const char* method,
+                                  absl::string_view upstream, const absl::Status& status,
+                                  bool write) {
+  const char* code = CodeName(status.code());
+  metrics_.CountAdminOperation(method, code);
+  if (write) {
+    spdlog::info("audit method={} upstream=\"{}\" result={} peer={}{}{}", method,
+                 std::string_view(upstream.data(), upstream.size()), code, context->peer(),
+                 status.ok() ? "" : " error=\"",
+                 status.ok() ? std::string() : std::string(status.message()) + "\"");
+  }
+  return ToGrpc(status);
+}
+
+grpc::Status AdminService::CreateUpstream(grpc::ServerContext* context,
+                                          const v1::CreateUpstreamRequest* request,
+                                          v1::Upstream* response) {
+  absl::Status status;
+  if (absl::StatusOr<core::UpstreamConfig> config = FromProto(request->upstream()); config.ok()) {
+    auto snapshot = registry_.CreateUpstream(*std::move(config));
+    status = snapshot.status();
+    if (snapshot.ok()) *response = ToProto((*snapshot)->config());
+  } else {
+    status = config.status();
+  }
+  return Finish(context, "CreateUpstream", request->upstream().name(), status, true);
+}
+
+grpc::Status AdminService::GetUpstream(grpc::ServerContext* context,
+                                       const v1::GetUpstreamRequest* request,
+                                       v1::Upstream* response) {
+  auto snapshot = registry_.Get(request->name());
+  if (snapshot.ok()) *response = ToProto((*snapshot)->config());
+  return Finish(context, "GetUpstream", request->name(), snapshot.status(), false);
+}
+
+grpc::Status AdminService::ListUpstreams(grpc::ServerContext* context,
+                                         const v1::ListUpstreamsRequest* request,
+                                         v1::ListUpstreamsResponse* response) {
+  for (const auto& snapshot : registry_.List()) {
+    *response->add_upstreams() = ToProto(snapshot->config());
+  }
+  return Finish(context, "ListUpstreams", "", absl::OkStatus(), false);
+}
+
+grpc::Status AdminService::UpdateUpstream(grpc::ServerContext* context,
+                                          const v1::UpdateUpstreamRequest* request,
+                                          v1::Upstream* response) {
+  absl::Status status;
+  if (absl::StatusOr<core::UpstreamConfig> config = FromProto(request->upstream()); config.ok()) {
+    auto snapshot = registry_.UpdateUpstream(*std::move(config));
+    status = snapshot.status();
+    if (snapshot.ok()) *response = ToProto((*snapshot)->config());
+  } else {
+    status = config.status();
+  }
+  return Finish(context, "UpdateUpstream", request->upstream().name(), status, true);
+}
+
+grpc::Status AdminService::DeleteUpstream(grpc::ServerContext* context,
+                                          const v1::DeleteUpstreamRequest* request,
+                                          v1::DeleteUpstreamResponse* response) {
+  return Finish(context, "DeleteUpstream", request->name(),
+                registry_.DeleteUpstream(request->name()), true);
+}
+
+grpc::Status AdminService::PutTarget(grpc::ServerContext* context,
+                                     const v1::PutTargetRequest* request, v1::Target* response) {
+  auto target = registry_.PutTarget(request->upstream(), PatchFromProto(request->target()));
+  if (target.ok()) *response = ToProto(*target);
+  return Finish(context, "PutTarget", request->upstream(), target.status(), true);
+}
+
+grpc::Status AdminService::DeleteTarget(grpc::ServerContext* context,
+                                        const v1::DeleteTargetRequest* request,
+                                        v1::DeleteTargetResponse* response) {
+  return Finish(context, "DeleteTarget", request->upstream(),
+                registry_.DeleteTarget(request->upstream(), request->address()), true);
+}
+
+grpc::Status AdminService::ReplaceTargets(grpc::ServerContext* context,
+                                          const v1::ReplaceTargetsRequest* request,
+                                          v1::ReplaceTargetsResponse* response) {
+  std::vector<core::TargetConfig> targets;
+  targets.reserve(request->targets_size());
+  absl::Status status;
+  for (int i = 0; i < request->targets_size() && status.ok(); ++i) {
+    absl::StatusOr<core::TargetConfig> target =
+        FromProto(request->targets(i), absl::StrCat("targets[", i, "]"));
+    if (target.ok()) {
+      targets.push_back(*std::move(target));
+    } else {
+      status = target.status();
+    }
+  }
+  if (status.ok()) {
+    auto snapshot = registry_.ReplaceTargets(request->upstream(), std::move(targets));
+    status = snapshot.status();
+    if (snapshot.ok()) {
+      for (const core::SnapshotTarget& t : (*snapshot)->targets()) {
+        *response->add_targets() = ToProto(t.config);
+      }
+    }
+  }
+  return Finish(context, "ReplaceTargets", request->upstream(), status, true);
+}
+
+grpc::Status AdminService::ListTargets(grpc::ServerContext* context,
+                                       const v1::ListTargetsRequest* request,
+                                       v1::ListTargetsResponse* response) {
+  auto snapshot = registry_.Get(request->upstream());
+  if (snapshot.ok()) {
+    for (const core::SnapshotTarget& t : (*snapshot)->targets()) {
+      *response->add_targets() = ToProto(t.config);
+    }
+  }
+  return Finish(context, "ListTargets", request->upstream(), snapshot.status(), false);
+}
+
+grpc::Status AdminService::SetTargetHealth(grpc::ServerContext* context,
+                                           const v1::SetTargetHealthRequest* request,
+                                           v1::SetTargetHealthResponse* response) {
+  absl::Status status;
+  if (auto health_override = FromProto(request->override()); health_override.ok()) {
+    auto snapshot =
+        registry_.SetTargetHealth(request->upstream(), request->address(), *health_override);
+    status = snapshot.status();
+    if (snapshot.ok()) {
+      // The registry accepted the address, so it has a canonical form.
+      const std::string address = *core::CanonicalAddress(request->address(), "address");
+      if (std::optional<uint32_t> i = (*snapshot)->Find(address)) {
+        *response->mutable_target() = ToProto((*snapshot)->targets()[*i]);
+      }
+    }
+  } else {
+    status = health_override.status();
+  }
+  return Finish(context, "SetTargetHealth", request->upstream(), status, true);
+}
+
+grpc::Status AdminService::GetUpstreamHealth(grpc::ServerContext* context,
+                                             const v1::GetUpstreamHealthRequest* request,
+                                             v1::UpstreamHealth* response) {
+  auto snapshot = registry_.Get(request->name());
+  if (snapshot.ok()) *response = HealthToProto(**snapshot);
+  return Finish(context, "GetUpstreamHealth", request->name(), snapshot.status(), false);
+}
+
+}  // namespace picker::api

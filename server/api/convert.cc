@@ -1,0 +1,387 @@
+#include "server/api/convert.h"
+
+#include <cmath>
+
+#include "absl/strings/ascii.h"
+#include "absl/strings/str_cat.h"
+
+namespace picker::api {
+namespace {
+
+using core::Millis;
+
+absl::Status Invalid(absl::string_view field, absl::string_view why) {
+  return absl::InvalidArgumentError(absl::StrCat(field, ": ", why));
+}
+
+// A Duration field in whole milliseconds; unset or zero gives `fallback`.
+absl::StatusOr<Millis> ToMillis(const google::protobuf::Duration& d, bool present,
+                                absl::string_view field, Millis fallback) {
+  if (!present || (d.seconds() == 0 && d.nanos() == 0)) return fallback;
+  if (d.seconds() < 0 || d.nanos() < 0) return Invalid(field, "must not be negative");
+  if (d.seconds() > 365LL * 24 * 3600) return Invalid(field, "must be at most one year");
+  return Millis(d.seconds() * 1000 + d.nanos() / 1000000);
+}
+
+void SetDuration(Millis value, google::protobuf::Duration* out) {
+  out->set_seconds(value.count() / 1000);
+  out->set_nanos(static_cast<int32_t>(value.count() % 1000) * 1000000);
+}
+
+absl::StatusOr<std::vector<core::HashPolicy>> HashPoliciesFromProto(
+    const google::protobuf::RepeatedPtrField<v1::HashPolicy>& policies, absl::string_view field) {
+  std::vector<core::HashPolicy> out;
+  out.reserve(policies.size());
+  for (int i = 0; i < policies.size(); ++i) {
+    const v1::HashPolicy& p = policies[i];
+    const std::string path = absl::StrCat(field, "[", i, "]");
+    core::HashPolicy& policy = out.emplace_back();
+    policy.terminal = p.terminal();
+    switch (p.type_case()) {
+      case v1::HashPolicy::kHeader:
+        policy.kind = core::HashPolicy::Kind::kHeader;
+        policy.name = absl::AsciiStrToLower(p.header().name());
+        break;
+      case v1::HashPolicy::kCookie: {
+        policy.kind = core::HashPolicy::Kind::kCookie;
+        policy.name = p.cookie().name();
+        absl::StatusOr<Millis> ttl = ToMillis(p.cookie().ttl(), p.cookie().has_ttl(),
+                                              absl::StrCat(path, ".cookie.ttl"), Millis(0));
+        if (!ttl.ok()) return ttl.status();
+        policy.cookie_ttl = *ttl;
+        policy.cookie_path = p.cookie().path();
+        break;
+      }
+      case v1::HashPolicy::kConnection:
+        if (!p.connection().source_ip()) {
+          return Invalid(absl::StrCat(path, ".connection.source_ip"), "must be true");
+        }
+        policy.kind = core::HashPolicy::Kind::kSourceIp;
+        break;
+      case v1::HashPolicy::kQueryParameter:
+        policy.kind = core::HashPolicy::Kind::kQueryParameter;
+        policy.name = p.query_parameter().name();
+        break;
+      case v1::HashPolicy::kFilterState:
+        policy.kind = core::HashPolicy::Kind::kFilterState;
+        policy.name = p.filter_state().key();
+        break;
+      case v1::HashPolicy::TYPE_NOT_SET:
+        return Invalid(path, "one of header, cookie, connection, query_parameter or "
+                             "filter_state is required");
+    }
+  }
+  return out;
+}
+
+void HashPoliciesToProto(const std::vector<core::HashPolicy>& policies,
+                         google::protobuf::RepeatedPtrField<v1::HashPolicy>* out) {
+  for (const core::HashPolicy& policy : policies) {
+    v1::HashPolicy* p = out->Add();
+    p->set_terminal(policy.terminal);
+    switch (policy.kind) {
+      case core::HashPolicy::Kind::kHeader:
+        p->mutable_header()->set_name(policy.name);
+        break;
+      case core::HashPolicy::Kind::kCookie:
+        p->mutable_cookie()->set_name(policy.name);
+        if (policy.cookie_ttl.count() > 0) SetDuration(policy.cookie_ttl, p->mutable_cookie()->mutable_ttl());
+        p->mutable_cookie()->set_path(policy.cookie_path);
+        break;
+      case core::HashPolicy::Kind::kSourceIp:
+        p->mutable_connection()->set_source_ip(true);
+        break;
+      case core::HashPolicy::Kind::kQueryParameter:
+        p->mutable_query_parameter()->set_name(policy.name);
+        break;
+      case core::HashPolicy::Kind::kFilterState:
+        p->mutable_filter_state()->set_key(policy.name);
+        break;
+    }
+  }
+}
+
+absl::Status LoadBalancerFromProto(const v1::LoadBalancer& lb, core::LoadBalancerConfig& out) {
+  const std::string field = "upstream.load_balancer";
+  switch (lb.type_case()) {
+    case v1::LoadBalancer::TYPE_NOT_SET:
+    case v1::LoadBalancer::kRoundRobin:
+      out.kind = core::StrategyKind::kRoundRobin;
+      return absl::OkStatus();
+    case v1::LoadBalancer::kRandom:
+      out.kind = core::StrategyKind::kRandom;
+      return absl::OkStatus();
+    case v1::LoadBalancer::kLeastRequest: {
+      out.kind = core::StrategyKind::kLeastRequest;
+      const v1::LeastRequest& lr = lb.least_request();
+      out.choice_count = lr.choice_count() == 0 ? 2 : lr.choice_count();
+      out.active_request_bias = lr.has_active_request_bias() ? lr.active_request_bias() : 1.0;
+      return absl::OkStatus();
+    }
+    case v1::LoadBalancer::kRingHash: {
+      out.kind = core::StrategyKind::kRingHash;
+      const v1::RingHash& rh = lb.ring_hash();
+      switch (rh.hash_function()) {
+        case v1::HASH_FUNCTION_UNSPECIFIED:
+        case v1::XX_HASH:
+          out.hash_function = core::HashFunction::kXxHash;
+          break;
+        case v1::MURMUR_HASH_2:
+          out.hash_function = core::HashFunction::kMurmurHash2;
+          break;
+        default:
+          return Invalid(field + ".ring_hash.hash_function",
+                         absl::StrCat("unknown value ", static_cast<int>(rh.hash_function()),
+                                      " (XX_HASH or MURMUR_HASH_2)"));
+      }
+      out.min_ring_size = rh.min_ring_size() == 0 ? core::kDefaultMinRingSize : rh.min_ring_size();
+      out.max_ring_size = rh.max_ring_size() == 0 ? core::kMaxRingSize : rh.max_ring_size();
+      out.hash_balance_factor = rh.has_hash_balance_factor() ? rh.hash_balance_factor() : 0;
+      if (rh.has_hash_balance_factor() && rh.hash_balance_factor() == 0) {
+        return Invalid(field + ".ring_hash.hash_balance_factor", "must be at least 100 when set");
+      }
+      absl::StatusOr<std::vector<core::HashPolicy>> policies =
+          HashPoliciesFromProto(rh.hash_policies(), field + ".ring_hash.hash_policies");
+      if (!policies.ok()) return policies.status();
+      out.hash_policies = *std::move(policies);
+      return absl::OkStatus();
+    }
+    case v1::LoadBalancer::kMaglev: {
+      out.kind = core::StrategyKind::kMaglev;
+      const v1::Maglev& m = lb.maglev();
+      out.table_size = m.table_size() == 0 ? core::kDefaultMaglevTableSize : m.table_size();
+      out.hash_balance_factor = m.has_hash_balance_factor() ? m.hash_balance_factor() : 0;
+      if (m.has_hash_balance_factor() && m.hash_balance_factor() == 0) {
+        return Invalid(field + ".maglev.hash_balance_factor", "must be at least 100 when set");
+      }
+      absl::StatusOr<std::vector<core::HashPolicy>> policies =
+          HashPoliciesFromProto(m.hash_policies(), field + ".maglev.hash_policies");
+      if (!policies.ok()) return policies.status();
+      out.hash_policies = *std::move(policies);
+      return absl::OkStatus();
+    }
+  }
+  return Invalid(field, "unknown strategy");
+}
+
+}  // namespace
+
+absl::StatusOr<core::UpstreamConfig> FromProto(const v1::Upstream& u) {
+  core::UpstreamConfig c;
+  c.name = u.name();
+  if (absl::Status s = LoadBalancerFromProto(u.load_balancer(), c.load_balancer); !s.ok()) return s;
+  c.locality_aware = !u.locality_awareness().disabled();
+  if (u.has_panic_threshold_percent()) c.panic_threshold_percent = u.panic_threshold_percent();
+  absl::StatusOr<Millis> ttl =
+      ToMillis(u.lease_ttl(), u.has_lease_ttl(), "upstream.lease_ttl", c.lease_ttl);
+  if (!ttl.ok()) return ttl.status();
+  c.lease_ttl = *ttl;
+  c.max_active_requests_per_target = u.max_active_requests_per_target();
+  c.max_active_requests = u.max_active_requests();
+
+  const v1::HealthChecks::Passive& p = u.health_checks().passive();
+  const std::string passive = "upstream.health_checks.passive";
+  if (p.has_consecutive_failures()) c.passive.consecutive_failures = p.consecutive_failures();
+  absl::StatusOr<Millis> base = ToMillis(p.base_ejection_time(), p.has_base_ejection_time(),
+                                         passive + ".base_ejection_time", c.passive.base_ejection_time);
+  if (!base.ok()) return base.status();
+  c.passive.base_ejection_time = *base;
+  absl::StatusOr<Millis> max = ToMillis(p.max_ejection_time(), p.has_max_ejection_time(),
+                                        passive + ".max_ejection_time", c.passive.max_ejection_time);
+  if (!max.ok()) return max.status();
+  c.passive.max_ejection_time = *max;
+  if (p.has_max_ejection_percent()) c.passive.max_ejection_percent = p.max_ejection_percent();
+
+  const v1::HealthChecks::Active& a = u.health_checks().active();
+  const std::string active = "upstream.health_checks.active";
+  switch (a.type()) {
+    case v1::HealthChecks::Active::TYPE_UNSPECIFIED:
+    case v1::HealthChecks::Active::HTTP:
+      c.active.type = core::ActiveHealthConfig::Type::kHttp;
+      break;
+    case v1::HealthChecks::Active::TCP:
+      c.active.type = core::ActiveHealthConfig::Type::kTcp;
+      break;
+    case v1::HealthChecks::Active::GRPC:
+      c.active.type = core::ActiveHealthConfig::Type::kGrpc;
+      break;
+    default:
+      return Invalid(active + ".type", absl::StrCat("unknown value ", static_cast<int>(a.type()),
+                                                    " (HTTP, TCP or GRPC)"));
+  }
+  if (!a.http_path().empty()) c.active.http_path = a.http_path();
+  if (!a.healthy_http_statuses().empty()) {
+    c.active.healthy_http_statuses.assign(a.healthy_http_statuses().begin(),
+                                          a.healthy_http_statuses().end());
+  }
+  absl::StatusOr<Millis> interval =
+      ToMillis(a.interval(), a.has_interval(), active + ".interval", Millis(0));
+  if (!interval.ok()) return interval.status();
+  c.active.interval = *interval;
+  absl::StatusOr<Millis> timeout =
+      ToMillis(a.timeout(), a.has_timeout(), active + ".timeout", c.active.timeout);
+  if (!timeout.ok()) return timeout.status();
+  c.active.timeout = *timeout;
+  if (a.healthy_successes() != 0) c.active.healthy_successes = a.healthy_successes();
+  if (a.unhealthy_failures() != 0) c.active.unhealthy_failures = a.unhealthy_failures();
+  return c;
+}
+
+v1::Upstream ToProto(const core::UpstreamConfig& c) {
+  v1::Upstream u;
+  u.set_name(c.name);
+  const core::LoadBalancerConfig& lb = c.load_balancer;
+  v1::LoadBalancer* out = u.mutable_load_balancer();
+  switch (lb.kind) {
+    case core::StrategyKind::kRoundRobin:
+      out->mutable_round_robin();
+      break;
+    case core::StrategyKind::kRandom:
+      out->mutable_random();
+      break;
+    case core::StrategyKind::kLeastRequest:
+      out->mutable_least_request()->set_choice_count(lb.choice_count);
+      out->mutable_least_request()->set_active_request_bias(lb.active_request_bias);
+      break;
+    case core::StrategyKind::kRingHash: {
+      v1::RingHash* rh = out->mutable_ring_hash();
+      rh->set_hash_function(lb.hash_function == core::HashFunction::kMurmurHash2
+                                ? v1::MURMUR_HASH_2
+                                : v1::XX_HASH);
+      rh->set_min_ring_size(lb.min_ring_size);
+      rh->set_max_ring_size(lb.max_ring_size);
+      if (lb.hash_balance_factor != 0) rh->set_hash_balance_factor(lb.hash_balance_factor);
+      HashPoliciesToProto(lb.hash_policies, rh->mutable_hash_policies());
+      break;
+    }
+    case core::StrategyKind::kMaglev: {
+      v1::Maglev* m = out->mutable_maglev();
+      m->set_table_size(lb.table_size);
+      if (lb.hash_balance_factor != 0) m->set_hash_balance_factor(lb.hash_balance_factor);
+      HashPoliciesToProto(lb.hash_policies, m->mutable_hash_policies());
+      break;
+    }
+  }
+  u.mutable_locality_awareness()->set_disabled(!c.locality_aware);
+  u.set_panic_threshold_percent(c.panic_threshold_percent);
+  SetDuration(c.lease_ttl, u.mutable_lease_ttl());
+  u.set_max_active_requests_per_target(c.max_active_requests_per_target);
+  u.set_max_active_requests(c.max_active_requests);
+
+  v1::HealthChecks::Passive* p = u.mutable_health_checks()->mutable_passive();
+  p->set_consecutive_failures(c.passive.consecutive_failures);
+  SetDuration(c.passive.base_ejection_time, p->mutable_base_ejection_time());
+  SetDuration(c.passive.max_ejection_time, p->mutable_max_ejection_time());
+  p->set_max_ejection_percent(c.passive.max_ejection_percent);
+
+  v1::HealthChecks::Active* a = u.mutable_health_checks()->mutable_active();
+  switch (c.active.type) {
+    case core::ActiveHealthConfig::Type::kHttp:
+      a->set_type(v1::HealthChecks::Active::HTTP);
+      break;
+    case core::ActiveHealthConfig::Type::kTcp:
+      a->set_type(v1::HealthChecks::Active::TCP);
+      break;
+    case core::ActiveHealthConfig::Type::kGrpc:
+      a->set_type(v1::HealthChecks::Active::GRPC);
+      break;
+  }
+  a->set_http_path(c.active.http_path);
+  for (uint32_t status : c.active.healthy_http_statuses) a->add_healthy_http_statuses(status);
+  SetDuration(c.active.interval, a->mutable_interval());
+  SetDuration(c.active.timeout, a->mutable_timeout());
+  a->set_healthy_successes(c.active.healthy_successes);
+  a->set_unhealthy_failures(c.active.unhealthy_failures);
+  return u;
+}
+
+absl::StatusOr<core::TargetConfig> FromProto(const v1::Target& t, absl::string_view field) {
+  core::TargetConfig c;
+  c.address = t.address();
+  if (t.has_weight()) {
+    if (t.weight() > core::kMaxTargetWeight) {
+      return Invalid(absl::StrCat(field, ".weight"),
+                     absl::StrCat("must be 0..", core::kMaxTargetWeight, ", got ", t.weight()));
+    }
+    c.weight = t.weight();
+  }
+  c.zone = t.zone();
+  c.hash_key = t.hash_key();
+  return c;
+}
+
+core::TargetPatch PatchFromProto(const v1::Target& t) {
+  core::TargetPatch patch;
+  patch.address = t.address();
+  if (t.has_weight()) patch.weight = t.weight();
+  patch.zone = t.zone();
+  patch.hash_key = t.hash_key();
+  return patch;
+}
+
+v1::Target ToProto(const core::TargetConfig& c) {
+  v1::Target t;
+  t.set_address(c.address);
+  t.set_weight(c.weight);
+  t.set_zone(c.zone);
+  t.set_hash_key(c.hash_key);
+  return t;
+}
+
+absl::StatusOr<core::HealthOverride> FromProto(v1::SetTargetHealthRequest::Override value) {
+  switch (value) {
+    case v1::SetTargetHealthRequest::CLEAR:
+      return core::HealthOverride::kNone;
+    case v1::SetTargetHealthRequest::HEALTHY:
+      return core::HealthOverride::kHealthy;
+    case v1::SetTargetHealthRequest::UNHEALTHY:
+      return core::HealthOverride::kUnhealthy;
+    case v1::SetTargetHealthRequest::OVERRIDE_UNSPECIFIED:
+      return Invalid("override", "is required: CLEAR, HEALTHY or UNHEALTHY");
+    default:
+      return Invalid("override", absl::StrCat("unknown value ", static_cast<int>(value),
+                                              " (CLEAR, HEALTHY or UNHEALTHY)"));
+  }
+}
+
+v1::SetTargetHealthRequest::Override ToProto(core::HealthOverride value) {
+  switch (value) {
+    case core::HealthOverride::kNone:
+      return v1::SetTargetHealthRequest::CLEAR;
+    case core::HealthOverride::kHealthy:
+      return v1::SetTargetHealthRequest::HEALTHY;
+    case core::HealthOverride::kUnhealthy:
+      return v1::SetTargetHealthRequest::UNHEALTHY;
+  }
+  return v1::SetTargetHealthRequest::CLEAR;
+}
+
+v1::TargetHealth ToProto(const core::SnapshotTarget& t) {
+  v1::TargetHealth h;
+  h.set_address(t.config.address);
+  h.set_healthy(t.healthy);
+  if (t.reasons & core::kReasonManual) h.add_reasons(v1::TargetHealth::MANUAL);
+  if (t.reasons & core::kReasonPassive) h.add_reasons(v1::TargetHealth::PASSIVE);
+  if (t.reasons & core::kReasonActive) h.add_reasons(v1::TargetHealth::ACTIVE);
+  if (t.reasons & core::kReasonWeightZero) h.add_reasons(v1::TargetHealth::WEIGHT_ZERO);
+  h.set_active_requests(t.live->active_requests.load(std::memory_order_relaxed));
+  h.set_ejections(t.live->ejections.load(std::memory_order_relaxed));
+  if (t.returns_at) {
+    const int64_t ms = std::chrono::duration_cast<Millis>(t.returns_at->time_since_epoch()).count();
+    h.mutable_returns_at()->set_seconds(ms / 1000);
+    h.mutable_returns_at()->set_nanos(static_cast<int32_t>(ms % 1000) * 1000000);
+  }
+  return h;
+}
+
+v1::UpstreamHealth HealthToProto(const core::UpstreamSnapshot& s) {
+  v1::UpstreamHealth h;
+  h.set_name(s.config().name);
+  h.set_panic(s.panic());
+  h.set_healthy_targets(s.healthy_count());
+  h.set_total_targets(static_cast<uint32_t>(s.targets().size()));
+  for (const core::SnapshotTarget& t : s.targets()) *h.add_targets() = ToProto(t);
+  return h;
+}
+
+}  // namespace picker::api

@@ -1,0 +1,36 @@
+// Translation between picker.v1 messages and the core's types.
+//
+// Requests: a field left 0 or unset takes its default, unknown enum values
+// and out-of-range numbers are INVALID_ARGUMENT naming the field; the core's
+// validation then checks the filled-in values. Responses: every field carries
+// its effective value, so Get and List show the defaults in force.
+#ifndef PICKER_SERVER_API_CONVERT_H_
+#define PICKER_SERVER_API_CONVERT_H_
+
+#include "absl/status/statusor.h"
+#include "picker/v1/admin.pb.h"
+#include "server/core/config.h"
+#include "server/core/registry.h"
+#include "server/core/upstream.h"
+
+namespace picker::api {
+
+absl::StatusOr<core::UpstreamConfig> FromProto(const v1::Upstream& upstream);
+v1::Upstream ToProto(const core::UpstreamConfig& config);
+
+// A target with every field given (ReplaceTargets, stored state): weight
+// unset means 100. `field` names the target in messages, e.g. "targets[2]".
+absl::StatusOr<core::TargetConfig> FromProto(const v1::Target& target, absl::string_view field);
+// A partial target (PutTarget): unset fields keep their stored values.
+core::TargetPatch PatchFromProto(const v1::Target& target);
+v1::Target ToProto(const core::TargetConfig& target);
+
+absl::StatusOr<core::HealthOverride> FromProto(v1::SetTargetHealthRequest::Override value);
+v1::SetTargetHealthRequest::Override ToProto(core::HealthOverride value);
+
+v1::TargetHealth ToProto(const core::SnapshotTarget& target);
+v1::UpstreamHealth HealthToProto(const core::UpstreamSnapshot& snapshot);
+
+}  // namespace picker::api
+
+#endif  // PICKER_SERVER_API_CONVERT_H_

@@ -1,0 +1,252 @@
+#include "server/api/picker_service.h"
+
+#include <chrono>
+#include <deque>
+#include <mutex>
+
+#include "absl/container/flat_hash_set.h"
+#include "absl/strings/match.h"
+#include "server/api/status.h"
+
+namespace picker::api {
+namespace {
+
+using Map = google::protobuf::Map<std::string, std::string>;
+
+std::optional<std::string_view> Lookup(const Map& map, std::string_view key) {
+  auto it = map.find(std::string(key));
+  if (it == map.end()) return std::nullopt;
+  return std::string_view(it->second);
+}
+
+// The hash policies' view of PickRequest.attributes, without copies.
+class AttributesView final : public core::RequestAttributesView {
+ public:
+  explicit AttributesView(const v1::RequestAttributes& a) : a_(a) {}
+
+  std::optional<std::string_view> Header(std::string_view lower_case_name) const override {
+    if (auto exact = Lookup(a_.headers(), lower_case_name)) return exact;
+    // Header names are case-insensitive; clients may send them in any case.
+    for (const auto& [name, value] : a_.headers()) {
+      if (absl::EqualsIgnoreCase(name, absl::string_view(lower_case_name.data(),
+                                                         lower_case_name.size()))) {
+        return std::string_view(value);
+      }
+    }
+    return std::nullopt;
+  }
+  std::optional<std::string_view> Cookie(std::string_view name) const override {
+    return Lookup(a_.cookies(), name);
+  }
+  std::optional<std::string_view> QueryParameter(std::string_view name) const override {
+    return Lookup(a_.query_params(), name);
+  }
+  std::optional<std::string_view> FilterState(std::string_view key) const override {
+    return Lookup(a_.filter_state(), key);
+  }
+  std::string_view SourceIp() const override { return a_.source_ip(); }
+
+ private:
+  const v1::RequestAttributes& a_;
+};
+
+void SetDuration(std::chrono::milliseconds value, google::protobuf::Duration* out) {
+  out->set_seconds(value.count() / 1000);
+  out->set_nanos(static_cast<int32_t>(value.count() % 1000) * 1000000);
+}
+
+core::Outcome OutcomeOf(v1::ReleaseRequest::Outcome outcome) {
+  switch (outcome) {
+    case v1::ReleaseRequest::FAILURE:
+      return core::Outcome::kFailure;
+    case v1::ReleaseRequest::TIMEOUT:
+      return core::Outcome::kTimeout;
+    default:
+      return core::Outcome::kSuccess;
+  }
+}
+
+// PickStream: answers picks in order, releases what rides along, and on the
+// stream's end abandons the leases it still holds.
+class PickStreamReactor final
+    : public grpc::ServerBidiReactor<v1::PickStreamRequest, v1::PickStreamResponse> {
+ public:
+  explicit PickStreamReactor(PickerService& service, core::Registry& registry)
+      : service_(service), registry_(registry) {
+    StartRead(&request_);
+  }
+
+  void OnReadDone(bool ok) override {
+    if (!ok) {
+      std::lock_guard lock(mu_);
+      reads_done_ = true;
+      MaybeFinishLocked();
+      return;
+    }
+    for (const v1::ReleaseRequest& release : request_.releases()) {
+      v1::ReleaseResponse ignored;
+      service_.DoRelease(release, ignored).IgnoreError();
+      std::lock_guard lock(mu_);
+      held_.erase(release.lease_id());
+    }
+    if (request_.has_pick()) {
+      v1::PickStreamResponse response;
+      response.set_request_id(request_.request_id());
+      uint64_t lease_id = 0;
+      absl::Status status = service_.DoPick(request_.pick(), *response.mutable_pick(), &lease_id);
+      if (!status.ok()) {
+        response.clear_pick();
+        response.set_code(static_cast<int32_t>(status.code()));
+        response.set_message(std::string(status.message()));
+      }
+      std::lock_guard lock(mu_);
+      if (lease_id != 0) held_.insert(lease_id);
+      pending_.push_back(std::move(response));
+      if (!writing_) {
+        writing_ = true;
+        StartWrite(&pending_.front());
+      }
+    }
+    StartRead(&request_);
+  }
+
+  void OnWriteDone(bool ok) override {
+    std::lock_guard lock(mu_);
+    pending_.pop_front();
+    if (!ok) {
+      // The client is gone; stop writing and let OnDone clean up.
+      pending_.clear();
+      writing_ = false;
+      return;
+    }
+    if (!pending_.empty()) {
+      StartWrite(&pending_.front());
+    } else {
+      writing_ = false;
+      MaybeFinishLocked();
+    }
+  }
+
+  void OnDone() override {
+    for (uint64_t lease_id : held_) registry_.Abandon(lease_id);
+    delete this;
+  }
+
+ private:
+  void MaybeFinishLocked() {
+    if (reads_done_ && !writing_ && !finished_) {
+      finished_ = true;
+      Finish(grpc::Status::OK);
+    }
+  }
+
+  PickerService& service_;
+  core::Registry& registry_;
+  v1::PickStreamRequest request_;
+  std::mutex mu_;
+  std::deque<v1::PickStreamResponse> pending_;
+  absl::flat_hash_set<uint64_t> held_;
+  bool writing_ = false;
+  bool reads_done_ = false;
+  bool finished_ = false;
+};
+
+}  // namespace
+
+absl::Status PickerService::DoPick(const v1::PickRequest& request, v1::PickResponse& response,
+                                   uint64_t* lease_id) {
+  const auto start = std::chrono::steady_clock::now();
+  AttributesView attributes(request.attributes());
+  core::PickInput input;
+  input.upstream = request.upstream();
+  input.attributes = &attributes;
+  input.client_zone = request.client_zone();
+  input.exclude = absl::MakeConstSpan(request.exclude().data(), request.exclude().size());
+  if (request.has_hash()) input.hash = request.hash();
+
+  absl::StatusOr<core::PickOutput> out = registry_.Pick(input);
+  if (!out.ok()) {
+    if (out.status().code() == absl::StatusCode::kNotFound) {
+      metrics_.unknown_upstream_picks().Increment();
+    }
+    return out.status();
+  }
+  response.set_target(out->target->config.address);
+  response.set_zone(out->target->config.zone);
+  response.set_lease_id(out->lease_id);
+  SetDuration(out->lease_ttl, response.mutable_lease_ttl());
+  if (out->hash) response.set_hash(*out->hash);
+  for (const core::GeneratedCookie& cookie : out->cookies) {
+    v1::SetCookie* c = response.add_set_cookies();
+    c->set_name(cookie.name);
+    c->set_value(cookie.value);
+    SetDuration(cookie.ttl, c->mutable_ttl());
+    c->set_path(cookie.path);
+  }
+  if (lease_id != nullptr) *lease_id = out->lease_id;
+  metrics_.pick_duration().Observe(
+      std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count());
+  return absl::OkStatus();
+}
+
+absl::Status PickerService::DoRelease(const v1::ReleaseRequest& request,
+                                      v1::ReleaseResponse& response) {
+  if (request.lease_id() == 0) return absl::InvalidArgumentError("lease_id: is required");
+  std::optional<std::chrono::nanoseconds> latency;
+  if (request.has_latency()) {
+    if (request.latency().seconds() < 0 || request.latency().nanos() < 0) {
+      return absl::InvalidArgumentError("latency: must not be negative");
+    }
+    latency = std::chrono::seconds(request.latency().seconds()) +
+              std::chrono::nanoseconds(request.latency().nanos());
+  }
+  switch (request.outcome()) {
+    case v1::ReleaseRequest::OUTCOME_UNSPECIFIED:
+    case v1::ReleaseRequest::SUCCESS:
+    case v1::ReleaseRequest::FAILURE:
+    case v1::ReleaseRequest::TIMEOUT:
+      break;
+    default:
+      return absl::InvalidArgumentError("outcome: unknown value (SUCCESS, FAILURE or TIMEOUT)");
+  }
+  absl::StatusOr<core::LeaseState> state =
+      registry_.Release(request.upstream(), request.lease_id(), OutcomeOf(request.outcome()), latency);
+  if (!state.ok()) return state.status();
+  switch (*state) {
+    case core::LeaseState::kReleased:
+      response.set_state(v1::ReleaseResponse::RELEASED);
+      break;
+    case core::LeaseState::kAlreadyReleased:
+      response.set_state(v1::ReleaseResponse::ALREADY_RELEASED);
+      break;
+    case core::LeaseState::kExpired:
+      response.set_state(v1::ReleaseResponse::EXPIRED);
+      break;
+    case core::LeaseState::kNeverIssued:
+      break;  // Reported as NOT_FOUND by the registry.
+  }
+  return absl::OkStatus();
+}
+
+grpc::ServerUnaryReactor* PickerService::Pick(grpc::CallbackServerContext* context,
+                                              const v1::PickRequest* request,
+                                              v1::PickResponse* response) {
+  grpc::ServerUnaryReactor* reactor = context->DefaultReactor();
+  reactor->Finish(ToGrpc(DoPick(*request, *response, nullptr)));
+  return reactor;
+}
+
+grpc::ServerUnaryReactor* PickerService::Release(grpc::CallbackServerContext* context,
+                                                 const v1::ReleaseRequest* request,
+                                                 v1::ReleaseResponse* response) {
+  grpc::ServerUnaryReactor* reactor = context->DefaultReactor();
+  reactor->Finish(ToGrpc(DoRelease(*request, *response)));
+  return reactor;
+}
+
+grpc::ServerBidiReactor<v1::PickStreamRequest, v1::PickStreamResponse>* PickerService::PickStream(
+    grpc::CallbackServerContext* context) {
+  return new PickStreamReactor(*this, registry_);
+}
+
+}  // namespace picker::api

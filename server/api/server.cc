@@ -1,0 +1,101 @@
+#include "server/api/server.h"
+
+#include "absl/strings/str_cat.h"
+#include "grpcpp/ext/proto_server_reflection_plugin.h"
+#include "grpcpp/grpcpp.h"
+#include "grpcpp/health_check_service_interface.h"
+#include "prometheus/exposer.h"
+#include "server/api/admin_service.h"
+#include "server/api/picker_service.h"
+
+namespace picker::api {
+namespace {
+
+// "host:port" with the port replaced by the one actually bound.
+std::string WithPort(const std::string& address, int port) {
+  const size_t colon = address.rfind(':');
+  return absl::StrCat(address.substr(0, colon), ":", port);
+}
+
+absl::StatusOr<std::unique_ptr<grpc::Server>> StartGrpc(const std::string& address,
+                                                        grpc::Service* service,
+                                                        const char* what, int* port) {
+  grpc::ServerBuilder builder;
+  // gRPC sets SO_REUSEPORT by default, which lets a second server bind a
+  // taken port silently; a taken port must be an error instead.
+  builder.AddChannelArgument(GRPC_ARG_ALLOW_REUSEPORT, 0);
+  builder.AddListeningPort(address, grpc::InsecureServerCredentials(), port);
+  builder.RegisterService(service);
+  std::unique_ptr<grpc::Server> server = builder.BuildAndStart();
+  if (!server || *port == 0) {
+    return absl::UnavailableError(absl::StrCat("cannot listen on ", address, " (", what,
+                                               "): address in use or invalid"));
+  }
+  return server;
+}
+
+}  // namespace
+
+struct Server::Impl {
+  Impl(core::Registry& registry, metrics::Metrics& metrics)
+      : picker(registry, metrics), admin(registry, metrics) {}
+  PickerService picker;
+  AdminService admin;
+  std::unique_ptr<grpc::Server> data;
+  std::unique_ptr<grpc::Server> admin_server;
+  std::unique_ptr<prometheus::Exposer> exposer;
+};
+
+Server::Server(std::unique_ptr<Impl> impl) : impl_(std::move(impl)) {}
+
+Server::~Server() { Shutdown(std::chrono::milliseconds(0)); }
+
+absl::StatusOr<std::unique_ptr<Server>> Server::Start(const ServerOptions& options,
+                                                      core::Registry& registry,
+                                                      metrics::Metrics& metrics) {
+  grpc::EnableDefaultHealthCheckService(true);
+  grpc::reflection::InitProtoReflectionServerBuilderPlugin();
+  auto impl = std::make_unique<Impl>(registry, metrics);
+
+  int data_port = 0, admin_port = 0;
+  auto data = StartGrpc(options.listen, &impl->picker, "--listen", &data_port);
+  if (!data.ok()) return data.status();
+  impl->data = *std::move(data);
+  auto admin = StartGrpc(options.admin_listen, &impl->admin, "--admin-listen", &admin_port);
+  if (!admin.ok()) return admin.status();
+  impl->admin_server = *std::move(admin);
+
+  try {
+    impl->exposer = std::make_unique<prometheus::Exposer>(options.metrics_listen);
+  } catch (const std::exception& e) {
+    return absl::UnavailableError(absl::StrCat("cannot listen on ", options.metrics_listen,
+                                               " (--metrics-listen): ", e.what()));
+  }
+  for (const auto& collectable : metrics.collectables()) {
+    impl->exposer->RegisterCollectable(collectable);
+  }
+  const std::vector<int> metrics_ports = impl->exposer->GetListeningPorts();
+
+  std::unique_ptr<Server> server(new Server(std::move(impl)));
+  server->data_address_ = WithPort(options.listen, data_port);
+  server->admin_address_ = WithPort(options.admin_listen, admin_port);
+  server->metrics_address_ =
+      WithPort(options.metrics_listen, metrics_ports.empty() ? 0 : metrics_ports.front());
+  return server;
+}
+
+void Server::Shutdown(std::chrono::milliseconds grace) {
+  if (!impl_) return;
+  for (grpc::Server* s : {impl_->data.get(), impl_->admin_server.get()}) {
+    if (s != nullptr && s->GetHealthCheckService() != nullptr) {
+      s->GetHealthCheckService()->SetServingStatus(false);
+    }
+  }
+  const auto deadline = std::chrono::system_clock::now() + grace;
+  if (impl_->data) impl_->data->Shutdown(deadline);
+  if (impl_->admin_server) impl_->admin_server->Shutdown(deadline);
+  impl_->exposer.reset();
+  impl_.reset();
+}
+
+}  // namespace picker::api

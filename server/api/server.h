@@ -1,0 +1,48 @@
+// The three listeners of picker-server: data (Picker), admin (Admin), both
+// with grpc.health.v1 and reflection, and metrics (Prometheus text).
+#ifndef PICKER_SERVER_API_SERVER_H_
+#define PICKER_SERVER_API_SERVER_H_
+
+#include <chrono>
+#include <memory>
+#include <string>
+
+#include "absl/status/statusor.h"
+#include "server/core/registry.h"
+#include "server/metrics/metrics.h"
+
+namespace picker::api {
+
+struct ServerOptions {
+  std::string listen = "0.0.0.0:50051";
+  std::string admin_listen = "127.0.0.1:50052";
+  std::string metrics_listen = "0.0.0.0:9464";
+};
+
+class Server {
+ public:
+  // Binds every listener; a taken or bad address is an error naming it.
+  static absl::StatusOr<std::unique_ptr<Server>> Start(const ServerOptions& options,
+                                                       core::Registry& registry,
+                                                       metrics::Metrics& metrics);
+  ~Server();
+
+  // The bound addresses (the real port when 0 was asked for).
+  const std::string& data_address() const { return data_address_; }
+  const std::string& admin_address() const { return admin_address_; }
+  const std::string& metrics_address() const { return metrics_address_; }
+
+  // Drains: health turns NOT_SERVING, listeners stop taking calls, in-flight
+  // calls get until `grace` to finish.
+  void Shutdown(std::chrono::milliseconds grace);
+
+ private:
+  struct Impl;
+  explicit Server(std::unique_ptr<Impl> impl);
+  std::unique_ptr<Impl> impl_;
+  std::string data_address_, admin_address_, metrics_address_;
+};
+
+}  // namespace picker::api
+
+#endif  // PICKER_SERVER_API_SERVER_H_

@@ -1,0 +1,126 @@
+// An upstream as picks see it: an immutable snapshot of its configuration,
+// its targets with their health, and the strategy built over the pickable
+// ones, plus the live counters that outlive snapshots.
+//
+// Admin writes and health changes build a new snapshot off the pick path and
+// publish it atomically (see Registry); picks only read snapshots.
+#ifndef PICKER_SERVER_CORE_UPSTREAM_H_
+#define PICKER_SERVER_CORE_UPSTREAM_H_
+
+#include <atomic>
+#include <chrono>
+#include <cstdint>
+#include <memory>
+#include <optional>
+#include <string>
+#include "absl/strings/string_view.h"
+#include <vector>
+
+#include "absl/container/flat_hash_map.h"
+#include "absl/types/span.h"
+#include "server/core/config.h"
+#include "server/core/stats.h"
+#include "server/core/strategy/strategy.h"
+
+namespace picker::core {
+
+using WallTime = std::chrono::system_clock::time_point;
+
+// Live state of one target, shared by every snapshot that holds the target
+// and by the leases on it, so counts survive rebuilds.
+struct TargetLive {
+  std::atomic<uint64_t> active_requests{0};
+  // Passive health, written by releases and read when snapshots are built.
+  std::atomic<uint32_t> consecutive_failures{0};
+  std::atomic<uint32_t> ejections{0};
+  std::atomic<int64_t> ejected_until_ms{0};  // Unix ms; 0 = not ejected.
+  // Active health, written by the prober.
+  std::atomic<bool> active_unhealthy{false};
+};
+
+// Live state of one upstream, from its creation to its deletion.
+struct UpstreamLive {
+  std::atomic<uint64_t> active_requests{0};
+  UpstreamCounters counters;
+};
+
+// Operator override of a target's health (SetTargetHealth).
+enum class HealthOverride : uint8_t { kNone, kHealthy, kUnhealthy };
+
+// Why a target's health is what it is (a bit set).
+enum HealthReason : uint32_t {
+  kReasonManual = 1u << 0,
+  kReasonPassive = 1u << 1,
+  kReasonActive = 1u << 2,
+  kReasonWeightZero = 1u << 3,
+};
+
+// A target as stored by admin writes: what a snapshot is built from.
+struct TargetEntry {
+  TargetConfig config;
+  HealthOverride health_override = HealthOverride::kNone;
+  std::shared_ptr<TargetLive> live = std::make_shared<TargetLive>();
+};
+
+// A target inside a snapshot, with its health at build time.
+struct SnapshotTarget {
+  TargetConfig config;
+  std::shared_ptr<TargetLive> live;
+  HealthOverride health_override = HealthOverride::kNone;
+  bool healthy = true;
+  uint32_t reasons = 0;  // HealthReason bits.
+  std::optional<WallTime> returns_at;  // End of a passive ejection.
+};
+
+class UpstreamSnapshot {
+ public:
+  // Builds the snapshot and its strategy (ring, table, EDF queue). Runs on
+  // admin and health threads, never on the pick path.
+  static std::shared_ptr<const UpstreamSnapshot> Build(UpstreamConfig config,
+                                                       absl::Span<const TargetEntry> targets,
+                                                       std::shared_ptr<UpstreamLive> live,
+                                                       WallTime now, uint64_t seed);
+
+  const UpstreamConfig& config() const { return config_; }
+  const std::vector<SnapshotTarget>& targets() const { return targets_; }
+  UpstreamLive& live() const { return *live_; }
+  const std::shared_ptr<UpstreamLive>& live_ptr() const { return live_; }
+
+  // True when the healthy share is below the panic threshold, so picks
+  // spread over every target of weight > 0.
+  bool panic() const { return panic_; }
+  uint32_t healthy_count() const { return healthy_count_; }
+  // Targets a pick can return (healthy ones, or all of weight > 0 in panic).
+  size_t pickable_count() const { return pickable_.size(); }
+  // Earliest end of a passive ejection, when the snapshot must be rebuilt.
+  std::optional<WallTime> next_health_change() const { return next_health_change_; }
+  // Time it took to build the strategy's ring or table.
+  std::chrono::nanoseconds build_duration() const { return build_duration_; }
+  StrategyStats strategy_stats() const { return strategy_->Stats(); }
+
+  // Index of the target with this canonical address, if any.
+  std::optional<uint32_t> Find(absl::string_view canonical_address) const;
+
+  // Runs the strategy and returns the chosen target's index in targets(), or
+  // kNoHost when nothing is pickable. `params.avoid` takes target indices.
+  uint32_t Pick(uint64_t hash, absl::FunctionRef<bool(uint32_t)> avoid_target,
+                absl::FunctionRef<uint64_t()> random) const;
+
+ private:
+  UpstreamSnapshot() = default;
+
+  UpstreamConfig config_;
+  std::vector<SnapshotTarget> targets_;
+  std::shared_ptr<UpstreamLive> live_;
+  absl::flat_hash_map<absl::string_view, uint32_t> index_;  // address -> target index
+  std::vector<uint32_t> pickable_;                          // strategy host -> target index
+  std::unique_ptr<Strategy> strategy_;
+  bool panic_ = false;
+  uint32_t healthy_count_ = 0;
+  std::optional<WallTime> next_health_change_;
+  std::chrono::nanoseconds build_duration_{0};
+};
+
+}  // namespace picker::core
+
+#endif  // PICKER_SERVER_CORE_UPSTREAM_H_

@@ -1,0 +1,186 @@
+#include "server/core/validate.h"
+
+#include <cmath>
+
+#include "absl/strings/ascii.h"
+#include "absl/strings/str_cat.h"
+
+namespace picker::core {
+namespace {
+
+absl::Status Invalid(absl::string_view field, absl::string_view why) {
+  return absl::InvalidArgumentError(absl::StrCat(field, ": ", why));
+}
+
+// Field path prefix of the strategy message that carries the options.
+std::string StrategyField(StrategyKind kind) {
+  return absl::StrCat("upstream.load_balancer.", StrategyName(kind));
+}
+
+absl::Status ValidateHashPolicies(const LoadBalancerConfig& lb) {
+  const std::string prefix = StrategyField(lb.kind) + ".hash_policies";
+  for (size_t i = 0; i < lb.hash_policies.size(); ++i) {
+    const HashPolicy& policy = lb.hash_policies[i];
+    const std::string field = absl::StrCat(prefix, "[", i, "]");
+    switch (policy.kind) {
+      case HashPolicy::Kind::kHeader:
+        if (policy.name.empty()) return Invalid(field + ".header.name", "is required");
+        break;
+      case HashPolicy::Kind::kCookie:
+        if (policy.name.empty()) return Invalid(field + ".cookie.name", "is required");
+        if (policy.cookie_ttl.count() < 0) return Invalid(field + ".cookie.ttl", "must be >= 0");
+        break;
+      case HashPolicy::Kind::kQueryParameter:
+        if (policy.name.empty()) return Invalid(field + ".query_parameter.name", "is required");
+        break;
+      case HashPolicy::Kind::kFilterState:
+        if (policy.name.empty()) return Invalid(field + ".filter_state.key", "is required");
+        break;
+      case HashPolicy::Kind::kSourceIp:
+        break;
+    }
+  }
+  return absl::OkStatus();
+}
+
+absl::Status ValidateLoadBalancer(const LoadBalancerConfig& lb) {
+  const std::string field = StrategyField(lb.kind);
+  switch (lb.kind) {
+    case StrategyKind::kLeastRequest:
+      if (lb.choice_count < 2) {
+        return Invalid(field + ".choice_count",
+                       absl::StrCat("must be at least 2 (0 means the default 2), got ",
+                                    lb.choice_count));
+      }
+      if (!std::isfinite(lb.active_request_bias) || lb.active_request_bias < 0) {
+        return Invalid(field + ".active_request_bias", "must be a finite number >= 0");
+      }
+      return absl::OkStatus();
+    case StrategyKind::kRingHash:
+      if (lb.min_ring_size > kMaxRingSize) {
+        return Invalid(field + ".min_ring_size",
+                       absl::StrCat("must be at most ", kMaxRingSize, ", got ", lb.min_ring_size));
+      }
+      if (lb.max_ring_size > kMaxRingSize) {
+        return Invalid(field + ".max_ring_size",
+                       absl::StrCat("must be at most ", kMaxRingSize, ", got ", lb.max_ring_size));
+      }
+      if (lb.min_ring_size > lb.max_ring_size) {
+        return Invalid(field + ".min_ring_size",
+                       absl::StrCat("min_ring_size (", lb.min_ring_size, ") > max_ring_size (",
+                                    lb.max_ring_size, ")"));
+      }
+      break;
+    case StrategyKind::kMaglev:
+      if (lb.table_size > kMaxMaglevTableSize) {
+        return Invalid(field + ".table_size", absl::StrCat("must be at most ", kMaxMaglevTableSize,
+                                                           ", got ", lb.table_size));
+      }
+      if (!IsPrime(lb.table_size)) {
+        return Invalid(field + ".table_size",
+                       absl::StrCat("must be a prime number, got ", lb.table_size));
+      }
+      break;
+    case StrategyKind::kRoundRobin:
+    case StrategyKind::kRandom:
+      return absl::OkStatus();
+  }
+  if (lb.hash_balance_factor != 0 && lb.hash_balance_factor < 100) {
+    return Invalid(field + ".hash_balance_factor",
+                   absl::StrCat("must be at least 100 (percent), got ", lb.hash_balance_factor));
+  }
+  return ValidateHashPolicies(lb);
+}
+
+absl::Status ValidatePositive(Millis value, absl::string_view field) {
+  if (value.count() <= 0) return Invalid(field, "must be at least 1ms");
+  return absl::OkStatus();
+}
+
+}  // namespace
+
+bool IsPrime(uint64_t n) {
+  if (n < 2) return false;
+  if (n % 2 == 0) return n == 2;
+  for (uint64_t d = 3; d * d <= n; d += 2) {
+    if (n % d == 0) return false;
+  }
+  return true;
+}
+
+absl::Status ValidateUpstreamName(absl::string_view name, absl::string_view field) {
+  if (name.empty()) return Invalid(field, "is required");
+  if (name.size() > 128) {
+    return Invalid(field, absl::StrCat("must be at most 128 characters, got ", name.size()));
+  }
+  for (char c : name) {
+    if (!absl::ascii_isalnum(c) && c != '.' && c != '_' && c != '-') {
+      return Invalid(field, "may contain only letters, digits, '.', '_' and '-'");
+    }
+  }
+  return absl::OkStatus();
+}
+
+absl::Status ValidateUpstreamConfig(const UpstreamConfig& config) {
+  if (absl::Status s = ValidateUpstreamName(config.name, "upstream.name"); !s.ok()) return s;
+  if (absl::Status s = ValidateLoadBalancer(config.load_balancer); !s.ok()) return s;
+  if (config.panic_threshold_percent > 100) {
+    return Invalid("upstream.panic_threshold_percent",
+                   absl::StrCat("must be 0..100, got ", config.panic_threshold_percent));
+  }
+  if (absl::Status s = ValidatePositive(config.lease_ttl, "upstream.lease_ttl"); !s.ok()) return s;
+
+  const PassiveHealthConfig& passive = config.passive;
+  const std::string passive_field = "upstream.health_checks.passive";
+  if (absl::Status s = ValidatePositive(passive.base_ejection_time,
+                                        passive_field + ".base_ejection_time");
+      !s.ok()) {
+    return s;
+  }
+  if (passive.max_ejection_time < passive.base_ejection_time) {
+    return Invalid(passive_field + ".max_ejection_time", "must be >= base_ejection_time");
+  }
+  if (passive.max_ejection_percent > 100) {
+    return Invalid(passive_field + ".max_ejection_percent",
+                   absl::StrCat("must be 0..100, got ", passive.max_ejection_percent));
+  }
+
+  const ActiveHealthConfig& active = config.active;
+  const std::string active_field = "upstream.health_checks.active";
+  if (active.interval.count() < 0) return Invalid(active_field + ".interval", "must be >= 0");
+  if (absl::Status s = ValidatePositive(active.timeout, active_field + ".timeout"); !s.ok()) {
+    return s;
+  }
+  if (active.http_path.empty() || active.http_path.front() != '/') {
+    return Invalid(active_field + ".http_path", "must start with '/'");
+  }
+  for (uint32_t status : active.healthy_http_statuses) {
+    if (status < 100 || status > 599) {
+      return Invalid(active_field + ".healthy_http_statuses",
+                     absl::StrCat("must be HTTP statuses 100..599, got ", status));
+    }
+  }
+  if (active.healthy_successes == 0 || active.healthy_successes > 255) {
+    return Invalid(active_field + ".healthy_successes", "must be 1..255 (0 means the default 2)");
+  }
+  if (active.unhealthy_failures == 0 || active.unhealthy_failures > 255) {
+    return Invalid(active_field + ".unhealthy_failures", "must be 1..255 (0 means the default 3)");
+  }
+  return absl::OkStatus();
+}
+
+absl::Status ValidateTarget(const TargetConfig& target, absl::string_view field) {
+  if (target.weight > kMaxTargetWeight) {
+    return Invalid(absl::StrCat(field, ".weight"),
+                   absl::StrCat("must be 0..", kMaxTargetWeight, ", got ", target.weight));
+  }
+  if (target.zone.size() > 256) {
+    return Invalid(absl::StrCat(field, ".zone"), "must be at most 256 characters");
+  }
+  if (target.hash_key.size() > 1024) {
+    return Invalid(absl::StrCat(field, ".hash_key"), "must be at most 1024 characters");
+  }
+  return absl::OkStatus();
+}
+
+}  // namespace picker::core

@@ -1,0 +1,51 @@
+// Prometheus metrics of picker, exposed on --metrics-listen at /metrics.
+//
+// Per-upstream figures are read from the core's atomics when Prometheus
+// scrapes (UpstreamCollector), so picks never look up a labelled series.
+// Labels are bounded: upstream names (from configuration), strategies,
+// results, outcomes, states; `target` only with --metrics-per-target.
+#ifndef PICKER_SERVER_METRICS_METRICS_H_
+#define PICKER_SERVER_METRICS_METRICS_H_
+
+#include <memory>
+#include <string>
+#include <vector>
+
+#include "prometheus/collectable.h"
+#include "prometheus/counter.h"
+#include "prometheus/family.h"
+#include "prometheus/histogram.h"
+#include "prometheus/registry.h"
+#include "server/core/registry.h"
+
+namespace picker::metrics {
+
+class Metrics {
+ public:
+  Metrics(const core::Registry& registry, bool per_target, const std::string& version);
+
+  // What the exposer serves: the prometheus-cpp registry of the metrics
+  // kept here and the collector that reads upstreams at scrape time.
+  std::vector<std::shared_ptr<prometheus::Collectable>> collectables() const {
+    return {registry_, upstreams_};
+  }
+
+  // Pick latency inside picker (from request to answer), all upstreams.
+  prometheus::Histogram& pick_duration() { return *pick_duration_; }
+  // Picks naming an upstream that does not exist (not labelled by the
+  // client-supplied name, which is unbounded).
+  prometheus::Counter& unknown_upstream_picks() { return *unknown_upstream_picks_; }
+  // Admin RPCs by method and gRPC status code name.
+  void CountAdminOperation(const std::string& method, const std::string& code);
+
+ private:
+  std::shared_ptr<prometheus::Registry> registry_;
+  std::shared_ptr<prometheus::Collectable> upstreams_;
+  prometheus::Histogram* pick_duration_;
+  prometheus::Counter* unknown_upstream_picks_;
+  prometheus::Family<prometheus::Counter>* admin_operations_;
+};
+
+}  // namespace picker::metrics
+
+#endif  // PICKER_SERVER_METRICS_METRICS_H_

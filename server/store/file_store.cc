@@ -1,0 +1,198 @@
+#include "server/store/file_store.h"
+
+#include <fcntl.h>
+#include <sys/file.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include <cerrno>
+#include <cstring>
+#include <filesystem>
+#include <fstream>
+#include <sstream>
+
+#include "absl/strings/str_cat.h"
+#include "server/api/convert.h"
+#include "server/core/hash/hash.h"
+#include "server/store/store.pb.h"
+
+namespace picker::store {
+namespace {
+
+namespace fs = std::filesystem;
+
+constexpr char kMagic[8] = {'P', 'I', 'C', 'K', 'R', 'E', 'C', '1'};
+constexpr size_t kHeaderSize = sizeof(kMagic) + 8 + 8;  // magic, length, checksum
+constexpr char kRecordSuffix[] = ".rec";
+
+absl::Status Errno(absl::string_view what, const std::string& path) {
+  return absl::InternalError(absl::StrCat(what, " ", path, ": ", std::strerror(errno)));
+}
+
+void PutU64(std::string& out, uint64_t v) {
+  for (int i = 0; i < 8; ++i) out.push_back(static_cast<char>((v >> (8 * i)) & 0xff));
+}
+
+uint64_t GetU64(const char* p) {
+  uint64_t v = 0;
+  for (int i = 0; i < 8; ++i) v |= uint64_t{static_cast<unsigned char>(p[i])} << (8 * i);
+  return v;
+}
+
+absl::Status SyncDirectory(const std::string& dir) {
+  const int fd = ::open(dir.c_str(), O_RDONLY | O_DIRECTORY);
+  if (fd < 0) return Errno("cannot open directory", dir);
+  const int rc = ::fsync(fd);
+  ::close(fd);
+  if (rc != 0) return Errno("cannot fsync directory", dir);
+  return absl::OkStatus();
+}
+
+// Reads and checks one record; the payload on success.
+absl::StatusOr<std::string> ReadRecord(const std::string& path) {
+  std::ifstream in(path, std::ios::binary);
+  if (!in) return Errno("cannot read", path);
+  std::stringstream buffer;
+  buffer << in.rdbuf();
+  const std::string data = buffer.str();
+  if (data.size() < kHeaderSize || std::memcmp(data.data(), kMagic, sizeof(kMagic)) != 0) {
+    return absl::DataLossError(absl::StrCat(path, ": not a picker record (bad header)"));
+  }
+  const uint64_t length = GetU64(data.data() + sizeof(kMagic));
+  const uint64_t checksum = GetU64(data.data() + sizeof(kMagic) + 8);
+  if (data.size() - kHeaderSize != length) {
+    return absl::DataLossError(absl::StrCat(path, ": truncated record (", data.size() - kHeaderSize,
+                                            " of ", length, " bytes)"));
+  }
+  std::string payload = data.substr(kHeaderSize);
+  if (core::XxHash64(payload) != checksum) {
+    return absl::DataLossError(absl::StrCat(path, ": checksum mismatch"));
+  }
+  return payload;
+}
+
+}  // namespace
+
+absl::StatusOr<std::unique_ptr<FileStore>> FileStore::Open(const std::string& dir) {
+  std::error_code ec;
+  fs::create_directories(fs::path(dir) / "upstreams", ec);
+  if (ec) {
+    return absl::InternalError(
+        absl::StrCat("cannot create data directory ", dir, ": ", ec.message()));
+  }
+  const std::string lock_path = (fs::path(dir) / "LOCK").string();
+  const int fd = ::open(lock_path.c_str(), O_RDWR | O_CREAT | O_CLOEXEC, 0644);
+  if (fd < 0) return Errno("cannot open", lock_path);
+  if (::flock(fd, LOCK_EX | LOCK_NB) != 0) {
+    ::close(fd);
+    return absl::FailedPreconditionError(
+        absl::StrCat("data directory ", dir, " is in use by another picker-server"));
+  }
+  return std::unique_ptr<FileStore>(new FileStore(dir, fd));
+}
+
+FileStore::~FileStore() { ::close(lock_fd_); }
+
+std::string FileStore::UpstreamPath(absl::string_view name) const {
+  // Names are [A-Za-z0-9._-]; the prefix keeps "." and ".." ordinary names.
+  return (fs::path(dir_) / "upstreams" / absl::StrCat("u-", name, kRecordSuffix)).string();
+}
+
+absl::Status FileStore::WriteRecord(const std::string& path, const std::string& payload) {
+  std::string data(kMagic, sizeof(kMagic));
+  PutU64(data, payload.size());
+  PutU64(data, core::XxHash64(payload));
+  data += payload;
+  const std::string tmp = path + ".tmp";
+  const int fd = ::open(tmp.c_str(), O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0644);
+  if (fd < 0) return Errno("cannot create", tmp);
+  size_t written = 0;
+  while (written < data.size()) {
+    const ssize_t n = ::write(fd, data.data() + written, data.size() - written);
+    if (n < 0) {
+      if (errno == EINTR) continue;
+      ::close(fd);
+      return Errno("cannot write", tmp);
+    }
+    written += static_cast<size_t>(n);
+  }
+  if (::fsync(fd) != 0) {
+    ::close(fd);
+    return Errno("cannot fsync", tmp);
+  }
+  ::close(fd);
+  if (::rename(tmp.c_str(), path.c_str()) != 0) return Errno("cannot rename", tmp);
+  return SyncDirectory(fs::path(path).parent_path().string());
+}
+
+absl::StatusOr<std::vector<core::UpstreamRecord>> FileStore::Load() {
+  std::vector<std::string> paths;
+  for (const fs::directory_entry& entry : fs::directory_iterator(fs::path(dir_) / "upstreams")) {
+    const std::string path = entry.path().string();
+    if (path.ends_with(".tmp")) {
+      // An interrupted write that was never acknowledged.
+      fs::remove(entry.path());
+      continue;
+    }
+    if (path.ends_with(kRecordSuffix)) paths.push_back(path);
+  }
+  std::sort(paths.begin(), paths.end());
+  std::vector<core::UpstreamRecord> records;
+  for (const std::string& path : paths) {
+    absl::StatusOr<std::string> payload = ReadRecord(path);
+    if (!payload.ok()) return payload.status();
+    picker::store::v1::StoredUpstream stored;
+    if (!stored.ParseFromString(*payload)) {
+      return absl::DataLossError(absl::StrCat(path, ": record does not parse"));
+    }
+    absl::StatusOr<core::UpstreamConfig> config = api::FromProto(stored.upstream());
+    if (!config.ok()) {
+      return absl::DataLossError(absl::StrCat(path, ": ", config.status().message()));
+    }
+    core::UpstreamRecord& record = records.emplace_back();
+    record.config = *std::move(config);
+    for (const picker::store::v1::StoredTarget& t : stored.targets()) {
+      absl::StatusOr<core::TargetConfig> target = api::FromProto(t.target(), "target");
+      absl::StatusOr<core::HealthOverride> health = api::FromProto(t.health_override());
+      if (!target.ok() || !health.ok()) {
+        return absl::DataLossError(absl::StrCat(path, ": bad target record"));
+      }
+      record.targets.push_back({*std::move(target), *health});
+    }
+  }
+  return records;
+}
+
+absl::Status FileStore::Put(const core::UpstreamRecord& record) {
+  picker::store::v1::StoredUpstream stored;
+  *stored.mutable_upstream() = api::ToProto(record.config);
+  for (const core::StoredTarget& t : record.targets) {
+    picker::store::v1::StoredTarget* out = stored.add_targets();
+    *out->mutable_target() = api::ToProto(t.config);
+    out->set_health_override(api::ToProto(t.health_override));
+  }
+  return WriteRecord(UpstreamPath(record.config.name), stored.SerializeAsString());
+}
+
+absl::Status FileStore::Delete(absl::string_view name) {
+  const std::string path = UpstreamPath(name);
+  if (::unlink(path.c_str()) != 0 && errno != ENOENT) return Errno("cannot remove", path);
+  return SyncDirectory((fs::path(dir_) / "upstreams").string());
+}
+
+absl::StatusOr<uint64_t> FileStore::NextEpoch() {
+  const std::string path = (fs::path(dir_) / "meta.rec").string();
+  picker::store::v1::StoreMeta meta;
+  if (fs::exists(path)) {
+    absl::StatusOr<std::string> payload = ReadRecord(path);
+    if (!payload.ok()) return payload.status();
+    if (!meta.ParseFromString(*payload)) {
+      return absl::DataLossError(absl::StrCat(path, ": record does not parse"));
+    }
+  }
+  meta.set_epoch(meta.epoch() + 1);
+  if (absl::Status s = WriteRecord(path, meta.SerializeAsString()); !s.ok()) return s;
+  return meta.epoch();
+}
+
+}  // namespace picker::store

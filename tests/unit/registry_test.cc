@@ -1,0 +1,249 @@
+// The registry end to end in one process: admin writes, picks, releases,
+// lease expiry and passive health, with the in-memory store.
+#include "server/core/registry.h"
+
+#include <atomic>
+#include <thread>
+
+#include "absl/container/flat_hash_map.h"
+#include "gmock/gmock.h"
+#include "gtest/gtest.h"
+
+namespace picker::core {
+namespace {
+
+using ::testing::HasSubstr;
+
+class RegistryTest : public ::testing::Test {
+ protected:
+  void SetUp() override {
+    registry_ = *Registry::Open(&store_, Registry::Options{.maintenance_interval = Millis(5)});
+  }
+
+  void Create(const std::string& name, StrategyKind kind = StrategyKind::kRoundRobin,
+              Millis ttl = Millis(60000)) {
+    UpstreamConfig config;
+    config.name = name;
+    config.load_balancer.kind = kind;
+    config.lease_ttl = ttl;
+    ASSERT_TRUE(registry_->CreateUpstream(config).ok());
+  }
+
+  void Put(const std::string& upstream, const std::string& address, uint32_t weight = 100) {
+    ASSERT_TRUE(registry_->PutTarget(upstream, TargetPatch{.address = address, .weight = weight}).ok());
+  }
+
+  absl::StatusOr<PickOutput> Pick(const std::string& upstream,
+                                  std::vector<std::string> exclude = {}) {
+    std::vector<const std::string*> pointers;
+    for (const std::string& e : exclude) pointers.push_back(&e);
+    PickInput input;
+    input.upstream = upstream;
+    input.exclude = pointers;
+    return registry_->Pick(input);
+  }
+
+  uint64_t Active(const std::string& upstream) {
+    return registry_->Find(upstream)->live().active_requests.load();
+  }
+
+  MemoryStore store_;
+  std::unique_ptr<Registry> registry_;
+};
+
+TEST_F(RegistryTest, RoundRobinAlternatesAndCountsActive) {
+  Create("u");
+  Put("u", "10.0.0.1:80");
+  Put("u", "10.0.0.2:80");
+  absl::flat_hash_map<std::string, int> seen;
+  std::vector<uint64_t> leases;
+  for (int i = 0; i < 10; ++i) {
+    absl::StatusOr<PickOutput> pick = Pick("u");
+    ASSERT_TRUE(pick.ok()) << pick.status();
+    ++seen[pick->target->config.address];
+    leases.push_back(pick->lease_id);
+  }
+  EXPECT_EQ(seen["10.0.0.1:80"], 5);
+  EXPECT_EQ(seen["10.0.0.2:80"], 5);
+  EXPECT_EQ(Active("u"), 10u);
+  for (uint64_t id : leases) {
+    EXPECT_EQ(*registry_->Release("u", id, Outcome::kSuccess, std::nullopt), LeaseState::kReleased);
+  }
+  EXPECT_EQ(Active("u"), 0u);
+  EXPECT_EQ(*registry_->Release("u", leases[0], Outcome::kSuccess, std::nullopt),
+            LeaseState::kAlreadyReleased);
+  EXPECT_EQ(registry_->Release("u", leases.back() + 1000, Outcome::kSuccess, std::nullopt)
+                .status()
+                .code(),
+            absl::StatusCode::kNotFound);
+}
+
+TEST_F(RegistryTest, RejectedWritesChangeNothing) {
+  Create("u");
+  Put("u", "10.0.0.1:80");
+  const std::vector<StoredTarget> before = (*store_.Load())[0].targets;
+  EXPECT_EQ(registry_->PutTarget("u", {.address = "10.0.0.1:80", .weight = 70000}).status().code(),
+            absl::StatusCode::kInvalidArgument);
+  EXPECT_EQ(registry_->ReplaceTargets("u", {{.address = "[::1]:80"}, {.address = "[0::1]:80"}})
+                .status()
+                .code(),
+            absl::StatusCode::kInvalidArgument);
+  EXPECT_EQ(registry_->PutTarget("nope", {.address = "10.0.0.1:80"}).status().code(),
+            absl::StatusCode::kNotFound);
+  UpstreamConfig duplicate;
+  duplicate.name = "u";
+  duplicate.load_balancer.kind = StrategyKind::kMaglev;
+  EXPECT_EQ(registry_->CreateUpstream(duplicate).status().code(), absl::StatusCode::kAlreadyExists);
+  EXPECT_EQ((*store_.Load())[0].targets, before);
+  EXPECT_EQ(registry_->Find("u")->config().load_balancer.kind, StrategyKind::kRoundRobin);
+}
+
+TEST_F(RegistryTest, PutTargetKeepsOmittedFieldsAndPlace) {
+  Create("u");
+  ASSERT_TRUE(registry_->PutTarget("u", {.address = "a.example:80", .zone = "z1"}).ok());
+  Put("u", "b.example:80");
+  ASSERT_TRUE(registry_->PutTarget("u", {.address = "A.EXAMPLE:80", .weight = 5}).ok());
+  const auto& targets = registry_->Find("u")->targets();
+  ASSERT_EQ(targets.size(), 2u);
+  EXPECT_EQ(targets[0].config.address, "a.example:80");
+  EXPECT_EQ(targets[0].config.weight, 5u);
+  EXPECT_EQ(targets[0].config.zone, "z1");
+}
+
+TEST_F(RegistryTest, WeightZeroAndNoTargetsAreUnavailable) {
+  Create("u");
+  EXPECT_EQ(Pick("u").status().code(), absl::StatusCode::kUnavailable);
+  Put("u", "10.0.0.1:80", 0);
+  EXPECT_EQ(Pick("u").status().code(), absl::StatusCode::kUnavailable);
+  EXPECT_EQ(Pick("missing").status().code(), absl::StatusCode::kNotFound);
+}
+
+TEST_F(RegistryTest, ExcludeAvoidsTargetWhenAnotherExists) {
+  Create("u");
+  Put("u", "[::1]:80");
+  Put("u", "10.0.0.2:80");
+  for (int i = 0; i < 20; ++i) {
+    absl::StatusOr<PickOutput> pick = Pick("u", {"[0:0::1]:80"});
+    ASSERT_TRUE(pick.ok());
+    EXPECT_EQ(pick->target->config.address, "10.0.0.2:80");
+  }
+  // Best effort: with everything excluded, a target still comes back.
+  EXPECT_TRUE(Pick("u", {"[::1]:80", "10.0.0.2:80"}).ok());
+}
+
+TEST_F(RegistryTest, ManualOverrideAndPanic) {
+  Create("u");
+  Put("u", "10.0.0.1:80");
+  Put("u", "10.0.0.2:80");
+  ASSERT_TRUE(registry_->SetTargetHealth("u", "10.0.0.1:80", HealthOverride::kUnhealthy).ok());
+  // 1 of 2 healthy: 140% x 50% = 70% >= 50%, no panic; the unhealthy one is skipped.
+  for (int i = 0; i < 10; ++i) EXPECT_EQ(Pick("u")->target->config.address, "10.0.0.2:80");
+  ASSERT_TRUE(registry_->SetTargetHealth("u", "10.0.0.2:80", HealthOverride::kUnhealthy).ok());
+  EXPECT_TRUE(registry_->Find("u")->panic());
+  EXPECT_TRUE(Pick("u").ok());  // Panic: picks spread over all targets.
+  UpstreamConfig config = registry_->Find("u")->config();
+  config.panic_threshold_percent = 0;
+  ASSERT_TRUE(registry_->UpdateUpstream(config).ok());
+  EXPECT_EQ(Pick("u").status().code(), absl::StatusCode::kUnavailable);
+}
+
+TEST_F(RegistryTest, LeasesExpire) {
+  Create("u", StrategyKind::kRoundRobin, Millis(30));
+  Put("u", "10.0.0.1:80");
+  const uint64_t id = Pick("u")->lease_id;
+  EXPECT_EQ(Active("u"), 1u);
+  for (int i = 0; i < 400 && Active("u") != 0; ++i) std::this_thread::sleep_for(Millis(5));
+  EXPECT_EQ(Active("u"), 0u);
+  EXPECT_EQ(*registry_->Release("u", id, Outcome::kSuccess, std::nullopt), LeaseState::kExpired);
+  EXPECT_EQ(Active("u"), 0u);
+}
+
+TEST_F(RegistryTest, PassiveEjectionAndReturn) {
+  UpstreamConfig config;
+  config.name = "u";
+  config.passive.consecutive_failures = 3;
+  config.passive.base_ejection_time = Millis(50);
+  config.passive.max_ejection_percent = 50;
+  ASSERT_TRUE(registry_->CreateUpstream(config).ok());
+  Put("u", "10.0.0.1:80");
+  Put("u", "10.0.0.2:80");
+  // Fail every request that lands on the first target.
+  for (int i = 0; i < 6; ++i) {
+    absl::StatusOr<PickOutput> pick = Pick("u");
+    const bool bad = pick->target->config.address == "10.0.0.1:80";
+    registry_->Release("u", pick->lease_id, bad ? Outcome::kFailure : Outcome::kSuccess,
+                       std::nullopt);
+  }
+  for (int i = 0; i < 200 && registry_->Find("u")->healthy_count() != 1; ++i) {
+    std::this_thread::sleep_for(Millis(1));
+  }
+  EXPECT_EQ(registry_->Find("u")->healthy_count(), 1u);
+  EXPECT_EQ(registry_->Find("u")->targets()[0].reasons, kReasonPassive);
+  for (int i = 0; i < 5; ++i) {
+    absl::StatusOr<PickOutput> pick = Pick("u");
+    EXPECT_EQ(pick->target->config.address, "10.0.0.2:80");
+    registry_->Release("u", pick->lease_id, Outcome::kSuccess, std::nullopt);
+  }
+  for (int i = 0; i < 400 && registry_->Find("u")->healthy_count() != 2; ++i) {
+    std::this_thread::sleep_for(Millis(5));
+  }
+  EXPECT_EQ(registry_->Find("u")->healthy_count(), 2u);
+}
+
+// Many threads pick, release, let leases expire and remove targets at once;
+// afterwards every counter is back to exactly zero.
+TEST_F(RegistryTest, CountersReturnToZeroUnderConcurrency) {
+  Create("u", StrategyKind::kLeastRequest, Millis(20));
+  for (int i = 1; i <= 8; ++i) Put("u", "10.0.0." + std::to_string(i) + ":80");
+  std::vector<std::shared_ptr<TargetLive>> lives;
+  for (const SnapshotTarget& t : registry_->Find("u")->targets()) lives.push_back(t.live);
+
+  std::atomic<bool> stop{false};
+  std::vector<std::thread> threads;
+  for (int t = 0; t < 4; ++t) {
+    threads.emplace_back([&, t] {
+      for (int i = 0; i < 3000; ++i) {
+        absl::StatusOr<PickOutput> pick = Pick("u");
+        if (!pick.ok()) continue;
+        if ((i + t) % 3 != 0) {  // Every third lease is left to expire.
+          registry_->Release("u", pick->lease_id, Outcome::kSuccess, std::nullopt);
+        }
+      }
+    });
+  }
+  threads.emplace_back([&] {
+    for (int i = 0; !stop; ++i) {
+      const std::string address = "10.0.0." + std::to_string(1 + i % 8) + ":80";
+      registry_->DeleteTarget("u", address).IgnoreError();
+      Put("u", address);
+    }
+  });
+  for (int t = 0; t < 4; ++t) threads[t].join();
+  stop = true;
+  threads.back().join();
+  for (const SnapshotTarget& t : registry_->Find("u")->targets()) lives.push_back(t.live);
+  for (int i = 0; i < 400 && registry_->leases().active_count() != 0; ++i) {
+    std::this_thread::sleep_for(Millis(5));
+  }
+  EXPECT_EQ(registry_->leases().active_count(), 0u);
+  EXPECT_EQ(Active("u"), 0u);
+  for (const auto& live : lives) EXPECT_EQ(live->active_requests.load(), 0u);
+}
+
+TEST_F(RegistryTest, StatePersistsAcrossOpen) {
+  Create("u", StrategyKind::kMaglev);
+  Put("u", "10.0.0.1:80", 7);
+  ASSERT_TRUE(registry_->SetTargetHealth("u", "10.0.0.1:80", HealthOverride::kUnhealthy).ok());
+  const uint64_t old_lease_epoch = registry_->leases().epoch();
+  registry_.reset();
+  registry_ = *Registry::Open(&store_, {});
+  auto snapshot = registry_->Find("u");
+  ASSERT_NE(snapshot, nullptr);
+  EXPECT_EQ(snapshot->config().load_balancer.kind, StrategyKind::kMaglev);
+  EXPECT_EQ(snapshot->targets()[0].config.weight, 7u);
+  EXPECT_EQ(snapshot->targets()[0].health_override, HealthOverride::kUnhealthy);
+  EXPECT_GT(registry_->leases().epoch(), old_lease_epoch);
+}
+
+}  // namespace
+}  // namespace picker::core
