@@ -1,6 +1,7 @@
 #include "server/api/server.h"
 
 #include "absl/strings/str_cat.h"
+#include "grpc/health/v1/health.pb.h"
 #include "grpcpp/ext/proto_server_reflection_plugin.h"
 #include "grpcpp/grpcpp.h"
 #include "grpcpp/health_check_service_interface.h"
@@ -53,6 +54,9 @@ Server::~Server() { Shutdown(std::chrono::milliseconds(0)); }
 absl::StatusOr<std::unique_ptr<Server>> Server::Start(const ServerOptions& options,
                                                       core::Registry& registry,
                                                       metrics::Metrics& metrics) {
+  // Reflection finds grpc.health.v1 only if its descriptor is linked in;
+  // naming a message keeps the linker from dropping it.
+  (void)grpc::health::v1::HealthCheckRequest::descriptor();
   grpc::EnableDefaultHealthCheckService(true);
   grpc::reflection::InitProtoReflectionServerBuilderPlugin();
   auto impl = std::make_unique<Impl>(registry, metrics);
