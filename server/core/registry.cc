@@ -456,6 +456,16 @@ void Registry::RecordOutcome(const UpstreamSnapshot& snapshot,
   maintenance_cv_.notify_all();
 }
 
+void Registry::MarkHealthChanged(absl::string_view upstream) {
+  std::shared_ptr<const UpstreamSnapshot> snapshot = Find(upstream);
+  if (!snapshot) return;
+  {
+    std::lock_guard lock(dirty_mu_);
+    dirty_.insert(&snapshot->live());
+  }
+  maintenance_cv_.notify_all();
+}
+
 void Registry::RebuildDue(WallTime now) {
   absl::flat_hash_set<UpstreamLive*> dirty;
   {

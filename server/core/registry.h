@@ -98,6 +98,11 @@ class Registry {
   // Ends a lease whose client went away (counted as abandoned).
   bool Abandon(uint64_t lease_id) { return leases_.Abandon(lease_id); }
 
+  // Health inputs of an upstream's targets changed outside admin writes (an
+  // active check flipped TargetLive::active_unhealthy): rebuild its snapshot
+  // soon, on the maintenance thread. Unknown names are ignored.
+  void MarkHealthChanged(absl::string_view upstream);
+
   // Runs one round of maintenance now (the background thread also does).
   void RunMaintenance();
 
