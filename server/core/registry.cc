@@ -362,7 +362,7 @@ absl::StatusOr<PickOutput> Registry::Pick(const PickInput& input) {
   auto avoid = [&](uint32_t t) {
     return at_cap(t) || std::find(excluded.begin(), excluded.end(), t) != excluded.end();
   };
-  const uint32_t chosen = snapshot->Pick(hash, avoid, ThreadRandom);
+  const uint32_t chosen = snapshot->Pick(hash, input.client_zone, avoid, ThreadRandom);
   if (chosen == kNoHost) {
     live.counters.CountPick(PickResult::kUnavailable);
     return absl::UnavailableError(

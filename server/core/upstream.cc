@@ -59,43 +59,81 @@ std::shared_ptr<const UpstreamSnapshot> UpstreamSnapshot::Build(
   const int64_t now_ms = ToUnixMillis(now);
 
   s->targets_.reserve(targets.size());
-  uint32_t weighted = 0;
   for (const TargetEntry& entry : targets) {
     SnapshotTarget& t = s->targets_.emplace_back();
     t.config = entry.config;
     t.live = entry.live;
     t.health_override = entry.health_override;
     ComputeHealth(entry, now_ms, t);
-    if (t.config.weight > 0) ++weighted;
     if (t.healthy) ++s->healthy_count_;
     if (t.returns_at && (!s->next_health_change_ || *t.returns_at < *s->next_health_change_)) {
       s->next_health_change_ = t.returns_at;
     }
   }
   s->index_.reserve(s->targets_.size());
+  std::vector<uint32_t> everyone(s->targets_.size());
   for (uint32_t i = 0; i < s->targets_.size(); ++i) {
     s->index_.emplace(s->targets_[i].config.address, i);
+    everyone[i] = i;
   }
 
-  // Envoy's panic rule: the healthy share, scaled by the overprovisioning
-  // factor and capped at 100, below the threshold means panic.
-  if (weighted > 0 && s->config_.panic_threshold_percent > 0) {
-    const uint64_t health =
-        std::min<uint64_t>(100, kOverprovisioningFactor * s->healthy_count_ / weighted);
-    s->panic_ = health < s->config_.panic_threshold_percent;
-  }
-
-  std::vector<StrategyHost> hosts;
-  for (uint32_t i = 0; i < s->targets_.size(); ++i) {
-    const SnapshotTarget& t = s->targets_[i];
-    if (t.config.weight == 0 || !(t.healthy || s->panic_)) continue;
-    s->pickable_.push_back(i);
-    hosts.push_back(StrategyHost{t.config.HashKey(), t.config.weight, &t.live->active_requests});
-  }
   const auto start = std::chrono::steady_clock::now();
-  s->strategy_ = BuildStrategy(s->config_.load_balancer, std::move(hosts), seed);
+  s->all_ = s->BuildHostSet(everyone, seed);
+  if (s->config_.locality_aware) {
+    // Zones in host-set order of first appearance, so builds are repeatable.
+    std::vector<std::string> zones;
+    for (const SnapshotTarget& t : s->targets_) {
+      if (std::find(zones.begin(), zones.end(), t.config.zone) == zones.end()) {
+        zones.push_back(t.config.zone);
+      }
+    }
+    if (zones.size() > 1) {
+      for (const std::string& zone : zones) {
+        std::vector<uint32_t> local, remote;
+        for (uint32_t i = 0; i < s->targets_.size(); ++i) {
+          (s->targets_[i].config.zone == zone ? local : remote).push_back(i);
+        }
+        ZonePriorities& p = s->zones_[zone];
+        p.local = s->BuildHostSet(local, seed);
+        p.remote = s->BuildHostSet(remote, seed);
+        // Envoy's priority loads for two priorities: the local one takes its
+        // overprovisioned health, the remainder spills to the other zones.
+        const uint32_t total = std::min<uint32_t>(100, p.local.health_percent + p.remote.health_percent);
+        p.local_load_percent =
+            total == 0 ? (p.local.panic || p.local.total > 0 ? 100 : 0)
+                       : std::min<uint32_t>(100, p.local.health_percent * 100 / total);
+      }
+    }
+  }
   s->build_duration_ = std::chrono::steady_clock::now() - start;
   return s;
+}
+
+HostSet UpstreamSnapshot::BuildHostSet(const std::vector<uint32_t>& members, uint64_t seed) const {
+  HostSet set;
+  for (uint32_t i : members) {
+    const SnapshotTarget& t = targets_[i];
+    if (t.config.weight == 0) continue;
+    ++set.total;
+    if (t.healthy) ++set.healthy;
+  }
+  if (set.total > 0) {
+    set.health_percent =
+        static_cast<uint32_t>(std::min<uint64_t>(100, kOverprovisioningFactor * set.healthy / set.total));
+    // Envoy's panic rule: the overprovisioned healthy share below the
+    // threshold means panic (a threshold of 0 never panics).
+    set.panic = config_.panic_threshold_percent > 0 &&
+                set.health_percent < config_.panic_threshold_percent;
+  }
+  std::vector<StrategyHost> hosts;
+  for (uint32_t i : members) {
+    const SnapshotTarget& t = targets_[i];
+    if (t.config.weight == 0 || !(t.healthy || set.panic)) continue;
+    set.pickable.push_back(i);
+    hosts.push_back(StrategyHost{t.config.HashKey(), t.config.weight, &t.live->active_requests});
+  }
+  set.strategy = BuildStrategy(config_.load_balancer, std::move(hosts), seed);
+  return set;
 }
 
 std::optional<uint32_t> UpstreamSnapshot::Find(absl::string_view canonical_address) const {
@@ -104,16 +142,35 @@ std::optional<uint32_t> UpstreamSnapshot::Find(absl::string_view canonical_addre
   return it->second;
 }
 
-uint32_t UpstreamSnapshot::Pick(uint64_t hash, absl::FunctionRef<bool(uint32_t)> avoid_target,
-                                absl::FunctionRef<uint64_t()> random) const {
-  if (pickable_.empty()) return kNoHost;
-  const uint32_t host = strategy_->Pick(PickParams{
+uint32_t UpstreamSnapshot::PickFrom(const HostSet& set, uint64_t hash,
+                                    absl::FunctionRef<bool(uint32_t)> avoid_target,
+                                    absl::FunctionRef<uint64_t()> random) const {
+  if (set.pickable.empty()) return kNoHost;
+  const uint32_t host = set.strategy->Pick(PickParams{
       .hash = hash,
-      .avoid = [&](uint32_t h) { return avoid_target(pickable_[h]); },
+      .avoid = [&](uint32_t h) { return avoid_target(set.pickable[h]); },
       .random = random,
       .upstream_active_requests = live_->active_requests.load(std::memory_order_relaxed),
   });
-  return host == kNoHost ? kNoHost : pickable_[host];
+  return host == kNoHost ? kNoHost : set.pickable[host];
+}
+
+uint32_t UpstreamSnapshot::Pick(uint64_t hash, absl::string_view client_zone,
+                                absl::FunctionRef<bool(uint32_t)> avoid_target,
+                                absl::FunctionRef<uint64_t()> random) const {
+  if (!client_zone.empty() && !zones_.empty()) {
+    auto it = zones_.find(client_zone);
+    if (it != zones_.end()) {
+      const ZonePriorities& p = it->second;
+      // Envoy chooses the priority with the request hash: hash % 100 + 1
+      // against the cumulative loads.
+      const bool local = hash % 100 + 1 <= p.local_load_percent;
+      const uint32_t chosen = PickFrom(local ? p.local : p.remote, hash, avoid_target, random);
+      if (chosen != kNoHost) return chosen;
+      return PickFrom(local ? p.remote : p.local, hash, avoid_target, random);
+    }
+  }
+  return PickFrom(all_, hash, avoid_target, random);
 }
 
 }  // namespace picker::core

@@ -72,10 +72,22 @@ struct SnapshotTarget {
   std::optional<WallTime> returns_at;  // End of a passive ejection.
 };
 
+// Targets that share a priority, with the strategy built over the pickable
+// ones: the healthy ones, or all of weight > 0 when the set is in panic.
+struct HostSet {
+  std::vector<uint32_t> pickable;  // strategy host index -> target index
+  std::unique_ptr<Strategy> strategy;
+  uint32_t total = 0;    // Targets of weight > 0.
+  uint32_t healthy = 0;  // Of those, healthy.
+  bool panic = false;
+  // Envoy's priority health: min(100, 1.4 x healthy share), in percent.
+  uint32_t health_percent = 0;
+};
+
 class UpstreamSnapshot {
  public:
-  // Builds the snapshot and its strategy (ring, table, EDF queue). Runs on
-  // admin and health threads, never on the pick path.
+  // Builds the snapshot and its strategies (rings, tables, EDF queues). Runs
+  // on admin and health threads, never on the pick path.
   static std::shared_ptr<const UpstreamSnapshot> Build(UpstreamConfig config,
                                                        absl::Span<const TargetEntry> targets,
                                                        std::shared_ptr<UpstreamLive> live,
@@ -88,34 +100,48 @@ class UpstreamSnapshot {
 
   // True when the healthy share is below the panic threshold, so picks
   // spread over every target of weight > 0.
-  bool panic() const { return panic_; }
+  bool panic() const { return all_.panic; }
   uint32_t healthy_count() const { return healthy_count_; }
-  // Targets a pick can return (healthy ones, or all of weight > 0 in panic).
-  size_t pickable_count() const { return pickable_.size(); }
+  // Targets a pick without a zone can return.
+  size_t pickable_count() const { return all_.pickable.size(); }
   // Earliest end of a passive ejection, when the snapshot must be rebuilt.
   std::optional<WallTime> next_health_change() const { return next_health_change_; }
-  // Time it took to build the strategy's ring or table.
+  // Time it took to build every ring, table or queue of the snapshot.
   std::chrono::nanoseconds build_duration() const { return build_duration_; }
-  StrategyStats strategy_stats() const { return strategy_->Stats(); }
+  StrategyStats strategy_stats() const { return all_.strategy->Stats(); }
 
   // Index of the target with this canonical address, if any.
   std::optional<uint32_t> Find(absl::string_view canonical_address) const;
 
-  // Runs the strategy and returns the chosen target's index in targets(), or
-  // kNoHost when nothing is pickable. `params.avoid` takes target indices.
-  uint32_t Pick(uint64_t hash, absl::FunctionRef<bool(uint32_t)> avoid_target,
+  // Chooses a target: its index in targets(), or kNoHost when nothing can be
+  // picked. With locality awareness on and a `client_zone` that some targets
+  // have, that zone is priority 0 and the rest priority 1, and the priority
+  // is chosen from `hash` as Envoy does. `avoid_target` takes target indices.
+  uint32_t Pick(uint64_t hash, absl::string_view client_zone,
+                absl::FunctionRef<bool(uint32_t)> avoid_target,
                 absl::FunctionRef<uint64_t()> random) const;
 
  private:
+  // The two priorities seen by clients of one zone.
+  struct ZonePriorities {
+    HostSet local;
+    HostSet remote;
+    uint32_t local_load_percent = 0;  // Share of picks priority 0 takes.
+  };
+
   UpstreamSnapshot() = default;
+  HostSet BuildHostSet(const std::vector<uint32_t>& members, uint64_t seed) const;
+  uint32_t PickFrom(const HostSet& set, uint64_t hash,
+                    absl::FunctionRef<bool(uint32_t)> avoid_target,
+                    absl::FunctionRef<uint64_t()> random) const;
 
   UpstreamConfig config_;
   std::vector<SnapshotTarget> targets_;
   std::shared_ptr<UpstreamLive> live_;
   absl::flat_hash_map<absl::string_view, uint32_t> index_;  // address -> target index
-  std::vector<uint32_t> pickable_;                          // strategy host -> target index
-  std::unique_ptr<Strategy> strategy_;
-  bool panic_ = false;
+  HostSet all_;
+  // Only when locality awareness is on and the targets span several zones.
+  absl::flat_hash_map<std::string, ZonePriorities> zones_;
   uint32_t healthy_count_ = 0;
   std::optional<WallTime> next_health_change_;
   std::chrono::nanoseconds build_duration_{0};

@@ -147,6 +147,44 @@ TEST_F(RegistryTest, ManualOverrideAndPanic) {
   EXPECT_EQ(Pick("u").status().code(), absl::StatusCode::kUnavailable);
 }
 
+// Envoy's priority loads as Kong Mesh configures them: the client's zone is
+// priority 0 and takes min(100, 1.4 x its healthy share) of the picks.
+TEST_F(RegistryTest, LocalityPrefersClientZoneAndSpills) {
+  Create("u");
+  for (const char* a : {"10.0.1.1:80", "10.0.1.2:80"}) {
+    ASSERT_TRUE(registry_->PutTarget("u", {.address = a, .zone = "a"}).ok());
+  }
+  for (const char* b : {"10.0.2.1:80", "10.0.2.2:80"}) {
+    ASSERT_TRUE(registry_->PutTarget("u", {.address = b, .zone = "b"}).ok());
+  }
+  auto zone_share = [&](const std::string& client_zone, const std::string& zone) {
+    int hits = 0;
+    for (int i = 0; i < 2000; ++i) {
+      PickInput input;
+      input.upstream = "u";
+      input.client_zone = client_zone;
+      absl::StatusOr<PickOutput> pick = registry_->Pick(input);
+      EXPECT_TRUE(pick.ok());
+      if (pick->target->config.zone == zone) ++hits;
+      registry_->Release("u", pick->lease_id, Outcome::kSuccess, std::nullopt);
+    }
+    return hits / 2000.0;
+  };
+  EXPECT_EQ(zone_share("a", "a"), 1.0);
+  EXPECT_EQ(zone_share("b", "b"), 1.0);
+  EXPECT_NEAR(zone_share("", "a"), 0.5, 0.1);
+  ASSERT_TRUE(registry_->SetTargetHealth("u", "10.0.1.1:80", HealthOverride::kUnhealthy).ok());
+  EXPECT_NEAR(zone_share("a", "a"), 0.70, 0.06);  // 1.4 x 1/2 = 70%.
+  ASSERT_TRUE(registry_->SetTargetHealth("u", "10.0.1.2:80", HealthOverride::kUnhealthy).ok());
+  EXPECT_EQ(zone_share("a", "b"), 1.0);
+  UpstreamConfig config = registry_->Find("u")->config();
+  config.locality_aware = false;
+  ASSERT_TRUE(registry_->UpdateUpstream(config).ok());
+  EXPECT_EQ(zone_share("a", "b"), 1.0);  // Only zone b is healthy at all.
+  ASSERT_TRUE(registry_->SetTargetHealth("u", "10.0.1.1:80", HealthOverride::kNone).ok());
+  EXPECT_NEAR(zone_share("b", "a"), 1.0 / 3, 0.08);  // Zones ignored: 1 of 3 healthy targets.
+}
+
 TEST_F(RegistryTest, LeasesExpire) {
   Create("u", StrategyKind::kRoundRobin, Millis(30));
   Put("u", "10.0.0.1:80");
