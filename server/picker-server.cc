@@ -18,6 +18,7 @@
 #include "absl/strings/match.h"
 #include "absl/strings/str_cat.h"
 #include "server/api/server.h"
+#include "server/config/config_file.h"
 #include "server/core/registry.h"
 #include "server/metrics/metrics.h"
 #include "server/store/file_store.h"
@@ -31,6 +32,9 @@ ABSL_FLAG(std::string, admin_listen, "127.0.0.1:50052",
 ABSL_FLAG(std::string, metrics_listen, "0.0.0.0:9464", "Prometheus metrics at /metrics.");
 ABSL_FLAG(std::string, data_dir, "picker-data",
           "Directory of the embedded store that keeps upstreams, targets and health overrides.");
+ABSL_FLAG(std::string, config, "",
+          "YAML file declaring upstreams and targets, applied at start over the data directory's "
+          "state (declared upstreams are created or replaced; others are left alone).");
 ABSL_FLAG(bool, demo, false,
           "Create an upstream named 'demo' with two targets at start if it does not exist.");
 ABSL_FLAG(bool, metrics_per_target, false,
@@ -70,6 +74,17 @@ int Run() {
   sigaddset(&signals, SIGINT);
   pthread_sigmask(SIG_BLOCK, &signals, nullptr);
 
+  // A bad config file must stop start-up before anything is opened or bound.
+  std::vector<picker::config::DeclaredUpstream> declared;
+  if (const std::string path = absl::GetFlag(FLAGS_config); !path.empty()) {
+    auto parsed = picker::config::LoadConfigFile(path);
+    if (!parsed.ok()) {
+      spdlog::critical("bad --config: {}", std::string(parsed.status().message()));
+      return 1;
+    }
+    declared = *std::move(parsed);
+  }
+
   const std::string data_dir = absl::GetFlag(FLAGS_data_dir);
   auto store = picker::store::FileStore::Open(data_dir);
   if (!store.ok()) {
@@ -80,6 +95,13 @@ int Run() {
   if (!registry.ok()) {
     spdlog::critical("cannot load the store in {}: {}", data_dir, registry.status().ToString());
     return 1;
+  }
+  if (absl::Status s = picker::config::ApplyConfig(declared, **registry); !s.ok()) {
+    spdlog::critical("cannot apply --config: {}", s.ToString());
+    return 1;
+  }
+  if (!declared.empty()) {
+    spdlog::info("applied {} upstreams from {}", declared.size(), absl::GetFlag(FLAGS_config));
   }
   if (absl::GetFlag(FLAGS_demo)) CreateDemoUpstream(**registry);
 

@@ -1,0 +1,92 @@
+#include "server/config/config_file.h"
+
+#include <fstream>
+
+#include "gmock/gmock.h"
+#include "gtest/gtest.h"
+
+namespace picker::config {
+namespace {
+
+using ::testing::HasSubstr;
+
+std::string Error(const std::string& yaml) {
+  absl::StatusOr<std::vector<DeclaredUpstream>> parsed = ParseConfig(yaml, "f.yaml");
+  EXPECT_FALSE(parsed.ok()) << yaml;
+  EXPECT_EQ(parsed.status().code(), absl::StatusCode::kInvalidArgument);
+  return std::string(parsed.status().message());
+}
+
+TEST(ConfigFileTest, ExampleFileLoads) {
+  absl::StatusOr<std::vector<DeclaredUpstream>> parsed =
+      LoadConfigFile(std::string(PICKER_SOURCE_DIR) + "/examples/picker.yaml");
+  ASSERT_TRUE(parsed.ok()) << parsed.status();
+  ASSERT_EQ(parsed->size(), 4u);
+  const DeclaredUpstream& users = (*parsed)[1];
+  EXPECT_EQ(users.config.load_balancer.kind, core::StrategyKind::kRingHash);
+  EXPECT_EQ(users.config.load_balancer.hash_function, core::HashFunction::kXxHash);
+  ASSERT_EQ(users.config.load_balancer.hash_policies.size(), 2u);
+  EXPECT_TRUE(users.config.load_balancer.hash_policies[0].terminal);
+  EXPECT_EQ(users.config.load_balancer.hash_policies[1].kind, core::HashPolicy::Kind::kSourceIp);
+  EXPECT_FALSE(users.config.locality_aware);
+  EXPECT_EQ(users.config.lease_ttl, core::Millis(30000));
+  EXPECT_EQ(users.targets[1].weight, 50u);
+  EXPECT_EQ(users.targets[2].address, "[2001:db8::10]:9000");
+  const DeclaredUpstream& sessions = (*parsed)[2];
+  EXPECT_EQ(sessions.config.load_balancer.hash_policies[0].cookie_ttl, core::Millis(3600000));
+  EXPECT_EQ(sessions.config.passive.consecutive_failures, 3u);
+  EXPECT_EQ(sessions.targets[0].weight, 100u);
+  EXPECT_EQ((*parsed)[3].config.load_balancer.choice_count, 3u);
+}
+
+TEST(ConfigFileTest, BothHashFunctionSpellings) {
+  for (const char* spelling : {"MurmurHash2", "MURMUR_HASH_2"}) {
+    auto parsed = ParseConfig(std::string("upstreams:\n- name: u\n  loadBalancer:\n"
+                                          "    type: RingHash\n    ringHash: {hashFunction: ") +
+                                  spelling + "}\n",
+                              "f.yaml");
+    ASSERT_TRUE(parsed.ok()) << parsed.status();
+    EXPECT_EQ((*parsed)[0].config.load_balancer.hash_function, core::HashFunction::kMurmurHash2);
+  }
+}
+
+TEST(ConfigFileTest, ErrorsNameFileLineAndField) {
+  EXPECT_THAT(Error("upstreams:\n- name: u\n  loadBalancer:\n    type: Maglev\n"
+                    "    maglev: {tableSize: 65536}\n"),
+              HasSubstr("f.yaml:5: upstreams[0].loadBalancer.maglev.tableSize"));
+  EXPECT_THAT(Error("upstreams:\n- name: u\n  targets:\n  - target: 10.0.0.1\n"),
+              HasSubstr("f.yaml:4: upstreams[0].targets[0].target"));
+  EXPECT_THAT(Error("upstreams:\n- name: u\n  targets:\n  - {target: 10.0.0.1:80, weight: 70000}\n"),
+              HasSubstr("upstreams[0].targets[0].weight"));
+  EXPECT_THAT(Error("upstreams:\n- name: u\n  lodBalancer: {}\n"),
+              HasSubstr("f.yaml:3: upstreams[0].lodBalancer: unknown field"));
+  EXPECT_THAT(Error("upstreams:\n- name: u\n  loadBalancer: {type: Fancy}\n"),
+              HasSubstr("upstreams[0].loadBalancer.type"));
+  EXPECT_THAT(Error("upstreams:\n- name: u\n- name: u\n"), HasSubstr("f.yaml:3: upstreams[1].name"));
+  EXPECT_THAT(Error("upstreams:\n- name: u\n  leaseTtl: soon\n"), HasSubstr("leaseTtl"));
+  EXPECT_THAT(Error("upstreams: [\n"), HasSubstr("not valid YAML"));
+  EXPECT_THAT(Error("upstreams:\n- name: u\n  loadBalancer:\n    type: LeastRequest\n"
+                    "    leastRequest: {choiceCount: 1}\n"),
+              HasSubstr("choiceCount"));
+}
+
+TEST(ConfigFileTest, ApplyCreatesThenReplaces) {
+  core::MemoryStore store;
+  auto registry = *core::Registry::Open(&store, {});
+  auto first = *ParseConfig(
+      "upstreams:\n- name: u\n  targets:\n  - target: 10.0.0.1:80\n  - target: 10.0.0.2:80\n", "a");
+  ASSERT_TRUE(ApplyConfig(first, *registry).ok());
+  EXPECT_EQ(registry->Find("u")->targets().size(), 2u);
+  auto second = *ParseConfig(
+      "upstreams:\n- name: u\n  loadBalancer: {type: Random}\n  targets:\n"
+      "  - target: 10.0.0.2:80\n    weight: 5\n",
+      "b");
+  ASSERT_TRUE(ApplyConfig(second, *registry).ok());
+  auto snapshot = registry->Find("u");
+  EXPECT_EQ(snapshot->config().load_balancer.kind, core::StrategyKind::kRandom);
+  ASSERT_EQ(snapshot->targets().size(), 1u);
+  EXPECT_EQ(snapshot->targets()[0].config.weight, 5u);
+}
+
+}  // namespace
+}  // namespace picker::config
