@@ -20,6 +20,7 @@ E2E_FAILURES=0
 e2e_cleanup() {
   local rc=$?
   local pid
+  kill -TERM "$E2E_WATCHDOG" 2>/dev/null
   for pid in "${E2E_PIDS[@]}"; do
     if kill -0 "$pid" 2>/dev/null; then
       kill -TERM "$pid" 2>/dev/null
@@ -37,7 +38,16 @@ e2e_cleanup() {
 }
 trap e2e_cleanup EXIT
 trap 'exit 130' INT
-trap 'exit 143' TERM
+trap 'echo "FAIL: $E2E_NAME stopped by SIGTERM (time limit?)" >&2; exit 143' TERM
+
+# Watchdog: the whole test ends (and cleans up) well before ctest's 120 s
+# TIMEOUT would kill it without running the EXIT trap.
+(
+  trap 'kill "$s" 2>/dev/null; exit 0' TERM
+  sleep "${E2E_TIME_LIMIT:-100}" & s=$!
+  wait "$s" && kill -TERM $$ 2>/dev/null
+) &
+E2E_WATCHDOG=$!
 
 die() { echo "FAIL: $*" >&2; exit 1; }
 pass() { echo "ok: $*"; }

@@ -80,8 +80,15 @@ def cleanup():
     shutil.rmtree(TMP, ignore_errors=True)
 
 
+def on_time_limit(*_):
+    fail("time limit reached: the test stops before ctest's TIMEOUT would kill it without cleaning up")
+    sys.exit(1)
+
+
 atexit.register(cleanup)
 signal.signal(signal.SIGTERM, lambda *_: sys.exit(143))
+signal.signal(signal.SIGALRM, on_time_limit)
+signal.alarm(int(os.environ.get("E2E_TIME_LIMIT", "100")))
 
 # ---- Stubs --------------------------------------------------------------------
 stub_dir = os.path.join(TMP, "stubs")
