@@ -7,6 +7,8 @@
 #include <chrono>
 #include <cstdio>
 #include <cstdlib>
+#include <fstream>
+#include <sstream>
 #include <string>
 #include <string_view>
 #include <vector>
@@ -15,6 +17,7 @@
 #include "absl/flags/reflection.h"
 #include "absl/flags/parse.h"
 #include "absl/flags/usage.h"
+#include "absl/strings/ascii.h"
 #include "absl/strings/match.h"
 #include "absl/strings/str_cat.h"
 #include "server/api/server.h"
@@ -41,6 +44,21 @@ ABSL_FLAG(bool, metrics_per_target, false,
           "Also export per-target series (one per target: mind the cardinality).");
 ABSL_FLAG(int, drain_timeout_ms, 5000,
           "On SIGTERM, how long in-flight calls get to finish before the server exits.");
+ABSL_FLAG(std::string, tls_cert, "",
+          "PEM certificate chain: both gRPC listeners serve TLS (with --tls-key).");
+ABSL_FLAG(std::string, tls_key, "", "PEM private key of --tls-cert.");
+ABSL_FLAG(std::string, tls_client_ca, "",
+          "PEM CA bundle: clients must present a certificate it signed (mutual TLS).");
+ABSL_FLAG(std::string, admin_token_file, "",
+          "File holding a token: every picker.v1.Admin call must then send "
+          "'authorization: Bearer <token>'. Health and reflection stay open.");
+ABSL_FLAG(int, max_message_bytes, 64 << 20, "Largest gRPC request accepted, in bytes.");
+ABSL_FLAG(uint64_t, max_upstreams, 100000, "Most upstreams the server keeps.");
+ABSL_FLAG(uint64_t, max_targets_per_upstream, 100000, "Most targets one upstream may have.");
+ABSL_FLAG(uint64_t, max_hash_policies, 16, "Most hash policies one upstream may have.");
+ABSL_FLAG(uint64_t, max_leases_per_upstream, 1000000,
+          "Most outstanding leases (active requests) per upstream; Pick answers "
+          "RESOURCE_EXHAUSTED beyond.");
 ABSL_FLAG(std::string, log_level, "info", "Log level: trace, debug, info, warn, error.");
 
 namespace {
@@ -65,6 +83,14 @@ void CreateDemoUpstream(picker::core::Registry& registry) {
   spdlog::info("created upstream 'demo' with targets 127.0.0.1:8081 and 127.0.0.1:8082");
 }
 
+absl::StatusOr<std::string> ReadFile(const std::string& path) {
+  std::ifstream in(path, std::ios::binary);
+  if (!in) return absl::NotFoundError(absl::StrCat("cannot read ", path));
+  std::stringstream contents;
+  contents << in.rdbuf();
+  return contents.str();
+}
+
 int Run() {
   // Signals are taken synchronously by the main thread: block them before
   // any other thread starts so that every thread inherits the mask.
@@ -85,13 +111,41 @@ int Run() {
     declared = *std::move(parsed);
   }
 
+  picker::api::ServerOptions options;
+  options.listen = absl::GetFlag(FLAGS_listen);
+  options.admin_listen = absl::GetFlag(FLAGS_admin_listen);
+  options.metrics_listen = absl::GetFlag(FLAGS_metrics_listen);
+  options.max_message_bytes = absl::GetFlag(FLAGS_max_message_bytes);
+  for (auto [flag, out] : {std::pair{absl::GetFlag(FLAGS_tls_cert), &options.tls_cert},
+                           std::pair{absl::GetFlag(FLAGS_tls_key), &options.tls_key},
+                           std::pair{absl::GetFlag(FLAGS_tls_client_ca), &options.tls_client_ca},
+                           std::pair{absl::GetFlag(FLAGS_admin_token_file), &options.admin_token}}) {
+    if (flag.empty()) continue;
+    absl::StatusOr<std::string> contents = ReadFile(flag);
+    if (!contents.ok()) {
+      spdlog::critical("{}", contents.status().ToString());
+      return 1;
+    }
+    *out = *std::move(contents);
+  }
+  options.admin_token = std::string(absl::StripAsciiWhitespace(options.admin_token));
+  if (!absl::GetFlag(FLAGS_admin_token_file).empty() && options.admin_token.empty()) {
+    spdlog::critical("--admin-token-file {} holds no token", absl::GetFlag(FLAGS_admin_token_file));
+    return 1;
+  }
+
   const std::string data_dir = absl::GetFlag(FLAGS_data_dir);
   auto store = picker::store::FileStore::Open(data_dir);
   if (!store.ok()) {
     spdlog::critical("{}", store.status().ToString());
     return 1;
   }
-  auto registry = picker::core::Registry::Open(store->get(), {});
+  picker::core::Registry::Options limits;
+  limits.max_upstreams = absl::GetFlag(FLAGS_max_upstreams);
+  limits.max_targets_per_upstream = absl::GetFlag(FLAGS_max_targets_per_upstream);
+  limits.max_hash_policies = absl::GetFlag(FLAGS_max_hash_policies);
+  limits.max_leases_per_upstream = absl::GetFlag(FLAGS_max_leases_per_upstream);
+  auto registry = picker::core::Registry::Open(store->get(), limits);
   if (!registry.ok()) {
     spdlog::critical("cannot load the store in {}: {}", data_dir, registry.status().ToString());
     return 1;
@@ -106,18 +160,15 @@ int Run() {
   if (absl::GetFlag(FLAGS_demo)) CreateDemoUpstream(**registry);
 
   picker::metrics::Metrics metrics(**registry, absl::GetFlag(FLAGS_metrics_per_target), kVersion);
-  picker::api::ServerOptions options;
-  options.listen = absl::GetFlag(FLAGS_listen);
-  options.admin_listen = absl::GetFlag(FLAGS_admin_listen);
-  options.metrics_listen = absl::GetFlag(FLAGS_metrics_listen);
   auto server = picker::api::Server::Start(options, **registry, metrics);
   if (!server.ok()) {
     spdlog::critical("{}", server.status().ToString());
     return 1;
   }
-  spdlog::info("picker-server {} listening data={} admin={} metrics={} data-dir={}", kVersion,
+  spdlog::info("picker-server {} listening data={} admin={} metrics={} data-dir={}{}{}", kVersion,
                (*server)->data_address(), (*server)->admin_address(),
-               (*server)->metrics_address(), data_dir);
+               (*server)->metrics_address(), data_dir, options.tls_cert.empty() ? "" : " tls=on",
+               options.admin_token.empty() ? "" : " admin-token=on");
 
   int signal = 0;
   sigwait(&signals, &signal);

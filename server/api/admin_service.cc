@@ -32,7 +32,34 @@ const char* CodeName(absl::StatusCode code) {
   }
 }
 
+// Compares in time that depends only on the expected value's length, so the
+// answer time does not tell how much of a guessed token was right.
+bool ConstantTimeEquals(absl::string_view given, absl::string_view expected) {
+  unsigned char diff = given.size() == expected.size() ? 0 : 1;
+  for (size_t i = 0; i < expected.size(); ++i) {
+    diff |= static_cast<unsigned char>(expected[i] ^ (i < given.size() ? given[i] : 0));
+  }
+  return diff == 0;
+}
+
 }  // namespace
+
+std::optional<grpc::Status> AdminService::Deny(grpc::ServerContext* context, const char* method,
+                                               absl::string_view upstream, bool write) {
+  if (token_.empty()) return std::nullopt;
+  const auto& metadata = context->client_metadata();
+  auto it = metadata.find("authorization");
+  if (it != metadata.end() &&
+      ConstantTimeEquals(absl::string_view(it->second.data(), it->second.size()),
+                         absl::StrCat("Bearer ", token_))) {
+    return std::nullopt;
+  }
+  return Finish(context, method, upstream,
+                absl::UnauthenticatedError(
+                    "authorization: picker.v1.Admin needs the metadata 'authorization: Bearer "
+                    "<token>' with the server's admin token"),
+                write);
+}
 
 grpc::Status AdminService::Finish(grpc::ServerContext* context, const char* method,
                                   absl::string_view upstream, const absl::Status& status,
@@ -51,6 +78,7 @@ grpc::Status AdminService::Finish(grpc::ServerContext* context, const char* meth
 grpc::Status AdminService::CreateUpstream(grpc::ServerContext* context,
                                           const v1::CreateUpstreamRequest* request,
                                           v1::Upstream* response) {
+  if (auto denied = Deny(context, "CreateUpstream", request->upstream().name(), true)) return *denied;
   absl::Status status;
   if (absl::StatusOr<core::UpstreamConfig> config = FromProto(request->upstream()); config.ok()) {
     auto snapshot = registry_.CreateUpstream(*std::move(config));
@@ -65,6 +93,7 @@ grpc::Status AdminService::CreateUpstream(grpc::ServerContext* context,
 grpc::Status AdminService::GetUpstream(grpc::ServerContext* context,
                                        const v1::GetUpstreamRequest* request,
                                        v1::Upstream* response) {
+  if (auto denied = Deny(context, "GetUpstream", request->name(), false)) return *denied;
   auto snapshot = registry_.Get(request->name());
   if (snapshot.ok()) *response = ToProto((*snapshot)->config());
   return Finish(context, "GetUpstream", request->name(), snapshot.status(), false);
@@ -73,6 +102,7 @@ grpc::Status AdminService::GetUpstream(grpc::ServerContext* context,
 grpc::Status AdminService::ListUpstreams(grpc::ServerContext* context,
                                          const v1::ListUpstreamsRequest* request,
                                          v1::ListUpstreamsResponse* response) {
+  if (auto denied = Deny(context, "ListUpstreams", "", false)) return *denied;
   for (const auto& snapshot : registry_.List()) {
     *response->add_upstreams() = ToProto(snapshot->config());
   }
@@ -82,6 +112,7 @@ grpc::Status AdminService::ListUpstreams(grpc::ServerContext* context,
 grpc::Status AdminService::UpdateUpstream(grpc::ServerContext* context,
                                           const v1::UpdateUpstreamRequest* request,
                                           v1::Upstream* response) {
+  if (auto denied = Deny(context, "UpdateUpstream", request->upstream().name(), true)) return *denied;
   absl::Status status;
   if (absl::StatusOr<core::UpstreamConfig> config = FromProto(request->upstream()); config.ok()) {
     auto snapshot = registry_.UpdateUpstream(*std::move(config));
@@ -96,12 +127,14 @@ grpc::Status AdminService::UpdateUpstream(grpc::ServerContext* context,
 grpc::Status AdminService::DeleteUpstream(grpc::ServerContext* context,
                                           const v1::DeleteUpstreamRequest* request,
                                           v1::DeleteUpstreamResponse* response) {
+  if (auto denied = Deny(context, "DeleteUpstream", request->name(), true)) return *denied;
   return Finish(context, "DeleteUpstream", request->name(),
                 registry_.DeleteUpstream(request->name()), true);
 }
 
 grpc::Status AdminService::PutTarget(grpc::ServerContext* context,
                                      const v1::PutTargetRequest* request, v1::Target* response) {
+  if (auto denied = Deny(context, "PutTarget", request->upstream(), true)) return *denied;
   auto target = registry_.PutTarget(request->upstream(), PatchFromProto(request->target()));
   if (target.ok()) *response = ToProto(*target);
   return Finish(context, "PutTarget", request->upstream(), target.status(), true);
@@ -110,6 +143,7 @@ grpc::Status AdminService::PutTarget(grpc::ServerContext* context,
 grpc::Status AdminService::DeleteTarget(grpc::ServerContext* context,
                                         const v1::DeleteTargetRequest* request,
                                         v1::DeleteTargetResponse* response) {
+  if (auto denied = Deny(context, "DeleteTarget", request->upstream(), true)) return *denied;
   return Finish(context, "DeleteTarget", request->upstream(),
                 registry_.DeleteTarget(request->upstream(), request->address()), true);
 }
@@ -117,6 +151,7 @@ grpc::Status AdminService::DeleteTarget(grpc::ServerContext* context,
 grpc::Status AdminService::ReplaceTargets(grpc::ServerContext* context,
                                           const v1::ReplaceTargetsRequest* request,
                                           v1::ReplaceTargetsResponse* response) {
+  if (auto denied = Deny(context, "ReplaceTargets", request->upstream(), true)) return *denied;
   std::vector<core::TargetConfig> targets;
   targets.reserve(request->targets_size());
   absl::Status status;
@@ -144,6 +179,7 @@ grpc::Status AdminService::ReplaceTargets(grpc::ServerContext* context,
 grpc::Status AdminService::ListTargets(grpc::ServerContext* context,
                                        const v1::ListTargetsRequest* request,
                                        v1::ListTargetsResponse* response) {
+  if (auto denied = Deny(context, "ListTargets", request->upstream(), false)) return *denied;
   auto snapshot = registry_.Get(request->upstream());
   if (snapshot.ok()) {
     for (const core::SnapshotTarget& t : (*snapshot)->targets()) {
@@ -156,6 +192,7 @@ grpc::Status AdminService::ListTargets(grpc::ServerContext* context,
 grpc::Status AdminService::SetTargetHealth(grpc::ServerContext* context,
                                            const v1::SetTargetHealthRequest* request,
                                            v1::SetTargetHealthResponse* response) {
+  if (auto denied = Deny(context, "SetTargetHealth", request->upstream(), true)) return *denied;
   absl::Status status;
   if (auto health_override = FromProto(request->override()); health_override.ok()) {
     auto snapshot =
@@ -177,6 +214,7 @@ grpc::Status AdminService::SetTargetHealth(grpc::ServerContext* context,
 grpc::Status AdminService::GetUpstreamHealth(grpc::ServerContext* context,
                                              const v1::GetUpstreamHealthRequest* request,
                                              v1::UpstreamHealth* response) {
+  if (auto denied = Deny(context, "GetUpstreamHealth", request->name(), false)) return *denied;
   auto snapshot = registry_.Get(request->name());
   if (snapshot.ok()) *response = HealthToProto(**snapshot);
   return Finish(context, "GetUpstreamHealth", request->name(), snapshot.status(), false);

@@ -3,6 +3,7 @@
 #ifndef PICKER_SERVER_API_ADMIN_SERVICE_H_
 #define PICKER_SERVER_API_ADMIN_SERVICE_H_
 
+#include <optional>
 #include <string>
 
 #include "picker/v1/admin.grpc.pb.h"
@@ -13,8 +14,10 @@ namespace picker::api {
 
 class AdminService final : public v1::Admin::Service {
  public:
-  AdminService(core::Registry& registry, metrics::Metrics& metrics)
-      : registry_(registry), metrics_(metrics) {}
+  // With a non-empty `token`, every call must carry the metadata
+  // `authorization: Bearer <token>` (UNAUTHENTICATED otherwise).
+  AdminService(core::Registry& registry, metrics::Metrics& metrics, std::string token)
+      : registry_(registry), metrics_(metrics), token_(std::move(token)) {}
 
   grpc::Status CreateUpstream(grpc::ServerContext* context, const v1::CreateUpstreamRequest* request,
                               v1::Upstream* response) override;
@@ -42,12 +45,16 @@ class AdminService final : public v1::Admin::Service {
                                  v1::UpstreamHealth* response) override;
 
  private:
+  // A status to answer at once when the caller lacks the admin token.
+  std::optional<grpc::Status> Deny(grpc::ServerContext* context, const char* method,
+                                   absl::string_view upstream, bool write);
   // Counts the call and, for writes, logs the audit line.
   grpc::Status Finish(grpc::ServerContext* context, const char* method, absl::string_view upstream,
                       const absl::Status& status, bool write);
 
   core::Registry& registry_;
   metrics::Metrics& metrics_;
+  const std::string token_;
 };
 
 }  // namespace picker::api

@@ -18,14 +18,26 @@ std::string WithPort(const std::string& address, int port) {
   return absl::StrCat(address.substr(0, colon), ":", port);
 }
 
-absl::StatusOr<std::unique_ptr<grpc::Server>> StartGrpc(const std::string& address,
+std::shared_ptr<grpc::ServerCredentials> Credentials(const ServerOptions& options) {
+  if (options.tls_cert.empty()) return grpc::InsecureServerCredentials();
+  grpc::SslServerCredentialsOptions ssl(
+      options.tls_client_ca.empty() ? GRPC_SSL_DONT_REQUEST_CLIENT_CERTIFICATE
+                                    : GRPC_SSL_REQUEST_AND_REQUIRE_CLIENT_CERTIFICATE_AND_VERIFY);
+  ssl.pem_root_certs = options.tls_client_ca;
+  ssl.pem_key_cert_pairs.push_back({options.tls_key, options.tls_cert});
+  return grpc::SslServerCredentials(ssl);
+}
+
+absl::StatusOr<std::unique_ptr<grpc::Server>> StartGrpc(const ServerOptions& options,
+                                                        const std::string& address,
                                                         grpc::Service* service,
                                                         const char* what, int* port) {
   grpc::ServerBuilder builder;
   // gRPC sets SO_REUSEPORT by default, which lets a second server bind a
   // taken port silently; a taken port must be an error instead.
   builder.AddChannelArgument(GRPC_ARG_ALLOW_REUSEPORT, 0);
-  builder.AddListeningPort(address, grpc::InsecureServerCredentials(), port);
+  builder.SetMaxReceiveMessageSize(options.max_message_bytes);
+  builder.AddListeningPort(address, Credentials(options), port);
   builder.RegisterService(service);
   std::unique_ptr<grpc::Server> server = builder.BuildAndStart();
   if (!server || *port == 0) {
@@ -38,8 +50,8 @@ absl::StatusOr<std::unique_ptr<grpc::Server>> StartGrpc(const std::string& addre
 }  // namespace
 
 struct Server::Impl {
-  Impl(core::Registry& registry, metrics::Metrics& metrics)
-      : picker(registry, metrics), admin(registry, metrics) {}
+  Impl(core::Registry& registry, metrics::Metrics& metrics, const std::string& admin_token)
+      : picker(registry, metrics), admin(registry, metrics, admin_token) {}
   PickerService picker;
   AdminService admin;
   std::unique_ptr<grpc::Server> data;
@@ -59,13 +71,19 @@ absl::StatusOr<std::unique_ptr<Server>> Server::Start(const ServerOptions& optio
   (void)grpc::health::v1::HealthCheckRequest::descriptor();
   grpc::EnableDefaultHealthCheckService(true);
   grpc::reflection::InitProtoReflectionServerBuilderPlugin();
-  auto impl = std::make_unique<Impl>(registry, metrics);
+  if (options.tls_cert.empty() != options.tls_key.empty()) {
+    return absl::InvalidArgumentError("--tls-cert and --tls-key go together");
+  }
+  if (!options.tls_client_ca.empty() && options.tls_cert.empty()) {
+    return absl::InvalidArgumentError("--tls-client-ca needs --tls-cert and --tls-key");
+  }
+  auto impl = std::make_unique<Impl>(registry, metrics, options.admin_token);
 
   int data_port = 0, admin_port = 0;
-  auto data = StartGrpc(options.listen, &impl->picker, "--listen", &data_port);
+  auto data = StartGrpc(options, options.listen, &impl->picker, "--listen", &data_port);
   if (!data.ok()) return data.status();
   impl->data = *std::move(data);
-  auto admin = StartGrpc(options.admin_listen, &impl->admin, "--admin-listen", &admin_port);
+  auto admin = StartGrpc(options, options.admin_listen, &impl->admin, "--admin-listen", &admin_port);
   if (!admin.ok()) return admin.status();
   impl->admin_server = *std::move(admin);
 

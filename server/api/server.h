@@ -17,6 +17,15 @@ struct ServerOptions {
   std::string listen = "0.0.0.0:50051";
   std::string admin_listen = "127.0.0.1:50052";
   std::string metrics_listen = "0.0.0.0:9464";
+  // PEM contents. With a certificate and key, both gRPC listeners serve TLS;
+  // with a client CA too, clients must present a certificate it signed.
+  std::string tls_cert;
+  std::string tls_key;
+  std::string tls_client_ca;
+  // Required bearer token for picker.v1.Admin; empty = none.
+  std::string admin_token;
+  // Largest request accepted (a ReplaceTargets of many targets is large).
+  int max_message_bytes = 64 << 20;
 };
 
 class Server {

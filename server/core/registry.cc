@@ -128,6 +128,25 @@ std::vector<std::shared_ptr<const UpstreamSnapshot>> Registry::List() const {
 // ---------------------------------------------------------------------------
 // Admin writes.
 
+absl::Status Registry::CheckLimits(const UpstreamConfig& config) const {
+  if (config.load_balancer.hash_policies.size() > options_.max_hash_policies) {
+    return absl::ResourceExhaustedError(absl::StrCat(
+        "upstream.load_balancer.", StrategyName(config.load_balancer.kind), ".hash_policies: ",
+        config.load_balancer.hash_policies.size(), " policies, the limit is ",
+        options_.max_hash_policies, " (--max-hash-policies)"));
+  }
+  return absl::OkStatus();
+}
+
+absl::Status Registry::CheckTargetCount(size_t count) const {
+  if (count > options_.max_targets_per_upstream) {
+    return absl::ResourceExhaustedError(
+        absl::StrCat("targets: ", count, " targets, the limit per upstream is ",
+                     options_.max_targets_per_upstream, " (--max-targets-per-upstream)"));
+  }
+  return absl::OkStatus();
+}
+
 absl::StatusOr<Registry::UpstreamState*> Registry::StateOf(absl::string_view name) {
   auto it = states_.find(name);
   if (it == states_.end()) return UnknownUpstream(name);
@@ -165,10 +184,16 @@ absl::StatusOr<std::shared_ptr<const UpstreamSnapshot>> Registry::Commit(
 absl::StatusOr<std::shared_ptr<const UpstreamSnapshot>> Registry::CreateUpstream(
     UpstreamConfig config) {
   if (absl::Status s = ValidateUpstreamConfig(config); !s.ok()) return s;
+  if (absl::Status s = CheckLimits(config); !s.ok()) return s;
   std::lock_guard lock(mu_);
   if (states_.contains(config.name)) {
     return absl::AlreadyExistsError(
         absl::StrCat("upstream.name: an upstream named \"", config.name, "\" already exists"));
+  }
+  if (states_.size() >= options_.max_upstreams) {
+    return absl::ResourceExhaustedError(absl::StrCat(
+        "upstream: ", states_.size(), " upstreams exist, the limit is ", options_.max_upstreams,
+        " (--max-upstreams)"));
   }
   UpstreamState state;
   state.live = std::make_shared<UpstreamLive>();
@@ -185,6 +210,7 @@ absl::StatusOr<std::shared_ptr<const UpstreamSnapshot>> Registry::CreateUpstream
 absl::StatusOr<std::shared_ptr<const UpstreamSnapshot>> Registry::UpdateUpstream(
     UpstreamConfig config) {
   if (absl::Status s = ValidateUpstreamConfig(config); !s.ok()) return s;
+  if (absl::Status s = CheckLimits(config); !s.ok()) return s;
   std::lock_guard lock(mu_);
   absl::StatusOr<UpstreamState*> state = StateOf(config.name);
   if (!state.ok()) return state.status();
@@ -217,6 +243,7 @@ absl::StatusOr<TargetConfig> Registry::PutTarget(absl::string_view upstream,
   auto it = std::find_if(targets.begin(), targets.end(),
                          [&](const TargetEntry& t) { return t.config.address == *address; });
   if (it == targets.end()) {
+    if (absl::Status s = CheckTargetCount(targets.size() + 1); !s.ok()) return s;
     it = targets.insert(targets.end(), TargetEntry{});
     it->config.address = *address;
   }
@@ -251,6 +278,7 @@ absl::Status Registry::DeleteTarget(absl::string_view upstream, absl::string_vie
 
 absl::StatusOr<std::shared_ptr<const UpstreamSnapshot>> Registry::ReplaceTargets(
     absl::string_view upstream, std::vector<TargetConfig> targets) {
+  if (absl::Status s = CheckTargetCount(targets.size()); !s.ok()) return s;
   absl::flat_hash_map<std::string, size_t> position;
   position.reserve(targets.size());
   for (size_t i = 0; i < targets.size(); ++i) {
@@ -317,8 +345,15 @@ absl::StatusOr<PickOutput> Registry::Pick(const PickInput& input) {
   const UpstreamConfig& config = snapshot->config();
   UpstreamLive& live = snapshot->live();
 
-  if (config.max_active_requests > 0 &&
-      live.active_requests.load(std::memory_order_relaxed) >= config.max_active_requests) {
+  const uint64_t active = live.active_requests.load(std::memory_order_relaxed);
+  if (active >= options_.max_leases_per_upstream) {
+    live.counters.CountPick(PickResult::kOverloaded);
+    return absl::ResourceExhaustedError(
+        absl::StrCat("upstream \"", config.name, "\" holds ", active,
+                     " leases, the limit is ", options_.max_leases_per_upstream,
+                     " (--max-leases-per-upstream)"));
+  }
+  if (config.max_active_requests > 0 && active >= config.max_active_requests) {
     live.counters.CountPick(PickResult::kOverloaded);
     return absl::ResourceExhaustedError(absl::StrCat("upstream \"", config.name,
                                                      "\" is at its max_active_requests (",

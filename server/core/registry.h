@@ -65,6 +65,12 @@ class Registry {
   struct Options {
     // How often leases are checked for expiry and ejections for their end.
     Millis maintenance_interval{20};
+    // Limits; exceeding one is RESOURCE_EXHAUSTED and changes nothing.
+    size_t max_upstreams = 100000;
+    size_t max_targets_per_upstream = 100000;
+    size_t max_hash_policies = 16;
+    // Outstanding leases (active requests) per upstream.
+    uint64_t max_leases_per_upstream = 1000000;
   };
 
   // Loads the store's state. `store` must outlive the registry.
@@ -124,6 +130,8 @@ class Registry {
   };
 
   absl::StatusOr<UpstreamState*> StateOf(absl::string_view name);
+  absl::Status CheckLimits(const UpstreamConfig& config) const;
+  absl::Status CheckTargetCount(size_t count) const;
   UpstreamRecord RecordOf(const UpstreamConfig& config,
                           const std::vector<TargetEntry>& targets) const;
   std::shared_ptr<const UpstreamSnapshot> BuildSnapshot(const UpstreamConfig& config,
