@@ -1,0 +1,44 @@
+// LeastRequest, as Envoy's LeastRequestLoadBalancer (N_CHOICES).
+#ifndef PICKER_SERVER_CORE_STRATEGY_LEAST_REQUEST_H_
+#define PICKER_SERVER_CORE_STRATEGY_LEAST_REQUEST_H_
+
+#include <cstdint>
+#include <mutex>
+#include <vector>
+
+#include "server/core/strategy/edf_scheduler.h"
+#include "server/core/strategy/strategy.h"
+
+namespace picker::core {
+
+// Equal weights: `choice_count` samples `random() % n` (with replacement);
+// a later sample replaces the candidate only with strictly fewer active
+// requests. Unequal weights: EDF over `weight / (active + 1)^bias`, where a
+// host's weight is re-read only when it is re-inserted after being picked.
+//
+// Envoy's pick also spends one random() on choosing the priority before the
+// samples; picker chooses priorities outside the strategy, so the strategy
+// consumes exactly `choice_count` randoms per attempt.
+class LeastRequestStrategy final : public Strategy {
+ public:
+  LeastRequestStrategy(std::vector<StrategyHost> hosts, uint32_t choice_count,
+                       double active_request_bias, uint64_t seed);
+
+  uint32_t Pick(const PickParams& params) override;
+  StrategyStats Stats() const override;
+
+ private:
+  uint32_t PickOnce(const PickParams& params);
+  double EffectiveWeight(uint32_t host) const;
+
+  const std::vector<StrategyHost> hosts_;
+  const uint32_t choice_count_;
+  const double active_request_bias_;
+  const bool weighted_;
+  std::mutex edf_mutex_;
+  EdfScheduler edf_;  // Guarded by edf_mutex_; empty unless weighted_.
+};
+
+}  // namespace picker::core
+
+#endif  // PICKER_SERVER_CORE_STRATEGY_LEAST_REQUEST_H_

@@ -1,0 +1,156 @@
+#include "server/core/strategy/maglev.h"
+
+#include <algorithm>
+#include <string_view>
+#include <tuple>
+#include <utility>
+
+#include "server/core/hash/hash.h"
+#include "server/core/strategy/avoid.h"
+
+namespace picker::core {
+namespace {
+
+struct BuildEntry {
+  uint32_t host;
+  uint64_t offset;
+  uint64_t skip;
+  double weight;
+  double target_weight = 0.0;
+  uint64_t next = 0;
+  uint64_t count = 0;
+};
+
+template <class T>
+std::vector<T> Narrow(const std::vector<uint32_t>& wide) {
+  std::vector<T> narrow(wide.size());
+  for (size_t i = 0; i < wide.size(); ++i) narrow[i] = static_cast<T>(wide[i]);
+  return narrow;
+}
+
+}  // namespace
+
+MaglevTable::MaglevTable(const std::vector<StrategyHost>& hosts, uint64_t table_size)
+    : table_size_(table_size),
+      host_count_(static_cast<uint32_t>(hosts.size())),
+      entries_per_host_(hosts.size(), 0) {
+  if (hosts.empty()) return;
+  if (hosts.size() == 1) {
+    // Envoy's DegenerateMaglevTable reports one entry for its single host.
+    entries_per_host_[0] = 1;
+    return;
+  }
+
+  uint64_t weight_sum = 0;
+  for (const StrategyHost& host : hosts) weight_sum += host.weight;
+
+  // Sort by hash key so that the table does not depend on host order
+  // (Envoy sorts (key, host, weight) tuples; the host index stands in for
+  // Envoy's pointer as the tie breaker between equal keys).
+  std::vector<std::tuple<std::string_view, uint32_t, double>> sorted;
+  sorted.reserve(hosts.size());
+  double max_normalized_weight = 0.0;
+  for (uint32_t i = 0; i < hosts.size(); ++i) {
+    const double w = hosts[i].weight * 1.0 / static_cast<double>(weight_sum);
+    max_normalized_weight = std::max(max_normalized_weight, w);
+    sorted.emplace_back(hosts[i].hash_key, i, w);
+  }
+  std::sort(sorted.begin(), sorted.end());
+
+  std::vector<BuildEntry> entries;
+  entries.reserve(sorted.size());
+  for (const auto& [key, host, weight] : sorted) {
+    entries.push_back(BuildEntry{host, XxHash64(key, 0) % table_size_,
+                                 XxHash64(key, 1) % (table_size_ - 1) + 1, weight});
+  }
+
+  // Envoy's fill: a host of the largest weight places one slot per
+  // iteration, a host of weight w about w / max_w per iteration; every host
+  // places one slot in iteration 1.
+  std::vector<uint32_t> table(table_size_, kNoHost);
+  uint64_t filled = 0;
+  for (uint32_t iteration = 1; filled < table_size_; ++iteration) {
+    for (size_t i = 0; i < entries.size() && filled < table_size_; ++i) {
+      BuildEntry& entry = entries[i];
+      if (iteration * entry.weight < entry.target_weight) continue;
+      entry.target_weight += max_normalized_weight;
+      uint64_t c = (entry.offset + entry.skip * entry.next) % table_size_;
+      while (table[c] != kNoHost) {
+        ++entry.next;
+        c = (entry.offset + entry.skip * entry.next) % table_size_;
+      }
+      table[c] = entry.host;
+      ++entry.next;
+      ++entry.count;
+      ++filled;
+    }
+  }
+  for (const BuildEntry& entry : entries) entries_per_host_[entry.host] = entry.count;
+
+  if (host_count_ <= 256) {
+    table8_ = Narrow<uint8_t>(table);
+  } else if (host_count_ <= 65536) {
+    table16_ = Narrow<uint16_t>(table);
+  } else {
+    table32_ = std::move(table);
+  }
+}
+
+uint32_t MaglevTable::SlotHost(uint64_t slot) const {
+  if (!table8_.empty()) return table8_[slot];
+  if (!table16_.empty()) return table16_[slot];
+  if (!table32_.empty()) return table32_[slot];
+  return host_count_ == 0 ? kNoHost : 0;
+}
+
+uint32_t MaglevTable::ChooseHost(uint64_t hash, uint32_t attempt) const {
+  if (host_count_ == 0) return kNoHost;
+  // Envoy: a value with most bits set changes the hash a lot, so retries do
+  // not all land on one host.
+  if (attempt > 0) hash ^= ~0ULL - attempt + 1;
+  return SlotHost(hash % table_size_);
+}
+
+size_t MaglevTable::slot_bytes() const {
+  if (!table8_.empty()) return 1;
+  if (!table16_.empty()) return 2;
+  if (!table32_.empty()) return 4;
+  return 0;
+}
+
+size_t MaglevTable::memory_bytes() const {
+  return table8_.capacity() + table16_.capacity() * sizeof(uint16_t) +
+         table32_.capacity() * sizeof(uint32_t) + entries_per_host_.capacity() * sizeof(uint64_t);
+}
+
+MaglevStrategy::MaglevStrategy(std::vector<StrategyHost> hosts, uint64_t table_size,
+                               uint32_t hash_balance_factor)
+    : host_count_(static_cast<uint32_t>(hosts.size())),
+      table_(hosts, table_size),
+      bounded_load_(hash_balance_factor > 0
+                        ? std::optional<BoundedLoad>(std::in_place, hosts, hash_balance_factor)
+                        : std::nullopt) {}
+
+uint32_t MaglevStrategy::Pick(const PickParams& params) {
+  if (host_count_ == 0) return kNoHost;
+  return PickHashedAvoiding(host_count_, params, [&](uint64_t hash, uint32_t attempt) {
+    const uint32_t host = table_.ChooseHost(hash, attempt);
+    if (!bounded_load_.has_value()) return host;
+    return bounded_load_->Choose(host, hash, params.upstream_active_requests);
+  });
+}
+
+StrategyStats MaglevStrategy::Stats() const {
+  StrategyStats stats;
+  const std::vector<uint64_t>& per_host = table_.entries_per_host();
+  if (!per_host.empty()) {
+    stats.entries = table_.slot_bytes() == 0 ? per_host[0] : table_.table_size();
+    stats.min_entries_per_host = *std::min_element(per_host.begin(), per_host.end());
+    stats.max_entries_per_host = *std::max_element(per_host.begin(), per_host.end());
+  }
+  stats.memory_bytes =
+      table_.memory_bytes() + (bounded_load_.has_value() ? bounded_load_->memory_bytes() : 0);
+  return stats;
+}
+
+}  // namespace picker::core

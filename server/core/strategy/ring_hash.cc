@@ -1,0 +1,119 @@
+#include "server/core/strategy/ring_hash.h"
+
+#include <algorithm>
+#include <charconv>
+#include <cmath>
+#include <string>
+#include <utility>
+
+#include "server/core/hash/hash.h"
+#include "server/core/strategy/avoid.h"
+
+namespace picker::core {
+
+HashRing::HashRing(const std::vector<StrategyHost>& hosts, uint64_t min_ring_size,
+                   uint64_t max_ring_size, HashFunction hash_function) {
+  if (hosts.empty()) return;
+
+  // Envoy's normalised weights, in double, in host order.
+  uint64_t weight_sum = 0;
+  for (const StrategyHost& host : hosts) weight_sum += host.weight;
+  std::vector<double> normalized(hosts.size());
+  double min_normalized_weight = 1.0;
+  for (size_t i = 0; i < hosts.size(); ++i) {
+    normalized[i] = hosts[i].weight * 1.0 / static_cast<double>(weight_sum);
+    min_normalized_weight = std::min(min_normalized_weight, normalized[i]);
+  }
+
+  // Scale so that the least-weighted host gets a whole number of entries,
+  // capped at the maximum ring size.
+  const double scale = std::min(
+      std::ceil(min_normalized_weight * static_cast<double>(min_ring_size)) / min_normalized_weight,
+      static_cast<double>(max_ring_size));
+  const uint64_t ring_size = static_cast<uint64_t>(std::ceil(scale));
+
+  std::vector<std::pair<uint64_t, uint32_t>> entries;
+  entries.reserve(ring_size);
+
+  // Running sums across the whole host set, in doubles, exactly as Envoy:
+  // hosts may get fractional shares, and rounding must fall where Envoy's
+  // does (per-host counts computed separately could differ by one).
+  std::string key;
+  double current_hashes = 0.0;
+  double target_hashes = 0.0;
+  min_hashes_per_host_ = ring_size;
+  max_hashes_per_host_ = 0;
+  for (size_t h = 0; h < hosts.size(); ++h) {
+    key.assign(hosts[h].hash_key);
+    key.push_back('_');
+    const size_t prefix = key.size();
+    target_hashes += scale * normalized[h];
+    uint64_t i = 0;
+    while (current_hashes < target_hashes) {
+      char digits[24];
+      const auto [end, ec] = std::to_chars(digits, digits + sizeof(digits), i);
+      key.resize(prefix);
+      key.append(digits, end);
+      const uint64_t hash = hash_function == HashFunction::kMurmurHash2
+                                ? MurmurHash2(key, kMurmurHash2Seed)
+                                : XxHash64(key, 0);
+      entries.emplace_back(hash, static_cast<uint32_t>(h));
+      ++i;
+      ++current_hashes;
+    }
+    min_hashes_per_host_ = std::min(i, min_hashes_per_host_);
+    max_hashes_per_host_ = std::max(i, max_hashes_per_host_);
+  }
+
+  // Sorted by hash only, as Envoy (equal hashes keep no defined order there
+  // either; with 64-bit hashes they do not occur in practice).
+  std::sort(entries.begin(), entries.end(),
+            [](const auto& a, const auto& b) { return a.first < b.first; });
+  hashes_.reserve(entries.size());
+  hosts_.reserve(entries.size());
+  for (const auto& [hash, host] : entries) {
+    hashes_.push_back(hash);
+    hosts_.push_back(host);
+  }
+}
+
+uint32_t HashRing::ChooseHost(uint64_t hash, uint32_t attempt) const {
+  if (hashes_.empty()) return kNoHost;
+  // Envoy's ketama binary search returns the first entry with hash >= the
+  // request hash, or entry 0 past the end: that is lower_bound with wrap.
+  size_t index = std::lower_bound(hashes_.begin(), hashes_.end(), hash) - hashes_.begin();
+  if (index == hashes_.size()) index = 0;
+  // A retry behaves as if the entry were not there: move along the ring.
+  if (attempt > 0) index = (index + attempt) % hashes_.size();
+  return hosts_[index];
+}
+
+RingHashStrategy::RingHashStrategy(std::vector<StrategyHost> hosts, uint64_t min_ring_size,
+                                   uint64_t max_ring_size, HashFunction hash_function,
+                                   uint32_t hash_balance_factor)
+    : host_count_(static_cast<uint32_t>(hosts.size())),
+      ring_(hosts, min_ring_size, max_ring_size, hash_function),
+      bounded_load_(hash_balance_factor > 0
+                        ? std::optional<BoundedLoad>(std::in_place, hosts, hash_balance_factor)
+                        : std::nullopt) {}
+
+uint32_t RingHashStrategy::Pick(const PickParams& params) {
+  if (host_count_ == 0) return kNoHost;
+  return PickHashedAvoiding(host_count_, params, [&](uint64_t hash, uint32_t attempt) {
+    const uint32_t host = ring_.ChooseHost(hash, attempt);
+    if (!bounded_load_.has_value()) return host;
+    return bounded_load_->Choose(host, hash, params.upstream_active_requests);
+  });
+}
+
+StrategyStats RingHashStrategy::Stats() const {
+  StrategyStats stats;
+  stats.entries = ring_.size();
+  stats.min_entries_per_host = ring_.min_hashes_per_host();
+  stats.max_entries_per_host = ring_.max_hashes_per_host();
+  stats.memory_bytes =
+      ring_.memory_bytes() + (bounded_load_.has_value() ? bounded_load_->memory_bytes() : 0);
+  return stats;
+}
+
+}  // namespace picker::core

@@ -1,0 +1,66 @@
+// RingHash (ketama), as Envoy's RingHashLoadBalancer.
+#ifndef PICKER_SERVER_CORE_STRATEGY_RING_HASH_H_
+#define PICKER_SERVER_CORE_STRATEGY_RING_HASH_H_
+
+#include <cstdint>
+#include <optional>
+#include <vector>
+
+#include "server/core/config.h"
+#include "server/core/strategy/bounded_load.h"
+#include "server/core/strategy/strategy.h"
+
+namespace picker::core {
+
+// The sorted ring. Built exactly as Envoy's RingHashLoadBalancer::Ring: the
+// same entries, the same hashes, the same order, so a key maps to the same
+// host as in Envoy given the same hosts in the same order.
+class HashRing {
+ public:
+  HashRing(const std::vector<StrategyHost>& hosts, uint64_t min_ring_size, uint64_t max_ring_size,
+           HashFunction hash_function);
+
+  // The host of the first entry whose hash is >= `hash` (wrapping to the
+  // first entry), moved `attempt` entries further along the ring, as Envoy's
+  // Ring::chooseHost. kNoHost for an empty ring.
+  uint32_t ChooseHost(uint64_t hash, uint32_t attempt) const;
+
+  size_t size() const { return hashes_.size(); }
+  // The sorted entry hashes and the host of each entry (tests, debugging).
+  const std::vector<uint64_t>& hashes() const { return hashes_; }
+  const std::vector<uint32_t>& hosts() const { return hosts_; }
+  uint64_t min_hashes_per_host() const { return min_hashes_per_host_; }
+  uint64_t max_hashes_per_host() const { return max_hashes_per_host_; }
+  size_t memory_bytes() const {
+    return hashes_.capacity() * sizeof(uint64_t) + hosts_.capacity() * sizeof(uint32_t);
+  }
+
+ private:
+  // Struct of arrays: the binary search touches only the hashes (8 bytes an
+  // entry), and host indices cost 4 bytes instead of a 16-byte shared_ptr.
+  std::vector<uint64_t> hashes_;
+  std::vector<uint32_t> hosts_;
+  uint64_t min_hashes_per_host_ = 0;
+  uint64_t max_hashes_per_host_ = 0;
+};
+
+class RingHashStrategy final : public Strategy {
+ public:
+  // `hash_balance_factor` 0 turns bounded load off.
+  RingHashStrategy(std::vector<StrategyHost> hosts, uint64_t min_ring_size, uint64_t max_ring_size,
+                   HashFunction hash_function, uint32_t hash_balance_factor);
+
+  uint32_t Pick(const PickParams& params) override;
+  StrategyStats Stats() const override;
+
+  const HashRing& ring() const { return ring_; }
+
+ private:
+  const uint32_t host_count_;
+  const HashRing ring_;
+  const std::optional<BoundedLoad> bounded_load_;
+};
+
+}  // namespace picker::core
+
+#endif  // PICKER_SERVER_CORE_STRATEGY_RING_HASH_H_

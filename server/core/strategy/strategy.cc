@@ -1,0 +1,34 @@
+#include "server/core/strategy/strategy.h"
+
+#include <utility>
+
+#include "server/core/strategy/least_request.h"
+#include "server/core/strategy/maglev.h"
+#include "server/core/strategy/random.h"
+#include "server/core/strategy/ring_hash.h"
+#include "server/core/strategy/round_robin.h"
+
+namespace picker::core {
+
+std::unique_ptr<Strategy> BuildStrategy(const LoadBalancerConfig& config,
+                                        std::vector<StrategyHost> hosts, uint64_t seed) {
+  switch (config.kind) {
+    case StrategyKind::kRoundRobin:
+      return std::make_unique<RoundRobinStrategy>(std::move(hosts), seed);
+    case StrategyKind::kLeastRequest:
+      return std::make_unique<LeastRequestStrategy>(std::move(hosts), config.choice_count,
+                                                    config.active_request_bias, seed);
+    case StrategyKind::kRingHash:
+      return std::make_unique<RingHashStrategy>(std::move(hosts), config.min_ring_size,
+                                                config.max_ring_size, config.hash_function,
+                                                config.hash_balance_factor);
+    case StrategyKind::kRandom:
+      return std::make_unique<RandomStrategy>(std::move(hosts));
+    case StrategyKind::kMaglev:
+      return std::make_unique<MaglevStrategy>(std::move(hosts), config.table_size,
+                                              config.hash_balance_factor);
+  }
+  return std::make_unique<RoundRobinStrategy>(std::move(hosts), seed);
+}
+
+}  // namespace picker::core
