@@ -11,6 +11,7 @@ APT_PACKAGES=(
   libabsl-dev prometheus-cpp-dev libxxhash-dev libspdlog-dev libfmt-dev libyaml-cpp-dev
   libgtest-dev libgmock-dev libbenchmark-dev
   python3-grpcio python3-protobuf curl ca-certificates
+  libcurl4-openssl-dev
 )
 # The end-to-end tests drive the real third-party tools.
 APT_E2E_PACKAGES=(prometheus)

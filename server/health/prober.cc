@@ -1,0 +1,289 @@
+#include "server/health/prober.h"
+
+#include <algorithm>
+#include <utility>
+
+#include "absl/container/flat_hash_set.h"
+#include "spdlog/spdlog.h"
+
+namespace picker::health {
+
+// What the prober knows of one checked target. Only touched under mu_.
+struct Prober::TargetState {
+  std::shared_ptr<core::TargetLive> live;
+  std::string upstream;
+  std::string address;
+  core::ActiveHealthConfig config;
+  // Tells a finished probe whether it still belongs to this entry (an entry
+  // dropped and re-created while its probe ran gets a new generation).
+  uint64_t generation = 0;
+  Clock::time_point next_due;
+  bool in_flight = false;
+  bool unhealthy = false;  // The checks' verdict, mirrored in live->active_unhealthy.
+  uint32_t successes = 0;  // Consecutive.
+  uint32_t failures = 0;   // Consecutive.
+  bool seen = false;       // Still in the registry at the last refresh.
+  // Reused across checks; shared with the job that runs a check.
+  std::shared_ptr<GrpcHealthChannel> grpc;
+};
+
+// One probe to run on a worker, with everything it needs copied so that the
+// worker holds no lock while it runs.
+struct Prober::Job {
+  core::TargetLive* key = nullptr;
+  uint64_t generation = 0;
+  std::string address;
+  core::ActiveHealthConfig config;
+  std::shared_ptr<GrpcHealthChannel> grpc;
+};
+
+namespace {
+
+std::chrono::milliseconds EffectiveTimeout(const core::ActiveHealthConfig& config) {
+  return std::max(config.timeout, std::chrono::milliseconds(1));
+}
+
+ProbeResult RunProbe(const core::ActiveHealthConfig& config, const std::string& address,
+                     GrpcHealthChannel* grpc) {
+  const std::chrono::milliseconds timeout = EffectiveTimeout(config);
+  switch (config.type) {
+    case core::ActiveHealthConfig::Type::kHttp:
+      return ProbeHttp(address, config.http_path, config.healthy_http_statuses, timeout);
+    case core::ActiveHealthConfig::Type::kTcp:
+      return ProbeTcp(address, timeout);
+    case core::ActiveHealthConfig::Type::kGrpc:
+      return grpc->Check(timeout);
+  }
+  return ProbeResult{ProbeResult::Kind::kFailure, "unknown check type"};
+}
+
+}  // namespace
+
+Prober::Prober(core::Registry& registry, Options options) : registry_(registry), options_(options) {
+  // Before any worker thread exists: libcurl's global init is not thread-safe.
+  InitHttpProbes();
+}
+
+Prober::~Prober() { Stop(); }
+
+void Prober::Start() {
+  std::lock_guard lock(mu_);
+  if (running_) return;
+  running_ = true;
+  stopping_ = false;
+  for (int i = 0; i < std::max(options_.threads, 1); ++i) {
+    workers_.emplace_back([this] { WorkerLoop(); });
+  }
+  scheduler_ = std::thread([this] { SchedulerLoop(); });
+}
+
+void Prober::Stop() {
+  {
+    std::lock_guard lock(mu_);
+    if (!running_) return;
+    stopping_ = true;
+  }
+  scheduler_cv_.notify_all();
+  workers_cv_.notify_all();
+  scheduler_.join();
+  for (std::thread& worker : workers_) worker.join();
+  workers_.clear();
+  std::lock_guard lock(mu_);
+  // Probes that were queued never ran: they are due again on the next Start.
+  queue_.clear();
+  for (auto& [key, state] : targets_) state->in_flight = false;
+  running_ = false;
+  stopping_ = false;
+}
+
+std::map<std::string, UpstreamCheckStats> Prober::Stats() const {
+  std::lock_guard lock(mu_);
+  std::map<std::string, UpstreamCheckStats> stats = stats_;
+  for (const auto& [key, state] : targets_) {
+    if (state->unhealthy) ++stats[state->upstream].unhealthy_targets;
+  }
+  return stats;
+}
+
+void Prober::SchedulerLoop() {
+  Clock::time_point next_refresh = Clock::now();
+  std::unique_lock lock(mu_);
+  while (!stopping_) {
+    lock.unlock();
+    Clock::time_point now = Clock::now();
+    if (now >= next_refresh) {
+      Refresh(now);
+      next_refresh = now + options_.refresh_interval;
+    }
+    const Clock::time_point next_probe = QueueDue(now);
+    lock.lock();
+    // Woken early by Stop, or by a finished probe whose next check may be
+    // due before `next_probe`.
+    scheduler_cv_.wait_until(lock, std::min(next_probe, next_refresh),
+                             [this] { return stopping_ || wake_; });
+    wake_ = false;
+  }
+}
+
+void Prober::WorkerLoop() {
+  std::unique_lock lock(mu_);
+  while (true) {
+    workers_cv_.wait(lock, [this] { return stopping_ || !queue_.empty(); });
+    if (stopping_) return;
+    Job job = std::move(queue_.front());
+    queue_.pop_front();
+    lock.unlock();
+    const Clock::time_point started = Clock::now();
+    const ProbeResult result = RunProbe(job.config, job.address, job.grpc.get());
+    Complete(job, result, started);
+    lock.lock();
+  }
+}
+
+void Prober::Refresh(Clock::time_point now) {
+  // List takes the registry's writer lock briefly; done outside mu_ so that
+  // workers finishing probes never wait on admin writes.
+  const std::vector<std::shared_ptr<const core::UpstreamSnapshot>> upstreams = registry_.List();
+  absl::flat_hash_set<std::string> to_mark;
+  {
+    std::lock_guard lock(mu_);
+    for (auto& [key, state] : targets_) state->seen = false;
+    absl::flat_hash_set<std::string> checked;
+    for (const auto& snapshot : upstreams) {
+      const core::UpstreamConfig& config = snapshot->config();
+      if (config.active.interval.count() <= 0) continue;
+      checked.insert(config.name);
+      for (const core::SnapshotTarget& target : snapshot->targets()) {
+        std::unique_ptr<TargetState>& state = targets_[target.live.get()];
+        if (state == nullptr) {
+          state = std::make_unique<TargetState>();
+          state->live = target.live;
+          state->upstream = config.name;
+          state->address = target.config.address;
+          state->config = config.active;
+          state->generation = next_generation_++;
+          state->next_due = now;  // First check at once, as Envoy.
+          // A verdict left by an earlier prober (Stop/Start) is kept.
+          state->unhealthy = target.live->active_unhealthy.load(std::memory_order_acquire);
+        } else if (state->config != config.active || state->address != target.config.address) {
+          // Counts made under another check say nothing about this one.
+          if (state->config.type != config.active.type || state->address != target.config.address) {
+            state->grpc.reset();
+          }
+          state->config = config.active;
+          state->address = target.config.address;
+          state->successes = 0;
+          state->failures = 0;
+          state->next_due = std::min(state->next_due, now + config.active.interval);
+        }
+        if (state->config.type == core::ActiveHealthConfig::Type::kGrpc && !state->grpc) {
+          state->grpc = std::make_shared<GrpcHealthChannel>(state->address);
+        }
+        state->seen = true;
+      }
+    }
+    // Targets deleted, upstreams deleted, or checks turned off: forget them,
+    // and give back the health the checks had taken away.
+    for (auto it = targets_.begin(); it != targets_.end();) {
+      TargetState& state = *it->second;
+      if (state.seen) {
+        ++it;
+        continue;
+      }
+      if (state.unhealthy) {
+        state.live->active_unhealthy.store(false, std::memory_order_release);
+        to_mark.insert(state.upstream);
+      }
+      targets_.erase(it++);
+    }
+    for (auto it = stats_.begin(); it != stats_.end();) {
+      if (checked.contains(it->first)) {
+        ++it;
+      } else {
+        it = stats_.erase(it);
+      }
+    }
+    for (const std::string& name : checked) stats_.try_emplace(name);
+  }
+  for (const std::string& name : to_mark) registry_.MarkHealthChanged(name);
+}
+
+Prober::Clock::time_point Prober::QueueDue(Clock::time_point now) {
+  Clock::time_point next = Clock::time_point::max();
+  bool queued = false;
+  {
+    std::lock_guard lock(mu_);
+    for (auto& [key, state] : targets_) {
+      if (state->in_flight) continue;
+      if (state->next_due <= now) {
+        state->in_flight = true;
+        queue_.push_back(Job{key, state->generation, state->address, state->config, state->grpc});
+        queued = true;
+      } else {
+        next = std::min(next, state->next_due);
+      }
+    }
+  }
+  if (queued) workers_cv_.notify_all();
+  return next;
+}
+
+void Prober::Complete(const Job& job, const ProbeResult& result, Clock::time_point started) {
+  std::string mark;
+  {
+    std::lock_guard lock(mu_);
+    auto it = targets_.find(job.key);
+    if (it == targets_.end() || it->second->generation != job.generation) return;
+    TargetState& state = *it->second;
+    UpstreamCheckStats& stats = stats_[state.upstream];
+    switch (result.kind) {
+      case ProbeResult::Kind::kSuccess:
+        ++stats.successes;
+        break;
+      case ProbeResult::Kind::kFailure:
+        ++stats.failures;
+        break;
+      case ProbeResult::Kind::kTimeout:
+        ++stats.timeouts;
+        break;
+    }
+    state.in_flight = false;
+    wake_ = true;
+    state.next_due = std::max(started + state.config.interval, Clock::now());
+    if (result.ok()) {
+      state.failures = 0;
+      ++state.successes;
+      if (state.unhealthy &&
+          state.successes >= std::max<uint32_t>(state.config.healthy_successes, 1)) {
+        state.unhealthy = false;
+        ++stats.turned_healthy;
+        state.live->active_unhealthy.store(false, std::memory_order_release);
+        mark = state.upstream;
+        spdlog::info("active health check: target {} of upstream {} is healthy after {} successes",
+                     state.address, state.upstream, state.successes);
+      }
+    } else {
+      state.successes = 0;
+      ++state.failures;
+      if (!state.unhealthy &&
+          state.failures >= std::max<uint32_t>(state.config.unhealthy_failures, 1)) {
+        state.unhealthy = true;
+        ++stats.turned_unhealthy;
+        state.live->active_unhealthy.store(true, std::memory_order_release);
+        mark = state.upstream;
+        spdlog::warn(
+            "active health check: target {} of upstream {} is unhealthy after {} failures "
+            "(last: {})",
+            state.address, state.upstream, state.failures, result.detail);
+      } else {
+        spdlog::debug("active health check of {} in {}: {}", state.address, state.upstream,
+                      result.detail);
+      }
+    }
+  }
+  // The next check of this target may be due before the scheduler's wake-up.
+  scheduler_cv_.notify_all();
+  if (!mark.empty()) registry_.MarkHealthChanged(mark);
+}
+
+}  // namespace picker::health
