@@ -13,6 +13,10 @@
 
 #include "server/core/strategy/strategy.h"
 
+// Tests build PickInputs with designated initializers naming only the
+// fields they set; the rest keep their defaults on purpose.
+#pragma GCC diagnostic ignored "-Wmissing-field-initializers"
+
 namespace picker::core::testing {
 
 // Hosts named by their hash keys, with optional weights (default 1) and
