@@ -71,6 +71,12 @@ void Prober::Start() {
   if (running_) return;
   running_ = true;
   stopping_ = false;
+  // After a Stop, every known target is due at its planned time again.
+  due_ = {};
+  for (auto& [key, state] : targets_) {
+    state->in_flight = false;
+    due_.push(Due{state->next_due, key, state->generation});
+  }
   for (int i = 0; i < std::max(options_.threads, 1); ++i) {
     workers_.emplace_back([this] { WorkerLoop(); });
   }
@@ -80,7 +86,7 @@ void Prober::Start() {
 void Prober::Stop() {
   {
     std::lock_guard lock(mu_);
-    if (!running_) return;
+    if (!running_ || stopping_) return;
     stopping_ = true;
   }
   scheduler_cv_.notify_all();
@@ -91,7 +97,6 @@ void Prober::Stop() {
   std::lock_guard lock(mu_);
   // Probes that were queued never ran: they are due again on the next Start.
   queue_.clear();
-  for (auto& [key, state] : targets_) state->in_flight = false;
   running_ = false;
   stopping_ = false;
 }
@@ -132,6 +137,9 @@ void Prober::WorkerLoop() {
     if (stopping_) return;
     Job job = std::move(queue_.front());
     queue_.pop_front();
+    // A target deleted while its probe waited: nothing to check.
+    auto it = targets_.find(job.key);
+    if (it == targets_.end() || it->second->generation != job.generation) continue;
     lock.unlock();
     const Clock::time_point started = Clock::now();
     const ProbeResult result = RunProbe(job.config, job.address, job.grpc.get());
@@ -163,6 +171,7 @@ void Prober::Refresh(Clock::time_point now) {
           state->config = config.active;
           state->generation = next_generation_++;
           state->next_due = now;  // First check at once, as Envoy.
+          due_.push(Due{now, target.live.get(), state->generation});
           // A verdict left by an earlier prober (Stop/Start) is kept.
           state->unhealthy = target.live->active_unhealthy.load(std::memory_order_acquire);
         } else if (state->config != config.active || state->address != target.config.address) {
@@ -174,7 +183,11 @@ void Prober::Refresh(Clock::time_point now) {
           state->address = target.config.address;
           state->successes = 0;
           state->failures = 0;
-          state->next_due = std::min(state->next_due, now + config.active.interval);
+          if (now + config.active.interval < state->next_due) {
+            // A shorter interval takes effect at once.
+            state->next_due = now + config.active.interval;
+            due_.push(Due{state->next_due, target.live.get(), state->generation});
+          }
         }
         if (state->config.type == core::ActiveHealthConfig::Type::kGrpc && !state->grpc) {
           state->grpc = std::make_shared<GrpcHealthChannel>(state->address);
@@ -209,19 +222,28 @@ void Prober::Refresh(Clock::time_point now) {
 }
 
 Prober::Clock::time_point Prober::QueueDue(Clock::time_point now) {
-  Clock::time_point next = Clock::time_point::max();
   bool queued = false;
+  Clock::time_point next = Clock::time_point::max();
   {
     std::lock_guard lock(mu_);
-    for (auto& [key, state] : targets_) {
-      if (state->in_flight) continue;
-      if (state->next_due <= now) {
-        state->in_flight = true;
-        queue_.push_back(Job{key, state->generation, state->address, state->config, state->grpc});
-        queued = true;
-      } else {
-        next = std::min(next, state->next_due);
+    while (!due_.empty()) {
+      const Due due = due_.top();
+      if (due.when > now) {
+        next = due.when;
+        break;
       }
+      due_.pop();
+      // Entries are never updated in place: one whose target is gone, was
+      // re-planned, or is being checked is stale.
+      auto it = targets_.find(due.key);
+      if (it == targets_.end()) continue;
+      TargetState& state = *it->second;
+      if (state.generation != due.generation || state.in_flight || state.next_due != due.when) {
+        continue;
+      }
+      state.in_flight = true;
+      queue_.push_back(Job{due.key, state.generation, state.address, state.config, state.grpc});
+      queued = true;
     }
   }
   if (queued) workers_cv_.notify_all();
@@ -250,6 +272,7 @@ void Prober::Complete(const Job& job, const ProbeResult& result, Clock::time_poi
     state.in_flight = false;
     wake_ = true;
     state.next_due = std::max(started + state.config.interval, Clock::now());
+    due_.push(Due{state.next_due, job.key, state.generation});
     if (result.ok()) {
       state.failures = 0;
       ++state.successes;

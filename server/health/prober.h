@@ -25,7 +25,9 @@
 //
 // Threads: one scheduler thread and a pool of workers that run the blocking
 // probes, each bounded by its timeout, so a slow or silent target holds one
-// worker for at most its timeout and the others carry on.
+// worker for at most its timeout and the others carry on. Checks take no
+// lock that picks take; a verdict reaches picks through a snapshot rebuild
+// on the registry's maintenance thread.
 #ifndef PICKER_SERVER_HEALTH_PROBER_H_
 #define PICKER_SERVER_HEALTH_PROBER_H_
 
@@ -33,9 +35,11 @@
 #include <condition_variable>
 #include <cstdint>
 #include <deque>
+#include <functional>
 #include <map>
 #include <memory>
 #include <mutex>
+#include <queue>
 #include <string>
 #include <thread>
 #include <vector>
@@ -65,8 +69,10 @@ struct UpstreamCheckStats {
 class Prober {
  public:
   struct Options {
-    // Probes that may run at once.
-    int threads = 8;
+    // Probes that may run at once. Each silent target (no answer, packets
+    // dropped) holds a worker for its timeout; up to `threads` of them at a
+    // time cannot delay the checks of the others.
+    int threads = 16;
     // How often the list of upstreams and targets is re-read to pick up
     // admin changes. Checks themselves run at their own intervals.
     std::chrono::milliseconds refresh_interval{100};
@@ -82,7 +88,8 @@ class Prober {
   // Starts the scheduler and workers. Idempotent.
   void Start();
   // Stops them; waits for running probes, each at most its timeout. The
-  // targets keep their last verdict. Idempotent.
+  // targets keep their last verdict. Idempotent; call Start and Stop from
+  // one thread (the server's main).
   void Stop();
 
   // Per-upstream counts, keyed by upstream name. Cheap: a copy under a lock.
@@ -92,6 +99,13 @@ class Prober {
   struct TargetState;
   struct Job;
   using Clock = std::chrono::steady_clock;
+  // When a target's next check is due; the earliest first.
+  struct Due {
+    Clock::time_point when;
+    core::TargetLive* key;
+    uint64_t generation;
+    bool operator>(const Due& other) const { return when > other.when; }
+  };
 
   void SchedulerLoop();
   void WorkerLoop();
@@ -113,7 +127,10 @@ class Prober {
   // Keyed by the target's live state, which the entry holds so that the key
   // cannot be reused by another target while the entry exists.
   absl::flat_hash_map<core::TargetLive*, std::unique_ptr<TargetState>> targets_;
-  std::deque<Job> queue_;
+  // Planned checks, so that the scheduler's work per check does not grow
+  // with the number of targets.
+  std::priority_queue<Due, std::vector<Due>, std::greater<Due>> due_;
+  std::deque<Job> queue_;  // Due checks waiting for a worker.
   std::map<std::string, UpstreamCheckStats> stats_;
   uint64_t next_generation_ = 1;
 
