@@ -1,7 +1,9 @@
 // The server as a process: listeners and which services each serves, health,
 // metrics, start-up failures, SIGTERM and restarts.
+#include <set>
 #include <sstream>
 
+#include "grpc/reflection/v1alpha/reflection.grpc.pb.h"
 #include "tests/integration/test_util.h"
 
 namespace picker::testing {
@@ -48,6 +50,53 @@ TEST_F(ServerTest, PickerNotServedOnAdminPort) {
   auto status = picker_on_admin->Pick(Ctx().get(), request, &response);
   EXPECT_CODE(status, UNIMPLEMENTED);
   EXPECT_EQ(TotalActive(name), 0);
+}
+
+// Services listed by server reflection on `channel`.
+std::set<std::string> ReflectedServices(std::shared_ptr<grpc::Channel> channel,
+                                        std::string* error) {
+  namespace refl = ::grpc::reflection::v1alpha;
+  auto stub = refl::ServerReflection::NewStub(channel);
+  grpc::ClientContext ctx;
+  ctx.set_deadline(std::chrono::system_clock::now() + std::chrono::seconds(10));
+  auto stream = stub->ServerReflectionInfo(&ctx);
+  refl::ServerReflectionRequest request;
+  request.set_list_services("*");
+  std::set<std::string> services;
+  refl::ServerReflectionResponse response;
+  if (!stream->Write(request) || !stream->Read(&response)) {
+    stream->WritesDone();
+    *error = StatusString(stream->Finish());
+    return services;
+  }
+  for (const auto& s : response.list_services_response().service()) services.insert(s.name());
+  // The Picker/Admin descriptors resolve too (what grpcurl needs).
+  refl::ServerReflectionRequest file_request;
+  file_request.set_file_containing_symbol("grpc.health.v1.Health");
+  refl::ServerReflectionResponse file_response;
+  if (!stream->Write(file_request) || !stream->Read(&file_response) ||
+      file_response.has_error_response()) {
+    *error = "file_containing_symbol grpc.health.v1.Health failed: " +
+             file_response.error_response().error_message();
+  }
+  stream->WritesDone();
+  stream->Finish();
+  return services;
+}
+
+TEST_F(ServerTest, ReflectionListsEachListenersServices) {
+  std::string error;
+  auto data = ReflectedServices(server()->data_channel(), &error);
+  EXPECT_TRUE(error.empty()) << error;
+  EXPECT_TRUE(data.count("picker.v1.Picker")) << ::testing::PrintToString(data);
+  EXPECT_TRUE(data.count("grpc.health.v1.Health")) << ::testing::PrintToString(data);
+  EXPECT_FALSE(data.count("picker.v1.Admin")) << ::testing::PrintToString(data);
+  error.clear();
+  auto admin = ReflectedServices(server()->admin_channel(), &error);
+  EXPECT_TRUE(error.empty()) << error;
+  EXPECT_TRUE(admin.count("picker.v1.Admin")) << ::testing::PrintToString(admin);
+  EXPECT_TRUE(admin.count("grpc.health.v1.Health")) << ::testing::PrintToString(admin);
+  EXPECT_FALSE(admin.count("picker.v1.Picker")) << ::testing::PrintToString(admin);
 }
 
 // Value of the first sample of `metric` whose labels contain every one of
