@@ -1,0 +1,543 @@
+// picker-bench: a closed-loop RPC load generator for picker-server, with an
+// in-process empty-handler baseline measured in the same run.
+//
+// Each mode runs --concurrency closed loops (one op outstanding each) for
+// --warmup then --duration seconds and reports QPS and latency percentiles.
+// The baseline modes serve picker.bench.Echo from this process over a real
+// loopback TCP port: the transport's own limit on this machine, which picker
+// cannot beat, so picker's figures are read as a ratio to it.
+#include <pthread.h>
+#include <signal.h>
+
+#include <algorithm>
+#include <atomic>
+#include <chrono>
+#include <cstdio>
+#include <cstdlib>
+#include <map>
+#include <memory>
+#include <string>
+#include <string_view>
+#include <thread>
+#include <vector>
+
+#include "absl/flags/flag.h"
+#include "absl/flags/parse.h"
+#include "absl/flags/reflection.h"
+#include "absl/flags/usage.h"
+#include "absl/strings/match.h"
+#include "absl/strings/numbers.h"
+#include "absl/strings/str_cat.h"
+#include "absl/strings/str_format.h"
+#include "absl/strings/str_join.h"
+#include "absl/strings/str_split.h"
+#include "bench/load/host.h"
+#include "bench/load/load.h"
+
+ABSL_FLAG(std::string, modes, "unary,baseline-unary",
+          "Comma-separated modes: unary (Pick then Release), stream (PickStream, the previous "
+          "lease's release riding on each pick), baseline-unary and baseline-stream (the same "
+          "shapes against an empty in-process handler), unary+admin and stream+admin (picker "
+          "modes with --admin-writes-per-sec PutTarget writes running).");
+ABSL_FLAG(std::string, concurrency, "8",
+          "Outstanding ops (one per closed loop); a comma-separated list runs each value.");
+ABSL_FLAG(double, duration, 5, "Measured seconds per run.");
+ABSL_FLAG(double, warmup, 1, "Seconds of load before measuring, per run.");
+ABSL_FLAG(int, repeat, 1,
+          "Runs of every (concurrency, mode); the summary gives the median of each figure. "
+          "Runs are interleaved so that a burst of load elsewhere on the machine spreads over "
+          "the modes.");
+ABSL_FLAG(std::string, target, "127.0.0.1:50051", "picker's data listener (loopback only).");
+ABSL_FLAG(std::string, admin, "127.0.0.1:50052", "picker's admin listener (loopback only).");
+ABSL_FLAG(std::string, metrics, "",
+          "picker's metrics listener; when known (or with --spawn-server), the server's own "
+          "pick time from picker_pick_duration_seconds is reported.");
+ABSL_FLAG(std::string, spawn_server, "",
+          "Path of a picker-server to start on free loopback ports with a fresh data "
+          "directory (overrides --target, --admin and --metrics); stopped at the end.");
+ABSL_FLAG(std::vector<std::string>, server_args, {},
+          "Extra flags for the spawned server, comma-separated (e.g. --log-level=warn).");
+ABSL_FLAG(std::string, upstream, "picker-bench",
+          "Upstream to pick from; with --setup, created afresh (deleted first if present).");
+ABSL_FLAG(bool, setup, true, "Create the upstream with --targets targets of --strategy.");
+ABSL_FLAG(int, targets, 100, "Targets of the bench upstream.");
+ABSL_FLAG(std::string, strategy, "round_robin",
+          "round_robin, least_request, ring_hash, random or maglev. With ring_hash and maglev "
+          "each pick carries a random hash, so the ring or table is searched.");
+ABSL_FLAG(double, admin_writes_per_sec, 100,
+          "Rate of PutTarget weight flips in the +admin modes (open loop).");
+ABSL_FLAG(bool, baseline_like_picker, false,
+          "Build the baseline server as picker-server is built: grpc.health.v1 and reflection "
+          "too, and a second grpc::Server (as picker's admin listener) in the same process, so "
+          "that only the handlers differ.");
+ABSL_FLAG(bool, baseline_overlap, false,
+          "The baseline stream handler starts its next read as soon as it starts a write "
+          "(queueing writes under a mutex), as picker's PickStream handler does.");
+ABSL_FLAG(std::string, baseline_target, "",
+          "Run the baseline modes against this Echo server (another picker-bench started with "
+          "--serve-baseline) instead of the in-process one: a baseline in its own process, as "
+          "picker-server is.");
+ABSL_FLAG(double, serve_baseline, 0,
+          "Only serve the baseline Echo service on a free loopback port for this many seconds "
+          "(prints 'baseline listening 127.0.0.1:PORT'), then exit.");
+ABSL_FLAG(int, channels, 1, "Client connections per run; loops are spread over them.");
+
+namespace picker::bench {
+namespace {
+
+// absl::string_view, not std::string_view: Debian's abseil keeps its own.
+constexpr absl::string_view kModes[] = {"unary",           "stream",      "baseline-unary",
+                                        "baseline-stream", "unary+admin", "stream+admin"};
+
+bool IsAdminMode(const std::string& mode) { return absl::EndsWith(mode, "+admin"); }
+bool IsBaseline(const std::string& mode) { return absl::StartsWith(mode, "baseline-"); }
+bool IsUnary(const std::string& mode) { return absl::StrContains(mode, "unary"); }
+
+// The figures of one run.
+struct Figures {
+  double qps = 0;
+  double p50 = 0, p90 = 0, p99 = 0, p999 = 0;  // Per op, ms.
+  double pick_p50 = 0, pick_p99 = 0;           // The Pick alone (unary), ms.
+  uint64_t ops = 0, errors = 0;
+  double bench_cpu_us = 0, server_cpu_us = 0;  // Per op.
+  double server_pick_us = 0;                   // picker_pick_duration_seconds mean.
+  double machine_busy = 0, others_busy = 0;    // Cores busy, on average.
+  double admin_writes_per_sec = 0, admin_p99 = 0;
+  uint64_t admin_errors = 0;
+  std::string first_error;
+};
+
+double Ms(double ns) { return ns / 1e6; }
+
+double Median(std::vector<double> v) {
+  if (v.empty()) return 0;
+  std::sort(v.begin(), v.end());
+  const size_t n = v.size();
+  return n % 2 == 1 ? v[n / 2] : (v[n / 2 - 1] + v[n / 2]) / 2;
+}
+
+// The median of each figure over the runs, separately.
+Figures MedianOf(const std::vector<Figures>& runs) {
+  auto med = [&](double Figures::*field) {
+    std::vector<double> v;
+    for (const Figures& f : runs) v.push_back(f.*field);
+    return Median(v);
+  };
+  Figures m;
+  for (double Figures::*field :
+       {&Figures::qps, &Figures::p50, &Figures::p90, &Figures::p99, &Figures::p999,
+        &Figures::pick_p50, &Figures::pick_p99, &Figures::bench_cpu_us, &Figures::server_cpu_us,
+        &Figures::server_pick_us, &Figures::machine_busy, &Figures::others_busy,
+        &Figures::admin_writes_per_sec, &Figures::admin_p99}) {
+    m.*field = med(field);
+  }
+  for (const Figures& f : runs) {
+    m.ops += f.ops;
+    m.errors += f.errors;
+    m.admin_errors += f.admin_errors;
+    if (m.first_error.empty()) m.first_error = f.first_error;
+  }
+  return m;
+}
+
+std::string Describe(const std::string& mode, const Figures& f) {
+  std::string line =
+      absl::StrFormat("QPS=%.1f p50=%.3fms p90=%.3fms p99=%.3fms p99.9=%.3fms errors=%d", f.qps,
+                      f.p50, f.p90, f.p99, f.p999, f.errors);
+  if (IsUnary(mode)) {
+    absl::StrAppendFormat(&line, " | %s p50=%.3fms p99=%.3fms",
+                          IsBaseline(mode) ? "first-call" : "pick", f.pick_p50, f.pick_p99);
+  }
+  absl::StrAppendFormat(&line, " | cpu/op bench=%.1fus", f.bench_cpu_us);
+  if (f.server_cpu_us > 0) absl::StrAppendFormat(&line, " server=%.1fus", f.server_cpu_us);
+  if (f.server_pick_us > 0) absl::StrAppendFormat(&line, " | server pick=%.2fus", f.server_pick_us);
+  absl::StrAppendFormat(&line, " | cores busy=%.2f others=%.2f", f.machine_busy, f.others_busy);
+  if (IsAdminMode(mode)) {
+    absl::StrAppendFormat(&line, " | admin %.1f writes/s p99=%.2fms errors=%d",
+                          f.admin_writes_per_sec, f.admin_p99, f.admin_errors);
+  }
+  if (!f.first_error.empty()) absl::StrAppend(&line, " | first error: ", f.first_error);
+  return line;
+}
+
+struct Endpoints {
+  std::string data, admin, metrics;
+  pid_t server_pid = 0;  // 0: not ours, its CPU is not measured.
+  std::vector<std::string> targets;
+};
+
+struct Samples {
+  double bench_cpu = 0, server_cpu = 0;
+  MachineCpu machine;
+  double pick_sum = 0, pick_count = 0;
+};
+
+Samples Sample(const Endpoints& endpoints, bool scrape) {
+  Samples s;
+  if (scrape && !endpoints.metrics.empty()) {
+    if (auto text = HttpGet(endpoints.metrics, "/metrics", std::chrono::seconds(2)); text.ok()) {
+      s.pick_sum = PrometheusSum(*text, "picker_pick_duration_seconds_sum");
+      s.pick_count = PrometheusSum(*text, "picker_pick_duration_seconds_count");
+    }
+  }
+  s.bench_cpu = SelfCpuSeconds();
+  if (endpoints.server_pid > 0) s.server_cpu = ProcessCpuSeconds(endpoints.server_pid);
+  s.machine = ReadMachineCpu();
+  return s;
+}
+
+Figures RunOne(const std::string& mode, int concurrency, const Endpoints& endpoints,
+               const std::string& baseline_address) {
+  LoadOptions options;
+  options.concurrency = concurrency;
+  options.channels = absl::GetFlag(FLAGS_channels);
+  options.warmup = std::chrono::duration<double>(absl::GetFlag(FLAGS_warmup));
+  options.duration = std::chrono::duration<double>(absl::GetFlag(FLAGS_duration));
+  options.upstream = absl::GetFlag(FLAGS_upstream);
+  const std::string strategy = absl::GetFlag(FLAGS_strategy);
+  options.send_hash = strategy == "ring_hash" || strategy == "maglev";
+  const bool baseline = IsBaseline(mode);
+  if (baseline) {
+    options.workload = IsUnary(mode) ? Workload::kEchoUnary : Workload::kEchoStream;
+    options.address = baseline_address;
+  } else {
+    options.workload = IsUnary(mode) ? Workload::kPickerUnary : Workload::kPickerStream;
+    options.address = endpoints.data;
+  }
+  Samples start, end;
+  options.on_window_start = [&] { start = Sample(endpoints, !baseline); };
+  options.on_window_end = [&] { end = Sample(endpoints, !baseline); };
+
+  std::unique_ptr<AdminWriter> writer;
+  if (IsAdminMode(mode)) {
+    writer = std::make_unique<AdminWriter>(endpoints.admin, options.upstream, endpoints.targets,
+                                           absl::GetFlag(FLAGS_admin_writes_per_sec));
+    writer->Start();
+  }
+  RunResult result = RunClosedLoop(options);
+  Figures f;
+  if (writer) {
+    AdminWriter::Stats stats = writer->Stop();
+    f.admin_writes_per_sec = stats.seconds > 0 ? stats.writes / stats.seconds : 0;
+    f.admin_p99 = Ms(stats.latency.Quantile(0.99));
+    f.admin_errors = stats.errors;
+    if (!stats.first_error.empty()) f.first_error = "admin: " + stats.first_error;
+  }
+  f.ops = result.ops;
+  f.errors = result.errors;
+  if (!result.first_error.empty()) f.first_error = result.first_error;
+  f.qps = result.seconds > 0 ? result.ops / result.seconds : 0;
+  f.p50 = Ms(result.latency.Quantile(0.5));
+  f.p90 = Ms(result.latency.Quantile(0.9));
+  f.p99 = Ms(result.latency.Quantile(0.99));
+  f.p999 = Ms(result.latency.Quantile(0.999));
+  f.pick_p50 = Ms(result.first_call.Quantile(0.5));
+  f.pick_p99 = Ms(result.first_call.Quantile(0.99));
+  if (result.ops > 0) {
+    const double ops = static_cast<double>(result.ops);
+    f.bench_cpu_us = (end.bench_cpu - start.bench_cpu) / ops * 1e6;
+    if (!baseline && endpoints.server_pid > 0) {
+      f.server_cpu_us = (end.server_cpu - start.server_cpu) / ops * 1e6;
+    }
+  }
+  if (end.pick_count > start.pick_count) {
+    f.server_pick_us = (end.pick_sum - start.pick_sum) / (end.pick_count - start.pick_count) * 1e6;
+  }
+  const double wall = end.machine.total - start.machine.total;  // Summed over cores.
+  const double window = std::max(result.seconds, 1e-9);
+  if (wall > 0) {
+    const double cores = wall / window;
+    f.machine_busy = (end.machine.busy - start.machine.busy) / wall * cores;
+    const double ours =
+        (end.bench_cpu - start.bench_cpu) + (baseline ? 0 : (end.server_cpu - start.server_cpu));
+    f.others_busy = std::max(0.0, f.machine_busy - ours / window);
+  }
+  return f;
+}
+
+// --serve-baseline: the Echo server alone, in its own process, for a bounded
+// time.
+int ServeBaseline(double seconds) {
+  EchoServer echo(absl::GetFlag(FLAGS_baseline_like_picker), absl::GetFlag(FLAGS_baseline_overlap));
+  if (echo.address().empty()) return 1;
+  std::printf("baseline listening %s\n", echo.address().c_str());
+  std::fflush(stdout);
+  std::this_thread::sleep_for(std::chrono::duration<double>(std::min(seconds, 3600.0)));
+  return 0;
+}
+
+// The spawned server, for the signal thread: Ctrl-C must not leave a data
+// directory behind (the server itself dies with picker-bench anyway).
+std::atomic<SpawnedServer*> g_spawned{nullptr};
+
+// SIGINT and SIGTERM are taken by a thread with sigwait, so the clean-up may
+// do more than async-signal-safe calls. Called before any other thread
+// starts, so that every thread inherits the blocked mask.
+void HandleSignals() {
+  static sigset_t signals;
+  sigemptyset(&signals);
+  sigaddset(&signals, SIGINT);
+  sigaddset(&signals, SIGTERM);
+  pthread_sigmask(SIG_BLOCK, &signals, nullptr);
+  std::thread([] {
+    int signal = 0;
+    sigwait(&signals, &signal);
+    std::fprintf(stderr, "picker-bench: interrupted\n");
+    if (SpawnedServer* server = g_spawned.load()) server->KillNow();
+    std::_Exit(130);
+  }).detach();
+}
+
+int Run() {
+  HandleSignals();
+  if (const double serve = absl::GetFlag(FLAGS_serve_baseline); serve > 0) {
+    return ServeBaseline(serve);
+  }
+  // Modes and concurrencies, checked before anything starts.
+  std::vector<std::string> modes =
+      absl::StrSplit(absl::GetFlag(FLAGS_modes), ',', absl::SkipEmpty());
+  for (const std::string& mode : modes) {
+    if (std::find(std::begin(kModes), std::end(kModes), mode) == std::end(kModes)) {
+      std::fprintf(stderr, "--modes: unknown mode '%s' (one of %s)\n", mode.c_str(),
+                   absl::StrJoin(kModes, ", ").c_str());
+      return 2;
+    }
+  }
+  std::vector<int> concurrencies;
+  for (absl::string_view c :
+       absl::StrSplit(absl::GetFlag(FLAGS_concurrency), ',', absl::SkipEmpty())) {
+    int n = 0;
+    if (!absl::SimpleAtoi(c, &n) || n < 1 || n > 10000) {
+      std::fprintf(stderr, "--concurrency: '%s' is not a number in 1..10000\n",
+                   std::string(c).c_str());
+      return 2;
+    }
+    concurrencies.push_back(n);
+  }
+  const int repeat = absl::GetFlag(FLAGS_repeat);
+  const double duration = absl::GetFlag(FLAGS_duration);
+  const double warmup = absl::GetFlag(FLAGS_warmup);
+  if (modes.empty() || concurrencies.empty() || repeat < 1 || duration <= 0 || duration > 3600 ||
+      warmup < 0 || warmup > 600 || absl::GetFlag(FLAGS_channels) < 1) {
+    std::fprintf(stderr,
+                 "need modes, concurrency >= 1, repeat >= 1, 0 < duration <= 3600, "
+                 "0 <= warmup <= 600, channels >= 1\n");
+    return 2;
+  }
+  const bool needs_picker =
+      std::any_of(modes.begin(), modes.end(), [](const std::string& m) { return !IsBaseline(m); });
+  const bool needs_admin = std::any_of(modes.begin(), modes.end(), IsAdminMode);
+  if (needs_admin && absl::GetFlag(FLAGS_admin_writes_per_sec) <= 0) {
+    std::fprintf(stderr, "--admin-writes-per-sec must be > 0 for the +admin modes\n");
+    return 2;
+  }
+
+  // Every run stops by itself; this catches anything that would not (a hung
+  // connect, a server that never answers), and the spawned server dies with
+  // this process.
+  const double planned =
+      repeat * static_cast<double>(concurrencies.size() * modes.size()) * (duration + warmup + 1);
+  std::thread([limit = planned + 120] {
+    std::this_thread::sleep_for(std::chrono::duration<double>(limit));
+    std::fprintf(stderr, "picker-bench: still running after %.0f s, giving up\n", limit);
+    std::fflush(stdout);
+    if (SpawnedServer* server = g_spawned.load()) server->KillNow();
+    std::_Exit(3);
+  }).detach();
+
+  Endpoints endpoints;
+  endpoints.data = absl::GetFlag(FLAGS_target);
+  endpoints.admin = absl::GetFlag(FLAGS_admin);
+  endpoints.metrics = absl::GetFlag(FLAGS_metrics);
+  std::unique_ptr<SpawnedServer> server;
+  if (needs_picker && !absl::GetFlag(FLAGS_spawn_server).empty()) {
+    for (const std::string& arg : absl::GetFlag(FLAGS_server_args)) {
+      // The ports are learnt from the server's info-level "listening" line.
+      if ((absl::StrContains(arg, "log-level") || absl::StrContains(arg, "log_level")) &&
+          !absl::EndsWith(arg, "=info") && !absl::EndsWith(arg, "=debug") &&
+          !absl::EndsWith(arg, "=trace")) {
+        std::fprintf(stderr, "--server-args: %s would hide the server's listening line\n",
+                     arg.c_str());
+        return 2;
+      }
+    }
+    // Before any gRPC thread exists: the child is forked from this process.
+    auto spawned = SpawnedServer::Start(absl::GetFlag(FLAGS_spawn_server),
+                                        absl::GetFlag(FLAGS_server_args), std::chrono::seconds(30));
+    if (!spawned.ok()) {
+      std::fprintf(stderr, "picker-bench: %s\n", std::string(spawned.status().message()).c_str());
+      return 1;
+    }
+    server = *std::move(spawned);
+    g_spawned.store(server.get());
+    endpoints.data = server->data_address();
+    endpoints.admin = server->admin_address();
+    endpoints.metrics = server->metrics_address();
+    endpoints.server_pid = server->pid();
+    std::printf("# spawned %s pid %d: data=%s admin=%s metrics=%s\n",
+                absl::GetFlag(FLAGS_spawn_server).c_str(), static_cast<int>(server->pid()),
+                endpoints.data.c_str(), endpoints.admin.c_str(), endpoints.metrics.c_str());
+  }
+  if (needs_picker) {
+    for (const std::string* a : {&endpoints.data, &endpoints.admin}) {
+      if (!IsLoopback(*a)) {
+        std::fprintf(stderr, "picker-bench talks to this machine only; %s is not 127.0.0.1\n",
+                     a->c_str());
+        return 2;
+      }
+    }
+    if (!endpoints.metrics.empty() && !IsLoopback(endpoints.metrics)) endpoints.metrics.clear();
+  }
+  if (needs_picker && absl::GetFlag(FLAGS_setup)) {
+    SetupResult setup = SetUpUpstream(endpoints.admin, absl::GetFlag(FLAGS_upstream),
+                                      absl::GetFlag(FLAGS_strategy), absl::GetFlag(FLAGS_targets));
+    if (!setup.error.empty()) {
+      std::fprintf(stderr, "picker-bench: %s\n", setup.error.c_str());
+      if (server) std::fprintf(stderr, "server log:\n%s\n", server->RecentLog().c_str());
+      return 1;
+    }
+    endpoints.targets = std::move(setup.targets);
+  } else if (needs_admin) {
+    std::fprintf(stderr, "the +admin modes need --setup (they flip the bench targets' weights)\n");
+    return 2;
+  }
+  std::string baseline_address;
+  std::unique_ptr<EchoServer> echo;
+  if (!absl::GetFlag(FLAGS_baseline_target).empty()) {
+    if (!IsLoopback(absl::GetFlag(FLAGS_baseline_target))) {
+      std::fprintf(stderr, "--baseline-target must be on 127.0.0.1\n");
+      return 2;
+    }
+    baseline_address = absl::GetFlag(FLAGS_baseline_target);
+  } else if (std::any_of(modes.begin(), modes.end(), IsBaseline)) {
+    echo = std::make_unique<EchoServer>(absl::GetFlag(FLAGS_baseline_like_picker),
+                                        absl::GetFlag(FLAGS_baseline_overlap));
+    if (echo->address().empty()) {
+      std::fprintf(stderr, "picker-bench: cannot start the baseline server on 127.0.0.1\n");
+      return 1;
+    }
+    baseline_address = echo->address();
+  }
+
+  std::printf(
+      "# picker-bench modes=%s concurrency=%s duration=%gs warmup=%gs repeat=%d "
+      "strategy=%s targets=%d channels=%d cores=%u loadavg=%s\n",
+      absl::StrJoin(modes, ",").c_str(), absl::GetFlag(FLAGS_concurrency).c_str(), duration, warmup,
+      repeat, absl::GetFlag(FLAGS_strategy).c_str(), absl::GetFlag(FLAGS_targets),
+      absl::GetFlag(FLAGS_channels), std::thread::hardware_concurrency(), LoadAverage().c_str());
+  std::fflush(stdout);
+
+  std::map<std::pair<int, std::string>, std::vector<Figures>> runs;
+  bool failed = false;
+  for (int r = 1; r <= repeat; ++r) {
+    for (int c : concurrencies) {
+      for (const std::string& mode : modes) {
+        Figures f = RunOne(mode, c, endpoints, baseline_address);
+        if (f.ops == 0 || f.errors > 0) failed = true;
+        std::printf("run %d/%d %s c=%d: %s\n", r, repeat, mode.c_str(), c,
+                    Describe(mode, f).c_str());
+        std::fflush(stdout);
+        runs[{c, mode}].push_back(std::move(f));
+      }
+    }
+  }
+
+  std::printf("\n# summary%s, loadavg=%s\n",
+              repeat > 1 ? absl::StrCat(" (median of ", repeat, " runs)").c_str() : "",
+              LoadAverage().c_str());
+  for (int c : concurrencies) {
+    std::map<std::string, Figures> median;
+    for (const std::string& mode : modes) {
+      median[mode] = MedianOf(runs[{c, mode}]);
+      std::printf("%s c=%d: %s\n", mode.c_str(), c, Describe(mode, median[mode]).c_str());
+    }
+    // Picker against the empty handler, same shape, same run.
+    for (const char* shape : {"unary", "stream"}) {
+      const std::string base = absl::StrCat("baseline-", shape);
+      for (const std::string& mode : {std::string(shape), absl::StrCat(shape, "+admin")}) {
+        if (!median.contains(mode) || !median.contains(base) || median[base].qps <= 0) continue;
+        const Figures& p = median[mode];
+        const Figures& b = median[base];
+        std::printf("ratio %s/%s = %.2f (c=%d; QPS %.0f vs %.0f; p50 x%.2f, p99 x%.2f)\n",
+                    mode.c_str(), base.c_str(), p.qps / b.qps, c, p.qps, b.qps,
+                    b.p50 > 0 ? p.p50 / b.p50 : 0, b.p99 > 0 ? p.p99 / b.p99 : 0);
+      }
+      // Picks under admin writes against idle: the pick's own p99.
+      const std::string loaded = absl::StrCat(shape, "+admin");
+      if (median.contains(loaded) && median.contains(shape)) {
+        const Figures& idle = median[shape];
+        const Figures& busy = median[loaded];
+        const double idle_p99 = std::string(shape) == "unary" ? idle.pick_p99 : idle.p99;
+        const double busy_p99 = std::string(shape) == "unary" ? busy.pick_p99 : busy.p99;
+        std::printf(
+            "ratio %s/%s pick p99 = %.2f (c=%d; %.3f ms under %.1f admin writes/s vs %.3f ms "
+            "idle; QPS x%.2f)\n",
+            loaded.c_str(), shape, idle_p99 > 0 ? busy_p99 / idle_p99 : 0, c, busy_p99,
+            busy.admin_writes_per_sec, idle_p99, idle.qps > 0 ? busy.qps / idle.qps : 0);
+      }
+    }
+  }
+  std::fflush(stdout);
+  echo.reset();
+  g_spawned.store(nullptr);
+  server.reset();
+  if (failed) {
+    std::fprintf(stderr, "picker-bench: a run had errors or no completed ops\n");
+    return 1;
+  }
+  return 0;
+}
+
+// Flags are spelled with dashes (--admin-writes-per-sec); abseil names them
+// with underscores. Rewrites the name part of each "--flag[=value]" argument.
+std::vector<char*> NormalizeFlagNames(int argc, char** argv, std::vector<std::string>& storage) {
+  storage.assign(argv, argv + argc);
+  for (std::string& arg : storage) {
+    if (arg == "--") break;
+    if (arg.size() < 3 || arg[0] != '-' || arg[1] != '-') continue;
+    const size_t end = std::min(arg.find('='), arg.size());
+    std::replace(arg.begin() + 2, arg.begin() + end, '-', '_');
+  }
+  std::vector<char*> out;
+  for (std::string& arg : storage) out.push_back(arg.data());
+  return out;
+}
+
+void PrintHelp() {
+  std::printf(
+      "picker-bench: closed-loop gRPC load against picker-server, with an empty-handler\n"
+      "baseline served by this process measured in the same run.\n\n"
+      "  picker-bench --spawn-server build/picker-server --modes unary,baseline-unary \\\n"
+      "      --concurrency 1,8,64 --duration 10\n\nFlags:\n");
+  std::vector<std::pair<std::string, const absl::CommandLineFlag*>> flags;
+  for (const auto& [name, flag] : absl::GetAllFlags()) {
+    if (absl::StrContains(flag->Filename(), "picker-bench")) {
+      std::string dashed(name);
+      std::replace(dashed.begin(), dashed.end(), '_', '-');
+      flags.emplace_back(dashed, flag);
+    }
+  }
+  std::sort(flags.begin(), flags.end());
+  for (const auto& [name, flag] : flags) {
+    std::printf("  --%s (default: %s)\n      %s\n", name.c_str(), flag->DefaultValue().c_str(),
+                flag->Help().c_str());
+  }
+}
+
+}  // namespace
+}  // namespace picker::bench
+
+int main(int argc, char** argv) {
+  for (int i = 1; i < argc; ++i) {
+    const std::string_view arg = argv[i];
+    if (arg == "--help" || arg == "-help" || arg == "-h" || arg == "--helpfull") {
+      picker::bench::PrintHelp();
+      return 0;
+    }
+  }
+  absl::SetProgramUsageMessage("picker-bench [flags]; see --help");
+  std::vector<std::string> storage;
+  std::vector<char*> args = picker::bench::NormalizeFlagNames(argc, argv, storage);
+  absl::ParseCommandLine(static_cast<int>(args.size()), args.data());
+  return picker::bench::Run();
+}
