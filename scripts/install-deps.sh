@@ -14,7 +14,7 @@ APT_PACKAGES=(
   libcurl4-openssl-dev
 )
 # The end-to-end tests drive the real third-party tools.
-APT_E2E_PACKAGES=(prometheus)
+APT_E2E_PACKAGES=(prometheus docker-compose)
 
 missing=()
 for p in "${APT_PACKAGES[@]}" "${APT_E2E_PACKAGES[@]}"; do
