@@ -300,8 +300,11 @@ class ClientCore {
       v1::PickStreamRequest message;
       uint64_t request_id;
       {
-        std::lock_guard lock(mu_);
-        if (shutdown_) return UnaryPick(options);
+        std::unique_lock lock(mu_);
+        if (shutdown_) {
+          lock.unlock();
+          return UnaryPick(options);
+        }
         session = SessionLocked();
         request_id = next_request_id_++;
         message.set_request_id(request_id);
