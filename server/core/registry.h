@@ -157,7 +157,6 @@ class Registry {
 
   mutable std::mutex mu_;  // Admin writes and rebuilds.
   std::map<std::string, UpstreamState, std::less<>> states_;
-  uint64_t build_seed_ = 0;
 
   std::atomic<std::shared_ptr<const SlotMap>> map_;
   std::atomic<uint64_t> map_version_{0};
