@@ -23,6 +23,7 @@
 #include "server/api/server.h"
 #include "server/config/config_file.h"
 #include "server/core/registry.h"
+#include "server/health/prober.h"
 #include "server/metrics/metrics.h"
 #include "server/store/file_store.h"
 #include "spdlog/sinks/stdout_color_sinks.h"
@@ -159,7 +160,13 @@ int Run() {
   }
   if (absl::GetFlag(FLAGS_demo)) CreateDemoUpstream(**registry);
 
-  picker::metrics::Metrics metrics(**registry, absl::GetFlag(FLAGS_metrics_per_target), kVersion);
+  // Active health checks run on their own threads for the upstreams that
+  // turn them on; the prober is declared after the registry so that it stops
+  // before the registry goes away.
+  picker::health::Prober prober(**registry);
+  prober.Start();
+  picker::metrics::Metrics metrics(**registry, &prober, absl::GetFlag(FLAGS_metrics_per_target),
+                                   kVersion);
   auto server = picker::api::Server::Start(options, **registry, metrics);
   if (!server.ok()) {
     spdlog::critical("{}", server.status().ToString());
@@ -175,6 +182,7 @@ int Run() {
   spdlog::info("received {}, draining", signal == SIGTERM ? "SIGTERM" : "SIGINT");
   (*server)->Shutdown(std::chrono::milliseconds(absl::GetFlag(FLAGS_drain_timeout_ms)));
   server->reset();
+  prober.Stop();
   // Every acknowledged admin write is already on disk (the store syncs each
   // one), so there is nothing left to flush.
   spdlog::info("stopped");

@@ -11,24 +11,42 @@ namespace {
 
 const char* CodeName(absl::StatusCode code) {
   switch (code) {
-    case absl::StatusCode::kOk: return "OK";
-    case absl::StatusCode::kCancelled: return "CANCELLED";
-    case absl::StatusCode::kUnknown: return "UNKNOWN";
-    case absl::StatusCode::kInvalidArgument: return "INVALID_ARGUMENT";
-    case absl::StatusCode::kDeadlineExceeded: return "DEADLINE_EXCEEDED";
-    case absl::StatusCode::kNotFound: return "NOT_FOUND";
-    case absl::StatusCode::kAlreadyExists: return "ALREADY_EXISTS";
-    case absl::StatusCode::kPermissionDenied: return "PERMISSION_DENIED";
-    case absl::StatusCode::kResourceExhausted: return "RESOURCE_EXHAUSTED";
-    case absl::StatusCode::kFailedPrecondition: return "FAILED_PRECONDITION";
-    case absl::StatusCode::kAborted: return "ABORTED";
-    case absl::StatusCode::kOutOfRange: return "OUT_OF_RANGE";
-    case absl::StatusCode::kUnimplemented: return "UNIMPLEMENTED";
-    case absl::StatusCode::kInternal: return "INTERNAL";
-    case absl::StatusCode::kUnavailable: return "UNAVAILABLE";
-    case absl::StatusCode::kDataLoss: return "DATA_LOSS";
-    case absl::StatusCode::kUnauthenticated: return "UNAUTHENTICATED";
-    default: return "UNKNOWN";
+    case absl::StatusCode::kOk:
+      return "OK";
+    case absl::StatusCode::kCancelled:
+      return "CANCELLED";
+    case absl::StatusCode::kUnknown:
+      return "UNKNOWN";
+    case absl::StatusCode::kInvalidArgument:
+      return "INVALID_ARGUMENT";
+    case absl::StatusCode::kDeadlineExceeded:
+      return "DEADLINE_EXCEEDED";
+    case absl::StatusCode::kNotFound:
+      return "NOT_FOUND";
+    case absl::StatusCode::kAlreadyExists:
+      return "ALREADY_EXISTS";
+    case absl::StatusCode::kPermissionDenied:
+      return "PERMISSION_DENIED";
+    case absl::StatusCode::kResourceExhausted:
+      return "RESOURCE_EXHAUSTED";
+    case absl::StatusCode::kFailedPrecondition:
+      return "FAILED_PRECONDITION";
+    case absl::StatusCode::kAborted:
+      return "ABORTED";
+    case absl::StatusCode::kOutOfRange:
+      return "OUT_OF_RANGE";
+    case absl::StatusCode::kUnimplemented:
+      return "UNIMPLEMENTED";
+    case absl::StatusCode::kInternal:
+      return "INTERNAL";
+    case absl::StatusCode::kUnavailable:
+      return "UNAVAILABLE";
+    case absl::StatusCode::kDataLoss:
+      return "DATA_LOSS";
+    case absl::StatusCode::kUnauthenticated:
+      return "UNAUTHENTICATED";
+    default:
+      return "UNKNOWN";
   }
 }
 
@@ -44,8 +62,9 @@ bool ConstantTimeEquals(absl::string_view given, absl::string_view expected) {
 
 }  // namespace
 
-std::optional<grpc::Status> AdminService::Deny(grpc::ServerContext* context, const char* method,
-                                               absl::string_view upstream, bool write) {
+std::optional<grpc::Status> AdminService::Deny(grpc::CallbackServerContext* context,
+                                               const char* method, absl::string_view upstream,
+                                               bool write) {
   if (token_.empty()) return std::nullopt;
   const auto& metadata = context->client_metadata();
   auto it = metadata.find("authorization");
@@ -61,7 +80,7 @@ std::optional<grpc::Status> AdminService::Deny(grpc::ServerContext* context, con
                 write);
 }
 
-grpc::Status AdminService::Finish(grpc::ServerContext* context, const char* method,
+grpc::Status AdminService::Finish(grpc::CallbackServerContext* context, const char* method,
                                   absl::string_view upstream, const absl::Status& status,
                                   bool write) {
   const char* code = CodeName(status.code());
@@ -75,10 +94,11 @@ grpc::Status AdminService::Finish(grpc::ServerContext* context, const char* meth
   return ToGrpc(status);
 }
 
-grpc::Status AdminService::CreateUpstream(grpc::ServerContext* context,
-                                          const v1::CreateUpstreamRequest* request,
-                                          v1::Upstream* response) {
-  if (auto denied = Deny(context, "CreateUpstream", request->upstream().name(), true)) return *denied;
+grpc::Status AdminService::DoCreateUpstream(grpc::CallbackServerContext* context,
+                                            const v1::CreateUpstreamRequest* request,
+                                            v1::Upstream* response) {
+  if (auto denied = Deny(context, "CreateUpstream", request->upstream().name(), true))
+    return *denied;
   absl::Status status;
   if (absl::StatusOr<core::UpstreamConfig> config = FromProto(request->upstream()); config.ok()) {
     auto snapshot = registry_.CreateUpstream(*std::move(config));
@@ -90,18 +110,18 @@ grpc::Status AdminService::CreateUpstream(grpc::ServerContext* context,
   return Finish(context, "CreateUpstream", request->upstream().name(), status, true);
 }
 
-grpc::Status AdminService::GetUpstream(grpc::ServerContext* context,
-                                       const v1::GetUpstreamRequest* request,
-                                       v1::Upstream* response) {
+grpc::Status AdminService::DoGetUpstream(grpc::CallbackServerContext* context,
+                                         const v1::GetUpstreamRequest* request,
+                                         v1::Upstream* response) {
   if (auto denied = Deny(context, "GetUpstream", request->name(), false)) return *denied;
   auto snapshot = registry_.Get(request->name());
   if (snapshot.ok()) *response = ToProto((*snapshot)->config());
   return Finish(context, "GetUpstream", request->name(), snapshot.status(), false);
 }
 
-grpc::Status AdminService::ListUpstreams(grpc::ServerContext* context,
-                                         const v1::ListUpstreamsRequest* request,
-                                         v1::ListUpstreamsResponse* response) {
+grpc::Status AdminService::DoListUpstreams(grpc::CallbackServerContext* context,
+                                           const v1::ListUpstreamsRequest* request,
+                                           v1::ListUpstreamsResponse* response) {
   if (auto denied = Deny(context, "ListUpstreams", "", false)) return *denied;
   for (const auto& snapshot : registry_.List()) {
     *response->add_upstreams() = ToProto(snapshot->config());
@@ -109,10 +129,11 @@ grpc::Status AdminService::ListUpstreams(grpc::ServerContext* context,
   return Finish(context, "ListUpstreams", "", absl::OkStatus(), false);
 }
 
-grpc::Status AdminService::UpdateUpstream(grpc::ServerContext* context,
-                                          const v1::UpdateUpstreamRequest* request,
-                                          v1::Upstream* response) {
-  if (auto denied = Deny(context, "UpdateUpstream", request->upstream().name(), true)) return *denied;
+grpc::Status AdminService::DoUpdateUpstream(grpc::CallbackServerContext* context,
+                                            const v1::UpdateUpstreamRequest* request,
+                                            v1::Upstream* response) {
+  if (auto denied = Deny(context, "UpdateUpstream", request->upstream().name(), true))
+    return *denied;
   absl::Status status;
   if (absl::StatusOr<core::UpstreamConfig> config = FromProto(request->upstream()); config.ok()) {
     auto snapshot = registry_.UpdateUpstream(*std::move(config));
@@ -124,33 +145,33 @@ grpc::Status AdminService::UpdateUpstream(grpc::ServerContext* context,
   return Finish(context, "UpdateUpstream", request->upstream().name(), status, true);
 }
 
-grpc::Status AdminService::DeleteUpstream(grpc::ServerContext* context,
-                                          const v1::DeleteUpstreamRequest* request,
-                                          v1::DeleteUpstreamResponse* response) {
+grpc::Status AdminService::DoDeleteUpstream(grpc::CallbackServerContext* context,
+                                            const v1::DeleteUpstreamRequest* request,
+                                            v1::DeleteUpstreamResponse* response) {
   if (auto denied = Deny(context, "DeleteUpstream", request->name(), true)) return *denied;
   return Finish(context, "DeleteUpstream", request->name(),
                 registry_.DeleteUpstream(request->name()), true);
 }
 
-grpc::Status AdminService::PutTarget(grpc::ServerContext* context,
-                                     const v1::PutTargetRequest* request, v1::Target* response) {
+grpc::Status AdminService::DoPutTarget(grpc::CallbackServerContext* context,
+                                       const v1::PutTargetRequest* request, v1::Target* response) {
   if (auto denied = Deny(context, "PutTarget", request->upstream(), true)) return *denied;
   auto target = registry_.PutTarget(request->upstream(), PatchFromProto(request->target()));
   if (target.ok()) *response = ToProto(*target);
   return Finish(context, "PutTarget", request->upstream(), target.status(), true);
 }
 
-grpc::Status AdminService::DeleteTarget(grpc::ServerContext* context,
-                                        const v1::DeleteTargetRequest* request,
-                                        v1::DeleteTargetResponse* response) {
+grpc::Status AdminService::DoDeleteTarget(grpc::CallbackServerContext* context,
+                                          const v1::DeleteTargetRequest* request,
+                                          v1::DeleteTargetResponse* response) {
   if (auto denied = Deny(context, "DeleteTarget", request->upstream(), true)) return *denied;
   return Finish(context, "DeleteTarget", request->upstream(),
                 registry_.DeleteTarget(request->upstream(), request->address()), true);
 }
 
-grpc::Status AdminService::ReplaceTargets(grpc::ServerContext* context,
-                                          const v1::ReplaceTargetsRequest* request,
-                                          v1::ReplaceTargetsResponse* response) {
+grpc::Status AdminService::DoReplaceTargets(grpc::CallbackServerContext* context,
+                                            const v1::ReplaceTargetsRequest* request,
+                                            v1::ReplaceTargetsResponse* response) {
   if (auto denied = Deny(context, "ReplaceTargets", request->upstream(), true)) return *denied;
   std::vector<core::TargetConfig> targets;
   targets.reserve(request->targets_size());
@@ -176,9 +197,9 @@ grpc::Status AdminService::ReplaceTargets(grpc::ServerContext* context,
   return Finish(context, "ReplaceTargets", request->upstream(), status, true);
 }
 
-grpc::Status AdminService::ListTargets(grpc::ServerContext* context,
-                                       const v1::ListTargetsRequest* request,
-                                       v1::ListTargetsResponse* response) {
+grpc::Status AdminService::DoListTargets(grpc::CallbackServerContext* context,
+                                         const v1::ListTargetsRequest* request,
+                                         v1::ListTargetsResponse* response) {
   if (auto denied = Deny(context, "ListTargets", request->upstream(), false)) return *denied;
   auto snapshot = registry_.Get(request->upstream());
   if (snapshot.ok()) {
@@ -189,9 +210,9 @@ grpc::Status AdminService::ListTargets(grpc::ServerContext* context,
   return Finish(context, "ListTargets", request->upstream(), snapshot.status(), false);
 }
 
-grpc::Status AdminService::SetTargetHealth(grpc::ServerContext* context,
-                                           const v1::SetTargetHealthRequest* request,
-                                           v1::SetTargetHealthResponse* response) {
+grpc::Status AdminService::DoSetTargetHealth(grpc::CallbackServerContext* context,
+                                             const v1::SetTargetHealthRequest* request,
+                                             v1::SetTargetHealthResponse* response) {
   if (auto denied = Deny(context, "SetTargetHealth", request->upstream(), true)) return *denied;
   absl::Status status;
   if (auto health_override = FromProto(request->override()); health_override.ok()) {
@@ -211,13 +232,126 @@ grpc::Status AdminService::SetTargetHealth(grpc::ServerContext* context,
   return Finish(context, "SetTargetHealth", request->upstream(), status, true);
 }
 
-grpc::Status AdminService::GetUpstreamHealth(grpc::ServerContext* context,
-                                             const v1::GetUpstreamHealthRequest* request,
-                                             v1::UpstreamHealth* response) {
+grpc::Status AdminService::DoGetUpstreamHealth(grpc::CallbackServerContext* context,
+                                               const v1::GetUpstreamHealthRequest* request,
+                                               v1::UpstreamHealth* response) {
   if (auto denied = Deny(context, "GetUpstreamHealth", request->name(), false)) return *denied;
   auto snapshot = registry_.Get(request->name());
   if (snapshot.ok()) *response = HealthToProto(**snapshot);
   return Finish(context, "GetUpstreamHealth", request->name(), snapshot.status(), false);
+}
+
+AdminService::AdminService(core::Registry& registry, metrics::Metrics& metrics, std::string token)
+    : registry_(registry), metrics_(metrics), token_(std::move(token)) {
+  writer_ = std::thread([this] { WriterLoop(); });
+}
+
+AdminService::~AdminService() {
+  {
+    std::lock_guard<std::mutex> lock(mu_);
+    stopping_ = true;
+  }
+  cv_.notify_one();
+  writer_.join();
+}
+
+void AdminService::WriterLoop() {
+  std::unique_lock<std::mutex> lock(mu_);
+  while (true) {
+    cv_.wait(lock, [this] { return stopping_ || !writes_.empty(); });
+    if (writes_.empty()) return;  // Stopping, and nothing left to answer.
+    std::function<void()> write = std::move(writes_.front());
+    writes_.pop_front();
+    lock.unlock();
+    write();
+    lock.lock();
+  }
+}
+
+template <typename Handler>
+grpc::ServerUnaryReactor* AdminService::Read(grpc::CallbackServerContext* context,
+                                             Handler handler) {
+  grpc::ServerUnaryReactor* reactor = context->DefaultReactor();
+  reactor->Finish(handler());
+  return reactor;
+}
+
+template <typename Handler>
+grpc::ServerUnaryReactor* AdminService::Write(grpc::CallbackServerContext* context,
+                                              Handler handler) {
+  grpc::ServerUnaryReactor* reactor = context->DefaultReactor();
+  {
+    std::lock_guard<std::mutex> lock(mu_);
+    writes_.push_back([reactor, handler] { reactor->Finish(handler()); });
+  }
+  cv_.notify_one();
+  return reactor;
+}
+
+grpc::ServerUnaryReactor* AdminService::CreateUpstream(grpc::CallbackServerContext* context,
+                                                       const v1::CreateUpstreamRequest* request,
+                                                       v1::Upstream* response) {
+  return Write(context, [=, this] { return DoCreateUpstream(context, request, response); });
+}
+
+grpc::ServerUnaryReactor* AdminService::GetUpstream(grpc::CallbackServerContext* context,
+                                                    const v1::GetUpstreamRequest* request,
+                                                    v1::Upstream* response) {
+  return Read(context, [=, this] { return DoGetUpstream(context, request, response); });
+}
+
+grpc::ServerUnaryReactor* AdminService::ListUpstreams(grpc::CallbackServerContext* context,
+                                                      const v1::ListUpstreamsRequest* request,
+                                                      v1::ListUpstreamsResponse* response) {
+  return Read(context, [=, this] { return DoListUpstreams(context, request, response); });
+}
+
+grpc::ServerUnaryReactor* AdminService::UpdateUpstream(grpc::CallbackServerContext* context,
+                                                       const v1::UpdateUpstreamRequest* request,
+                                                       v1::Upstream* response) {
+  return Write(context, [=, this] { return DoUpdateUpstream(context, request, response); });
+}
+
+grpc::ServerUnaryReactor* AdminService::DeleteUpstream(grpc::CallbackServerContext* context,
+                                                       const v1::DeleteUpstreamRequest* request,
+                                                       v1::DeleteUpstreamResponse* response) {
+  return Write(context, [=, this] { return DoDeleteUpstream(context, request, response); });
+}
+
+grpc::ServerUnaryReactor* AdminService::PutTarget(grpc::CallbackServerContext* context,
+                                                  const v1::PutTargetRequest* request,
+                                                  v1::Target* response) {
+  return Write(context, [=, this] { return DoPutTarget(context, request, response); });
+}
+
+grpc::ServerUnaryReactor* AdminService::DeleteTarget(grpc::CallbackServerContext* context,
+                                                     const v1::DeleteTargetRequest* request,
+                                                     v1::DeleteTargetResponse* response) {
+  return Write(context, [=, this] { return DoDeleteTarget(context, request, response); });
+}
+
+grpc::ServerUnaryReactor* AdminService::ReplaceTargets(grpc::CallbackServerContext* context,
+                                                       const v1::ReplaceTargetsRequest* request,
+                                                       v1::ReplaceTargetsResponse* response) {
+  return Write(context, [=, this] { return DoReplaceTargets(context, request, response); });
+}
+
+grpc::ServerUnaryReactor* AdminService::ListTargets(grpc::CallbackServerContext* context,
+                                                    const v1::ListTargetsRequest* request,
+                                                    v1::ListTargetsResponse* response) {
+  return Read(context, [=, this] { return DoListTargets(context, request, response); });
+}
+
+grpc::ServerUnaryReactor* AdminService::SetTargetHealth(grpc::CallbackServerContext* context,
+                                                        const v1::SetTargetHealthRequest* request,
+                                                        v1::SetTargetHealthResponse* response) {
+  return Write(context, [=, this] { return DoSetTargetHealth(context, request, response); });
+}
+
+grpc::ServerUnaryReactor* AdminService::GetUpstreamHealth(
+    grpc::CallbackServerContext* context, const v1::GetUpstreamHealthRequest* request,
+    v1::UpstreamHealth* response) {
+  return Read(context, [=, this] { return DoGetUpstreamHealth(context, request, response); });
 }
 
 }  // namespace picker::api

@@ -28,8 +28,8 @@ class AttributesView final : public core::RequestAttributesView {
     if (auto exact = Lookup(a_.headers(), lower_case_name)) return exact;
     // Header names are case-insensitive; clients may send them in any case.
     for (const auto& [name, value] : a_.headers()) {
-      if (absl::EqualsIgnoreCase(name, absl::string_view(lower_case_name.data(),
-                                                         lower_case_name.size()))) {
+      if (absl::EqualsIgnoreCase(
+              name, absl::string_view(lower_case_name.data(), lower_case_name.size()))) {
         return std::string_view(value);
       }
     }
@@ -184,8 +184,7 @@ absl::Status PickerService::DoPick(const v1::PickRequest& request, v1::PickRespo
     c->set_path(cookie.path);
   }
   if (lease_id != nullptr) *lease_id = out->lease_id;
-  metrics_.pick_duration().Observe(
-      std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count());
+  metrics_.pick_duration().Observe(std::chrono::steady_clock::now() - start);
   return absl::OkStatus();
 }
 
@@ -209,8 +208,8 @@ absl::Status PickerService::DoRelease(const v1::ReleaseRequest& request,
     default:
       return absl::InvalidArgumentError("outcome: unknown value (SUCCESS, FAILURE or TIMEOUT)");
   }
-  absl::StatusOr<core::LeaseState> state =
-      registry_.Release(request.upstream(), request.lease_id(), OutcomeOf(request.outcome()), latency);
+  absl::StatusOr<core::LeaseState> state = registry_.Release(request.upstream(), request.lease_id(),
+                                                             OutcomeOf(request.outcome()), latency);
   if (!state.ok()) return state.status();
   switch (*state) {
     case core::LeaseState::kReleased:

@@ -34,8 +34,7 @@ const char* ReleaseOutcomeName(ReleaseOutcome outcome) {
 
 void DurationHistogram::Observe(std::chrono::nanoseconds duration) {
   const double seconds = duration.count() * 1e-9;
-  const size_t bucket =
-      std::lower_bound(kBounds.begin(), kBounds.end(), seconds) - kBounds.begin();
+  const size_t bucket = std::lower_bound(bounds_.begin(), bounds_.end(), seconds) - bounds_.begin();
   buckets_[bucket].fetch_add(1, std::memory_order_relaxed);
   sum_ns_.fetch_add(static_cast<uint64_t>(std::max<int64_t>(0, duration.count())),
                     std::memory_order_relaxed);

@@ -9,6 +9,7 @@
 #include <chrono>
 #include <cstddef>
 #include <cstdint>
+#include <tuple>
 
 namespace picker::core {
 
@@ -20,22 +21,33 @@ enum class ReleaseOutcome : uint8_t { kSuccess, kFailure, kTimeout, kExpired, kA
 inline constexpr size_t kReleaseOutcomeCount = 5;
 const char* ReleaseOutcomeName(ReleaseOutcome outcome);
 
-// A fixed-bucket histogram of durations, lock-free.
+// Upper bounds of a histogram's buckets, in seconds.
+using HistogramBounds = std::array<double, 16>;
+// Request latencies as clients report them in Release: 100us to 60s.
+inline constexpr HistogramBounds kRequestDurationBounds = {
+    0.0001, 0.00025, 0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025,
+    0.05,   0.1,     0.25,   0.5,   1,      2.5,   10,   60};
+// picker's own time per Pick, an in-memory operation: 1us to 1s.
+inline constexpr HistogramBounds kPickDurationBounds = {1e-6, 2.5e-6, 5e-6, 1e-5, 2.5e-5, 5e-5,
+                                                        1e-4, 2.5e-4, 5e-4, 1e-3, 2.5e-3, 5e-3,
+                                                        1e-2, 2.5e-2, 0.1,  1};
+
+// A fixed-bucket histogram of durations, lock-free: an observation is two
+// relaxed increments, so the pick path never waits on a metrics lock.
 class DurationHistogram {
  public:
-  // Upper bounds in seconds, from 100us to 60s: request latencies as clients
-  // report them.
-  static constexpr std::array<double, 16> kBounds = {0.0001, 0.00025, 0.0005, 0.001, 0.0025, 0.005,
-                                                     0.01,   0.025,   0.05,   0.1,   0.25,   0.5,
-                                                     1,      2.5,     10,     60};
+  explicit DurationHistogram(const HistogramBounds& bounds = kRequestDurationBounds)
+      : bounds_(bounds) {}
 
   void Observe(std::chrono::nanoseconds duration);
-  // Non-cumulative count of bucket i; i == kBounds.size() is the +Inf bucket.
+  const HistogramBounds& bounds() const { return bounds_; }
+  // Non-cumulative count of bucket i; i == bounds().size() is the +Inf bucket.
   uint64_t BucketCount(size_t i) const { return buckets_[i].load(std::memory_order_relaxed); }
   double SumSeconds() const { return sum_ns_.load(std::memory_order_relaxed) * 1e-9; }
 
  private:
-  std::array<std::atomic<uint64_t>, kBounds.size() + 1> buckets_{};
+  const HistogramBounds& bounds_;
+  std::array<std::atomic<uint64_t>, std::tuple_size_v<HistogramBounds> + 1> buckets_{};
   std::atomic<uint64_t> sum_ns_{0};
 };
 
@@ -46,7 +58,9 @@ struct UpstreamCounters {
   std::atomic<uint64_t> ejections{0};
   DurationHistogram request_duration;
 
-  void CountPick(PickResult r) { picks[static_cast<size_t>(r)].fetch_add(1, std::memory_order_relaxed); }
+  void CountPick(PickResult r) {
+    picks[static_cast<size_t>(r)].fetch_add(1, std::memory_order_relaxed);
+  }
   void CountRelease(ReleaseOutcome o) {
     releases[static_cast<size_t>(o)].fetch_add(1, std::memory_order_relaxed);
   }

@@ -41,11 +41,31 @@ ClientMetric Gauge(std::vector<ClientMetric::Label> labels, double value) {
   return m;
 }
 
-// Reads every upstream's snapshot and live counters at scrape time.
-class UpstreamCollector : public prometheus::Collectable {
+ClientMetric Histogram(std::vector<ClientMetric::Label> labels, const core::DurationHistogram& h) {
+  ClientMetric m;
+  m.label = std::move(labels);
+  uint64_t cumulative = 0;
+  for (size_t i = 0; i < h.bounds().size(); ++i) {
+    cumulative += h.BucketCount(i);
+    m.histogram.bucket.push_back({cumulative, h.bounds()[i]});
+  }
+  cumulative += h.BucketCount(h.bounds().size());
+  m.histogram.bucket.push_back({cumulative, std::numeric_limits<double>::infinity()});
+  m.histogram.sample_count = cumulative;
+  m.histogram.sample_sum = h.SumSeconds();
+  return m;
+}
+
+// Reads every upstream's snapshot and live counters, the pick latency
+// histogram and the health checks' counts at scrape time.
+class Collector : public prometheus::Collectable {
  public:
-  UpstreamCollector(const core::Registry& registry, bool per_target)
-      : registry_(registry), per_target_(per_target) {}
+  Collector(const core::Registry& registry, const health::Prober* prober,
+            const core::DurationHistogram& pick_duration, bool per_target)
+      : registry_(registry),
+        prober_(prober),
+        pick_duration_(pick_duration),
+        per_target_(per_target) {}
 
   std::vector<MetricFamily> Collect() const override {
     MetricFamily picks = NewFamily("picker_picks_total", "Picks by upstream, strategy and result.",
@@ -54,31 +74,31 @@ class UpstreamCollector : public prometheus::Collectable {
         "picker_releases_total",
         "Ended leases by upstream and outcome (success, failure, timeout, expired, abandoned).",
         MetricType::Counter);
-    MetricFamily active = NewFamily("picker_active_requests",
-                                    "Picks not yet released or expired.", MetricType::Gauge);
-    MetricFamily targets = NewFamily(
-        "picker_targets", "Targets by state (healthy, unhealthy, disabled for weight 0).",
-        MetricType::Gauge);
-    MetricFamily ejections = NewFamily("picker_ejections_total",
-                                       "Passive-health ejections.", MetricType::Counter);
-    MetricFamily panic_picks = NewFamily(
-        "picker_panic_picks_total", "Picks made while the upstream was in panic mode.",
-        MetricType::Counter);
-    MetricFamily expired = NewFamily("picker_leases_expired_total",
-                                     "Leases that reached their TTL unreleased.",
-                                     MetricType::Counter);
+    MetricFamily active = NewFamily("picker_active_requests", "Picks not yet released or expired.",
+                                    MetricType::Gauge);
+    MetricFamily targets =
+        NewFamily("picker_targets", "Targets by state (healthy, unhealthy, disabled for weight 0).",
+                  MetricType::Gauge);
+    MetricFamily ejections =
+        NewFamily("picker_ejections_total", "Passive-health ejections.", MetricType::Counter);
+    MetricFamily panic_picks =
+        NewFamily("picker_panic_picks_total", "Picks made while the upstream was in panic mode.",
+                  MetricType::Counter);
+    MetricFamily expired =
+        NewFamily("picker_leases_expired_total", "Leases that reached their TTL unreleased.",
+                  MetricType::Counter);
     MetricFamily panic = NewFamily("picker_upstream_panic",
                                    "1 while the upstream is in panic mode.", MetricType::Gauge);
     MetricFamily rebuild = NewFamily(
         "picker_table_rebuild_duration_seconds",
         "Time the latest snapshot of the upstream took to build its ring, table or queue.",
         MetricType::Gauge);
-    MetricFamily request_duration = NewFamily(
-        "picker_request_duration_seconds", "Request latency reported by clients in Release.",
-        MetricType::Histogram);
-    MetricFamily target_active = NewFamily(
-        "picker_target_active_requests", "Active requests per target (--metrics-per-target).",
-        MetricType::Gauge);
+    MetricFamily request_duration =
+        NewFamily("picker_request_duration_seconds",
+                  "Request latency reported by clients in Release.", MetricType::Histogram);
+    MetricFamily target_active =
+        NewFamily("picker_target_active_requests",
+                  "Active requests per target (--metrics-per-target).", MetricType::Gauge);
 
     for (const auto& snapshot : registry_.List()) {
       const core::UpstreamConfig& config = snapshot->config();
@@ -92,10 +112,10 @@ class UpstreamCollector : public prometheus::Collectable {
                     live.counters.picks[i].load(std::memory_order_relaxed)));
       }
       for (size_t i = 0; i < core::kReleaseOutcomeCount; ++i) {
-        releases.metric.push_back(Counter(
-            {L("upstream", name),
-             L("outcome", core::ReleaseOutcomeName(static_cast<core::ReleaseOutcome>(i)))},
-            live.counters.releases[i].load(std::memory_order_relaxed)));
+        releases.metric.push_back(
+            Counter({L("upstream", name),
+                     L("outcome", core::ReleaseOutcomeName(static_cast<core::ReleaseOutcome>(i)))},
+                    live.counters.releases[i].load(std::memory_order_relaxed)));
       }
       active.metric.push_back(
           Gauge({L("upstream", name)}, live.active_requests.load(std::memory_order_relaxed)));
@@ -117,56 +137,83 @@ class UpstreamCollector : public prometheus::Collectable {
       targets.metric.push_back(Gauge({L("upstream", name), L("state", "healthy")}, healthy));
       targets.metric.push_back(Gauge({L("upstream", name), L("state", "unhealthy")}, unhealthy));
       targets.metric.push_back(Gauge({L("upstream", name), L("state", "disabled")}, disabled));
-      ejections.metric.push_back(Counter(
-          {L("upstream", name)}, live.counters.ejections.load(std::memory_order_relaxed)));
+      ejections.metric.push_back(
+          Counter({L("upstream", name)}, live.counters.ejections.load(std::memory_order_relaxed)));
       panic_picks.metric.push_back(Counter(
           {L("upstream", name)}, live.counters.panic_picks.load(std::memory_order_relaxed)));
-      expired.metric.push_back(Counter(
-          {L("upstream", name)},
-          live.counters.releases[static_cast<size_t>(core::ReleaseOutcome::kExpired)].load(
-              std::memory_order_relaxed)));
+      expired.metric.push_back(
+          Counter({L("upstream", name)},
+                  live.counters.releases[static_cast<size_t>(core::ReleaseOutcome::kExpired)].load(
+                      std::memory_order_relaxed)));
       panic.metric.push_back(Gauge({L("upstream", name)}, snapshot->panic() ? 1 : 0));
       rebuild.metric.push_back(
           Gauge({L("upstream", name), L("strategy", strategy)},
                 std::chrono::duration<double>(snapshot->build_duration()).count()));
 
-      ClientMetric histogram;
-      histogram.label = {L("upstream", name)};
-      const core::DurationHistogram& h = live.counters.request_duration;
-      uint64_t cumulative = 0;
-      for (size_t i = 0; i < core::DurationHistogram::kBounds.size(); ++i) {
-        cumulative += h.BucketCount(i);
-        histogram.histogram.bucket.push_back({cumulative, core::DurationHistogram::kBounds[i]});
-      }
-      cumulative += h.BucketCount(core::DurationHistogram::kBounds.size());
-      histogram.histogram.bucket.push_back({cumulative, std::numeric_limits<double>::infinity()});
-      histogram.histogram.sample_count = cumulative;
-      histogram.histogram.sample_sum = h.SumSeconds();
-      request_duration.metric.push_back(std::move(histogram));
+      request_duration.metric.push_back(
+          Histogram({L("upstream", name)}, live.counters.request_duration));
     }
-    std::vector<MetricFamily> out = {picks,       releases, active, targets, ejections,
-                                     panic_picks, expired,  panic,  rebuild, request_duration};
+
+    MetricFamily pick_duration = NewFamily(
+        "picker_pick_duration_seconds",
+        "Time picker spends answering a Pick, excluding the transport.", MetricType::Histogram);
+    pick_duration.metric.push_back(Histogram({}, pick_duration_));
+
+    MetricFamily checks =
+        NewFamily("picker_health_checks_total",
+                  "Active health checks by upstream and result (success, failure, timeout).",
+                  MetricType::Counter);
+    MetricFamily check_transitions = NewFamily(
+        "picker_health_check_transitions_total",
+        "Targets the active checks turned healthy or unhealthy, by upstream.", MetricType::Counter);
+    MetricFamily check_unhealthy = NewFamily(
+        "picker_health_check_unhealthy_targets",
+        "Targets the active checks currently hold unhealthy, by upstream.", MetricType::Gauge);
+    if (prober_ != nullptr) {
+      for (const auto& [name, stats] : prober_->Stats()) {
+        checks.metric.push_back(
+            Counter({L("upstream", name), L("result", "success")}, stats.successes));
+        checks.metric.push_back(
+            Counter({L("upstream", name), L("result", "failure")}, stats.failures));
+        checks.metric.push_back(
+            Counter({L("upstream", name), L("result", "timeout")}, stats.timeouts));
+        check_transitions.metric.push_back(
+            Counter({L("upstream", name), L("to", "healthy")}, stats.turned_healthy));
+        check_transitions.metric.push_back(
+            Counter({L("upstream", name), L("to", "unhealthy")}, stats.turned_unhealthy));
+        check_unhealthy.metric.push_back(Gauge({L("upstream", name)}, stats.unhealthy_targets));
+      }
+    }
+    std::vector<MetricFamily> out = {picks,
+                                     releases,
+                                     active,
+                                     targets,
+                                     ejections,
+                                     panic_picks,
+                                     expired,
+                                     panic,
+                                     rebuild,
+                                     request_duration,
+                                     pick_duration,
+                                     checks,
+                                     check_transitions,
+                                     check_unhealthy};
     if (per_target_) out.push_back(std::move(target_active));
     return out;
   }
 
  private:
   const core::Registry& registry_;
+  const health::Prober* const prober_;
+  const core::DurationHistogram& pick_duration_;
   const bool per_target_;
 };
 
 }  // namespace
 
-Metrics::Metrics(const core::Registry& registry, bool per_target, const std::string& version)
+Metrics::Metrics(const core::Registry& registry, const health::Prober* prober, bool per_target,
+                 const std::string& version)
     : registry_(std::make_shared<prometheus::Registry>()) {
-  // Buckets from 1us to 10ms: a pick is an in-memory operation.
-  pick_duration_ = &prometheus::BuildHistogram()
-                        .Name("picker_pick_duration_seconds")
-                        .Help("Time picker spends answering a Pick, excluding the transport.")
-                        .Register(*registry_)
-                        .Add({}, prometheus::Histogram::BucketBoundaries{
-                                     1e-6, 2.5e-6, 5e-6, 1e-5, 2.5e-5, 5e-5, 1e-4, 2.5e-4, 5e-4,
-                                     1e-3, 2.5e-3, 1e-2});
   unknown_upstream_picks_ = &prometheus::BuildCounter()
                                  .Name("picker_unknown_upstream_picks_total")
                                  .Help("Picks that named an upstream that does not exist.")
@@ -182,7 +229,7 @@ Metrics::Metrics(const core::Registry& registry, bool per_target, const std::str
       .Register(*registry_)
       .Add({{"version", version}})
       .Set(1);
-  upstreams_ = std::make_shared<UpstreamCollector>(registry, per_target);
+  collector_ = std::make_shared<Collector>(registry, prober, pick_duration_, per_target);
 }
 
 void Metrics::CountAdminOperation(const std::string& method, const std::string& code) {

@@ -4,6 +4,9 @@
 // scrapes (UpstreamCollector), so picks never look up a labelled series.
 // Labels are bounded: upstream names (from configuration), strategies,
 // results, outcomes, states; `target` only with --metrics-per-target.
+// Nothing on the pick path takes a lock: the pick latency histogram is a
+// core::DurationHistogram (relaxed atomics) that the collector also reads at
+// scrape time.
 #ifndef PICKER_SERVER_METRICS_METRICS_H_
 #define PICKER_SERVER_METRICS_METRICS_H_
 
@@ -14,24 +17,28 @@
 #include "prometheus/collectable.h"
 #include "prometheus/counter.h"
 #include "prometheus/family.h"
-#include "prometheus/histogram.h"
 #include "prometheus/registry.h"
 #include "server/core/registry.h"
+#include "server/core/stats.h"
+#include "server/health/prober.h"
 
 namespace picker::metrics {
 
 class Metrics {
  public:
-  Metrics(const core::Registry& registry, bool per_target, const std::string& version);
+  // `prober`, when set, adds the active health checks' counts; both it and
+  // `registry` must outlive the metrics.
+  Metrics(const core::Registry& registry, const health::Prober* prober, bool per_target,
+          const std::string& version);
 
   // What the exposer serves: the prometheus-cpp registry of the metrics
   // kept here and the collector that reads upstreams at scrape time.
   std::vector<std::shared_ptr<prometheus::Collectable>> collectables() const {
-    return {registry_, upstreams_};
+    return {registry_, collector_};
   }
 
   // Pick latency inside picker (from request to answer), all upstreams.
-  prometheus::Histogram& pick_duration() { return *pick_duration_; }
+  core::DurationHistogram& pick_duration() { return pick_duration_; }
   // Picks naming an upstream that does not exist (not labelled by the
   // client-supplied name, which is unbounded).
   prometheus::Counter& unknown_upstream_picks() { return *unknown_upstream_picks_; }
@@ -40,8 +47,8 @@ class Metrics {
 
  private:
   std::shared_ptr<prometheus::Registry> registry_;
-  std::shared_ptr<prometheus::Collectable> upstreams_;
-  prometheus::Histogram* pick_duration_;
+  core::DurationHistogram pick_duration_{core::kPickDurationBounds};
+  std::shared_ptr<prometheus::Collectable> collector_;
   prometheus::Counter* unknown_upstream_picks_;
   prometheus::Family<prometheus::Counter>* admin_operations_;
 };

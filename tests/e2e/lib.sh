@@ -43,8 +43,9 @@ trap 'echo "FAIL: $E2E_NAME stopped by SIGTERM (time limit?)" >&2; exit 143' TER
 # Watchdog: the whole test ends (and cleans up) well before ctest's 120 s
 # TIMEOUT would kill it without running the EXIT trap.
 (
-  trap 'kill "$s" 2>/dev/null; exit 0' TERM
-  sleep "${E2E_TIME_LIMIT:-100}" & s=$!
+  trap 'kill "${s:-}" 2>/dev/null; exit 0' TERM
+  # Its own output to /dev/null, so that a sleep left behind holds no pipe ctest reads.
+  sleep "${E2E_TIME_LIMIT:-100}" >/dev/null 2>&1 & s=$!
   wait "$s" && kill -TERM $$ 2>/dev/null
 ) &
 E2E_WATCHDOG=$!
