@@ -5,6 +5,7 @@
 #include <map>
 #include <sstream>
 
+#include "absl/strings/ascii.h"
 #include "absl/strings/match.h"
 #include "absl/strings/numbers.h"
 #include "absl/strings/str_cat.h"
@@ -24,8 +25,8 @@ class Reader {
   absl::Status Error(const YAML::Node& node, const std::string& field,
                      absl::string_view why) const {
     const YAML::Mark mark = node.Mark();
-    return absl::InvalidArgumentError(absl::StrCat(source_, ":", mark.line + 1, ": ", field, ": ",
-                                                   why));
+    return absl::InvalidArgumentError(
+        absl::StrCat(source_, ":", mark.line + 1, ": ", field, ": ", why));
   }
 
   // Fails on keys the schema does not know, so that typos do not pass.
@@ -71,8 +72,11 @@ class Reader {
     const size_t unit_at = text.find_first_not_of("0123456789");
     const std::string unit = unit_at == std::string::npos ? "" : text.substr(unit_at);
     int64_t value = 0;
-    const int64_t millis = unit == "ms" ? 1 : unit == "s" ? 1000 : unit == "m" ? 60000
-                         : unit == "h"  ? 3600000 : 0;
+    const int64_t millis = unit == "ms"  ? 1
+                           : unit == "s" ? 1000
+                           : unit == "m" ? 60000
+                           : unit == "h" ? 3600000
+                                         : 0;
     if (millis == 0 || !absl::SimpleAtoi(text.substr(0, unit_at), &value) ||
         value > int64_t{1} << 40) {
       return Error(node, field, "must be a duration such as 500ms, 30s, 5m or 1h");
@@ -87,11 +91,11 @@ class Reader {
   std::string source_;
 };
 
-#define PICKER_ASSIGN(lhs, expr)     \
-  do {                               \
-    auto _result = (expr);           \
+#define PICKER_ASSIGN(lhs, expr)                \
+  do {                                          \
+    auto _result = (expr);                      \
     if (!_result.ok()) return _result.status(); \
-    lhs = *std::move(_result);       \
+    lhs = *std::move(_result);                  \
   } while (0)
 
 absl::Status HashPolicies(const Reader& r, const YAML::Node& list, const std::string& field,
@@ -100,8 +104,9 @@ absl::Status HashPolicies(const Reader& r, const YAML::Node& list, const std::st
   for (size_t i = 0; i < list.size(); ++i) {
     const YAML::Node node = list[i];
     const std::string path = absl::StrCat(field, "[", i, "]");
-    if (absl::Status s = r.OnlyKeys(node, path, {"type", "terminal", "header", "cookie",
-                                                 "connection", "queryParameter", "filterState"});
+    if (absl::Status s = r.OnlyKeys(node, path,
+                                    {"type", "terminal", "header", "cookie", "connection",
+                                     "queryParameter", "filterState"});
         !s.ok()) {
       return s;
     }
@@ -117,13 +122,19 @@ absl::Status HashPolicies(const Reader& r, const YAML::Node& list, const std::st
     if (type == "Header") {
       const YAML::Node h = node["header"];
       if (!h || !h["name"]) return r.Error(node, path + ".header.name", "is required");
-      PICKER_ASSIGN(*p->mutable_header()->mutable_name(), r.String(h["name"], path + ".header.name"));
+      PICKER_ASSIGN(*p->mutable_header()->mutable_name(),
+                    r.String(h["name"], path + ".header.name"));
     } else if (type == "Cookie") {
       const YAML::Node c = node["cookie"];
       if (!c || !c["name"]) return r.Error(node, path + ".cookie.name", "is required");
-      PICKER_ASSIGN(*p->mutable_cookie()->mutable_name(), r.String(c["name"], path + ".cookie.name"));
-      if (c["ttl"]) PICKER_ASSIGN(*p->mutable_cookie()->mutable_ttl(), r.Duration(c["ttl"], path + ".cookie.ttl"));
-      if (c["path"]) PICKER_ASSIGN(*p->mutable_cookie()->mutable_path(), r.String(c["path"], path + ".cookie.path"));
+      PICKER_ASSIGN(*p->mutable_cookie()->mutable_name(),
+                    r.String(c["name"], path + ".cookie.name"));
+      if (c["ttl"])
+        PICKER_ASSIGN(*p->mutable_cookie()->mutable_ttl(),
+                      r.Duration(c["ttl"], path + ".cookie.ttl"));
+      if (c["path"])
+        PICKER_ASSIGN(*p->mutable_cookie()->mutable_path(),
+                      r.String(c["path"], path + ".cookie.path"));
     } else if (type == "Connection") {
       const YAML::Node c = node["connection"];
       const YAML::Node ip = c ? (c["sourceIP"] ? c["sourceIP"] : c["sourceIp"]) : YAML::Node();
@@ -139,7 +150,8 @@ absl::Status HashPolicies(const Reader& r, const YAML::Node& list, const std::st
     } else if (type == "FilterState") {
       const YAML::Node f = node["filterState"];
       if (!f || !f["key"]) return r.Error(node, path + ".filterState.key", "is required");
-      PICKER_ASSIGN(*p->mutable_filter_state()->mutable_key(), r.String(f["key"], path + ".filterState.key"));
+      PICKER_ASSIGN(*p->mutable_filter_state()->mutable_key(),
+                    r.String(f["key"], path + ".filterState.key"));
     } else {
       return r.Error(node["type"], path + ".type",
                      "must be Header, Cookie, Connection, QueryParameter or FilterState");
@@ -150,8 +162,8 @@ absl::Status HashPolicies(const Reader& r, const YAML::Node& list, const std::st
 
 absl::Status LoadBalancer(const Reader& r, const YAML::Node& node, const std::string& field,
                           v1::LoadBalancer* out) {
-  if (absl::Status s = r.OnlyKeys(node, field, {"type", "roundRobin", "leastRequest", "ringHash",
-                                                "random", "maglev"});
+  if (absl::Status s = r.OnlyKeys(
+          node, field, {"type", "roundRobin", "leastRequest", "ringHash", "random", "maglev"});
       !s.ok()) {
     return s;
   }
@@ -166,7 +178,8 @@ absl::Status LoadBalancer(const Reader& r, const YAML::Node& node, const std::st
     v1::LeastRequest* lr = out->mutable_least_request();
     if (const YAML::Node n = node["leastRequest"]) {
       const std::string f = field + ".leastRequest";
-      if (absl::Status s = r.OnlyKeys(n, f, {"choiceCount", "activeRequestBias"}); !s.ok()) return s;
+      if (absl::Status s = r.OnlyKeys(n, f, {"choiceCount", "activeRequestBias"}); !s.ok())
+        return s;
       if (n["choiceCount"]) {
         uint64_t v;
         PICKER_ASSIGN(v, r.Unsigned(n["choiceCount"], f + ".choiceCount", 1u << 16));
@@ -185,8 +198,9 @@ absl::Status LoadBalancer(const Reader& r, const YAML::Node& node, const std::st
     v1::RingHash* rh = out->mutable_ring_hash();
     if (const YAML::Node n = node["ringHash"]) {
       const std::string f = field + ".ringHash";
-      if (absl::Status s = r.OnlyKeys(n, f, {"hashFunction", "minRingSize", "maxRingSize",
-                                             "hashPolicies", "hashBalanceFactor"});
+      if (absl::Status s = r.OnlyKeys(
+              n, f,
+              {"hashFunction", "minRingSize", "maxRingSize", "hashPolicies", "hashBalanceFactor"});
           !s.ok()) {
         return s;
       }
@@ -219,7 +233,8 @@ absl::Status LoadBalancer(const Reader& r, const YAML::Node& node, const std::st
       if (n["hashBalanceFactor"]) {
         uint64_t v;
         PICKER_ASSIGN(v, r.Unsigned(n["hashBalanceFactor"], f + ".hashBalanceFactor", 1u << 20));
-        if (v < 100) return r.Error(n["hashBalanceFactor"], f + ".hashBalanceFactor", "must be at least 100");
+        if (v < 100)
+          return r.Error(n["hashBalanceFactor"], f + ".hashBalanceFactor", "must be at least 100");
         rh->set_hash_balance_factor(static_cast<uint32_t>(v));
       }
       if (n["hashPolicies"]) {
@@ -241,18 +256,20 @@ absl::Status LoadBalancer(const Reader& r, const YAML::Node& node, const std::st
       if (n["tableSize"]) {
         uint64_t v;
         PICKER_ASSIGN(v, r.Unsigned(n["tableSize"], f + ".tableSize", core::kMaxMaglevTableSize));
-        if (!core::IsPrime(v)) return r.Error(n["tableSize"], f + ".tableSize", "must be a prime number");
+        if (!core::IsPrime(v))
+          return r.Error(n["tableSize"], f + ".tableSize", "must be a prime number");
         m->set_table_size(v);
       }
       if (n["hashBalanceFactor"]) {
         uint64_t v;
         PICKER_ASSIGN(v, r.Unsigned(n["hashBalanceFactor"], f + ".hashBalanceFactor", 1u << 20));
-        if (v < 100) return r.Error(n["hashBalanceFactor"], f + ".hashBalanceFactor", "must be at least 100");
+        if (v < 100)
+          return r.Error(n["hashBalanceFactor"], f + ".hashBalanceFactor", "must be at least 100");
         m->set_hash_balance_factor(static_cast<uint32_t>(v));
       }
       if (n["hashPolicies"]) {
-        if (absl::Status s = HashPolicies(r, n["hashPolicies"], f + ".hashPolicies",
-                                          m->mutable_hash_policies());
+        if (absl::Status s =
+                HashPolicies(r, n["hashPolicies"], f + ".hashPolicies", m->mutable_hash_policies());
             !s.ok()) {
           return s;
         }
@@ -265,12 +282,67 @@ absl::Status LoadBalancer(const Reader& r, const YAML::Node& node, const std::st
   return absl::OkStatus();
 }
 
+// Active health checks with Kong's knobs: `type` (http, tcp or grpc, in any
+// case), `httpPath`, `healthyHttpStatuses`, `interval` (0 or absent: off),
+// `timeout`, `healthySuccesses`, `unhealthyFailures`.
+absl::Status ActiveHealth(const Reader& r, const YAML::Node& a, const std::string& f,
+                          v1::HealthChecks::Active* out) {
+  if (absl::Status s = r.OnlyKeys(a, f,
+                                  {"type", "httpPath", "healthyHttpStatuses", "interval", "timeout",
+                                   "healthySuccesses", "unhealthyFailures"});
+      !s.ok()) {
+    return s;
+  }
+  if (a["type"]) {
+    std::string type;
+    PICKER_ASSIGN(type, r.String(a["type"], f + ".type"));
+    type = absl::AsciiStrToLower(type);
+    if (type == "http") {
+      out->set_type(v1::HealthChecks::Active::HTTP);
+    } else if (type == "tcp") {
+      out->set_type(v1::HealthChecks::Active::TCP);
+    } else if (type == "grpc") {
+      out->set_type(v1::HealthChecks::Active::GRPC);
+    } else {
+      return r.Error(a["type"], f + ".type", "must be http, tcp or grpc");
+    }
+  }
+  if (a["httpPath"])
+    PICKER_ASSIGN(*out->mutable_http_path(), r.String(a["httpPath"], f + ".httpPath"));
+  if (const YAML::Node statuses = a["healthyHttpStatuses"]) {
+    if (!statuses.IsSequence()) {
+      return r.Error(statuses, f + ".healthyHttpStatuses", "must be a list");
+    }
+    for (size_t i = 0; i < statuses.size(); ++i) {
+      uint64_t v;
+      PICKER_ASSIGN(v,
+                    r.Unsigned(statuses[i], absl::StrCat(f, ".healthyHttpStatuses[", i, "]"), 999));
+      out->add_healthy_http_statuses(static_cast<uint32_t>(v));
+    }
+  }
+  if (a["interval"])
+    PICKER_ASSIGN(*out->mutable_interval(), r.Duration(a["interval"], f + ".interval"));
+  if (a["timeout"])
+    PICKER_ASSIGN(*out->mutable_timeout(), r.Duration(a["timeout"], f + ".timeout"));
+  if (a["healthySuccesses"]) {
+    uint64_t v;
+    PICKER_ASSIGN(v, r.Unsigned(a["healthySuccesses"], f + ".healthySuccesses", 255));
+    out->set_healthy_successes(static_cast<uint32_t>(v));
+  }
+  if (a["unhealthyFailures"]) {
+    uint64_t v;
+    PICKER_ASSIGN(v, r.Unsigned(a["unhealthyFailures"], f + ".unhealthyFailures", 255));
+    out->set_unhealthy_failures(static_cast<uint32_t>(v));
+  }
+  return absl::OkStatus();
+}
+
 absl::Status Upstream(const Reader& r, const YAML::Node& node, const std::string& field,
                       DeclaredUpstream& out) {
-  if (absl::Status s = r.OnlyKeys(node, field, {"name", "loadBalancer", "localityAwareness",
-                                                "panicThresholdPercent", "leaseTtl", "targets",
-                                                "maxActiveRequests", "maxActiveRequestsPerTarget",
-                                                "healthChecks"});
+  if (absl::Status s = r.OnlyKeys(
+          node, field,
+          {"name", "loadBalancer", "localityAwareness", "panicThresholdPercent", "leaseTtl",
+           "targets", "maxActiveRequests", "maxActiveRequestsPerTarget", "healthChecks"});
       !s.ok()) {
     return s;
   }
@@ -288,7 +360,8 @@ absl::Status Upstream(const Reader& r, const YAML::Node& node, const std::string
     }
   }
   if (const YAML::Node n = node["localityAwareness"]) {
-    if (absl::Status s = r.OnlyKeys(n, field + ".localityAwareness", {"disabled"}); !s.ok()) return s;
+    if (absl::Status s = r.OnlyKeys(n, field + ".localityAwareness", {"disabled"}); !s.ok())
+      return s;
     if (n["disabled"]) {
       bool disabled;
       PICKER_ASSIGN(disabled, r.Bool(n["disabled"], field + ".localityAwareness.disabled"));
@@ -297,7 +370,8 @@ absl::Status Upstream(const Reader& r, const YAML::Node& node, const std::string
   }
   if (node["panicThresholdPercent"]) {
     uint64_t v;
-    PICKER_ASSIGN(v, r.Unsigned(node["panicThresholdPercent"], field + ".panicThresholdPercent", 100));
+    PICKER_ASSIGN(v,
+                  r.Unsigned(node["panicThresholdPercent"], field + ".panicThresholdPercent", 100));
     u.set_panic_threshold_percent(static_cast<uint32_t>(v));
   }
   if (node["leaseTtl"]) {
@@ -305,7 +379,8 @@ absl::Status Upstream(const Reader& r, const YAML::Node& node, const std::string
   }
   if (node["maxActiveRequests"]) {
     uint64_t v;
-    PICKER_ASSIGN(v, r.Unsigned(node["maxActiveRequests"], field + ".maxActiveRequests", UINT32_MAX));
+    PICKER_ASSIGN(v,
+                  r.Unsigned(node["maxActiveRequests"], field + ".maxActiveRequests", UINT32_MAX));
     u.set_max_active_requests(static_cast<uint32_t>(v));
   }
   if (node["maxActiveRequestsPerTarget"]) {
@@ -316,18 +391,27 @@ absl::Status Upstream(const Reader& r, const YAML::Node& node, const std::string
   }
   if (const YAML::Node hc = node["healthChecks"]) {
     const std::string f = field + ".healthChecks";
-    if (absl::Status s = r.OnlyKeys(hc, f, {"passive"}); !s.ok()) return s;
+    if (absl::Status s = r.OnlyKeys(hc, f, {"passive", "active"}); !s.ok()) return s;
+    if (const YAML::Node a = hc["active"]) {
+      if (absl::Status s =
+              ActiveHealth(r, a, f + ".active", u.mutable_health_checks()->mutable_active());
+          !s.ok()) {
+        return s;
+      }
+    }
     if (const YAML::Node p = hc["passive"]) {
       const std::string pf = f + ".passive";
-      if (absl::Status s = r.OnlyKeys(p, pf, {"consecutiveFailures", "baseEjectionTime",
-                                              "maxEjectionTime", "maxEjectionPercent"});
+      if (absl::Status s = r.OnlyKeys(
+              p, pf,
+              {"consecutiveFailures", "baseEjectionTime", "maxEjectionTime", "maxEjectionPercent"});
           !s.ok()) {
         return s;
       }
       v1::HealthChecks::Passive* out = u.mutable_health_checks()->mutable_passive();
       if (p["consecutiveFailures"]) {
         uint64_t v;
-        PICKER_ASSIGN(v, r.Unsigned(p["consecutiveFailures"], pf + ".consecutiveFailures", 1000000));
+        PICKER_ASSIGN(v,
+                      r.Unsigned(p["consecutiveFailures"], pf + ".consecutiveFailures", 1000000));
         out->set_consecutive_failures(static_cast<uint32_t>(v));
       }
       if (p["baseEjectionTime"]) {
@@ -366,7 +450,8 @@ absl::Status Upstream(const Reader& r, const YAML::Node& node, const std::string
       std::string address;
       PICKER_ASSIGN(address, r.String(t["target"], tf + ".target"));
       absl::StatusOr<std::string> canonical = core::CanonicalAddress(address, tf + ".target");
-      if (!canonical.ok()) return r.Error(t["target"], tf + ".target", canonical.status().message());
+      if (!canonical.ok())
+        return r.Error(t["target"], tf + ".target", canonical.status().message());
       target.address = *canonical;
       if (t["weight"]) {
         uint64_t v;
@@ -436,8 +521,8 @@ absl::Status ApplyConfig(const std::vector<DeclaredUpstream>& upstreams, core::R
                                                        : registry.CreateUpstream(u.config).status();
     if (status.ok()) status = registry.ReplaceTargets(u.config.name, u.targets).status();
     if (!status.ok()) {
-      return absl::Status(status.code(), absl::StrCat("upstream \"", u.config.name,
-                                                      "\": ", status.message()));
+      return absl::Status(status.code(),
+                          absl::StrCat("upstream \"", u.config.name, "\": ", status.message()));
     }
   }
   return absl::OkStatus();

@@ -35,6 +35,13 @@ TEST(ConfigFileTest, ExampleFileLoads) {
   const DeclaredUpstream& sessions = (*parsed)[2];
   EXPECT_EQ(sessions.config.load_balancer.hash_policies[0].cookie_ttl, core::Millis(3600000));
   EXPECT_EQ(sessions.config.passive.consecutive_failures, 3u);
+  EXPECT_EQ(sessions.config.active.type, core::ActiveHealthConfig::Type::kHttp);
+  EXPECT_EQ(sessions.config.active.http_path, "/healthz");
+  EXPECT_EQ(sessions.config.active.healthy_http_statuses, (std::vector<uint32_t>{200, 204}));
+  EXPECT_EQ(sessions.config.active.interval, core::Millis(5000));
+  EXPECT_EQ(sessions.config.active.timeout, core::Millis(1000));
+  EXPECT_EQ(sessions.config.active.unhealthy_failures, 3u);
+  EXPECT_EQ((*parsed)[0].config.active.interval, core::Millis(0));  // Off by default.
   EXPECT_EQ(sessions.targets[0].weight, 100u);
   EXPECT_EQ((*parsed)[3].config.load_balancer.choice_count, 3u);
 }
@@ -50,19 +57,37 @@ TEST(ConfigFileTest, BothHashFunctionSpellings) {
   }
 }
 
+TEST(ConfigFileTest, ActiveCheckTypesAndErrors) {
+  auto parsed = ParseConfig(
+      "upstreams:\n- name: u\n  healthChecks:\n    active: {type: TCP, interval: 250ms}\n",
+      "f.yaml");
+  ASSERT_TRUE(parsed.ok()) << parsed.status();
+  EXPECT_EQ((*parsed)[0].config.active.type, core::ActiveHealthConfig::Type::kTcp);
+  EXPECT_EQ((*parsed)[0].config.active.interval, core::Millis(250));
+  EXPECT_THAT(Error("upstreams:\n- name: u\n  healthChecks:\n    active: {type: udp}\n"),
+              HasSubstr("f.yaml:4: upstreams[0].healthChecks.active.type"));
+  EXPECT_THAT(
+      Error("upstreams:\n- name: u\n  healthChecks:\n    active: {healthyHttpStatuses: 200}\n"),
+      HasSubstr("upstreams[0].healthChecks.active.healthyHttpStatuses"));
+  EXPECT_THAT(Error("upstreams:\n- name: u\n  healthChecks:\n    active: {intervall: 1s}\n"),
+              HasSubstr("intervall"));
+}
+
 TEST(ConfigFileTest, ErrorsNameFileLineAndField) {
   EXPECT_THAT(Error("upstreams:\n- name: u\n  loadBalancer:\n    type: Maglev\n"
                     "    maglev: {tableSize: 65536}\n"),
               HasSubstr("f.yaml:5: upstreams[0].loadBalancer.maglev.tableSize"));
   EXPECT_THAT(Error("upstreams:\n- name: u\n  targets:\n  - target: 10.0.0.1\n"),
               HasSubstr("f.yaml:4: upstreams[0].targets[0].target"));
-  EXPECT_THAT(Error("upstreams:\n- name: u\n  targets:\n  - {target: 10.0.0.1:80, weight: 70000}\n"),
-              HasSubstr("upstreams[0].targets[0].weight"));
+  EXPECT_THAT(
+      Error("upstreams:\n- name: u\n  targets:\n  - {target: 10.0.0.1:80, weight: 70000}\n"),
+      HasSubstr("upstreams[0].targets[0].weight"));
   EXPECT_THAT(Error("upstreams:\n- name: u\n  lodBalancer: {}\n"),
               HasSubstr("f.yaml:3: upstreams[0].lodBalancer: unknown field"));
   EXPECT_THAT(Error("upstreams:\n- name: u\n  loadBalancer: {type: Fancy}\n"),
               HasSubstr("upstreams[0].loadBalancer.type"));
-  EXPECT_THAT(Error("upstreams:\n- name: u\n- name: u\n"), HasSubstr("f.yaml:3: upstreams[1].name"));
+  EXPECT_THAT(Error("upstreams:\n- name: u\n- name: u\n"),
+              HasSubstr("f.yaml:3: upstreams[1].name"));
   EXPECT_THAT(Error("upstreams:\n- name: u\n  leaseTtl: soon\n"), HasSubstr("leaseTtl"));
   EXPECT_THAT(Error("upstreams: [\n"), HasSubstr("not valid YAML"));
   EXPECT_THAT(Error("upstreams:\n- name: u\n  loadBalancer:\n    type: LeastRequest\n"
