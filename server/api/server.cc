@@ -1,5 +1,7 @@
 #include "server/api/server.h"
 
+#include <thread>
+
 #include "absl/strings/str_cat.h"
 #include "grpc/health/v1/health.pb.h"
 #include "grpcpp/ext/proto_server_reflection_plugin.h"
@@ -8,6 +10,7 @@
 #include "prometheus/exposer.h"
 #include "server/api/admin_service.h"
 #include "server/api/picker_service.h"
+#include "spdlog/spdlog.h"
 
 namespace picker::api {
 namespace {
@@ -108,14 +111,31 @@ absl::StatusOr<std::unique_ptr<Server>> Server::Start(const ServerOptions& optio
 
 void Server::Shutdown(std::chrono::milliseconds grace) {
   if (!impl_) return;
+  const auto started = std::chrono::steady_clock::now();
+  // Health first, so that watchers and load balancers stop sending before
+  // the listeners close.
   for (grpc::Server* s : {impl_->data.get(), impl_->admin_server.get()}) {
     if (s != nullptr && s->GetHealthCheckService() != nullptr) {
       s->GetHealthCheckService()->SetServingStatus(false);
     }
   }
+  // grpc::Server::Shutdown blocks until its calls end or the deadline, so the
+  // two listeners drain in parallel: one after the other, the admin listener
+  // kept taking new calls for as long as the data listener drained.
   const auto deadline = std::chrono::system_clock::now() + grace;
+  std::thread admin_drain([this, deadline] {
+    if (impl_->admin_server) impl_->admin_server->Shutdown(deadline);
+  });
   if (impl_->data) impl_->data->Shutdown(deadline);
-  if (impl_->admin_server) impl_->admin_server->Shutdown(deadline);
+  admin_drain.join();
+  const auto drained = std::chrono::duration_cast<std::chrono::milliseconds>(
+      std::chrono::steady_clock::now() - started);
+  if (drained >= grace) {
+    spdlog::info("drain: timeout of {} ms reached, calls and connections still open were cut",
+                 grace.count());
+  } else {
+    spdlog::info("drain: in-flight calls finished in {} ms", drained.count());
+  }
   impl_->exposer.reset();
   impl_.reset();
 }
