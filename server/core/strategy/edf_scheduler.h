@@ -62,17 +62,22 @@ EdfScheduler EdfScheduler::CreateWithPicks(uint32_t host_count, WeightFn weight,
   picks = picks % 429496729;
   // Envoy adds 1e-13 to every weight during the emulation so that weights
   // that are multiples of each other do not produce deadlines that differ
-  // from sequential picking only by rounding.
-  auto augmented = [&weight](uint32_t i) -> double { return weight(i) + 1e-13; };
-
+  // from sequential picking only by rounding. Each weight is read once, as
+  // Envoy does: LeastRequest's weights follow live active-request counters,
+  // and a weight that changed between the sum and the split would leave up
+  // to `picks` (hundreds of millions) for the sequential loop below.
+  std::vector<double> weights(host_count);
   double weights_sum = 0.0;
-  for (uint32_t i = 0; i < host_count; ++i) weights_sum += augmented(i);
+  for (uint32_t i = 0; i < host_count; ++i) {
+    weights[i] = weight(i) + 1e-13;
+    weights_sum += weights[i];
+  }
 
   scheduler.heap_.reserve(host_count);
   uint32_t picks_so_far = 0;
   double max_pick_time = 0.0;
   for (uint32_t i = 0; i < host_count; ++i) {
-    const double w = augmented(i);
+    const double w = weights[i];
     // floor(P * w_i / W): the picks host i certainly had.
     uint32_t floor_picks = static_cast<uint32_t>(w * picks / weights_sum);
     // Where floating point disagrees with the maths (floor(A*B) > A*B),
