@@ -80,7 +80,7 @@ void Registry::PublishMap() {
   auto map = std::make_shared<SlotMap>();
   map->reserve(states_.size());
   for (const auto& [name, state] : states_) map->emplace(name, state.slot);
-  map_.store(std::move(map), std::memory_order_release);
+  map_.store(std::move(map));
   map_version_.fetch_add(1, std::memory_order_release);
 }
 
@@ -96,7 +96,7 @@ std::shared_ptr<const Registry::SlotMap> Registry::CurrentMap() const {
   thread_local Cache cache;
   const uint64_t version = map_version_.load(std::memory_order_acquire);
   if (cache.registry_id != id_ || cache.version != version || !cache.map) {
-    cache.map = map_.load(std::memory_order_acquire);
+    cache.map = map_.load();
     cache.version = version;
     cache.registry_id = id_;
   }
@@ -107,7 +107,7 @@ std::shared_ptr<const UpstreamSnapshot> Registry::Find(absl::string_view name) c
   const std::shared_ptr<const SlotMap> map = CurrentMap();
   auto it = map->find(name);
   if (it == map->end()) return nullptr;
-  return it->second->snapshot.load(std::memory_order_acquire);
+  return it->second->snapshot.load();
 }
 
 absl::StatusOr<std::shared_ptr<const UpstreamSnapshot>> Registry::Get(absl::string_view name) const {
@@ -177,7 +177,7 @@ absl::StatusOr<std::shared_ptr<const UpstreamSnapshot>> Registry::Commit(
   if (absl::Status s = store_->Put(RecordOf(config, targets)); !s.ok()) return s;
   state.config = std::move(config);
   state.targets = std::move(targets);
-  state.slot->snapshot.store(snapshot, std::memory_order_release);
+  state.slot->snapshot.store(snapshot);
   return snapshot;
 }
 

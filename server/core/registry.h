@@ -28,6 +28,7 @@
 #include "server/core/config.h"
 #include "server/core/hash/hash_policy.h"
 #include "server/core/leases.h"
+#include "server/core/shared_ptr_cell.h"
 #include "server/core/store.h"
 #include "server/core/upstream.h"
 
@@ -117,7 +118,7 @@ class Registry {
  private:
   // One upstream's slot in the published map; its snapshot changes in place.
   struct Slot {
-    std::atomic<std::shared_ptr<const UpstreamSnapshot>> snapshot;
+    SharedPtrCell<const UpstreamSnapshot> snapshot;
   };
   using SlotMap = absl::flat_hash_map<std::string, std::shared_ptr<Slot>>;
 
@@ -158,7 +159,7 @@ class Registry {
   mutable std::mutex mu_;  // Admin writes and rebuilds.
   std::map<std::string, UpstreamState, std::less<>> states_;
 
-  std::atomic<std::shared_ptr<const SlotMap>> map_;
+  SharedPtrCell<const SlotMap> map_;
   std::atomic<uint64_t> map_version_{0};
 
   // Upstreams whose health changed on the data plane and need a rebuild.
