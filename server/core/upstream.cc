@@ -48,6 +48,25 @@ void ComputeHealth(const TargetEntry& entry, int64_t now_ms, SnapshotTarget& out
   }
 }
 
+// Envoy's share of picks for priority 0 (the client's zone) out of two
+// priorities (recalculatePerPriorityState): each takes its health over the
+// normalized total, in order, and the rounding remainder goes to the first
+// priority that got load. When both are in panic, shares follow host counts
+// (recalculateLoadInTotalPanic), the remainder to the first non-empty one.
+uint32_t LocalLoadPercent(const HostSet& local, const HostSet& remote, uint32_t normalized) {
+  if (local.panic && remote.panic) {
+    const uint32_t hosts = local.total + remote.total;
+    if (hosts == 0) return 100;
+    const uint32_t l = 100 * local.total / hosts;
+    const uint32_t r = 100 * remote.total / hosts;
+    return local.total > 0 ? 100 - r : l;
+  }
+  if (normalized == 0) return 100;  // Nothing healthy and no panic: nothing to pick.
+  const uint32_t l = std::min<uint32_t>(100, local.health_percent * 100 / normalized);
+  const uint32_t r = std::min<uint32_t>(100 - l, remote.health_percent * 100 / normalized);
+  return l > 0 || r == 0 ? 100 - r : l;
+}
+
 }  // namespace
 
 std::shared_ptr<const UpstreamSnapshot> UpstreamSnapshot::Build(
@@ -78,7 +97,8 @@ std::shared_ptr<const UpstreamSnapshot> UpstreamSnapshot::Build(
   }
 
   const auto start = std::chrono::steady_clock::now();
-  s->all_ = s->BuildHostSet(everyone, seed);
+  s->all_ = s->CountHostSet(everyone);
+  s->BuildHostSet(s->all_, everyone, s->all_.health_percent, seed);
   if (s->config_.locality_aware) {
     // Zones in host-set order of first appearance, so builds are repeatable.
     std::vector<std::string> zones;
@@ -94,14 +114,13 @@ std::shared_ptr<const UpstreamSnapshot> UpstreamSnapshot::Build(
           (s->targets_[i].config.zone == zone ? local : remote).push_back(i);
         }
         ZonePriorities& p = s->zones_[zone];
-        p.local = s->BuildHostSet(local, seed);
-        p.remote = s->BuildHostSet(remote, seed);
-        // Envoy's priority loads for two priorities: the local one takes its
-        // overprovisioned health, the remainder spills to the other zones.
-        const uint32_t total = std::min<uint32_t>(100, p.local.health_percent + p.remote.health_percent);
-        p.local_load_percent =
-            total == 0 ? (p.local.panic || p.local.total > 0 ? 100 : 0)
-                       : std::min<uint32_t>(100, p.local.health_percent * 100 / total);
+        p.local = s->CountHostSet(local);
+        p.remote = s->CountHostSet(remote);
+        const uint32_t normalized =
+            std::min<uint32_t>(100, p.local.health_percent + p.remote.health_percent);
+        s->BuildHostSet(p.local, local, normalized, seed);
+        s->BuildHostSet(p.remote, remote, normalized, seed);
+        p.local_load_percent = LocalLoadPercent(p.local, p.remote, normalized);
       }
     }
   }
@@ -109,7 +128,7 @@ std::shared_ptr<const UpstreamSnapshot> UpstreamSnapshot::Build(
   return s;
 }
 
-HostSet UpstreamSnapshot::BuildHostSet(const std::vector<uint32_t>& members, uint64_t seed) const {
+HostSet UpstreamSnapshot::CountHostSet(const std::vector<uint32_t>& members) const {
   HostSet set;
   for (uint32_t i : members) {
     const SnapshotTarget& t = targets_[i];
@@ -118,13 +137,21 @@ HostSet UpstreamSnapshot::BuildHostSet(const std::vector<uint32_t>& members, uin
     if (t.healthy) ++set.healthy;
   }
   if (set.total > 0) {
-    set.health_percent =
-        static_cast<uint32_t>(std::min<uint64_t>(100, kOverprovisioningFactor * set.healthy / set.total));
-    // Envoy's panic rule: the overprovisioned healthy share below the
-    // threshold means panic (a threshold of 0 never panics).
-    set.panic = config_.panic_threshold_percent > 0 &&
-                set.health_percent < config_.panic_threshold_percent;
+    set.health_percent = static_cast<uint32_t>(
+        std::min<uint64_t>(100, kOverprovisioningFactor * set.healthy / set.total));
   }
+  return set;
+}
+
+void UpstreamSnapshot::BuildHostSet(HostSet& set, const std::vector<uint32_t>& members,
+                                    uint32_t normalized_total, uint64_t seed) const {
+  // Envoy's panic rule: the plain healthy share (not overprovisioned) below
+  // the threshold, unless the priorities together are fully available; a
+  // threshold of 0 never panics. 100 * healthy < threshold * total is
+  // healthy% < threshold without rounding; an empty set is 0% healthy.
+  const uint32_t threshold = config_.panic_threshold_percent;
+  set.panic = threshold > 0 && normalized_total < 100 &&
+              uint64_t{100} * set.healthy < uint64_t{threshold} * set.total + (set.total == 0);
   std::vector<StrategyHost> hosts;
   for (uint32_t i : members) {
     const SnapshotTarget& t = targets_[i];
@@ -133,7 +160,6 @@ HostSet UpstreamSnapshot::BuildHostSet(const std::vector<uint32_t>& members, uin
     hosts.push_back(StrategyHost{t.config.HashKey(), t.config.weight, &t.live->active_requests});
   }
   set.strategy = BuildStrategy(config_.load_balancer, std::move(hosts), seed);
-  return set;
 }
 
 std::optional<uint32_t> UpstreamSnapshot::Find(absl::string_view canonical_address) const {

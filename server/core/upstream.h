@@ -13,8 +13,8 @@
 #include <memory>
 #include <optional>
 #include <string>
-#include "absl/strings/string_view.h"
 #include <vector>
+#include "absl/strings/string_view.h"
 
 #include "absl/container/flat_hash_map.h"
 #include "absl/types/span.h"
@@ -68,7 +68,7 @@ struct SnapshotTarget {
   std::shared_ptr<TargetLive> live;
   HealthOverride health_override = HealthOverride::kNone;
   bool healthy = true;
-  uint32_t reasons = 0;  // HealthReason bits.
+  uint32_t reasons = 0;                // HealthReason bits.
   std::optional<WallTime> returns_at;  // End of a passive ejection.
 };
 
@@ -130,7 +130,13 @@ class UpstreamSnapshot {
   };
 
   UpstreamSnapshot() = default;
-  HostSet BuildHostSet(const std::vector<uint32_t>& members, uint64_t seed) const;
+  // Counts `members` (total, healthy, health_percent) without building.
+  HostSet CountHostSet(const std::vector<uint32_t>& members) const;
+  // Decides panic, as Envoy's isHostSetInPanic, given the normalized total
+  // health of all priorities, and builds the strategy over the pickable
+  // members: the healthy ones, or all of weight > 0 in panic.
+  void BuildHostSet(HostSet& set, const std::vector<uint32_t>& members, uint32_t normalized_total,
+                    uint64_t seed) const;
   uint32_t PickFrom(const HostSet& set, uint64_t hash,
                     absl::FunctionRef<bool(uint32_t)> avoid_target,
                     absl::FunctionRef<uint64_t()> random) const;

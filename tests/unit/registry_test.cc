@@ -147,6 +147,43 @@ TEST_F(RegistryTest, ManualOverrideAndPanic) {
   EXPECT_EQ(Pick("u").status().code(), absl::StatusCode::kUnavailable);
 }
 
+// Envoy's isHostSetInPanic: the plain healthy share against the threshold,
+// unless the overprovisioned health (1.4 x) reaches 100%.
+TEST_F(RegistryTest, PanicFollowsEnvoysRule) {
+  struct Case {
+    int targets, healthy;
+    uint32_t threshold;
+    bool panic;
+  };
+  const Case cases[] = {
+      {5, 2, 50, true},    // 40% < 50%, although 1.4 x 40% = 56% is not.
+      {3, 1, 50, true},    // 33%.
+      {2, 1, 50, false},   // 50% is not below 50%.
+      {3, 2, 50, false},   // 66%.
+      {4, 3, 80, false},   // 75% < 80%, but 1.4 x 75% >= 100%: fully available.
+      {10, 7, 80, true},   // 70% < 80% and 1.4 x 70% = 98% < 100%.
+      {10, 0, 0, false},   // A threshold of 0 never panics.
+      {10, 0, 100, true},  // Nothing healthy.
+  };
+  int n = 0;
+  for (const Case& c : cases) {
+    const std::string name = "p" + std::to_string(n++);
+    Create(name);
+    for (int i = 0; i < c.targets; ++i) {
+      const std::string address = "10.0.0." + std::to_string(i + 1) + ":80";
+      Put(name, address);
+      if (i >= c.healthy) {
+        ASSERT_TRUE(registry_->SetTargetHealth(name, address, HealthOverride::kUnhealthy).ok());
+      }
+    }
+    UpstreamConfig config = registry_->Find(name)->config();
+    config.panic_threshold_percent = c.threshold;
+    ASSERT_TRUE(registry_->UpdateUpstream(config).ok());
+    EXPECT_EQ(registry_->Find(name)->panic(), c.panic)
+        << c.healthy << " of " << c.targets << " healthy, threshold " << c.threshold;
+  }
+}
+
 // Envoy's priority loads as Kong Mesh configures them: the client's zone is
 // priority 0 and takes min(100, 1.4 x its healthy share) of the picks.
 TEST_F(RegistryTest, LocalityPrefersClientZoneAndSpills) {
