@@ -99,5 +99,22 @@ done
 wait_for "picker_active_requests{upstream=\"$UP\"}" 1.0
 wait_for "picker_build_info" 1.0
 
+# ---- The README's PromQL lines -----------------------------------------------
+# Each query between the promql markers must be valid and return data here
+# (the README's example upstream name is replaced by this test's).
+queries=$(sed -n '/<!-- promql:begin -->/,/<!-- promql:end -->/p' "$PICKER_SOURCE_DIR/README.md" \
+  | grep -v -e '^<!--' -e '^```' -e '^#' -e '^$' | sed "s/example_upstream/$UP/g")
+[ "$(wc -l <<<"$queries")" -ge 5 ] || fail "README: fewer than 5 PromQL lines between the promql markers"
+sleep 3  # rate() needs two samples in its window.
+while IFS= read -r query; do
+  answer=$(curl -sf --max-time 5 -G "http://$PROM/api/v1/query" --data-urlencode "query=$query")
+  n=$(json_get 'len(d["data"]["result"]) if d["status"] == "success" else -1' <<<"$answer" 2>/dev/null)
+  if [ -n "$n" ] && [ "$n" -gt 0 ]; then
+    pass "README PromQL returns $n series: $query"
+  else
+    fail "README PromQL failed or returned nothing: $query -> $answer"
+  fi
+done <<<"$queries"
+
 stop_server
 finish
