@@ -488,21 +488,6 @@ int Run() {
   return 0;
 }
 
-// Flags are spelled with dashes (--admin-writes-per-sec); abseil names them
-// with underscores. Rewrites the name part of each "--flag[=value]" argument.
-std::vector<char*> NormalizeFlagNames(int argc, char** argv, std::vector<std::string>& storage) {
-  storage.assign(argv, argv + argc);
-  for (std::string& arg : storage) {
-    if (arg == "--") break;
-    if (arg.size() < 3 || arg[0] != '-' || arg[1] != '-') continue;
-    const size_t end = std::min(arg.find('='), arg.size());
-    std::replace(arg.begin() + 2, arg.begin() + end, '-', '_');
-  }
-  std::vector<char*> out;
-  for (std::string& arg : storage) out.push_back(arg.data());
-  return out;
-}
-
 void PrintHelp() {
   std::printf(
       "picker-bench: closed-loop gRPC load against picker-server, with an empty-handler\n"

@@ -1,0 +1,235 @@
+// picker-scale: how picker-server copes with many upstreams and with one very
+// large upstream. It spawns a server (fresh data directory, loopback ports),
+// then:
+//   1. creates --upstreams upstreams and gives each --targets targets with
+//      one ReplaceTargets, from --writers concurrent admin clients;
+//   2. picks (and releases) on random upstreams for --pick-seconds, checking
+//      every answer;
+//   3. gives one Maglev upstream --big-targets targets and reads the table
+//      rebuild time from picker_table_rebuild_duration_seconds;
+// and prints times, rates and the server's resident memory after each step.
+// Figures are reported, not asserted (see BENCHMARKS.md).
+#include <chrono>
+#include <cstdio>
+#include <fstream>
+#include <random>
+#include <string>
+#include <thread>
+#include <vector>
+
+#include "absl/flags/flag.h"
+#include "absl/flags/parse.h"
+#include "absl/flags/usage.h"
+#include "absl/strings/str_cat.h"
+#include "absl/strings/str_format.h"
+#include "bench/load/host.h"
+#include "grpcpp/grpcpp.h"
+#include "picker/v1/admin.grpc.pb.h"
+#include "picker/v1/picker.grpc.pb.h"
+
+ABSL_FLAG(std::string, spawn_server, "", "Path of the picker-server binary to start.");
+ABSL_FLAG(int, upstreams, 10000, "Upstreams to create.");
+ABSL_FLAG(int, targets, 100, "Targets of each of those upstreams.");
+ABSL_FLAG(std::string, strategy, "round_robin",
+          "Strategy of those upstreams: round_robin, least_request, ring_hash, random, maglev.");
+ABSL_FLAG(int, writers, 4, "Concurrent admin clients creating upstreams.");
+ABSL_FLAG(double, pick_seconds, 5, "How long to pick on random upstreams.");
+ABSL_FLAG(int, big_targets, 10000, "Targets of the one large Maglev upstream (0 skips it).");
+
+namespace {
+
+using Clock = std::chrono::steady_clock;
+
+double Seconds(Clock::duration d) { return std::chrono::duration<double>(d).count(); }
+
+// VmRSS of a process, in MiB; 0 if unknown.
+double ResidentMiB(pid_t pid) {
+  std::ifstream status(absl::StrCat("/proc/", pid, "/status"));
+  std::string line;
+  while (std::getline(status, line)) {
+    if (line.rfind("VmRSS:", 0) == 0) return std::stod(line.substr(6)) / 1024.0;
+  }
+  return 0;
+}
+
+picker::v1::Upstream MakeUpstream(const std::string& name, const std::string& strategy) {
+  picker::v1::Upstream u;
+  u.set_name(name);
+  picker::v1::LoadBalancer* lb = u.mutable_load_balancer();
+  if (strategy == "least_request") {
+    lb->mutable_least_request();
+  } else if (strategy == "ring_hash") {
+    lb->mutable_ring_hash();
+  } else if (strategy == "random") {
+    lb->mutable_random();
+  } else if (strategy == "maglev") {
+    lb->mutable_maglev();
+  } else {
+    lb->mutable_round_robin();
+  }
+  return u;
+}
+
+// Creates `name` and replaces its targets with `count` distinct addresses.
+grpc::Status CreateWithTargets(picker::v1::Admin::Stub& admin, const std::string& name,
+                               const std::string& strategy, int count, int seed) {
+  grpc::ClientContext create_context;
+  create_context.set_deadline(std::chrono::system_clock::now() + std::chrono::seconds(60));
+  picker::v1::CreateUpstreamRequest create;
+  *create.mutable_upstream() = MakeUpstream(name, strategy);
+  picker::v1::Upstream created;
+  if (grpc::Status s = admin.CreateUpstream(&create_context, create, &created); !s.ok()) return s;
+
+  picker::v1::ReplaceTargetsRequest replace;
+  replace.set_upstream(name);
+  for (int i = 0; i < count; ++i) {
+    const int n = seed * 65536 + i;  // Distinct per upstream and target.
+    replace.add_targets()->set_address(
+        absl::StrCat("10.", (n >> 16) & 255, ".", (n >> 8) & 255, ".", n & 255, ":8080"));
+  }
+  grpc::ClientContext replace_context;
+  replace_context.set_deadline(std::chrono::system_clock::now() + std::chrono::seconds(120));
+  picker::v1::ReplaceTargetsResponse replaced;
+  return admin.ReplaceTargets(&replace_context, replace, &replaced);
+}
+
+int Fail(const std::string& what, const grpc::Status& status) {
+  std::fprintf(stderr, "picker-scale: %s: %s %s\n", what.c_str(),
+               std::to_string(status.error_code()).c_str(), status.error_message().c_str());
+  return 1;
+}
+
+}  // namespace
+
+int main(int argc, char** argv) {
+  absl::SetProgramUsageMessage(
+      "picker-scale --spawn-server build/picker-server [--upstreams N --targets M "
+      "--big-targets K]");
+  std::vector<std::string> storage;
+  std::vector<char*> args = picker::bench::NormalizeFlagNames(argc, argv, storage);
+  absl::ParseCommandLine(static_cast<int>(args.size()), args.data());
+  const std::string server_path = absl::GetFlag(FLAGS_spawn_server);
+  if (server_path.empty()) {
+    std::fprintf(stderr, "picker-scale: --spawn-server is required\n");
+    return 2;
+  }
+  const int upstreams = absl::GetFlag(FLAGS_upstreams);
+  const int targets = absl::GetFlag(FLAGS_targets);
+  const std::string strategy = absl::GetFlag(FLAGS_strategy);
+  const int writers = std::max(1, absl::GetFlag(FLAGS_writers));
+
+  auto server =
+      picker::bench::SpawnedServer::Start(server_path, {}, std::chrono::milliseconds(30000));
+  if (!server.ok()) {
+    std::fprintf(stderr, "picker-scale: %s\n", server.status().ToString().c_str());
+    return 1;
+  }
+  const pid_t pid = (*server)->pid();
+  auto admin_channel =
+      grpc::CreateChannel((*server)->admin_address(), grpc::InsecureChannelCredentials());
+  auto data_channel =
+      grpc::CreateChannel((*server)->data_address(), grpc::InsecureChannelCredentials());
+  std::printf("| step | figure |\n|---|---|\n");
+  std::printf("| idle server | RSS %.1f MiB |\n", ResidentMiB(pid));
+
+  // 1. Many upstreams, each written as one CreateUpstream and one ReplaceTargets.
+  const Clock::time_point load_start = Clock::now();
+  std::vector<std::thread> threads;
+  std::vector<grpc::Status> errors(writers);
+  for (int w = 0; w < writers; ++w) {
+    threads.emplace_back([&, w] {
+      // One channel per writer, so that writes travel side by side.
+      grpc::ChannelArguments args;
+      args.SetInt("grpc.channel_id", w);
+      auto stub = picker::v1::Admin::NewStub(grpc::CreateCustomChannel(
+          (*server)->admin_address(), grpc::InsecureChannelCredentials(), args));
+      for (int i = w; i < upstreams; i += writers) {
+        grpc::Status s = CreateWithTargets(*stub, absl::StrCat("u", i), strategy, targets, i);
+        if (!s.ok()) {
+          errors[w] = s;
+          return;
+        }
+      }
+    });
+  }
+  for (std::thread& t : threads) t.join();
+  for (const grpc::Status& s : errors) {
+    if (!s.ok()) return Fail("creating upstreams", s);
+  }
+  const double load_seconds = Seconds(Clock::now() - load_start);
+  std::printf(
+      "| %d upstreams x %d targets (%s), %d admin clients | %.1f s, %.0f upstreams/s "
+      "(each a CreateUpstream and a ReplaceTargets, both fsync'd) |\n",
+      upstreams, targets, strategy.c_str(), writers, load_seconds, upstreams / load_seconds);
+  std::printf("| after loading them | RSS %.1f MiB |\n", ResidentMiB(pid));
+
+  // 2. Picks on random upstreams, each released, every answer checked.
+  auto picker_stub = picker::v1::Picker::NewStub(data_channel);
+  std::mt19937_64 random(42);
+  uint64_t picks = 0;
+  const Clock::time_point pick_start = Clock::now();
+  const auto pick_end =
+      pick_start + std::chrono::duration_cast<Clock::duration>(
+                       std::chrono::duration<double>(absl::GetFlag(FLAGS_pick_seconds)));
+  while (Clock::now() < pick_end) {
+    picker::v1::PickRequest request;
+    request.set_upstream(absl::StrCat("u", random() % upstreams));
+    request.set_hash(random());
+    picker::v1::PickResponse response;
+    grpc::ClientContext context;
+    context.set_deadline(std::chrono::system_clock::now() + std::chrono::seconds(10));
+    if (grpc::Status s = picker_stub->Pick(&context, request, &response); !s.ok()) {
+      return Fail("Pick " + request.upstream(), s);
+    }
+    if (response.target().rfind("10.", 0) != 0) {
+      std::fprintf(stderr, "picker-scale: Pick %s answered %s\n", request.upstream().c_str(),
+                   response.target().c_str());
+      return 1;
+    }
+    picker::v1::ReleaseRequest release;
+    release.set_upstream(request.upstream());
+    release.set_lease_id(response.lease_id());
+    release.set_outcome(picker::v1::ReleaseRequest::SUCCESS);
+    picker::v1::ReleaseResponse released;
+    grpc::ClientContext release_context;
+    if (grpc::Status s = picker_stub->Release(&release_context, release, &released); !s.ok()) {
+      return Fail("Release", s);
+    }
+    ++picks;
+  }
+  std::printf(
+      "| unary Pick+Release on random upstreams, 1 client | %.0f ops/s over %.0f s, "
+      "every answer a target of its upstream |\n",
+      picks / Seconds(Clock::now() - pick_start), absl::GetFlag(FLAGS_pick_seconds));
+
+  // 3. One very large Maglev upstream.
+  if (const int big = absl::GetFlag(FLAGS_big_targets); big > 0) {
+    auto admin = picker::v1::Admin::NewStub(admin_channel);
+    const Clock::time_point big_start = Clock::now();
+    if (grpc::Status s = CreateWithTargets(*admin, "big", "maglev", big, upstreams + 1); !s.ok()) {
+      return Fail("creating the large upstream", s);
+    }
+    const double big_seconds = Seconds(Clock::now() - big_start);
+    auto metrics = picker::bench::HttpGet((*server)->metrics_address(), "/metrics",
+                                          std::chrono::milliseconds(30000));
+    double rebuild = -1;
+    if (metrics.ok()) {
+      const std::string series =
+          "picker_table_rebuild_duration_seconds{strategy=\"maglev\",upstream=\"big\"} ";
+      const std::string other =
+          "picker_table_rebuild_duration_seconds{upstream=\"big\",strategy=\"maglev\"} ";
+      for (const std::string& s : {series, other}) {
+        if (size_t at = metrics->find(s); at != std::string::npos) {
+          rebuild = std::stod(metrics->substr(at + s.size()));
+        }
+      }
+    }
+    std::printf(
+        "| one Maglev upstream, %d targets, table 65537 | snapshot build %.1f ms "
+        "(picker_table_rebuild_duration_seconds); CreateUpstream+ReplaceTargets "
+        "round trip %.1f ms |\n",
+        big, rebuild * 1e3, big_seconds * 1e3);
+    std::printf("| after it | RSS %.1f MiB |\n", ResidentMiB(pid));
+  }
+  return 0;
+}
