@@ -2,13 +2,17 @@
 // the memory they hold. Run: build/strategy_bench [--benchmark_filter=...]
 #include <atomic>
 #include <memory>
+#include <optional>
 #include <random>
 #include <string>
+#include <string_view>
+#include <utility>
 #include <vector>
 
 #include "benchmark/benchmark.h"
 #include "server/core/config.h"
 #include "server/core/hash/hash.h"
+#include "server/core/hash/hash_policy.h"
 #include "server/core/strategy/strategy.h"
 
 namespace picker::core {
@@ -63,6 +67,60 @@ PICK_BENCH(random, StrategyKind::kRandom, false);
 PICK_BENCH(random_weighted, StrategyKind::kRandom, true);
 PICK_BENCH(ring_hash, StrategyKind::kRingHash, false);
 PICK_BENCH(maglev, StrategyKind::kMaglev, false);
+
+// A request with a few headers, one of which the hash policy names.
+class BenchRequest final : public RequestAttributesView {
+ public:
+  std::optional<std::string_view> Header(std::string_view name) const override {
+    for (const auto& [key, value] : headers) {
+      if (key == name) return value;
+    }
+    return std::nullopt;
+  }
+  std::optional<std::string_view> Cookie(std::string_view) const override { return std::nullopt; }
+  std::optional<std::string_view> QueryParameter(std::string_view) const override {
+    return std::nullopt;
+  }
+  std::optional<std::string_view> FilterState(std::string_view) const override {
+    return std::nullopt;
+  }
+  std::string_view SourceIp() const override { return "192.0.2.7"; }
+
+  std::vector<std::pair<std::string, std::string>> headers = {
+      {":authority", "api.example.com"}, {"user-agent", "bench/1.0"}, {"x-user", "user-0"}};
+};
+
+// As BM_Pick, with the request hash computed from an `x-user` header policy
+// each time, as a Pick with attributes does: hashing plus picking.
+void BM_PickHeaderHash(benchmark::State& state, StrategyKind kind) {
+  BenchHosts hosts(static_cast<int>(state.range(0)));
+  std::unique_ptr<Strategy> strategy = BuildStrategy(ConfigFor(kind), hosts.hosts, 1);
+  std::vector<HashPolicy> policies(1);
+  policies[0].kind = HashPolicy::Kind::kHeader;
+  policies[0].name = "x-user";
+  BenchRequest request;
+  std::string& user = request.headers.back().second;
+  std::mt19937_64 rng(1);
+  auto avoid = [](uint32_t) { return false; };
+  auto random = [&rng] { return rng(); };
+  uint64_t i = 0;
+  for (auto _ : state) {
+    // A different user each time; the digits are rewritten in place.
+    user.replace(5, std::string::npos, std::to_string(i++ % 100000));
+    const std::optional<uint64_t> hash = ComputeRequestHash(policies, request, "bench", nullptr);
+    benchmark::DoNotOptimize(
+        strategy->Pick(PickParams{.hash = hash.value_or(rng()), .avoid = avoid, .random = random}));
+  }
+}
+
+#define HEADER_HASH_BENCH(name, kind) \
+  BENCHMARK_CAPTURE(BM_PickHeaderHash, name, kind)->Arg(10)->Arg(100)->Arg(1000)
+
+HEADER_HASH_BENCH(round_robin, StrategyKind::kRoundRobin);
+HEADER_HASH_BENCH(least_request, StrategyKind::kLeastRequest);
+HEADER_HASH_BENCH(random, StrategyKind::kRandom);
+HEADER_HASH_BENCH(ring_hash, StrategyKind::kRingHash);
+HEADER_HASH_BENCH(maglev, StrategyKind::kMaglev);
 
 void BM_BuildRing(benchmark::State& state) {
   BenchHosts hosts(static_cast<int>(state.range(0)));
