@@ -18,9 +18,9 @@ absl::Status Invalid(absl::string_view field, absl::string_view why) {
 absl::StatusOr<Millis> ToMillis(const google::protobuf::Duration& d, bool present,
                                 absl::string_view field, Millis fallback) {
   if (!present || (d.seconds() == 0 && d.nanos() == 0)) return fallback;
-  if (d.seconds() < 0 || d.nanos() < 0) return Invalid(field, "must not be negative");
-  if (d.seconds() > 365LL * 24 * 3600) return Invalid(field, "must be at most one year");
-  return Millis(d.seconds() * 1000 + d.nanos() / 1000000);
+  absl::StatusOr<std::chrono::nanoseconds> value = DurationFromProto(d, field);
+  if (!value.ok()) return value.status();
+  return std::chrono::duration_cast<Millis>(*value);
 }
 
 void SetDuration(Millis value, google::protobuf::Duration* out) {
@@ -165,6 +165,17 @@ absl::Status LoadBalancerFromProto(const v1::LoadBalancer& lb, core::LoadBalance
 }
 
 }  // namespace
+
+absl::StatusOr<std::chrono::nanoseconds> DurationFromProto(const google::protobuf::Duration& d,
+                                                           absl::string_view field) {
+  if (d.seconds() < 0 || d.nanos() < 0) return Invalid(field, "must not be negative");
+  // google.protobuf.Duration keeps nanos below one second; a larger value is
+  // not a duration (and 2e9 nanos would silently mean 2 s).
+  if (d.nanos() > 999999999) return Invalid(field, "nanos must be 0..999999999");
+  // Bounded so that the conversion to nanoseconds cannot overflow.
+  if (d.seconds() > kMaxDurationSeconds) return Invalid(field, "must be at most one year");
+  return std::chrono::seconds(d.seconds()) + std::chrono::nanoseconds(d.nanos());
+}
 
 absl::StatusOr<core::UpstreamConfig> FromProto(const v1::Upstream& u) {
   core::UpstreamConfig c;

@@ -7,13 +7,23 @@
 #ifndef PICKER_SERVER_API_CONVERT_H_
 #define PICKER_SERVER_API_CONVERT_H_
 
+#include <chrono>
+#include <cstdint>
+
 #include "absl/status/statusor.h"
+#include "google/protobuf/duration.pb.h"
 #include "picker/v1/admin.pb.h"
 #include "server/core/config.h"
 #include "server/core/registry.h"
 #include "server/core/upstream.h"
 
 namespace picker::api {
+
+// A duration from a request: 0..one year, nanos 0..999999999; otherwise
+// INVALID_ARGUMENT naming `field`.
+inline constexpr int64_t kMaxDurationSeconds = 365LL * 24 * 3600;
+absl::StatusOr<std::chrono::nanoseconds> DurationFromProto(const google::protobuf::Duration& d,
+                                                           absl::string_view field);
 
 absl::StatusOr<core::UpstreamConfig> FromProto(const v1::Upstream& upstream);
 v1::Upstream ToProto(const core::UpstreamConfig& config);

@@ -6,6 +6,7 @@
 
 #include "absl/container/flat_hash_set.h"
 #include "absl/strings/match.h"
+#include "server/api/convert.h"
 #include "server/api/status.h"
 
 namespace picker::api {
@@ -193,11 +194,10 @@ absl::Status PickerService::DoRelease(const v1::ReleaseRequest& request,
   if (request.lease_id() == 0) return absl::InvalidArgumentError("lease_id: is required");
   std::optional<std::chrono::nanoseconds> latency;
   if (request.has_latency()) {
-    if (request.latency().seconds() < 0 || request.latency().nanos() < 0) {
-      return absl::InvalidArgumentError("latency: must not be negative");
-    }
-    latency = std::chrono::seconds(request.latency().seconds()) +
-              std::chrono::nanoseconds(request.latency().nanos());
+    // Bounded: seconds near INT64_MAX overflowed the conversion (UB).
+    absl::StatusOr<std::chrono::nanoseconds> value = DurationFromProto(request.latency(), "latency");
+    if (!value.ok()) return value.status();
+    latency = *value;
   }
   switch (request.outcome()) {
     case v1::ReleaseRequest::OUTCOME_UNSPECIFIED:

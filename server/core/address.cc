@@ -2,6 +2,7 @@
 
 #include <arpa/inet.h>
 
+#include <algorithm>
 #include <cctype>
 
 #include "absl/strings/ascii.h"
@@ -12,8 +13,17 @@ namespace picker::core {
 namespace {
 
 absl::Status Invalid(absl::string_view field, absl::string_view address, absl::string_view why) {
+  // The address is echoed cut short: the message travels back in a gRPC
+  // trailer, and a client refuses a trailer over its metadata limit (8 KiB
+  // by default), so echoing a huge address hid the real error behind
+  // RESOURCE_EXHAUSTED.
+  constexpr size_t kShown = 100;
+  const std::string shown =
+      address.size() <= kShown
+          ? std::string(address)
+          : absl::StrCat(address.substr(0, kShown), "... (", address.size(), " bytes)");
   return absl::InvalidArgumentError(
-      absl::StrCat(field, ": \"", address, "\" is not a valid host:port address (", why, ")"));
+      absl::StrCat(field, ": \"", shown, "\" is not a valid host:port address (", why, ")"));
 }
 
 bool IsDnsName(absl::string_view host) {
@@ -65,8 +75,12 @@ absl::StatusOr<std::string> CanonicalAddress(absl::string_view address, absl::st
     }
   }
   uint32_t port_number = 0;
-  if (port.empty() || port.size() > 5 || !absl::SimpleAtoi(port, &port_number) ||
-      !absl::ascii_isdigit(port.front()) || port_number < 1 || port_number > 65535) {
+  // Digits only: SimpleAtoi alone also takes a sign and surrounding
+  // whitespace ("80 ", "80\n").
+  const bool digits =
+      std::all_of(port.begin(), port.end(), [](char c) { return absl::ascii_isdigit(c); });
+  if (port.empty() || port.size() > 5 || !digits || !absl::SimpleAtoi(port, &port_number) ||
+      port_number < 1 || port_number > 65535) {
     return Invalid(field, address, "port must be 1..65535");
   }
   const std::string host_copy(host);
