@@ -615,6 +615,23 @@ EchoServer::~EchoServer() {
 // ---------------------------------------------------------------------------
 // Admin.
 
+bool SetStrategy(const std::string& strategy, v1::LoadBalancer* lb) {
+  if (strategy == "round_robin") {
+    lb->mutable_round_robin();
+  } else if (strategy == "least_request") {
+    lb->mutable_least_request();
+  } else if (strategy == "ring_hash") {
+    lb->mutable_ring_hash();
+  } else if (strategy == "random") {
+    lb->mutable_random();
+  } else if (strategy == "maglev") {
+    lb->mutable_maglev();
+  } else {
+    return false;
+  }
+  return true;
+}
+
 SetupResult SetUpUpstream(const std::string& admin_address, const std::string& upstream,
                           const std::string& strategy, int count) {
   SetupResult result;
@@ -627,18 +644,7 @@ SetupResult SetUpUpstream(const std::string& admin_address, const std::string& u
   v1::CreateUpstreamRequest create;
   v1::Upstream* u = create.mutable_upstream();
   u->set_name(upstream);
-  v1::LoadBalancer* lb = u->mutable_load_balancer();
-  if (strategy == "round_robin") {
-    lb->mutable_round_robin();
-  } else if (strategy == "least_request") {
-    lb->mutable_least_request();
-  } else if (strategy == "ring_hash") {
-    lb->mutable_ring_hash();
-  } else if (strategy == "random") {
-    lb->mutable_random();
-  } else if (strategy == "maglev") {
-    lb->mutable_maglev();
-  } else {
+  if (!SetStrategy(strategy, u->mutable_load_balancer())) {
     result.error =
         absl::StrCat("--strategy ", strategy,
                      ": not one of round_robin, least_request, ring_hash, random, maglev");

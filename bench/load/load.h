@@ -13,6 +13,7 @@
 #include <vector>
 
 #include "bench/load/histogram.h"
+#include "picker/v1/admin.pb.h"
 
 namespace grpc {
 class Channel;
@@ -104,6 +105,10 @@ class AdminWriter {
   struct Impl;
   std::unique_ptr<Impl> impl_;
 };
+
+// Sets the strategy named round_robin, least_request, ring_hash, random or
+// maglev (with default options); false for another name.
+bool SetStrategy(const std::string& strategy, v1::LoadBalancer* lb);
 
 // Admin set-up of the bench upstream: (re)creates it with `strategy` and
 // `count` targets. Returns the target addresses, or an error message.

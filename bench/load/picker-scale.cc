@@ -23,6 +23,7 @@
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_format.h"
 #include "bench/load/host.h"
+#include "bench/load/load.h"
 #include "grpcpp/grpcpp.h"
 #include "picker/v1/admin.grpc.pb.h"
 #include "picker/v1/picker.grpc.pb.h"
@@ -52,31 +53,16 @@ double ResidentMiB(pid_t pid) {
   return 0;
 }
 
-picker::v1::Upstream MakeUpstream(const std::string& name, const std::string& strategy) {
-  picker::v1::Upstream u;
-  u.set_name(name);
-  picker::v1::LoadBalancer* lb = u.mutable_load_balancer();
-  if (strategy == "least_request") {
-    lb->mutable_least_request();
-  } else if (strategy == "ring_hash") {
-    lb->mutable_ring_hash();
-  } else if (strategy == "random") {
-    lb->mutable_random();
-  } else if (strategy == "maglev") {
-    lb->mutable_maglev();
-  } else {
-    lb->mutable_round_robin();
-  }
-  return u;
-}
-
 // Creates `name` and replaces its targets with `count` distinct addresses.
 grpc::Status CreateWithTargets(picker::v1::Admin::Stub& admin, const std::string& name,
                                const std::string& strategy, int count, int seed) {
   grpc::ClientContext create_context;
   create_context.set_deadline(std::chrono::system_clock::now() + std::chrono::seconds(60));
   picker::v1::CreateUpstreamRequest create;
-  *create.mutable_upstream() = MakeUpstream(name, strategy);
+  create.mutable_upstream()->set_name(name);
+  if (!picker::bench::SetStrategy(strategy, create.mutable_upstream()->mutable_load_balancer())) {
+    return grpc::Status(grpc::StatusCode::INVALID_ARGUMENT, "unknown --strategy " + strategy);
+  }
   picker::v1::Upstream created;
   if (grpc::Status s = admin.CreateUpstream(&create_context, create, &created); !s.ok()) return s;
 
