@@ -84,10 +84,11 @@ void Registry::PublishMap() {
   map_version_.fetch_add(1, std::memory_order_release);
 }
 
-std::shared_ptr<const Registry::SlotMap> Registry::CurrentMap() const {
-  // Loading an atomic shared_ptr touches a shared reference count; a
-  // per-thread copy, refreshed only when the version moves, keeps picks on
-  // different threads from contending on it.
+const Registry::SlotMap& Registry::CurrentMap() const {
+  // Loading a shared_ptr touches a shared reference count; a per-thread
+  // copy, refreshed only when the version moves, keeps picks on different
+  // threads from contending on it (or on the cell's lock). The reference is
+  // to that copy, so it stays valid until this thread's next call.
   struct Cache {
     uint64_t registry_id = 0;
     uint64_t version = 0;
@@ -100,13 +101,13 @@ std::shared_ptr<const Registry::SlotMap> Registry::CurrentMap() const {
     cache.version = version;
     cache.registry_id = id_;
   }
-  return cache.map;
+  return *cache.map;
 }
 
 std::shared_ptr<const UpstreamSnapshot> Registry::Find(absl::string_view name) const {
-  const std::shared_ptr<const SlotMap> map = CurrentMap();
-  auto it = map->find(name);
-  if (it == map->end()) return nullptr;
+  const SlotMap& map = CurrentMap();
+  auto it = map.find(name);
+  if (it == map.end()) return nullptr;
   return it->second->snapshot.load();
 }
 

@@ -142,7 +142,8 @@ class Registry {
   absl::StatusOr<std::shared_ptr<const UpstreamSnapshot>> Commit(
       UpstreamState& state, UpstreamConfig config, std::vector<TargetEntry> targets);
   void PublishMap();
-  std::shared_ptr<const SlotMap> CurrentMap() const;
+  // The published map as this thread last saw it; valid until its next call.
+  const SlotMap& CurrentMap() const;
 
   // Passive health: counts an outcome against the target, ejecting it when
   // it reaches the limit.
