@@ -12,6 +12,9 @@ APT_PACKAGES=(
   libgtest-dev libgmock-dev libbenchmark-dev
   python3-grpcio python3-protobuf curl ca-certificates
   libcurl4-openssl-dev
+  # The fuzz stage of scripts/test.sh: clang with its libFuzzer and sanitizer
+  # runtimes (g++ brings the ThreadSanitizer runtime itself).
+  clang libclang-rt-14-dev
 )
 # The end-to-end tests drive the real third-party tools.
 APT_E2E_PACKAGES=(prometheus docker-compose)
