@@ -115,9 +115,13 @@ class PickStreamReactor final
     std::lock_guard lock(mu_);
     pending_.pop_front();
     if (!ok) {
-      // The client is gone; stop writing and let OnDone clean up.
+      // The client is gone; stop writing. Finish if reads already ended:
+      // otherwise a read that failed while this write was in flight left
+      // the stream unfinished for good, OnDone never ran, its leases were
+      // never abandoned, and server shutdown waited on it forever.
       pending_.clear();
       writing_ = false;
+      MaybeFinishLocked();
       return;
     }
     if (!pending_.empty()) {
