@@ -673,5 +673,29 @@ TEST_F(BadInputTest, EveryAdminChangeIsAudited) {
   EXPECT_TRUE(LinesWith(log, {"method=ListUpstreams"}).empty()) << log;
 }
 
+// Known bug, left to the owner of server/api/admin_service.cc: the audit
+// line prints the request's upstream name raw, before validation, so a
+// rejected name with a newline writes a second, forged audit line (here: a
+// DeleteUpstream of another upstream with result=OK). Enable with
+// --gtest_also_run_disabled_tests once names are escaped in audit lines.
+TEST_F(BadInputTest, DISABLED_AuditLineCannotBeForgedThroughAName) {
+  const std::string victim = NewName("victim");
+  const size_t offset = server()->Log().size();
+  const std::string forged = "audit method=DeleteUpstream upstream=\"" + victim + "\" result=OK";
+  const grpc::Status status = CreateNamed("x\"\n" + forged + " peer=ipv4:10.0.0.1:1");
+  EXPECT_CODE(status, INVALID_ARGUMENT);
+  ASSERT_TRUE(WaitUntil(
+      [&] {
+        return !LinesWith(server()->Log().substr(offset), {"INVALID_ARGUMENT", "may contain only"})
+                    .empty();
+      },
+      std::chrono::seconds(5)));
+  const std::string log = server()->Log().substr(offset);
+  for (const std::string& line : LinesWith(log, {"audit method="})) {
+    EXPECT_EQ(line.find("audit method=DeleteUpstream"), std::string::npos)
+        << "forged audit line: " << line;
+  }
+}
+
 }  // namespace
 }  // namespace picker::testing
