@@ -1,5 +1,6 @@
 #include "server/api/admin_service.h"
 
+#include "absl/strings/escaping.h"
 #include "absl/strings/str_cat.h"
 #include "server/api/convert.h"
 #include "server/api/status.h"
@@ -86,10 +87,12 @@ grpc::Status AdminService::Finish(grpc::CallbackServerContext* context, const ch
   const char* code = CodeName(status.code());
   metrics_.CountAdminOperation(method, code);
   if (write) {
+    // The name and message come from the caller: escaped (quotes, newlines,
+    // control bytes as C escapes), so that they cannot end the quoted value
+    // or start a forged audit line.
     spdlog::info("audit method={} upstream=\"{}\" result={} peer={}{}{}", method,
-                 std::string_view(upstream.data(), upstream.size()), code, context->peer(),
-                 status.ok() ? "" : " error=\"",
-                 status.ok() ? std::string() : std::string(status.message()) + "\"");
+                 absl::CHexEscape(upstream), code, context->peer(), status.ok() ? "" : " error=\"",
+                 status.ok() ? std::string() : absl::CHexEscape(status.message()) + "\"");
   }
   return ToGrpc(status);
 }
