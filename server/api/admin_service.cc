@@ -89,9 +89,11 @@ grpc::Status AdminService::Finish(grpc::CallbackServerContext* context, const ch
   if (write) {
     // The name and message come from the caller: escaped (quotes, newlines,
     // control bytes as C escapes), so that they cannot end the quoted value
-    // or start a forged audit line.
-    spdlog::info("audit method={} upstream=\"{}\" result={} peer={}{}{}", method,
-                 absl::CHexEscape(upstream), code, context->peer(), status.ok() ? "" : " error=\"",
+    // or start a forged audit line, and the name cut to a valid name's length
+    // at most, so that a huge one does not make a huge line.
+    spdlog::info("audit method={} upstream=\"{}{}\" result={} peer={}{}{}", method,
+                 absl::CHexEscape(upstream.substr(0, 128)), upstream.size() > 128 ? "..." : "",
+                 code, context->peer(), status.ok() ? "" : " error=\"",
                  status.ok() ? std::string() : absl::CHexEscape(status.message()) + "\"");
   }
   return ToGrpc(status);

@@ -20,7 +20,11 @@ bool IsConsistentHashing(StrategyKind kind) {
 }
 
 absl::Status UnknownUpstream(absl::string_view name) {
-  return absl::NotFoundError(absl::StrCat("upstream: no upstream named \"", name, "\""));
+  if (name.empty()) return absl::InvalidArgumentError("upstream: is required");
+  // A name longer than any valid one is cut: the message travels back in a
+  // header that clients bound.
+  return absl::NotFoundError(absl::StrCat("upstream: no upstream named \"", name.substr(0, 128),
+                                          name.size() > 128 ? "...\"" : "\""));
 }
 
 // Distinguishes registries in the per-thread map cache, even one created at
@@ -111,7 +115,8 @@ std::shared_ptr<const UpstreamSnapshot> Registry::Find(absl::string_view name) c
   return it->second->snapshot.load();
 }
 
-absl::StatusOr<std::shared_ptr<const UpstreamSnapshot>> Registry::Get(absl::string_view name) const {
+absl::StatusOr<std::shared_ptr<const UpstreamSnapshot>> Registry::Get(
+    absl::string_view name) const {
   if (absl::Status s = ValidateUpstreamName(name, "name"); !s.ok()) return s;
   std::shared_ptr<const UpstreamSnapshot> snapshot = Find(name);
   if (!snapshot) return UnknownUpstream(name);
@@ -132,8 +137,8 @@ std::vector<std::shared_ptr<const UpstreamSnapshot>> Registry::List() const {
 absl::Status Registry::CheckLimits(const UpstreamConfig& config) const {
   if (config.load_balancer.hash_policies.size() > options_.max_hash_policies) {
     return absl::ResourceExhaustedError(absl::StrCat(
-        "upstream.load_balancer.", StrategyName(config.load_balancer.kind), ".hash_policies: ",
-        config.load_balancer.hash_policies.size(), " policies, the limit is ",
+        "upstream.load_balancer.", StrategyName(config.load_balancer.kind),
+        ".hash_policies: ", config.load_balancer.hash_policies.size(), " policies, the limit is ",
         options_.max_hash_policies, " (--max-hash-policies)"));
   }
   return absl::OkStatus();
@@ -192,9 +197,9 @@ absl::StatusOr<std::shared_ptr<const UpstreamSnapshot>> Registry::CreateUpstream
         absl::StrCat("upstream.name: an upstream named \"", config.name, "\" already exists"));
   }
   if (states_.size() >= options_.max_upstreams) {
-    return absl::ResourceExhaustedError(absl::StrCat(
-        "upstream: ", states_.size(), " upstreams exist, the limit is ", options_.max_upstreams,
-        " (--max-upstreams)"));
+    return absl::ResourceExhaustedError(absl::StrCat("upstream: ", states_.size(),
+                                                     " upstreams exist, the limit is ",
+                                                     options_.max_upstreams, " (--max-upstreams)"));
   }
   UpstreamState state;
   state.live = std::make_shared<UpstreamLive>();
@@ -234,8 +239,8 @@ absl::StatusOr<TargetConfig> Registry::PutTarget(absl::string_view upstream,
   absl::StatusOr<std::string> address = CanonicalAddress(patch.address, "target.address");
   if (!address.ok()) return address.status();
   if (patch.weight && *patch.weight > kMaxTargetWeight) {
-    return absl::InvalidArgumentError(absl::StrCat(
-        "target.weight: must be 0..", kMaxTargetWeight, ", got ", *patch.weight));
+    return absl::InvalidArgumentError(
+        absl::StrCat("target.weight: must be 0..", kMaxTargetWeight, ", got ", *patch.weight));
   }
   std::lock_guard lock(mu_);
   absl::StatusOr<UpstreamState*> state = StateOf(upstream);
@@ -270,8 +275,8 @@ absl::Status Registry::DeleteTarget(absl::string_view upstream, absl::string_vie
   auto it = std::find_if(targets.begin(), targets.end(),
                          [&](const TargetEntry& t) { return t.config.address == *canonical; });
   if (it == targets.end()) {
-    return absl::NotFoundError(absl::StrCat("address: upstream \"", upstream,
-                                            "\" has no target \"", *canonical, "\""));
+    return absl::NotFoundError(
+        absl::StrCat("address: upstream \"", upstream, "\" has no target \"", *canonical, "\""));
   }
   targets.erase(it);
   return Commit(**state, (*state)->config, std::move(targets)).status();
@@ -330,8 +335,8 @@ absl::StatusOr<std::shared_ptr<const UpstreamSnapshot>> Registry::SetTargetHealt
   auto it = std::find_if(targets.begin(), targets.end(),
                          [&](const TargetEntry& t) { return t.config.address == *canonical; });
   if (it == targets.end()) {
-    return absl::NotFoundError(absl::StrCat("address: upstream \"", upstream,
-                                            "\" has no target \"", *canonical, "\""));
+    return absl::NotFoundError(
+        absl::StrCat("address: upstream \"", upstream, "\" has no target \"", *canonical, "\""));
   }
   it->health_override = health_override;
   return Commit(**state, (*state)->config, std::move(targets));
@@ -350,9 +355,8 @@ absl::StatusOr<PickOutput> Registry::Pick(const PickInput& input) {
   if (active >= options_.max_leases_per_upstream) {
     live.counters.CountPick(PickResult::kOverloaded);
     return absl::ResourceExhaustedError(
-        absl::StrCat("upstream \"", config.name, "\" holds ", active,
-                     " leases, the limit is ", options_.max_leases_per_upstream,
-                     " (--max-leases-per-upstream)"));
+        absl::StrCat("upstream \"", config.name, "\" holds ", active, " leases, the limit is ",
+                     options_.max_leases_per_upstream, " (--max-leases-per-upstream)"));
   }
   if (config.max_active_requests > 0 && active >= config.max_active_requests) {
     live.counters.CountPick(PickResult::kOverloaded);
@@ -428,8 +432,8 @@ absl::StatusOr<LeaseState> Registry::Release(absl::string_view upstream, uint64_
   LeaseTable::ReleaseResult result = leases_.Release(lease_id, &snapshot->live());
   switch (result.state) {
     case LeaseState::kNeverIssued:
-      return absl::NotFoundError(absl::StrCat("lease_id: ", lease_id,
-                                              " was never issued by upstream \"", upstream, "\""));
+      return absl::NotFoundError(
+          absl::StrCat("lease_id: ", lease_id, " was never issued by upstream \"", upstream, "\""));
     case LeaseState::kReleased:
       break;
     case LeaseState::kAlreadyReleased:
@@ -483,8 +487,8 @@ void Registry::RecordOutcome(const UpstreamSnapshot& snapshot,
   // bounds how much of the upstream passive health can take away.
   if (ejected > 0 && (ejected + 1) * 100 > passive.max_ejection_percent * total) return;
   const uint32_t ejections = target->ejections.fetch_add(1) + 1;
-  const Millis duration = std::min(passive.base_ejection_time * ejections,
-                                   passive.max_ejection_time);
+  const Millis duration =
+      std::min(passive.base_ejection_time * ejections, passive.max_ejection_time);
   target->ejected_until_ms.store(now_ms + duration.count());
   target->consecutive_failures.store(0);
   snapshot.live().counters.ejections.fetch_add(1, std::memory_order_relaxed);

@@ -12,6 +12,11 @@ absl::Status Invalid(absl::string_view field, absl::string_view why) {
   return absl::InvalidArgumentError(absl::StrCat(field, ": ", why));
 }
 
+// Bounds on strings that have no natural limit, so that one request cannot
+// make picker keep (and log) megabytes.
+constexpr size_t kMaxHashPolicyNameLength = 256;
+constexpr size_t kMaxPathLength = 1024;
+
 // Field path prefix of the strategy message that carries the options.
 std::string StrategyField(StrategyKind kind) {
   return absl::StrCat("upstream.load_balancer.", StrategyName(kind));
@@ -22,6 +27,16 @@ absl::Status ValidateHashPolicies(const LoadBalancerConfig& lb) {
   for (size_t i = 0; i < lb.hash_policies.size(); ++i) {
     const HashPolicy& policy = lb.hash_policies[i];
     const std::string field = absl::StrCat(prefix, "[", i, "]");
+    // Names of headers, cookies, parameters and keys; Envoy caps header
+    // names far below this.
+    if (policy.name.size() > kMaxHashPolicyNameLength) {
+      return Invalid(field, absl::StrCat("name must be at most ", kMaxHashPolicyNameLength,
+                                         " characters, got ", policy.name.size()));
+    }
+    if (policy.cookie_path.size() > kMaxPathLength) {
+      return Invalid(field + ".cookie.path",
+                     absl::StrCat("must be at most ", kMaxPathLength, " characters"));
+    }
     switch (policy.kind) {
       case HashPolicy::Kind::kHeader:
         if (policy.name.empty()) return Invalid(field + ".header.name", "is required");
@@ -48,9 +63,9 @@ absl::Status ValidateLoadBalancer(const LoadBalancerConfig& lb) {
   switch (lb.kind) {
     case StrategyKind::kLeastRequest:
       if (lb.choice_count < 2) {
-        return Invalid(field + ".choice_count",
-                       absl::StrCat("must be at least 2 (0 means the default 2), got ",
-                                    lb.choice_count));
+        return Invalid(
+            field + ".choice_count",
+            absl::StrCat("must be at least 2 (0 means the default 2), got ", lb.choice_count));
       }
       if (!std::isfinite(lb.active_request_bias) || lb.active_request_bias < 0) {
         return Invalid(field + ".active_request_bias", "must be a finite number >= 0");
@@ -132,8 +147,8 @@ absl::Status ValidateUpstreamConfig(const UpstreamConfig& config) {
 
   const PassiveHealthConfig& passive = config.passive;
   const std::string passive_field = "upstream.health_checks.passive";
-  if (absl::Status s = ValidatePositive(passive.base_ejection_time,
-                                        passive_field + ".base_ejection_time");
+  if (absl::Status s =
+          ValidatePositive(passive.base_ejection_time, passive_field + ".base_ejection_time");
       !s.ok()) {
     return s;
   }
@@ -153,6 +168,10 @@ absl::Status ValidateUpstreamConfig(const UpstreamConfig& config) {
   }
   if (active.http_path.empty() || active.http_path.front() != '/') {
     return Invalid(active_field + ".http_path", "must start with '/'");
+  }
+  if (active.http_path.size() > kMaxPathLength) {
+    return Invalid(active_field + ".http_path",
+                   absl::StrCat("must be at most ", kMaxPathLength, " characters"));
   }
   for (uint32_t status : active.healthy_http_statuses) {
     if (status < 100 || status > 599) {

@@ -237,7 +237,8 @@ TEST_F(RegistryTest, PassiveEjectionAndReturn) {
   UpstreamConfig config;
   config.name = "u";
   config.passive.consecutive_failures = 3;
-  config.passive.base_ejection_time = Millis(50);
+  // Long enough that a loaded machine cannot end it before the checks.
+  config.passive.base_ejection_time = Millis(800);
   config.passive.max_ejection_percent = 50;
   ASSERT_TRUE(registry_->CreateUpstream(config).ok());
   Put("u", "10.0.0.1:80");
@@ -259,8 +260,8 @@ TEST_F(RegistryTest, PassiveEjectionAndReturn) {
     EXPECT_EQ(pick->target->config.address, "10.0.0.2:80");
     registry_->Release("u", pick->lease_id, Outcome::kSuccess, std::nullopt);
   }
-  for (int i = 0; i < 400 && registry_->Find("u")->healthy_count() != 2; ++i) {
-    std::this_thread::sleep_for(Millis(5));
+  for (int i = 0; i < 500 && registry_->Find("u")->healthy_count() != 2; ++i) {
+    std::this_thread::sleep_for(Millis(10));
   }
   EXPECT_EQ(registry_->Find("u")->healthy_count(), 2u);
 }
