@@ -12,15 +12,16 @@ APT_PACKAGES=(
   libgtest-dev libgmock-dev libbenchmark-dev
   python3-grpcio python3-protobuf curl ca-certificates
   libcurl4-openssl-dev
-  # The fuzz stage of scripts/test.sh: clang with its libFuzzer and sanitizer
-  # runtimes (g++ brings the ThreadSanitizer runtime itself).
-  clang libclang-rt-14-dev
 )
 # The end-to-end tests drive the real third-party tools.
 APT_E2E_PACKAGES=(prometheus docker-compose)
+# The fuzz stage of scripts/test.sh: clang with its libFuzzer and sanitizer
+# runtimes (g++ brings the ThreadSanitizer runtime itself). Test-only, like
+# the end-to-end tools, so the container image does not install them.
+APT_FUZZ_PACKAGES=(clang libclang-rt-14-dev)
 
 missing=()
-for p in "${APT_PACKAGES[@]}" "${APT_E2E_PACKAGES[@]}"; do
+for p in "${APT_PACKAGES[@]}" "${APT_E2E_PACKAGES[@]}" "${APT_FUZZ_PACKAGES[@]}"; do
   dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")
 done
 if [ ${#missing[@]} -gt 0 ]; then
