@@ -54,7 +54,7 @@ absl::StatusOr<std::unique_ptr<Registry>> Registry::Open(Store* store, Options o
       entry.config = std::move(target.config);
       entry.health_override = target.health_override;
     }
-    state.slot->snapshot.store(registry->BuildSnapshot(state.config, state.targets, state.live));
+    state.slot->Publish(registry->BuildSnapshot(state.config, state.targets, state.live));
     const std::string name = state.config.name;
     registry->states_.emplace(name, std::move(state));
   }
@@ -88,31 +88,38 @@ void Registry::PublishMap() {
   map_version_.fetch_add(1, std::memory_order_release);
 }
 
-const Registry::SlotMap& Registry::CurrentMap() const {
-  // Loading a shared_ptr touches a shared reference count; a per-thread
-  // copy, refreshed only when the version moves, keeps picks on different
-  // threads from contending on it (or on the cell's lock). The reference is
-  // to that copy, so it stays valid until this thread's next call.
-  struct Cache {
-    uint64_t registry_id = 0;
-    uint64_t version = 0;
-    std::shared_ptr<const SlotMap> map;
-  };
-  thread_local Cache cache;
+Registry::ThreadCache& Registry::CurrentCache() const {
+  thread_local ThreadCache cache;
   const uint64_t version = map_version_.load(std::memory_order_acquire);
-  if (cache.registry_id != id_ || cache.version != version || !cache.map) {
+  if (cache.registry_id != id_ || cache.map_version != version || !cache.map) {
     cache.map = map_.load();
-    cache.version = version;
+    cache.map_version = version;
     cache.registry_id = id_;
+    cache.snapshots.clear();
   }
-  return *cache.map;
+  return cache;
 }
 
 std::shared_ptr<const UpstreamSnapshot> Registry::Find(absl::string_view name) const {
-  const SlotMap& map = CurrentMap();
-  auto it = map.find(name);
-  if (it == map.end()) return nullptr;
-  return it->second->snapshot.load();
+  // Picks read the map and the snapshot from this thread's cache, and go to
+  // the shared cells (a spin lock held for a pointer copy) only when a
+  // version moved: in the steady state a pick takes no lock at all. A thread
+  // keeps the last snapshot it read of each upstream alive until it reads
+  // that upstream again or the map changes; snapshots are immutable, so an
+  // old one is merely memory.
+  ThreadCache& cache = CurrentCache();
+  auto it = cache.map->find(name);
+  if (it == cache.map->end()) return nullptr;
+  const Slot* slot = it->second.get();
+  const uint64_t version = slot->version.load(std::memory_order_acquire);
+  ThreadCache::Entry& entry = cache.snapshots[slot];
+  if (entry.version != version || !entry.snapshot) {
+    // A Publish between the version read and this load leaves a newer
+    // snapshot under the older version: read again next time, never stale.
+    entry.snapshot = slot->snapshot.load();
+    entry.version = version;
+  }
+  return entry.snapshot;
 }
 
 absl::StatusOr<std::shared_ptr<const UpstreamSnapshot>> Registry::Get(
@@ -183,7 +190,7 @@ absl::StatusOr<std::shared_ptr<const UpstreamSnapshot>> Registry::Commit(
   if (absl::Status s = store_->Put(RecordOf(config, targets)); !s.ok()) return s;
   state.config = std::move(config);
   state.targets = std::move(targets);
-  state.slot->snapshot.store(snapshot);
+  state.slot->Publish(snapshot);
   return snapshot;
 }
 
@@ -517,7 +524,7 @@ void Registry::RebuildDue(WallTime now) {
     std::shared_ptr<const UpstreamSnapshot> current = state.slot->snapshot.load();
     const bool due = current->next_health_change() && *current->next_health_change() <= now;
     if (!due && !dirty.contains(state.live.get())) continue;
-    state.slot->snapshot.store(BuildSnapshot(state.config, state.targets, state.live));
+    state.slot->Publish(BuildSnapshot(state.config, state.targets, state.live));
   }
 }
 

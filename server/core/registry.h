@@ -17,9 +17,9 @@
 #include <mutex>
 #include <optional>
 #include <string>
-#include "absl/strings/string_view.h"
 #include <thread>
 #include <vector>
+#include "absl/strings/string_view.h"
 
 #include "absl/container/flat_hash_map.h"
 #include "absl/container/flat_hash_set.h"
@@ -36,10 +36,10 @@ namespace picker::core {
 
 // PutTarget's input: fields left out keep their value on an existing target.
 struct TargetPatch {
-  std::string address;            // Any spelling; canonicalised.
+  std::string address;             // Any spelling; canonicalised.
   std::optional<uint32_t> weight;  // Unset keeps (or defaults to 100).
-  std::string zone;               // Empty keeps.
-  std::string hash_key;           // Empty keeps.
+  std::string zone;                // Empty keeps.
+  std::string hash_key;            // Empty keeps.
 };
 
 struct PickInput {
@@ -100,8 +100,8 @@ class Registry {
 
   // Data plane.
   absl::StatusOr<PickOutput> Pick(const PickInput& input);
-  absl::StatusOr<LeaseState> Release(absl::string_view upstream, uint64_t lease_id,
-                                     Outcome outcome, std::optional<std::chrono::nanoseconds> latency);
+  absl::StatusOr<LeaseState> Release(absl::string_view upstream, uint64_t lease_id, Outcome outcome,
+                                     std::optional<std::chrono::nanoseconds> latency);
   // Ends a lease whose client went away (counted as abandoned).
   bool Abandon(uint64_t lease_id) { return leases_.Abandon(lease_id); }
 
@@ -117,8 +117,16 @@ class Registry {
 
  private:
   // One upstream's slot in the published map; its snapshot changes in place.
+  // `version` moves after each new snapshot, so that a thread that cached
+  // the previous one knows to read the cell again (see Find).
   struct Slot {
     SharedPtrCell<const UpstreamSnapshot> snapshot;
+    std::atomic<uint64_t> version{0};
+
+    void Publish(std::shared_ptr<const UpstreamSnapshot> next) {
+      snapshot.store(std::move(next));
+      version.fetch_add(1, std::memory_order_release);
+    }
   };
   using SlotMap = absl::flat_hash_map<std::string, std::shared_ptr<Slot>>;
 
@@ -139,11 +147,25 @@ class Registry {
                                                         const std::vector<TargetEntry>& targets,
                                                         const std::shared_ptr<UpstreamLive>& live);
   // Persists, then applies and publishes a new state for `state`.
-  absl::StatusOr<std::shared_ptr<const UpstreamSnapshot>> Commit(
-      UpstreamState& state, UpstreamConfig config, std::vector<TargetEntry> targets);
+  absl::StatusOr<std::shared_ptr<const UpstreamSnapshot>> Commit(UpstreamState& state,
+                                                                 UpstreamConfig config,
+                                                                 std::vector<TargetEntry> targets);
   void PublishMap();
-  // The published map as this thread last saw it; valid until its next call.
-  const SlotMap& CurrentMap() const;
+  // What a thread last read of the published map and of its slots' snapshots.
+  struct ThreadCache {
+    uint64_t registry_id = 0;
+    uint64_t map_version = 0;
+    std::shared_ptr<const SlotMap> map;
+    struct Entry {
+      uint64_t version = 0;
+      std::shared_ptr<const UpstreamSnapshot> snapshot;
+    };
+    // Keyed by slots of `map`, which keeps them alive: cleared whenever the
+    // map is read again, so a key is never a freed and reused slot.
+    absl::flat_hash_map<const Slot*, Entry> snapshots;
+  };
+  // This thread's cache, with the map brought up to date.
+  ThreadCache& CurrentCache() const;
 
   // Passive health: counts an outcome against the target, ejecting it when
   // it reaches the limit.
