@@ -14,8 +14,8 @@
 #include <vector>
 
 #include "absl/flags/flag.h"
-#include "absl/flags/reflection.h"
 #include "absl/flags/parse.h"
+#include "absl/flags/reflection.h"
 #include "absl/flags/usage.h"
 #include "absl/strings/ascii.h"
 #include "absl/strings/match.h"
@@ -117,10 +117,11 @@ int Run() {
   options.admin_listen = absl::GetFlag(FLAGS_admin_listen);
   options.metrics_listen = absl::GetFlag(FLAGS_metrics_listen);
   options.max_message_bytes = absl::GetFlag(FLAGS_max_message_bytes);
-  for (auto [flag, out] : {std::pair{absl::GetFlag(FLAGS_tls_cert), &options.tls_cert},
-                           std::pair{absl::GetFlag(FLAGS_tls_key), &options.tls_key},
-                           std::pair{absl::GetFlag(FLAGS_tls_client_ca), &options.tls_client_ca},
-                           std::pair{absl::GetFlag(FLAGS_admin_token_file), &options.admin_token}}) {
+  for (auto [flag, out] :
+       {std::pair{absl::GetFlag(FLAGS_tls_cert), &options.tls_cert},
+        std::pair{absl::GetFlag(FLAGS_tls_key), &options.tls_key},
+        std::pair{absl::GetFlag(FLAGS_tls_client_ca), &options.tls_client_ca},
+        std::pair{absl::GetFlag(FLAGS_admin_token_file), &options.admin_token}}) {
     if (flag.empty()) continue;
     absl::StatusOr<std::string> contents = ReadFile(flag);
     if (!contents.ok()) {
@@ -173,8 +174,8 @@ int Run() {
     return 1;
   }
   spdlog::info("picker-server {} listening data={} admin={} metrics={} data-dir={}{}{}", kVersion,
-               (*server)->data_address(), (*server)->admin_address(),
-               (*server)->metrics_address(), data_dir, options.tls_cert.empty() ? "" : " tls=on",
+               (*server)->data_address(), (*server)->admin_address(), (*server)->metrics_address(),
+               data_dir, options.tls_cert.empty() ? "" : " tls=on",
                options.admin_token.empty() ? "" : " admin-token=on");
 
   int signal = 0;

@@ -67,8 +67,9 @@ absl::StatusOr<std::vector<core::HashPolicy>> HashPoliciesFromProto(
         policy.name = p.filter_state().key();
         break;
       case v1::HashPolicy::TYPE_NOT_SET:
-        return Invalid(path, "one of header, cookie, connection, query_parameter or "
-                             "filter_state is required");
+        return Invalid(path,
+                       "one of header, cookie, connection, query_parameter or "
+                       "filter_state is required");
     }
   }
   return out;
@@ -85,7 +86,8 @@ void HashPoliciesToProto(const std::vector<core::HashPolicy>& policies,
         break;
       case core::HashPolicy::Kind::kCookie:
         p->mutable_cookie()->set_name(policy.name);
-        if (policy.cookie_ttl.count() > 0) SetDuration(policy.cookie_ttl, p->mutable_cookie()->mutable_ttl());
+        if (policy.cookie_ttl.count() > 0)
+          SetDuration(policy.cookie_ttl, p->mutable_cookie()->mutable_ttl());
         p->mutable_cookie()->set_path(policy.cookie_path);
         break;
       case core::HashPolicy::Kind::kSourceIp:
@@ -193,12 +195,14 @@ absl::StatusOr<core::UpstreamConfig> FromProto(const v1::Upstream& u) {
   const v1::HealthChecks::Passive& p = u.health_checks().passive();
   const std::string passive = "upstream.health_checks.passive";
   if (p.has_consecutive_failures()) c.passive.consecutive_failures = p.consecutive_failures();
-  absl::StatusOr<Millis> base = ToMillis(p.base_ejection_time(), p.has_base_ejection_time(),
-                                         passive + ".base_ejection_time", c.passive.base_ejection_time);
+  absl::StatusOr<Millis> base =
+      ToMillis(p.base_ejection_time(), p.has_base_ejection_time(), passive + ".base_ejection_time",
+               c.passive.base_ejection_time);
   if (!base.ok()) return base.status();
   c.passive.base_ejection_time = *base;
-  absl::StatusOr<Millis> max = ToMillis(p.max_ejection_time(), p.has_max_ejection_time(),
-                                        passive + ".max_ejection_time", c.passive.max_ejection_time);
+  absl::StatusOr<Millis> max =
+      ToMillis(p.max_ejection_time(), p.has_max_ejection_time(), passive + ".max_ejection_time",
+               c.passive.max_ejection_time);
   if (!max.ok()) return max.status();
   c.passive.max_ejection_time = *max;
   if (p.has_max_ejection_percent()) c.passive.max_ejection_percent = p.max_ejection_percent();
@@ -256,9 +260,8 @@ v1::Upstream ToProto(const core::UpstreamConfig& c) {
       break;
     case core::StrategyKind::kRingHash: {
       v1::RingHash* rh = out->mutable_ring_hash();
-      rh->set_hash_function(lb.hash_function == core::HashFunction::kMurmurHash2
-                                ? v1::MURMUR_HASH_2
-                                : v1::XX_HASH);
+      rh->set_hash_function(lb.hash_function == core::HashFunction::kMurmurHash2 ? v1::MURMUR_HASH_2
+                                                                                 : v1::XX_HASH);
       rh->set_min_ring_size(lb.min_ring_size);
       rh->set_max_ring_size(lb.max_ring_size);
       if (lb.hash_balance_factor != 0) rh->set_hash_balance_factor(lb.hash_balance_factor);

@@ -199,7 +199,8 @@ absl::Status PickerService::DoRelease(const v1::ReleaseRequest& request,
   std::optional<std::chrono::nanoseconds> latency;
   if (request.has_latency()) {
     // Bounded: seconds near INT64_MAX overflowed the conversion (UB).
-    absl::StatusOr<std::chrono::nanoseconds> value = DurationFromProto(request.latency(), "latency");
+    absl::StatusOr<std::chrono::nanoseconds> value =
+        DurationFromProto(request.latency(), "latency");
     if (!value.ok()) return value.status();
     latency = *value;
   }

@@ -33,8 +33,8 @@ std::shared_ptr<grpc::ServerCredentials> Credentials(const ServerOptions& option
 
 absl::StatusOr<std::unique_ptr<grpc::Server>> StartGrpc(const ServerOptions& options,
                                                         const std::string& address,
-                                                        grpc::Service* service,
-                                                        const char* what, int* port) {
+                                                        grpc::Service* service, const char* what,
+                                                        int* port) {
   grpc::ServerBuilder builder;
   // gRPC sets SO_REUSEPORT by default, which lets a second server bind a
   // taken port silently; a taken port must be an error instead.
@@ -44,8 +44,8 @@ absl::StatusOr<std::unique_ptr<grpc::Server>> StartGrpc(const ServerOptions& opt
   builder.RegisterService(service);
   std::unique_ptr<grpc::Server> server = builder.BuildAndStart();
   if (!server || *port == 0) {
-    return absl::UnavailableError(absl::StrCat("cannot listen on ", address, " (", what,
-                                               "): address in use or invalid"));
+    return absl::UnavailableError(
+        absl::StrCat("cannot listen on ", address, " (", what, "): address in use or invalid"));
   }
   return server;
 }
@@ -86,7 +86,8 @@ absl::StatusOr<std::unique_ptr<Server>> Server::Start(const ServerOptions& optio
   auto data = StartGrpc(options, options.listen, &impl->picker, "--listen", &data_port);
   if (!data.ok()) return data.status();
   impl->data = *std::move(data);
-  auto admin = StartGrpc(options, options.admin_listen, &impl->admin, "--admin-listen", &admin_port);
+  auto admin =
+      StartGrpc(options, options.admin_listen, &impl->admin, "--admin-listen", &admin_port);
   if (!admin.ok()) return admin.status();
   impl->admin_server = *std::move(admin);
 

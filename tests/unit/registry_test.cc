@@ -30,7 +30,8 @@ class RegistryTest : public ::testing::Test {
   }
 
   void Put(const std::string& upstream, const std::string& address, uint32_t weight = 100) {
-    ASSERT_TRUE(registry_->PutTarget(upstream, TargetPatch{.address = address, .weight = weight}).ok());
+    ASSERT_TRUE(
+        registry_->PutTarget(upstream, TargetPatch{.address = address, .weight = weight}).ok());
   }
 
   absl::StatusOr<PickOutput> Pick(const std::string& upstream,
