@@ -1,6 +1,7 @@
 #include "server/core/strategy/maglev.h"
 
 #include <algorithm>
+#include <limits>
 #include <string_view>
 #include <tuple>
 #include <utility>
@@ -13,19 +14,43 @@ namespace {
 
 struct BuildEntry {
   uint32_t host;
-  uint64_t offset;
   uint64_t skip;
   double weight;
   double target_weight = 0.0;
-  uint64_t next = 0;
+  // Envoy's (offset + skip * next) % table_size, the host's next preferred
+  // slot, starting at offset and kept by addition: skip < table_size, so one
+  // subtraction wraps it. The fill takes hundreds of thousands of steps, and
+  // a division per step was most of the build's time.
+  uint64_t position = 0;
   uint64_t count = 0;
 };
 
+// Envoy's fill: a host of the largest weight places one slot per iteration,
+// a host of weight w about w / max_w per iteration; every host places one
+// slot in iteration 1.
 template <class T>
-std::vector<T> Narrow(const std::vector<uint32_t>& wide) {
-  std::vector<T> narrow(wide.size());
-  for (size_t i = 0; i < wide.size(); ++i) narrow[i] = static_cast<T>(wide[i]);
-  return narrow;
+std::vector<T> Fill(std::vector<BuildEntry>& entries, double max_normalized_weight,
+                    uint64_t table_size) {
+  constexpr T kFree = std::numeric_limits<T>::max();
+  std::vector<T> table(table_size, kFree);
+  uint64_t filled = 0;
+  for (uint32_t iteration = 1; filled < table_size; ++iteration) {
+    for (size_t i = 0; i < entries.size() && filled < table_size; ++i) {
+      BuildEntry& entry = entries[i];
+      if (iteration * entry.weight < entry.target_weight) continue;
+      entry.target_weight += max_normalized_weight;
+      const auto advance = [&] {
+        entry.position += entry.skip;
+        if (entry.position >= table_size) entry.position -= table_size;
+      };
+      while (table[entry.position] != kFree) advance();
+      table[entry.position] = static_cast<T>(entry.host);
+      advance();
+      ++entry.count;
+      ++filled;
+    }
+  }
+  return table;
 }
 
 }  // namespace
@@ -60,40 +85,22 @@ MaglevTable::MaglevTable(const std::vector<StrategyHost>& hosts, uint64_t table_
   std::vector<BuildEntry> entries;
   entries.reserve(sorted.size());
   for (const auto& [key, host, weight] : sorted) {
-    entries.push_back(BuildEntry{host, XxHash64(key, 0) % table_size_,
-                                 XxHash64(key, 1) % (table_size_ - 1) + 1, weight});
+    const uint64_t offset = XxHash64(key, 0) % table_size_;
+    entries.push_back(
+        BuildEntry{host, XxHash64(key, 1) % (table_size_ - 1) + 1, weight, 0.0, offset});
   }
 
-  // Envoy's fill: a host of the largest weight places one slot per
-  // iteration, a host of weight w about w / max_w per iteration; every host
-  // places one slot in iteration 1.
-  std::vector<uint32_t> table(table_size_, kNoHost);
-  uint64_t filled = 0;
-  for (uint32_t iteration = 1; filled < table_size_; ++iteration) {
-    for (size_t i = 0; i < entries.size() && filled < table_size_; ++i) {
-      BuildEntry& entry = entries[i];
-      if (iteration * entry.weight < entry.target_weight) continue;
-      entry.target_weight += max_normalized_weight;
-      uint64_t c = (entry.offset + entry.skip * entry.next) % table_size_;
-      while (table[c] != kNoHost) {
-        ++entry.next;
-        c = (entry.offset + entry.skip * entry.next) % table_size_;
-      }
-      table[c] = entry.host;
-      ++entry.next;
-      ++entry.count;
-      ++filled;
-    }
+  // The table is filled in its final width: a narrow table keeps the fill's
+  // random probes in cache. The largest value of the type marks a free slot,
+  // so a type serves one host fewer than it can count.
+  if (host_count_ < 0xff) {
+    table8_ = Fill<uint8_t>(entries, max_normalized_weight, table_size_);
+  } else if (host_count_ < 0xffff) {
+    table16_ = Fill<uint16_t>(entries, max_normalized_weight, table_size_);
+  } else {
+    table32_ = Fill<uint32_t>(entries, max_normalized_weight, table_size_);
   }
   for (const BuildEntry& entry : entries) entries_per_host_[entry.host] = entry.count;
-
-  if (host_count_ <= 256) {
-    table8_ = Narrow<uint8_t>(table);
-  } else if (host_count_ <= 65536) {
-    table16_ = Narrow<uint16_t>(table);
-  } else {
-    table32_ = std::move(table);
-  }
 }
 
 uint32_t MaglevTable::SlotHost(uint64_t slot) const {
