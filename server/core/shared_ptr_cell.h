@@ -11,10 +11,11 @@
 #ifndef PICKER_SERVER_CORE_SHARED_PTR_CELL_H_
 #define PICKER_SERVER_CORE_SHARED_PTR_CELL_H_
 
-#include <atomic>
 #include <memory>
-#include <thread>
+#include <mutex>
 #include <utility>
+
+#include "server/core/spin_lock.h"
 
 namespace picker::core {
 
@@ -26,33 +27,22 @@ class SharedPtrCell {
   SharedPtrCell& operator=(const SharedPtrCell&) = delete;
 
   std::shared_ptr<T> load() const {
-    Lock();
-    std::shared_ptr<T> copy = value_;
-    Unlock();
-    return copy;
+    std::lock_guard<SpinLock> lock(lock_);
+    return value_;
   }
 
   void store(std::shared_ptr<T> value) {
-    Lock();
-    value_.swap(value);
-    Unlock();
+    {
+      std::lock_guard<SpinLock> lock(lock_);
+      value_.swap(value);
+    }
     // The old value is released here, outside the lock: destroying the last
     // reference to a snapshot can take a while.
   }
 
  private:
-  void Lock() const {
-    // The critical sections are a pointer copy: spin briefly, then yield so
-    // a preempted holder on a small machine can finish.
-    for (int spins = 0; locked_.exchange(true, std::memory_order_acquire); ++spins) {
-      while (locked_.load(std::memory_order_relaxed)) {
-        if (++spins > 64) std::this_thread::yield();
-      }
-    }
-  }
-  void Unlock() const { locked_.store(false, std::memory_order_release); }
-
-  mutable std::atomic<bool> locked_{false};
+  // Held for a pointer copy and a reference count increment.
+  mutable SpinLock lock_;
   std::shared_ptr<T> value_;
 };
 

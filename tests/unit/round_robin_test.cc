@@ -2,9 +2,12 @@
 
 #include <atomic>
 #include <cstdlib>
+#include <functional>
 #include <new>
+#include <queue>
 #include <random>
 #include <thread>
+#include <tuple>
 #include <vector>
 
 #include "gtest/gtest.h"
@@ -90,6 +93,66 @@ TEST(EdfSchedulerTest, CreateWithPicksContinuesWherePickingFromEmptyWouldBe) {
     }
   }
   EXPECT_GT(same, compared * 97 / 100);
+}
+
+// Envoy's scheduler as Envoy writes it: a priority queue that pops the
+// earliest (deadline, order) and pushes the host back with a new deadline.
+class ReferenceEdf {
+ public:
+  // Starts where CreateWithPicks(n, weight, 0) does: Envoy's createWithPicks
+  // seeds each deadline as 1 / (w + 1e-13).
+  explicit ReferenceEdf(const std::vector<double>& weights) {
+    for (uint32_t i = 0; i < weights.size(); ++i) {
+      queue_.push({1.0 / (weights[i] + 1e-13), order_++, i});
+    }
+  }
+  template <class WeightFn>
+  uint32_t PickAndAdd(WeightFn weight) {
+    const Entry front = queue_.top();
+    queue_.pop();
+    queue_.push({front.deadline + 1.0 / weight(front.host), order_++, front.host});
+    return front.host;
+  }
+
+ private:
+  struct Entry {
+    double deadline;
+    uint64_t order;
+    uint32_t host;
+    bool operator>(const Entry& other) const {
+      return std::tie(deadline, order) > std::tie(other.deadline, other.order);
+    }
+  };
+  uint64_t order_ = 0;
+  std::priority_queue<Entry, std::vector<Entry>, std::greater<Entry>> queue_;
+};
+
+TEST(EdfSchedulerTest, PicksAsEnvoysPopAndPush) {
+  // The scheduler sinks the front entry in place instead of popping and
+  // pushing; the picks must still be Envoy's, one for one, with static
+  // weights (many exact ties among small integers) and with weights that
+  // change between picks as LeastRequest's do.
+  std::mt19937_64 rng(7);
+  for (const uint32_t hosts : {2u, 3u, 10u, 100u, 1000u}) {
+    std::vector<double> weights(hosts);
+    for (double& w : weights) w = static_cast<double>(1 + rng() % 7);
+    std::vector<double> changing = weights;
+    auto static_weight = [&](uint32_t i) { return weights[i]; };
+    auto changing_weight = [&](uint32_t i) { return changing[i]; };
+    EdfScheduler scheduler = EdfScheduler::CreateWithPicks(hosts, static_weight, 0);
+    ReferenceEdf reference(weights);
+    for (int pick = 0; pick < 20000; ++pick) {
+      ASSERT_EQ(scheduler.PickAndAdd(static_weight), reference.PickAndAdd(static_weight))
+          << hosts << " hosts, pick " << pick;
+    }
+    EdfScheduler dynamic = EdfScheduler::CreateWithPicks(hosts, changing_weight, 0);
+    ReferenceEdf dynamic_reference(changing);
+    for (int pick = 0; pick < 20000; ++pick) {
+      changing[rng() % hosts] = weights[rng() % hosts] / static_cast<double>(1 + rng() % 50);
+      ASSERT_EQ(dynamic.PickAndAdd(changing_weight), dynamic_reference.PickAndAdd(changing_weight))
+          << hosts << " hosts, pick " << pick;
+    }
+  }
 }
 
 TEST(RoundRobinTest, WeightedSharesAreExact) {

@@ -12,6 +12,7 @@
 #define PICKER_SERVER_CORE_STRATEGY_EDF_SCHEDULER_H_
 
 #include <algorithm>
+#include <bit>
 #include <cstdint>
 #include <vector>
 
@@ -46,7 +47,12 @@ class EdfScheduler {
   // std heap functions build a max-heap; "less" here means "later", so the
   // front is the earliest deadline.
   static bool Later(const Entry& a, const Entry& b) {
-    return a.deadline > b.deadline || (a.deadline == b.deadline && a.order_offset > b.order_offset);
+    // Deadlines are positive, and the bits of positive doubles order as the
+    // doubles do: one 128-bit comparison, without branches, decides both.
+    using Key = unsigned __int128;
+    const Key ka = (Key{std::bit_cast<uint64_t>(a.deadline)} << 64) | a.order_offset;
+    const Key kb = (Key{std::bit_cast<uint64_t>(b.deadline)} << 64) | b.order_offset;
+    return ka > kb;
   }
 
   double current_time_ = 0;
@@ -103,14 +109,29 @@ EdfScheduler EdfScheduler::CreateWithPicks(uint32_t host_count, WeightFn weight,
 
 template <class WeightFn>
 uint32_t EdfScheduler::PickAndAdd(WeightFn weight) {
-  std::pop_heap(heap_.begin(), heap_.end(), Later);
-  Entry& entry = heap_.back();
-  current_time_ = entry.deadline;
-  const uint32_t host = entry.host;
-  // Re-insert into the slot just vacated: the vector never reallocates.
-  entry.deadline = current_time_ + 1.0 / weight(host);
-  entry.order_offset = order_offset_++;
-  std::push_heap(heap_.begin(), heap_.end(), Later);
+  // Envoy pops the front and pushes the host back. Here the front entry gets
+  // its new deadline in place and sinks to where it belongs: one pass down
+  // the heap instead of a pass down and a pass up. The pick order is the
+  // same, because (deadline, order_offset) orders entries totally and so
+  // the earliest entry does not depend on the heap's layout.
+  Entry moved = heap_.front();
+  const uint32_t host = moved.host;
+  current_time_ = moved.deadline;
+  moved.deadline = current_time_ + 1.0 / weight(host);
+  moved.order_offset = order_offset_++;
+
+  const size_t size = heap_.size();
+  Entry* const heap = heap_.data();
+  size_t hole = 0;
+  for (size_t child = 1; child < size; child = 2 * hole + 1) {
+    // The earlier of the two children, chosen without a branch: which one
+    // it is varies pick to pick and would be mispredicted half the time.
+    if (child + 1 < size) child += Later(heap[child], heap[child + 1]);
+    if (!Later(moved, heap[child])) break;
+    heap[hole] = heap[child];
+    hole = child;
+  }
+  heap[hole] = moved;
   return host;
 }
 

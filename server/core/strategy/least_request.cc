@@ -2,6 +2,7 @@
 
 #include <cmath>
 #include <limits>
+#include <mutex>
 #include <utility>
 
 #include "server/core/strategy/avoid.h"
@@ -36,7 +37,7 @@ double LeastRequestStrategy::EffectiveWeight(uint32_t host) const {
 
 uint32_t LeastRequestStrategy::PickOnce(const PickParams& params) {
   if (weighted_) {
-    std::lock_guard<std::mutex> lock(edf_mutex_);
+    std::lock_guard<SpinLock> lock(edf_lock_);
     return edf_.PickAndAdd([this](uint32_t i) { return EffectiveWeight(i); });
   }
   const uint64_t n = hosts_.size();

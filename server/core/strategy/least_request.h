@@ -3,9 +3,9 @@
 #define PICKER_SERVER_CORE_STRATEGY_LEAST_REQUEST_H_
 
 #include <cstdint>
-#include <mutex>
 #include <vector>
 
+#include "server/core/spin_lock.h"
 #include "server/core/strategy/edf_scheduler.h"
 #include "server/core/strategy/strategy.h"
 
@@ -35,8 +35,8 @@ class LeastRequestStrategy final : public Strategy {
   const uint32_t choice_count_;
   const double active_request_bias_;
   const bool weighted_;
-  std::mutex edf_mutex_;
-  EdfScheduler edf_;  // Guarded by edf_mutex_; empty unless weighted_.
+  SpinLock edf_lock_;
+  EdfScheduler edf_;  // Guarded by edf_lock_; empty unless weighted_.
 };
 
 }  // namespace picker::core

@@ -1,5 +1,6 @@
 #include "server/core/strategy/round_robin.h"
 
+#include <mutex>
 #include <utility>
 
 #include "server/core/strategy/avoid.h"
@@ -24,7 +25,7 @@ uint32_t RoundRobinStrategy::PickOnce() {
   if (!weighted_) {
     return static_cast<uint32_t>(cursor_.fetch_add(1, std::memory_order_relaxed) % hosts_.size());
   }
-  std::lock_guard<std::mutex> lock(edf_mutex_);
+  std::lock_guard<SpinLock> lock(edf_lock_);
   return edf_.PickAndAdd([this](uint32_t i) { return static_cast<double>(hosts_[i].weight); });
 }
 

@@ -4,9 +4,9 @@
 
 #include <atomic>
 #include <cstdint>
-#include <mutex>
 #include <vector>
 
+#include "server/core/spin_lock.h"
 #include "server/core/strategy/edf_scheduler.h"
 #include "server/core/strategy/strategy.h"
 
@@ -14,7 +14,7 @@ namespace picker::core {
 
 // Equal weights: plain rotation `hosts[cursor++ % n]` with the cursor
 // starting at `seed` (a lock-free atomic). Unequal weights: Envoy's EDF
-// schedule created with `seed` pre-picks; picks serialise on a mutex that
+// schedule created with `seed` pre-picks; picks serialise on a spin lock that
 // only picks of this strategy take.
 class RoundRobinStrategy final : public Strategy {
  public:
@@ -29,8 +29,8 @@ class RoundRobinStrategy final : public Strategy {
   const std::vector<StrategyHost> hosts_;
   const bool weighted_;
   std::atomic<uint64_t> cursor_;
-  std::mutex edf_mutex_;
-  EdfScheduler edf_;  // Guarded by edf_mutex_; empty unless weighted_.
+  SpinLock edf_lock_;
+  EdfScheduler edf_;  // Guarded by edf_lock_; empty unless weighted_.
 };
 
 }  // namespace picker::core

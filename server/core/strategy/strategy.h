@@ -75,8 +75,7 @@ class Strategy {
 // validated. `seed` starts round-robin cursors and EDF schedules (Envoy draws
 // it at random per worker; tests fix it).
 std::unique_ptr<Strategy> BuildStrategy(const LoadBalancerConfig& config,
-                                        std::vector<StrategyHost> hosts,
-                                        uint64_t seed);
+                                        std::vector<StrategyHost> hosts, uint64_t seed);
 
 }  // namespace picker::core
 
