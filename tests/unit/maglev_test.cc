@@ -3,9 +3,12 @@
 #include <algorithm>
 #include <random>
 #include <string>
+#include <string_view>
+#include <tuple>
 #include <vector>
 
 #include "gtest/gtest.h"
+#include "server/core/hash/hash.h"
 #include "tests/unit/strategy_test_util.h"
 
 namespace picker::core {
@@ -126,6 +129,70 @@ TEST(MaglevTest, SlotWidthFollowsHostCount) {
   for (uint64_t c : large.table().entries_per_host()) total += c;
   EXPECT_EQ(total, 65537u);
   for (uint64_t s = 0; s < 65537; s += 97) EXPECT_LT(large.table().SlotHost(s), 300u);
+}
+
+// Envoy's MaglevTable fill as Envoy writes it: each host's next slot is
+// (offset + skip * next) % M, tried one slot at a time.
+std::vector<uint32_t> ReferenceMaglev(const std::vector<StrategyHost>& hosts, uint64_t m) {
+  struct Entry {
+    std::string_view key;
+    uint32_t host;
+    double weight;
+    uint64_t offset, skip, next = 0;
+    double target = 0.0;
+  };
+  double sum = 0.0;
+  for (const StrategyHost& h : hosts) sum += h.weight;
+  std::vector<Entry> entries;
+  double max_weight = 0.0;
+  for (uint32_t i = 0; i < hosts.size(); ++i) {
+    const double w = hosts[i].weight / sum;
+    max_weight = std::max(max_weight, w);
+    entries.push_back({hosts[i].hash_key, i, w, XxHash64(hosts[i].hash_key, 0) % m,
+                       XxHash64(hosts[i].hash_key, 1) % (m - 1) + 1});
+  }
+  std::sort(entries.begin(), entries.end(), [](const Entry& a, const Entry& b) {
+    return std::tie(a.key, a.host) < std::tie(b.key, b.host);
+  });
+  std::vector<uint32_t> table(m, kNoHost);
+  for (uint64_t filled = 0, iteration = 1; filled < m; ++iteration) {
+    for (Entry& e : entries) {
+      if (filled == m) break;
+      if (iteration * e.weight < e.target) continue;
+      e.target += max_weight;
+      uint64_t slot;
+      do {
+        slot = (e.offset + e.skip * e.next++) % m;
+      } while (table[slot] != kNoHost);
+      table[slot] = e.host;
+      ++filled;
+    }
+  }
+  return table;
+}
+
+TEST(MaglevTest, LargeTablesAreEnvoysSlotForSlot) {
+  // The build searches several slots of a permutation at once; the table
+  // must still be the one Envoy's one-slot search fills, in every width.
+  std::mt19937 rng(3);
+  for (const uint32_t count : {2u, 100u, 300u}) {
+    for (const bool weighted : {false, true}) {
+      std::vector<uint32_t> weights(count, 1);
+      if (weighted) {
+        for (uint32_t& w : weights) w = 1 + rng() % 9;
+      }
+      TestHosts hosts = TestHosts::Loopback(1000, count, weights);
+      for (const uint64_t m : {7ull, 65537ull}) {
+        if (count >= m) continue;
+        const MaglevTable table(hosts.hosts(), m);
+        const std::vector<uint32_t> expected = ReferenceMaglev(hosts.hosts(), m);
+        for (uint64_t slot = 0; slot < m; ++slot) {
+          ASSERT_EQ(table.SlotHost(slot), expected[slot])
+              << count << " hosts, weighted " << weighted << ", M " << m << ", slot " << slot;
+        }
+      }
+    }
+  }
 }
 
 TEST(MaglevTest, EqualWeightsSpreadEvenly) {

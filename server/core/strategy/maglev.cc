@@ -1,6 +1,7 @@
 #include "server/core/strategy/maglev.h"
 
 #include <algorithm>
+#include <bit>
 #include <limits>
 #include <string_view>
 #include <tuple>
@@ -25,27 +26,65 @@ struct BuildEntry {
   uint64_t count = 0;
 };
 
+// a + b modulo m, for a, b < m.
+inline uint64_t AddMod(uint64_t a, uint64_t b, uint64_t m) {
+  const uint64_t sum = a + b;
+  return sum >= m ? sum - m : sum;
+}
+
+// How many slots of a host's permutation one step of the search tests.
+constexpr int kLanes = 4;
+
+// The first free slot of `entry`'s permutation from its position on, as
+// Envoy's one-slot-at-a-time search finds it; moves the position past it.
+//
+// The search tests kLanes slots per step, on kLanes independent chains of
+// positions (p, p + s, p + 2s, p + 3s, each stepping by 4s): with a single
+// chain each test waits for the previous addition and wrap, and late in the
+// fill, when most slots are taken, a host tests dozens of slots per
+// placement. Which lane found the slot is read without a branch, so a
+// placement costs the CPU one mispredicted branch, at the loop's exit.
+// (Measured on the 2-core machine: 1, 2, 4 and 8 lanes build 100 hosts at
+// 65537 in 1.32, 0.88, 0.74 and 0.90 ms.)
+template <class T>
+uint64_t TakeNextFree(const std::vector<T>& table, BuildEntry& entry, uint64_t lane_skip,
+                      uint64_t table_size) {
+  constexpr T kFree = std::numeric_limits<T>::max();
+  const T* const slots = table.data();
+  uint64_t p[kLanes];
+  p[0] = entry.position;
+  for (int k = 1; k < kLanes; ++k) p[k] = AddMod(p[k - 1], entry.skip, table_size);
+  unsigned free_mask;  // Bit k: p[k] is free.
+  for (;;) {
+    free_mask = 0;
+    for (int k = 0; k < kLanes; ++k) free_mask |= unsigned{slots[p[k]] == kFree} << k;
+    if (free_mask != 0) break;
+    for (uint64_t& position : p) position = AddMod(position, lane_skip, table_size);
+  }
+  const uint64_t found = p[std::countr_zero(free_mask)];
+  entry.position = AddMod(found, entry.skip, table_size);
+  return found;
+}
+
 // Envoy's fill: a host of the largest weight places one slot per iteration,
 // a host of weight w about w / max_w per iteration; every host places one
 // slot in iteration 1.
 template <class T>
 std::vector<T> Fill(std::vector<BuildEntry>& entries, double max_normalized_weight,
                     uint64_t table_size) {
-  constexpr T kFree = std::numeric_limits<T>::max();
-  std::vector<T> table(table_size, kFree);
+  std::vector<T> table(table_size, std::numeric_limits<T>::max());
+  // kLanes * skip modulo the table size, for each host.
+  std::vector<uint64_t> lane_skip(entries.size());
+  for (size_t i = 0; i < entries.size(); ++i) {
+    lane_skip[i] = kLanes * entries[i].skip % table_size;
+  }
   uint64_t filled = 0;
   for (uint32_t iteration = 1; filled < table_size; ++iteration) {
     for (size_t i = 0; i < entries.size() && filled < table_size; ++i) {
       BuildEntry& entry = entries[i];
       if (iteration * entry.weight < entry.target_weight) continue;
       entry.target_weight += max_normalized_weight;
-      const auto advance = [&] {
-        entry.position += entry.skip;
-        if (entry.position >= table_size) entry.position -= table_size;
-      };
-      while (table[entry.position] != kFree) advance();
-      table[entry.position] = static_cast<T>(entry.host);
-      advance();
+      table[TakeNextFree(table, entry, lane_skip[i], table_size)] = static_cast<T>(entry.host);
       ++entry.count;
       ++filled;
     }
