@@ -25,6 +25,7 @@
 #include "server/core/registry.h"
 #include "server/health/prober.h"
 #include "server/metrics/metrics.h"
+#include "server/program/program.h"
 #include "server/store/file_store.h"
 #include "spdlog/sinks/stdout_color_sinks.h"
 #include "spdlog/spdlog.h"
@@ -192,21 +193,6 @@ int Run() {
 
 }  // namespace
 
-// Flags are spelled with dashes (--admin-listen); abseil names them with
-// underscores. Rewrites the name part of each "--flag[=value]" argument.
-std::vector<char*> NormalizeFlagNames(int argc, char** argv, std::vector<std::string>& storage) {
-  storage.assign(argv, argv + argc);
-  for (std::string& arg : storage) {
-    if (arg == "--") break;
-    if (arg.size() < 3 || arg[0] != '-' || arg[1] != '-') continue;
-    const size_t end = std::min(arg.find('='), arg.size());
-    std::replace(arg.begin() + 2, arg.begin() + end, '-', '_');
-  }
-  std::vector<char*> out;
-  for (std::string& arg : storage) out.push_back(arg.data());
-  return out;
-}
-
 // --help, listing this program's flags in their dashed spelling.
 void PrintHelp() {
   std::printf(
@@ -230,6 +216,7 @@ void PrintHelp() {
 }
 
 int main(int argc, char** argv) {
+  picker::program::DisableMutexDeadlockDetection();
   spdlog::set_default_logger(spdlog::stderr_color_mt("picker"));
   for (int i = 1; i < argc; ++i) {
     const std::string_view arg = argv[i];
@@ -240,7 +227,7 @@ int main(int argc, char** argv) {
   }
   absl::SetProgramUsageMessage("picker-server [flags]; see --help");
   std::vector<std::string> storage;
-  std::vector<char*> args = NormalizeFlagNames(argc, argv, storage);
+  std::vector<char*> args = picker::program::NormalizeFlagNames(argc, argv, storage);
   absl::ParseCommandLine(static_cast<int>(args.size()), args.data());
   spdlog::set_level(spdlog::level::from_str(absl::GetFlag(FLAGS_log_level)));
   return Run();

@@ -306,19 +306,4 @@ bool IsLoopback(const std::string& address) {
          absl::StartsWith(address, "[::1]:");
 }
 
-// Flags are spelled with dashes (--admin-writes-per-sec); abseil names them
-// with underscores. Rewrites the name part of each "--flag[=value]" argument.
-std::vector<char*> NormalizeFlagNames(int argc, char** argv, std::vector<std::string>& storage) {
-  storage.assign(argv, argv + argc);
-  for (std::string& arg : storage) {
-    if (arg == "--") break;
-    if (arg.size() < 3 || arg[0] != '-' || arg[1] != '-') continue;
-    const size_t end = std::min(arg.find('='), arg.size());
-    std::replace(arg.begin() + 2, arg.begin() + end, '-', '_');
-  }
-  std::vector<char*> out;
-  for (std::string& arg : storage) out.push_back(arg.data());
-  return out;
-}
-
 }  // namespace picker::bench

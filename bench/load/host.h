@@ -81,11 +81,6 @@ double PrometheusSum(const std::string& text, const std::string& name);
 // ever talks to this machine.
 bool IsLoopback(const std::string& address);
 
-// Flags are spelled with dashes (--admin-writes-per-sec); abseil names them
-// with underscores. Rewrites the name part of each "--flag[=value]" argument;
-// `storage` keeps the rewritten strings alive.
-std::vector<char*> NormalizeFlagNames(int argc, char** argv, std::vector<std::string>& storage);
-
 }  // namespace picker::bench
 
 #endif  // PICKER_BENCH_LOAD_HOST_H_

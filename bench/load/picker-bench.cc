@@ -33,6 +33,7 @@
 #include "absl/strings/str_split.h"
 #include "bench/load/host.h"
 #include "bench/load/load.h"
+#include "server/program/program.h"
 
 ABSL_FLAG(std::string, modes, "unary,baseline-unary",
           "Comma-separated modes: unary (Pick then Release), stream (PickStream, the previous "
@@ -513,6 +514,7 @@ void PrintHelp() {
 }  // namespace picker::bench
 
 int main(int argc, char** argv) {
+  picker::program::DisableMutexDeadlockDetection();
   for (int i = 1; i < argc; ++i) {
     const std::string_view arg = argv[i];
     if (arg == "--help" || arg == "-help" || arg == "-h" || arg == "--helpfull") {
@@ -522,7 +524,7 @@ int main(int argc, char** argv) {
   }
   absl::SetProgramUsageMessage("picker-bench [flags]; see --help");
   std::vector<std::string> storage;
-  std::vector<char*> args = picker::bench::NormalizeFlagNames(argc, argv, storage);
+  std::vector<char*> args = picker::program::NormalizeFlagNames(argc, argv, storage);
   absl::ParseCommandLine(static_cast<int>(args.size()), args.data());
   return picker::bench::Run();
 }

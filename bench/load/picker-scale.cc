@@ -27,6 +27,7 @@
 #include "grpcpp/grpcpp.h"
 #include "picker/v1/admin.grpc.pb.h"
 #include "picker/v1/picker.grpc.pb.h"
+#include "server/program/program.h"
 
 ABSL_FLAG(std::string, spawn_server, "", "Path of the picker-server binary to start.");
 ABSL_FLAG(int, upstreams, 10000, "Upstreams to create.");
@@ -88,11 +89,12 @@ int Fail(const std::string& what, const grpc::Status& status) {
 }  // namespace
 
 int main(int argc, char** argv) {
+  picker::program::DisableMutexDeadlockDetection();
   absl::SetProgramUsageMessage(
       "picker-scale --spawn-server build/picker-server [--upstreams N --targets M "
       "--big-targets K]");
   std::vector<std::string> storage;
-  std::vector<char*> args = picker::bench::NormalizeFlagNames(argc, argv, storage);
+  std::vector<char*> args = picker::program::NormalizeFlagNames(argc, argv, storage);
   absl::ParseCommandLine(static_cast<int>(args.size()), args.data());
   const std::string server_path = absl::GetFlag(FLAGS_spawn_server);
   if (server_path.empty()) {
