@@ -376,12 +376,16 @@ std::shared_ptr<grpc::Channel> NewChannel(const std::string& address) {
 }
 
 // Flips a target's weight between 100 and 50 (a snapshot rebuild each time).
-v1::PutTargetRequest WeightFlip(const std::string& upstream, const std::string& target,
-                                uint64_t n) {
+// The `pass`th write to `target`: even passes move it off its created
+// weight (100 to 50, 50 to 100), odd passes move it back. With mixed weights
+// the upstream so stays weighted throughout.
+v1::PutTargetRequest WeightFlip(const std::string& upstream, const BenchTarget& target,
+                                uint64_t pass) {
   v1::PutTargetRequest request;
   request.set_upstream(upstream);
-  request.mutable_target()->set_address(target);
-  request.mutable_target()->set_weight(n % 2 == 0 ? 50 : 100);
+  request.mutable_target()->set_address(target.address);
+  const uint32_t flipped = target.weight == 100 ? 50 : 100;
+  request.mutable_target()->set_weight(pass % 2 == 0 ? flipped : target.weight);
   return request;
 }
 
@@ -633,7 +637,7 @@ bool SetStrategy(const std::string& strategy, v1::LoadBalancer* lb) {
 }
 
 SetupResult SetUpUpstream(const std::string& admin_address, const std::string& upstream,
-                          const std::string& strategy, int count) {
+                          const std::string& strategy, int count, bool mixed_weights) {
   SetupResult result;
   auto channel = NewChannel(admin_address);
   auto stub = v1::Admin::NewStub(channel);
@@ -685,9 +689,10 @@ SetupResult SetUpUpstream(const std::string& admin_address, const std::string& u
     // Documentation addresses would do as well; picker never connects to them.
     std::string address = absl::StrCat("10.0.", i / 250, ".", i % 250 + 1, ":8080");
     v1::Target* target = replace.add_targets();
+    const uint32_t weight = mixed_weights && i % 2 == 1 ? 50 : 100;
     target->set_address(address);
-    target->set_weight(100);
-    result.targets.push_back(std::move(address));
+    target->set_weight(weight);
+    result.targets.push_back(BenchTarget{std::move(address), weight});
   }
   grpc::ClientContext context;
   context.set_deadline(Deadline());
@@ -705,7 +710,7 @@ struct AdminWriter::Impl {
   std::shared_ptr<grpc::Channel> channel;
   std::unique_ptr<v1::Admin::Stub> stub;
   std::string upstream;
-  std::vector<std::string> targets;
+  std::vector<BenchTarget> targets;
   double per_sec;
   std::thread thread;
   std::atomic<bool> stop{false};
@@ -775,7 +780,7 @@ struct AdminWriter::Impl {
 };
 
 AdminWriter::AdminWriter(const std::string& admin_address, std::string upstream,
-                         std::vector<std::string> targets, double writes_per_sec)
+                         std::vector<BenchTarget> targets, double writes_per_sec)
     : impl_(std::make_unique<Impl>()) {
   impl_->channel = NewChannel(admin_address);
   impl_->stub = v1::Admin::NewStub(impl_->channel);

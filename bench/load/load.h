@@ -83,9 +83,16 @@ class EchoServer {
   std::string address_;
 };
 
+// A target of the bench upstream, with the weight it was created with.
+struct BenchTarget {
+  std::string address;
+  uint32_t weight;
+};
+
 // Flips target weights with PutTarget at a fixed rate (open loop, so a slow
 // write does not lower the rate), to measure picks while snapshots are being
-// rebuilt and published.
+// rebuilt and published. A flip swaps a weight of 100 for 50 and back: the
+// targets, in turn, leave their created weight and then return to it.
 class AdminWriter {
  public:
   struct Stats {
@@ -96,7 +103,7 @@ class AdminWriter {
     std::string first_error;
   };
   AdminWriter(const std::string& admin_address, std::string upstream,
-              std::vector<std::string> targets, double writes_per_sec);
+              std::vector<BenchTarget> targets, double writes_per_sec);
   ~AdminWriter();
   void Start();
   Stats Stop();  // Waits for the writes in flight.
@@ -111,13 +118,14 @@ class AdminWriter {
 bool SetStrategy(const std::string& strategy, v1::LoadBalancer* lb);
 
 // Admin set-up of the bench upstream: (re)creates it with `strategy` and
-// `count` targets. Returns the target addresses, or an error message.
+// `count` targets, of weight 100, or of weights 100 and 50 in turn when
+// `mixed_weights`. Returns the targets, or an error message.
 struct SetupResult {
-  std::vector<std::string> targets;
+  std::vector<BenchTarget> targets;
   std::string error;
 };
 SetupResult SetUpUpstream(const std::string& admin_address, const std::string& upstream,
-                          const std::string& strategy, int count);
+                          const std::string& strategy, int count, bool mixed_weights);
 
 }  // namespace picker::bench
 

@@ -62,6 +62,10 @@ ABSL_FLAG(std::string, upstream, "picker-bench",
           "Upstream to pick from; with --setup, created afresh (deleted first if present).");
 ABSL_FLAG(bool, setup, true, "Create the upstream with --targets targets of --strategy.");
 ABSL_FLAG(int, targets, 100, "Targets of the bench upstream.");
+ABSL_FLAG(bool, mixed_weights, false,
+          "Give the bench targets weights 100 and 50 in turn (all 100 otherwise). RoundRobin and "
+          "LeastRequest then pick from their weighted (EDF) schedules, and the +admin modes' "
+          "flips keep the weights unequal, so idle and +admin runs take the same pick path.");
 ABSL_FLAG(std::string, strategy, "round_robin",
           "round_robin, least_request, ring_hash, random or maglev. With ring_hash and maglev "
           "each pick carries a random hash, so the ring or table is searched.");
@@ -164,7 +168,7 @@ std::string Describe(const std::string& mode, const Figures& f) {
 struct Endpoints {
   std::string data, admin, metrics;
   pid_t server_pid = 0;  // 0: not ours, its CPU is not measured.
-  std::vector<std::string> targets;
+  std::vector<BenchTarget> targets;
 };
 
 struct Samples {
@@ -390,8 +394,9 @@ int Run() {
     if (!endpoints.metrics.empty() && !IsLoopback(endpoints.metrics)) endpoints.metrics.clear();
   }
   if (needs_picker && absl::GetFlag(FLAGS_setup)) {
-    SetupResult setup = SetUpUpstream(endpoints.admin, absl::GetFlag(FLAGS_upstream),
-                                      absl::GetFlag(FLAGS_strategy), absl::GetFlag(FLAGS_targets));
+    SetupResult setup =
+        SetUpUpstream(endpoints.admin, absl::GetFlag(FLAGS_upstream), absl::GetFlag(FLAGS_strategy),
+                      absl::GetFlag(FLAGS_targets), absl::GetFlag(FLAGS_mixed_weights));
     if (!setup.error.empty()) {
       std::fprintf(stderr, "picker-bench: %s\n", setup.error.c_str());
       if (server) std::fprintf(stderr, "server log:\n%s\n", server->RecentLog().c_str());
@@ -422,10 +427,11 @@ int Run() {
 
   std::printf(
       "# picker-bench modes=%s concurrency=%s duration=%gs warmup=%gs repeat=%d "
-      "strategy=%s targets=%d channels=%d cores=%u loadavg=%s\n",
+      "strategy=%s targets=%d weights=%s channels=%d cores=%u loadavg=%s\n",
       absl::StrJoin(modes, ",").c_str(), absl::GetFlag(FLAGS_concurrency).c_str(), duration, warmup,
       repeat, absl::GetFlag(FLAGS_strategy).c_str(), absl::GetFlag(FLAGS_targets),
-      absl::GetFlag(FLAGS_channels), std::thread::hardware_concurrency(), LoadAverage().c_str());
+      absl::GetFlag(FLAGS_mixed_weights) ? "mixed" : "equal", absl::GetFlag(FLAGS_channels),
+      std::thread::hardware_concurrency(), LoadAverage().c_str());
   std::fflush(stdout);
 
   std::map<std::pair<int, std::string>, std::vector<Figures>> runs;
