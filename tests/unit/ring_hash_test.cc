@@ -203,6 +203,58 @@ TEST(RingHashTest, LookupAgreesWithKetamaSearch) {
   }
 }
 
+// Sorts as a comparison sort would (stable, by hash only) and checks the
+// result entry for entry.
+void ExpectSortedAsStableSort(std::vector<RingEntry> entries) {
+  std::vector<uint64_t> hashes;
+  std::vector<uint32_t> hosts;
+  SortRingEntries(entries, hashes, hosts);
+  std::stable_sort(entries.begin(), entries.end(),
+                   [](const RingEntry& a, const RingEntry& b) { return a.hash < b.hash; });
+  ASSERT_EQ(hashes.size(), entries.size());
+  for (size_t i = 0; i < entries.size(); ++i) {
+    ASSERT_EQ(hashes[i], entries[i].hash) << i;
+    ASSERT_EQ(hosts[i], entries[i].host) << i;
+  }
+}
+
+TEST(RingHashTest, SortRingEntriesSortsSpreadAndClusteredKeys) {
+  std::mt19937_64 rng(5);
+  for (const size_t n : {0ul, 1ul, 2ul, 7ul, 1000ul, 65600ul}) {
+    std::vector<RingEntry> spread(n), clustered(n), repeated(n);
+    for (size_t i = 0; i < n; ++i) {
+      spread[i] = {rng(), static_cast<uint32_t>(i % 100)};
+      // All in one bucket: the fallback sort.
+      clustered[i] = {rng() >> 40, static_cast<uint32_t>(i % 100)};
+      // Equal hashes keep their input (host) order.
+      repeated[i] = {rng() % 3 << 62, static_cast<uint32_t>(i)};
+    }
+    ExpectSortedAsStableSort(spread);
+    ExpectSortedAsStableSort(clustered);
+    ExpectSortedAsStableSort(repeated);
+  }
+}
+
+TEST(RingHashTest, LargeRingHoldsEveryKeyOfEveryHostInOrder) {
+  // 100 equal hosts at a minimum of 65536: Envoy's scale gives each host
+  // ceil(0.01 * 65536) = 656 entries, "<key>_0" to "<key>_655".
+  TestHosts hosts = TestHosts::Loopback(1000, 100);
+  RingHashStrategy lb = MakeRing(hosts, 65536);
+  std::vector<RingEntry> expected;
+  for (uint32_t h = 0; h < 100; ++h) {
+    for (int k = 0; k < 656; ++k) {
+      expected.push_back({XxHash64(hosts.key(h) + "_" + std::to_string(k)), h});
+    }
+  }
+  std::stable_sort(expected.begin(), expected.end(),
+                   [](const RingEntry& a, const RingEntry& b) { return a.hash < b.hash; });
+  ASSERT_EQ(lb.ring().size(), expected.size());
+  for (size_t i = 0; i < expected.size(); ++i) {
+    ASSERT_EQ(lb.ring().hashes()[i], expected[i].hash) << i;
+    ASSERT_EQ(lb.ring().hosts()[i], expected[i].host) << i;
+  }
+}
+
 TEST(RingHashTest, WeightsShareTheRing) {
   TestHosts hosts = TestHosts::Loopback(90, 3, {1, 2, 3});
   RingHashStrategy lb = MakeRing(hosts, 1024 * 64);

@@ -1,6 +1,7 @@
 #include "server/core/strategy/ring_hash.h"
 
 #include <algorithm>
+#include <bit>
 #include <charconv>
 #include <cmath>
 #include <string>
@@ -10,6 +11,53 @@
 #include "server/core/strategy/avoid.h"
 
 namespace picker::core {
+
+void SortRingEntries(const std::vector<RingEntry>& entries, std::vector<uint64_t>& hashes,
+                     std::vector<uint32_t>& hosts) {
+  const size_t n = entries.size();
+  hashes.resize(n);
+  hosts.resize(n);
+  const int bits = std::max(1, static_cast<int>(std::bit_width(n)) - 3);
+  const int shift = 64 - bits;
+  std::vector<uint32_t> next(size_t{1} << bits, 0);
+  for (const RingEntry& e : entries) ++next[e.hash >> shift];
+  uint32_t offset = 0;
+  for (uint32_t& start : next) offset += std::exchange(start, offset);
+  for (const RingEntry& e : entries) {
+    const uint32_t at = next[e.hash >> shift]++;
+    hashes[at] = e.hash;
+    hosts[at] = e.host;
+  }
+  // next[b] is now where bucket b ends and bucket b + 1 begins.
+  constexpr uint32_t kSmallBucket = 64;
+  std::vector<RingEntry> large;
+  uint32_t begin = 0;
+  for (const uint32_t end : next) {
+    if (end - begin <= kSmallBucket) {
+      for (uint32_t i = begin + 1; i < end; ++i) {
+        const uint64_t hash = hashes[i];
+        const uint32_t host = hosts[i];
+        uint32_t j = i;
+        for (; j > begin && hashes[j - 1] > hash; --j) {
+          hashes[j] = hashes[j - 1];
+          hosts[j] = hosts[j - 1];
+        }
+        hashes[j] = hash;
+        hosts[j] = host;
+      }
+    } else {
+      large.clear();
+      for (uint32_t i = begin; i < end; ++i) large.push_back(RingEntry{hashes[i], hosts[i]});
+      std::stable_sort(large.begin(), large.end(),
+                       [](const RingEntry& a, const RingEntry& b) { return a.hash < b.hash; });
+      for (uint32_t i = begin; i < end; ++i) {
+        hashes[i] = large[i - begin].hash;
+        hosts[i] = large[i - begin].host;
+      }
+    }
+    begin = end;
+  }
+}
 
 HashRing::HashRing(const std::vector<StrategyHost>& hosts, uint64_t min_ring_size,
                    uint64_t max_ring_size, HashFunction hash_function) {
@@ -32,7 +80,7 @@ HashRing::HashRing(const std::vector<StrategyHost>& hosts, uint64_t min_ring_siz
       static_cast<double>(max_ring_size));
   const uint64_t ring_size = static_cast<uint64_t>(std::ceil(scale));
 
-  std::vector<std::pair<uint64_t, uint32_t>> entries;
+  std::vector<RingEntry> entries;
   entries.reserve(ring_size);
 
   // Running sums across the whole host set, in doubles, exactly as Envoy:
@@ -57,7 +105,7 @@ HashRing::HashRing(const std::vector<StrategyHost>& hosts, uint64_t min_ring_siz
       const uint64_t hash = hash_function == HashFunction::kMurmurHash2
                                 ? MurmurHash2(key, kMurmurHash2Seed)
                                 : XxHash64(key, 0);
-      entries.emplace_back(hash, static_cast<uint32_t>(h));
+      entries.push_back(RingEntry{hash, static_cast<uint32_t>(h)});
       ++i;
       ++current_hashes;
     }
@@ -65,16 +113,7 @@ HashRing::HashRing(const std::vector<StrategyHost>& hosts, uint64_t min_ring_siz
     max_hashes_per_host_ = std::max(i, max_hashes_per_host_);
   }
 
-  // Sorted by hash only, as Envoy (equal hashes keep no defined order there
-  // either; with 64-bit hashes they do not occur in practice).
-  std::sort(entries.begin(), entries.end(),
-            [](const auto& a, const auto& b) { return a.first < b.first; });
-  hashes_.reserve(entries.size());
-  hosts_.reserve(entries.size());
-  for (const auto& [hash, host] : entries) {
-    hashes_.push_back(hash);
-    hosts_.push_back(host);
-  }
+  SortRingEntries(entries, hashes_, hosts_);
 }
 
 uint32_t HashRing::ChooseHost(uint64_t hash, uint32_t attempt) const {
