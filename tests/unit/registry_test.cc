@@ -204,7 +204,7 @@ TEST_F(RegistryTest, LocalityPrefersClientZoneAndSpills) {
       absl::StatusOr<PickOutput> pick = registry_->Pick(input);
       EXPECT_TRUE(pick.ok());
       if (pick->target->config.zone == zone) ++hits;
-      registry_->Release("u", pick->lease_id, Outcome::kSuccess, std::nullopt);
+      EXPECT_TRUE(registry_->Release("u", pick->lease_id, Outcome::kSuccess, std::nullopt).ok());
     }
     return hits / 2000.0;
   };
@@ -248,8 +248,10 @@ TEST_F(RegistryTest, PassiveEjectionAndReturn) {
   for (int i = 0; i < 6; ++i) {
     absl::StatusOr<PickOutput> pick = Pick("u");
     const bool bad = pick->target->config.address == "10.0.0.1:80";
-    registry_->Release("u", pick->lease_id, bad ? Outcome::kFailure : Outcome::kSuccess,
-                       std::nullopt);
+    EXPECT_TRUE(registry_
+                    ->Release("u", pick->lease_id, bad ? Outcome::kFailure : Outcome::kSuccess,
+                              std::nullopt)
+                    .ok());
   }
   for (int i = 0; i < 200 && registry_->Find("u")->healthy_count() != 1; ++i) {
     std::this_thread::sleep_for(Millis(1));
@@ -259,7 +261,7 @@ TEST_F(RegistryTest, PassiveEjectionAndReturn) {
   for (int i = 0; i < 5; ++i) {
     absl::StatusOr<PickOutput> pick = Pick("u");
     EXPECT_EQ(pick->target->config.address, "10.0.0.2:80");
-    registry_->Release("u", pick->lease_id, Outcome::kSuccess, std::nullopt);
+    EXPECT_TRUE(registry_->Release("u", pick->lease_id, Outcome::kSuccess, std::nullopt).ok());
   }
   for (int i = 0; i < 500 && registry_->Find("u")->healthy_count() != 2; ++i) {
     std::this_thread::sleep_for(Millis(10));
@@ -283,7 +285,8 @@ TEST_F(RegistryTest, CountersReturnToZeroUnderConcurrency) {
         absl::StatusOr<PickOutput> pick = Pick("u");
         if (!pick.ok()) continue;
         if ((i + t) % 3 != 0) {  // Every third lease is left to expire.
-          registry_->Release("u", pick->lease_id, Outcome::kSuccess, std::nullopt);
+          EXPECT_TRUE(
+              registry_->Release("u", pick->lease_id, Outcome::kSuccess, std::nullopt).ok());
         }
       }
     });
@@ -320,6 +323,65 @@ TEST_F(RegistryTest, StatePersistsAcrossOpen) {
   EXPECT_EQ(snapshot->targets()[0].config.weight, 7u);
   EXPECT_EQ(snapshot->targets()[0].health_override, HealthOverride::kUnhealthy);
   EXPECT_GT(registry_->leases().epoch(), old_lease_epoch);
+}
+
+// A store whose writes fail on demand, as a full or failing disk makes them
+// (root, who runs the tests here, writes through file permissions, so the
+// real FileStore cannot be made to fail).
+class FailingStore : public MemoryStore {
+ public:
+  absl::Status Put(const UpstreamRecord& record) override {
+    if (failing) return absl::InternalError("cannot fsync: No space left on device");
+    return MemoryStore::Put(record);
+  }
+  absl::Status Delete(absl::string_view name) override {
+    if (failing) return absl::InternalError("cannot remove: Input/output error");
+    return MemoryStore::Delete(name);
+  }
+  bool failing = false;
+};
+
+TEST(RegistryStoreFailureTest, AFailedWriteChangesNeitherTheStoreNorWhatPicksSee) {
+  FailingStore store;
+  std::unique_ptr<Registry> registry = *Registry::Open(&store, Registry::Options{});
+  UpstreamConfig config;
+  config.name = "u";
+  ASSERT_TRUE(registry->CreateUpstream(config).ok());
+  ASSERT_TRUE(registry->PutTarget("u", TargetPatch{.address = "10.0.0.1:80", .weight = 100}).ok());
+  const std::shared_ptr<const UpstreamSnapshot> before = registry->Find("u");
+  const std::vector<UpstreamRecord> stored_before = *store.Load();
+
+  store.failing = true;
+  UpstreamConfig other;
+  other.name = "v";
+  EXPECT_EQ(registry->CreateUpstream(other).status().code(), absl::StatusCode::kInternal);
+  EXPECT_EQ(registry->Find("v"), nullptr);
+  absl::StatusOr<TargetConfig> put =
+      registry->PutTarget("u", TargetPatch{.address = "10.0.0.2:80", .weight = 100});
+  EXPECT_EQ(put.status().code(), absl::StatusCode::kInternal);
+  EXPECT_THAT(put.status().message(), HasSubstr("No space left"));
+  EXPECT_EQ(
+      registry->PutTarget("u", TargetPatch{.address = "10.0.0.1:80", .weight = 7}).status().code(),
+      absl::StatusCode::kInternal);
+  EXPECT_EQ(registry->ReplaceTargets("u", {}).status().code(), absl::StatusCode::kInternal);
+  EXPECT_EQ(registry->DeleteTarget("u", "10.0.0.1:80").code(), absl::StatusCode::kInternal);
+  config.lease_ttl = Millis(1234);
+  EXPECT_EQ(registry->UpdateUpstream(config).status().code(), absl::StatusCode::kInternal);
+  EXPECT_EQ(registry->DeleteUpstream("u").code(), absl::StatusCode::kInternal);
+
+  // Picks still see the snapshot from before the failures, and so does the
+  // store.
+  EXPECT_EQ(registry->Find("u"), before);
+  EXPECT_EQ(*store.Load(), stored_before);
+  ASSERT_EQ(registry->Find("u")->targets().size(), 1u);
+  EXPECT_EQ(registry->Find("u")->targets()[0].config.weight, 100u);
+
+  // Once the disk is back, writes go on from the state before the failures.
+  store.failing = false;
+  ASSERT_TRUE(registry->PutTarget("u", TargetPatch{.address = "10.0.0.2:80", .weight = 100}).ok());
+  EXPECT_EQ(registry->Find("u")->targets().size(), 2u);
+  EXPECT_NE(registry->Find("u")->config().lease_ttl, Millis(1234));
+  EXPECT_EQ(store.Load()->size(), 1u);
 }
 
 }  // namespace
