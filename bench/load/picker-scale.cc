@@ -147,7 +147,7 @@ int main(int argc, char** argv) {
   const double load_seconds = Seconds(Clock::now() - load_start);
   std::printf(
       "| %d upstreams x %d targets (%s), %d admin clients | %.1f s, %.0f upstreams/s "
-      "(each a CreateUpstream and a ReplaceTargets, both fsync'd) |\n",
+      "(each a CreateUpstream and a ReplaceTargets, each durable before its answer) |\n",
       upstreams, targets, strategy.c_str(), writers, load_seconds, upstreams / load_seconds);
   std::printf("| after loading them | RSS %.1f MiB |\n", ResidentMiB(pid));
 

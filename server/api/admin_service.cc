@@ -1,5 +1,8 @@
 #include "server/api/admin_service.h"
 
+#include <cstdlib>
+#include <vector>
+
 #include "absl/strings/escaping.h"
 #include "absl/strings/str_cat.h"
 #include "server/api/convert.h"
@@ -261,14 +264,36 @@ AdminService::~AdminService() {
 }
 
 void AdminService::WriterLoop() {
+  // A bound on a batch keeps the first write's answer from waiting on an
+  // unbounded queue behind it.
+  constexpr size_t kMaxBatch = 64;
+  std::vector<QueuedWrite> batch;
+  std::vector<grpc::Status> answers;
   std::unique_lock<std::mutex> lock(mu_);
   while (true) {
     cv_.wait(lock, [this] { return stopping_ || !writes_.empty(); });
     if (writes_.empty()) return;  // Stopping, and nothing left to answer.
-    std::function<void()> write = std::move(writes_.front());
-    writes_.pop_front();
+    batch.clear();
+    while (!writes_.empty() && batch.size() < kMaxBatch) {
+      batch.push_back(std::move(writes_.front()));
+      writes_.pop_front();
+    }
     lock.unlock();
-    write();
+    registry_.BeginStoreBatch();
+    answers.clear();
+    for (QueuedWrite& write : batch) answers.push_back(write.run());
+    if (absl::Status durable = registry_.CommitStoreBatch(); !durable.ok()) {
+      // The writes are applied in memory but may not be on disk, and a
+      // failed sync cannot be retried with any certainty (the kernel may
+      // have dropped the dirty pages). Stop, as databases do, so that a
+      // restart serves what the disk holds; no write of the batch was
+      // acknowledged.
+      spdlog::critical("cannot make {} admin write(s) durable: {}; stopping", batch.size(),
+                       std::string(durable.message()));
+      spdlog::shutdown();
+      std::abort();
+    }
+    for (size_t i = 0; i < batch.size(); ++i) batch[i].reactor->Finish(answers[i]);
     lock.lock();
   }
 }
@@ -287,7 +312,7 @@ grpc::ServerUnaryReactor* AdminService::Write(grpc::CallbackServerContext* conte
   grpc::ServerUnaryReactor* reactor = context->DefaultReactor();
   {
     std::lock_guard<std::mutex> lock(mu_);
-    writes_.push_back([reactor, handler] { reactor->Finish(handler()); });
+    writes_.push_back(QueuedWrite{reactor, handler});
   }
   cv_.notify_one();
   return reactor;

@@ -73,7 +73,10 @@ class AdminService final : public v1::Admin::CallbackService {
   // fsync, which must not hold up one of gRPC's threads (picks share them).
   template <typename Handler>
   grpc::ServerUnaryReactor* Write(grpc::CallbackServerContext* context, Handler handler);
-  // Runs queued writes in order until the service is destroyed.
+  // Runs queued writes in order until the service is destroyed. Writes that
+  // queued up together run as one batch: each is applied in turn, one store
+  // commit makes them all durable (group commit: two syncs for the batch
+  // rather than two per write), and only then are they answered.
   void WriterLoop();
 
   grpc::Status DoCreateUpstream(grpc::CallbackServerContext* context,
@@ -119,8 +122,12 @@ class AdminService final : public v1::Admin::CallbackService {
 
   std::mutex mu_;
   std::condition_variable cv_;
-  std::deque<std::function<void()>> writes_;  // Guarded by mu_.
-  bool stopping_ = false;                     // Guarded by mu_.
+  struct QueuedWrite {
+    grpc::ServerUnaryReactor* reactor;
+    std::function<grpc::Status()> run;
+  };
+  std::deque<QueuedWrite> writes_;  // Guarded by mu_.
+  bool stopping_ = false;           // Guarded by mu_.
   std::thread writer_;
 };
 

@@ -93,6 +93,14 @@ class Registry {
   absl::StatusOr<std::shared_ptr<const UpstreamSnapshot>> SetTargetHealth(
       absl::string_view upstream, absl::string_view address, HealthOverride health_override);
 
+  // Group commit for the admin writer thread: the writes it makes between
+  // the two calls are staged by the store and made durable together by
+  // CommitStoreBatch (see Store::BeginBatch). They are published as they
+  // are made, so picks may use a change a few milliseconds before it is
+  // durable; it is acknowledged only after.
+  void BeginStoreBatch() { store_->BeginBatch(); }
+  absl::Status CommitStoreBatch() { return store_->CommitBatch(); }
+
   // Reads. Find is lock-free; List takes the writer mutex (admin only).
   std::shared_ptr<const UpstreamSnapshot> Find(absl::string_view name) const;
   absl::StatusOr<std::shared_ptr<const UpstreamSnapshot>> Get(absl::string_view name) const;

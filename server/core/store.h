@@ -8,8 +8,8 @@
 #include <map>
 #include <mutex>
 #include <string>
-#include "absl/strings/string_view.h"
 #include <vector>
+#include "absl/strings/string_view.h"
 
 #include "absl/status/statusor.h"
 #include "server/core/config.h"
@@ -40,6 +40,17 @@ class Store {
   virtual absl::Status Delete(absl::string_view name) = 0;
   // A number greater than every earlier call's, across restarts (for lease ids).
   virtual absl::StatusOr<uint64_t> NextEpoch() = 0;
+
+  // Group commit, for the admin writer, which runs the writes that queued up
+  // together. Between BeginBatch and CommitBatch, a Put or Delete called from
+  // the thread that began the batch may only stage its change: it still
+  // fails at once on a write error, but it is durable only once CommitBatch
+  // returns OK, which makes every staged change durable with as few syncs as
+  // the store can (a failed CommitBatch leaves an unknown part of them
+  // durable). Calls from other threads stay durable when they return. A
+  // store without staging keeps these defaults.
+  virtual void BeginBatch() {}
+  virtual absl::Status CommitBatch() { return absl::OkStatus(); }
 };
 
 // Keeps state in memory only: for tests and for --data-dir "".

@@ -10,6 +10,7 @@
 #include <filesystem>
 #include <fstream>
 #include <sstream>
+#include <vector>
 
 #include "absl/strings/str_cat.h"
 #include "server/api/convert.h"
@@ -98,7 +99,15 @@ std::string FileStore::UpstreamPath(absl::string_view name) const {
   return (fs::path(dir_) / "upstreams" / absl::StrCat("u-", name, kRecordSuffix)).string();
 }
 
-absl::Status FileStore::WriteRecord(const std::string& path, const std::string& payload) {
+std::string FileStore::UpstreamsDir() const { return (fs::path(dir_) / "upstreams").string(); }
+
+bool FileStore::Staging() {
+  std::lock_guard<std::mutex> lock(mu_);
+  return batch_owner_ == std::this_thread::get_id();
+}
+
+absl::Status FileStore::WriteRecord(const std::string& path, const std::string& payload,
+                                    bool staged) {
   std::string data(kMagic, sizeof(kMagic));
   PutU64(data, payload.size());
   PutU64(data, core::XxHash64(payload));
@@ -115,6 +124,11 @@ absl::Status FileStore::WriteRecord(const std::string& path, const std::string& 
       return Errno("cannot write", tmp);
     }
     written += static_cast<size_t>(n);
+  }
+  if (staged) {
+    // CommitBatch syncs and renames it.
+    if (::close(fd) != 0) return Errno("cannot write", tmp);
+    return absl::OkStatus();
   }
   if (::fsync(fd) != 0) {
     ::close(fd);
@@ -171,13 +185,83 @@ absl::Status FileStore::Put(const core::UpstreamRecord& record) {
     *out->mutable_target() = api::ToProto(t.config);
     out->set_health_override(api::ToProto(t.health_override));
   }
-  return WriteRecord(UpstreamPath(record.config.name), stored.SerializeAsString());
+  const std::string path = UpstreamPath(record.config.name);
+  const bool staging = Staging();
+  if (absl::Status s = WriteRecord(path, stored.SerializeAsString(), staging); !s.ok()) return s;
+  std::lock_guard<std::mutex> lock(mu_);
+  // A durable write from outside the batch supersedes a staged one.
+  if (staging) {
+    staged_[path] = true;
+  } else {
+    staged_.erase(path);
+  }
+  return absl::OkStatus();
 }
 
 absl::Status FileStore::Delete(absl::string_view name) {
   const std::string path = UpstreamPath(name);
+  if (Staging()) {
+    std::lock_guard<std::mutex> lock(mu_);
+    staged_[path] = false;
+    return absl::OkStatus();
+  }
   if (::unlink(path.c_str()) != 0 && errno != ENOENT) return Errno("cannot remove", path);
-  return SyncDirectory((fs::path(dir_) / "upstreams").string());
+  {
+    std::lock_guard<std::mutex> lock(mu_);
+    staged_.erase(path);
+  }
+  return SyncDirectory(UpstreamsDir());
+}
+
+void FileStore::BeginBatch() {
+  std::lock_guard<std::mutex> lock(mu_);
+  batch_owner_ = std::this_thread::get_id();
+}
+
+absl::Status FileStore::CommitBatch() {
+  std::map<std::string, bool> staged;
+  {
+    std::lock_guard<std::mutex> lock(mu_);
+    staged.swap(staged_);
+    batch_owner_.reset();
+  }
+  if (staged.empty()) return absl::OkStatus();
+  // First the staged records' data: a rename must never reach the disk
+  // before the data it names.
+  std::vector<std::string> renames;
+  for (const auto& [path, put] : staged) {
+    if (put) renames.push_back(path);
+  }
+  if (renames.size() == 1) {
+    // One file: its own fsync, as outside a batch.
+    const std::string tmp = renames[0] + ".tmp";
+    const int fd = ::open(tmp.c_str(), O_RDONLY | O_CLOEXEC);
+    if (fd < 0) return Errno("cannot open", tmp);
+    const int rc = ::fsync(fd);
+    ::close(fd);
+    if (rc != 0) return Errno("cannot fsync", tmp);
+  } else if (renames.size() > 1) {
+    // Several: one syncfs of the filesystem instead of an fsync per file,
+    // each of which would wait for its own journal commit.
+    const std::string dir = UpstreamsDir();
+    const int fd = ::open(dir.c_str(), O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+    if (fd < 0) return Errno("cannot open directory", dir);
+    const int rc = ::syncfs(fd);
+    ::close(fd);
+    if (rc != 0) return Errno("cannot syncfs", dir);
+  }
+  // Then the names, and the directory once.
+  for (const auto& [path, put] : staged) {
+    const std::string tmp = path + ".tmp";
+    if (put) {
+      if (::rename(tmp.c_str(), path.c_str()) != 0) return Errno("cannot rename", tmp);
+    } else {
+      // A record put earlier in the batch may have left its temporary file.
+      if (::unlink(tmp.c_str()) != 0 && errno != ENOENT) return Errno("cannot remove", tmp);
+      if (::unlink(path.c_str()) != 0 && errno != ENOENT) return Errno("cannot remove", path);
+    }
+  }
+  return SyncDirectory(UpstreamsDir());
 }
 
 absl::StatusOr<uint64_t> FileStore::NextEpoch() {
@@ -191,7 +275,9 @@ absl::StatusOr<uint64_t> FileStore::NextEpoch() {
     }
   }
   meta.set_epoch(meta.epoch() + 1);
-  if (absl::Status s = WriteRecord(path, meta.SerializeAsString()); !s.ok()) return s;
+  if (absl::Status s = WriteRecord(path, meta.SerializeAsString(), /*staged=*/false); !s.ok()) {
+    return s;
+  }
   return meta.epoch();
 }
 

@@ -10,6 +10,7 @@
 #include <random>
 #include <set>
 #include <thread>
+#include <vector>
 
 #include "gtest/gtest.h"
 #include "picker/v1/admin.grpc.pb.h"
@@ -96,8 +97,8 @@ grpc::Status Send(v1::Admin::Stub& admin, const Write& w) {
 }
 
 TEST(CrashTest, AcknowledgedWritesSurviveSigkill) {
-  const std::string dir = std::filesystem::temp_directory_path() /
-                          ("picker-crash-" + std::to_string(::getpid()));
+  const std::string dir =
+      std::filesystem::temp_directory_path() / ("picker-crash-" + std::to_string(::getpid()));
   std::filesystem::remove_all(dir);
   std::mt19937 rng(std::random_device{}());
   constexpr int kRounds = 50;
@@ -155,9 +156,82 @@ TEST(CrashTest, AcknowledgedWritesSurviveSigkill) {
   EXPECT_GT(next, kRounds) << "the writer should have made progress";
 }
 
+TEST(CrashTest, ConcurrentWritersAcknowledgedWritesSurviveSigkill) {
+  // Writes from several clients at once queue up and are made durable
+  // together (group commit). Each client owns an upstream and adds one
+  // target per write; after a kill, each upstream must hold exactly the
+  // targets acknowledged to its client, or those plus the one in flight.
+  const std::string dir =
+      std::filesystem::temp_directory_path() / ("picker-crash-group-" + std::to_string(::getpid()));
+  std::filesystem::remove_all(dir);
+  std::mt19937 rng(std::random_device{}());
+  constexpr int kWriters = 6;
+  constexpr int kRounds = 12;
+  std::vector<int> acked(kWriters, 0);  // Targets acknowledged per writer.
+  auto address = [](int writer, int n) { return Address(writer * 100000 + n); };
+  auto name = [](int writer) { return "group-" + std::to_string(writer); };
+
+  for (int round = 0; round < kRounds; ++round) {
+    ServerOptions options;
+    options.data_dir = dir;
+    std::string error;
+    std::unique_ptr<ServerProcess> server = ServerProcess::Start(options, &error);
+    ASSERT_NE(server, nullptr) << "round " << round << ": " << error;
+    auto admin = v1::Admin::NewStub(server->admin_channel());
+    for (int w = 0; w < kWriters; ++w) {
+      if (round == 0) {
+        grpc::ClientContext context;
+        v1::CreateUpstreamRequest request;
+        request.mutable_upstream()->set_name(name(w));
+        v1::Upstream response;
+        ASSERT_TRUE(admin->CreateUpstream(&context, request, &response).ok());
+        continue;
+      }
+      const TargetSet listed = Listed(*admin, name(w));
+      ASSERT_TRUE(listed.size() == static_cast<size_t>(acked[w]) ||
+                  listed.size() == static_cast<size_t>(acked[w]) + 1)
+          << "round " << round << ", writer " << w << ": " << listed.size() << " targets listed, "
+          << acked[w] << " acknowledged";
+      for (size_t i = 0; i < listed.size(); ++i) {
+        ASSERT_EQ(listed[i].first, address(w, static_cast<int>(i) + 1))
+            << "round " << round << ", writer " << w;
+      }
+      acked[w] = static_cast<int>(listed.size());
+    }
+
+    std::atomic<bool> stop{false};
+    std::vector<int> acked_now = acked;
+    std::vector<std::thread> writers;
+    for (int w = 0; w < kWriters; ++w) {
+      writers.emplace_back([&, w] {
+        for (int n = acked[w] + 1; !stop; ++n) {
+          grpc::ClientContext context;
+          context.set_deadline(std::chrono::system_clock::now() + std::chrono::seconds(10));
+          v1::PutTargetRequest request;
+          request.set_upstream(name(w));
+          request.mutable_target()->set_address(address(w, n));
+          v1::Target response;
+          if (!admin->PutTarget(&context, request, &response).ok()) return;
+          acked_now[w] = n;
+        }
+      });
+    }
+    std::this_thread::sleep_for(std::chrono::milliseconds(20 + rng() % 80));
+    ::kill(server->pid(), SIGKILL);
+    stop = true;
+    for (std::thread& t : writers) t.join();
+    server->Stop();
+    acked = acked_now;
+  }
+  std::filesystem::remove_all(dir);
+  for (int w = 0; w < kWriters; ++w) {
+    EXPECT_GT(acked[w], 0) << "writer " << w << " should have made progress";
+  }
+}
+
 TEST(CrashTest, DamagedRecordStopsStartup) {
-  const std::string dir = std::filesystem::temp_directory_path() /
-                          ("picker-damaged-" + std::to_string(::getpid()));
+  const std::string dir =
+      std::filesystem::temp_directory_path() / ("picker-damaged-" + std::to_string(::getpid()));
   std::filesystem::remove_all(dir);
   {
     ServerOptions options;
