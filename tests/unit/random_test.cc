@@ -29,16 +29,45 @@ TEST(RandomTest, EqualWeightsAreEnvoysModulo) {
 
 TEST(RandomTest, WeightedMapsOntoCumulativeWeights) {
   // Deliberately unlike Envoy (which ignores weights): weights 1, 2, 7 own
-  // [0,1), [1,3) and [3,10) of random % 10.
+  // [0,1), [1,3) and [3,10) of the point floor(random * 10 / 2^64), that is
+  // the first tenth of the random numbers, the next two tenths, the rest.
   TestHosts hosts = TestHosts::Loopback(80, 3, {1, 2, 7});
   RandomStrategy lb(hosts.hosts());
+  constexpr uint64_t kOneTenth = 1844674407370955162;     // ceil(2^64 / 10)
+  constexpr uint64_t kThreeTenths = 5534023222112865485;  // ceil(3 * 2^64 / 10)
   EXPECT_EQ(PickR(lb, 0), 0u);
-  EXPECT_EQ(PickR(lb, 1), 1u);
-  EXPECT_EQ(PickR(lb, 2), 1u);
-  EXPECT_EQ(PickR(lb, 3), 2u);
-  EXPECT_EQ(PickR(lb, 9), 2u);
-  EXPECT_EQ(PickR(lb, 10), 0u);
-  EXPECT_EQ(PickR(lb, 13), 2u);
+  EXPECT_EQ(PickR(lb, kOneTenth - 1), 0u);
+  EXPECT_EQ(PickR(lb, kOneTenth), 1u);
+  EXPECT_EQ(PickR(lb, kThreeTenths - 1), 1u);
+  EXPECT_EQ(PickR(lb, kThreeTenths), 2u);
+  EXPECT_EQ(PickR(lb, 0xFFFFFFFFFFFFFFFFULL), 2u);
+}
+
+TEST(RandomTest, WeightedSearchFindsEveryHost) {
+  // Every host, for host counts that are and are not powers of two, and a
+  // host of weight 0 owns nothing.
+  for (const int n : {2, 3, 5, 8, 13, 100, 1000}) {
+    std::vector<uint32_t> weights(n);
+    for (int i = 0; i < n; ++i) weights[i] = i == n / 2 ? 0 : 1 + i % 3;
+    TestHosts hosts = TestHosts::Loopback(1000, n, weights);
+    RandomStrategy lb(hosts.hosts());
+    uint64_t total = 0;
+    for (uint32_t w : weights) total += w;
+    uint64_t before = 0;
+    for (int i = 0; i < n; ++i) {
+      if (weights[i] == 0) continue;
+      // The first and last random numbers whose point falls in host i's range
+      // (for the last host, 2^64 wraps to 0, and 0 - 1 is the last number).
+      const auto first_r = [&](uint64_t point) {
+        return static_cast<uint64_t>(((static_cast<unsigned __int128>(point) << 64) + total - 1) /
+                                     total);
+      };
+      EXPECT_EQ(PickR(lb, first_r(before)), static_cast<uint32_t>(i)) << n << " hosts";
+      EXPECT_EQ(PickR(lb, first_r(before + weights[i]) - 1), static_cast<uint32_t>(i))
+          << n << " hosts";
+      before += weights[i];
+    }
+  }
 }
 
 TEST(RandomTest, OneRandomNumberPerPick) {

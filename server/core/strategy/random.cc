@@ -20,13 +20,25 @@ RandomStrategy::RandomStrategy(std::vector<StrategyHost> hosts)
 uint32_t RandomStrategy::PickOnce(const PickParams& params) const {
   const uint64_t r = params.random();
   if (cumulative_weights_.empty()) return static_cast<uint32_t>(r % host_count_);
-  // The modulo bias is below total_weight / 2^64, i.e. nil for weights that
-  // fit the contract (at most 65535 per target).
-  const uint64_t point = r % cumulative_weights_.back();
+  // A point in [0, total): the high half of r * total (Lemire's reduction),
+  // which spreads r as r % total would, with the same bias (below
+  // total / 2^64: nil for weights of at most 65535 per target), and costs a
+  // multiplication where % costs a 64-bit division.
+  const uint64_t* const cumulative = cumulative_weights_.data();
+  const uint64_t total = cumulative[host_count_ - 1];
+  const uint64_t point = static_cast<uint64_t>((static_cast<unsigned __int128>(r) * total) >> 64);
   // The first host whose cumulative weight exceeds the point: host i owns
-  // [cum[i-1], cum[i]), a share of weight_i / total.
-  const auto it = std::upper_bound(cumulative_weights_.begin(), cumulative_weights_.end(), point);
-  return static_cast<uint32_t>(it - cumulative_weights_.begin());
+  // [cum[i-1], cum[i]), a share of weight_i / total. A binary search whose
+  // steps select without branching: which half holds the point is a coin
+  // toss the CPU would mispredict half the time.
+  uint32_t first = 0;
+  uint32_t count = host_count_;
+  while (count > 1) {
+    const uint32_t half = count / 2;
+    first = cumulative[first + half - 1] <= point ? first + half : first;
+    count -= half;
+  }
+  return first;
 }
 
 uint32_t RandomStrategy::Pick(const PickParams& params) {
