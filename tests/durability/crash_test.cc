@@ -96,29 +96,43 @@ grpc::Status Send(v1::Admin::Stub& admin, const Write& w) {
   return admin.PutTarget(&context, request, &response);
 }
 
-TEST(CrashTest, AcknowledgedWritesSurviveSigkill) {
+// A fresh data directory for one test, removed first if a run left it.
+std::string FreshDir(const std::string& prefix) {
   const std::string dir =
-      std::filesystem::temp_directory_path() / ("picker-crash-" + std::to_string(::getpid()));
+      std::filesystem::temp_directory_path() / (prefix + std::to_string(::getpid()));
   std::filesystem::remove_all(dir);
+  return dir;
+}
+
+std::unique_ptr<ServerProcess> StartOn(const std::string& dir, std::string* error) {
+  ServerOptions options;
+  options.data_dir = dir;
+  return ServerProcess::Start(options, error);
+}
+
+bool CreateUpstream(v1::Admin::Stub& admin, const std::string& name) {
+  grpc::ClientContext context;
+  v1::CreateUpstreamRequest request;
+  request.mutable_upstream()->set_name(name);
+  v1::Upstream response;
+  return admin.CreateUpstream(&context, request, &response).ok();
+}
+
+TEST(CrashTest, AcknowledgedWritesSurviveSigkill) {
+  const std::string dir = FreshDir("picker-crash-");
   std::mt19937 rng(std::random_device{}());
   constexpr int kRounds = 50;
 
   TargetSet model;  // After the last acknowledged write.
   int next = 1;     // Number of the next write to send.
   for (int round = 0; round < kRounds; ++round) {
-    ServerOptions options;
-    options.data_dir = dir;
     std::string error;
-    std::unique_ptr<ServerProcess> server = ServerProcess::Start(options, &error);
+    std::unique_ptr<ServerProcess> server = StartOn(dir, &error);
     ASSERT_NE(server, nullptr) << "round " << round << ": " << error;
     auto admin = v1::Admin::NewStub(server->admin_channel());
 
     if (round == 0) {
-      grpc::ClientContext context;
-      v1::CreateUpstreamRequest request;
-      request.mutable_upstream()->set_name("crash");
-      v1::Upstream response;
-      ASSERT_TRUE(admin->CreateUpstream(&context, request, &response).ok());
+      ASSERT_TRUE(CreateUpstream(*admin, "crash"));
     } else {
       // The write in flight at the kill may or may not have landed, but
       // whole: the stored set is the model, or the model plus that write.
@@ -161,9 +175,7 @@ TEST(CrashTest, ConcurrentWritersAcknowledgedWritesSurviveSigkill) {
   // together (group commit). Each client owns an upstream and adds one
   // target per write; after a kill, each upstream must hold exactly the
   // targets acknowledged to its client, or those plus the one in flight.
-  const std::string dir =
-      std::filesystem::temp_directory_path() / ("picker-crash-group-" + std::to_string(::getpid()));
-  std::filesystem::remove_all(dir);
+  const std::string dir = FreshDir("picker-crash-group-");
   std::mt19937 rng(std::random_device{}());
   constexpr int kWriters = 6;
   constexpr int kRounds = 12;
@@ -172,19 +184,13 @@ TEST(CrashTest, ConcurrentWritersAcknowledgedWritesSurviveSigkill) {
   auto name = [](int writer) { return "group-" + std::to_string(writer); };
 
   for (int round = 0; round < kRounds; ++round) {
-    ServerOptions options;
-    options.data_dir = dir;
     std::string error;
-    std::unique_ptr<ServerProcess> server = ServerProcess::Start(options, &error);
+    std::unique_ptr<ServerProcess> server = StartOn(dir, &error);
     ASSERT_NE(server, nullptr) << "round " << round << ": " << error;
     auto admin = v1::Admin::NewStub(server->admin_channel());
     for (int w = 0; w < kWriters; ++w) {
       if (round == 0) {
-        grpc::ClientContext context;
-        v1::CreateUpstreamRequest request;
-        request.mutable_upstream()->set_name(name(w));
-        v1::Upstream response;
-        ASSERT_TRUE(admin->CreateUpstream(&context, request, &response).ok());
+        ASSERT_TRUE(CreateUpstream(*admin, name(w)));
         continue;
       }
       const TargetSet listed = Listed(*admin, name(w));
@@ -230,21 +236,13 @@ TEST(CrashTest, ConcurrentWritersAcknowledgedWritesSurviveSigkill) {
 }
 
 TEST(CrashTest, DamagedRecordStopsStartup) {
-  const std::string dir =
-      std::filesystem::temp_directory_path() / ("picker-damaged-" + std::to_string(::getpid()));
-  std::filesystem::remove_all(dir);
+  const std::string dir = FreshDir("picker-damaged-");
   {
-    ServerOptions options;
-    options.data_dir = dir;
     std::string error;
-    auto server = ServerProcess::Start(options, &error);
+    auto server = StartOn(dir, &error);
     ASSERT_NE(server, nullptr) << error;
     auto admin = v1::Admin::NewStub(server->admin_channel());
-    grpc::ClientContext context;
-    v1::CreateUpstreamRequest request;
-    request.mutable_upstream()->set_name("precious");
-    v1::Upstream response;
-    ASSERT_TRUE(admin->CreateUpstream(&context, request, &response).ok());
+    ASSERT_TRUE(CreateUpstream(*admin, "precious"));
     ASSERT_EQ(server->Stop().code, 0);
   }
   const std::string record = dir + "/upstreams/u-precious.rec";
