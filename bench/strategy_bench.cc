@@ -14,6 +14,7 @@
 #include "server/core/hash/hash.h"
 #include "server/core/hash/hash_policy.h"
 #include "server/core/strategy/strategy.h"
+#include "tests/support/fake_request.h"
 
 namespace picker::core {
 namespace {
@@ -68,28 +69,6 @@ PICK_BENCH(random_weighted, StrategyKind::kRandom, true);
 PICK_BENCH(ring_hash, StrategyKind::kRingHash, false);
 PICK_BENCH(maglev, StrategyKind::kMaglev, false);
 
-// A request with a few headers, one of which the hash policy names.
-class BenchRequest final : public RequestAttributesView {
- public:
-  std::optional<std::string_view> Header(std::string_view name) const override {
-    for (const auto& [key, value] : headers) {
-      if (key == name) return value;
-    }
-    return std::nullopt;
-  }
-  std::optional<std::string_view> Cookie(std::string_view) const override { return std::nullopt; }
-  std::optional<std::string_view> QueryParameter(std::string_view) const override {
-    return std::nullopt;
-  }
-  std::optional<std::string_view> FilterState(std::string_view) const override {
-    return std::nullopt;
-  }
-  std::string_view SourceIp() const override { return "192.0.2.7"; }
-
-  std::vector<std::pair<std::string, std::string>> headers = {
-      {":authority", "api.example.com"}, {"user-agent", "bench/1.0"}, {"x-user", "user-0"}};
-};
-
 // As BM_Pick, with the request hash computed from an `x-user` header policy
 // each time, as a Pick with attributes does: hashing plus picking.
 void BM_PickHeaderHash(benchmark::State& state, StrategyKind kind) {
@@ -98,8 +77,12 @@ void BM_PickHeaderHash(benchmark::State& state, StrategyKind kind) {
   std::vector<HashPolicy> policies(1);
   policies[0].kind = HashPolicy::Kind::kHeader;
   policies[0].name = "x-user";
-  BenchRequest request;
-  std::string& user = request.headers.back().second;
+  // A request with a few headers, one of which the hash policy names.
+  testing::FakeRequest request;
+  request.headers = {{":authority", "api.example.com"}, {"user-agent", "bench/1.0"}};
+  std::string& user = request.headers["x-user"];
+  user = "user-0";
+  request.source_ip = "192.0.2.7";
   std::mt19937_64 rng(1);
   auto avoid = [](uint32_t) { return false; };
   auto random = [&rng] { return rng(); };

@@ -8,36 +8,7 @@
 #include <vector>
 
 #include "server/core/hash/hash_policy.h"
-
-namespace {
-
-class Attributes : public picker::core::RequestAttributesView {
- public:
-  std::map<std::string, std::string> headers, cookies, query, state;
-  std::string source_ip;
-
-  static std::optional<std::string_view> Find(const std::map<std::string, std::string>& m,
-                                              std::string_view key) {
-    auto it = m.find(std::string(key));
-    if (it == m.end()) return std::nullopt;
-    return std::string_view(it->second);
-  }
-  std::optional<std::string_view> Header(std::string_view name) const override {
-    return Find(headers, name);
-  }
-  std::optional<std::string_view> Cookie(std::string_view name) const override {
-    return Find(cookies, name);
-  }
-  std::optional<std::string_view> QueryParameter(std::string_view name) const override {
-    return Find(query, name);
-  }
-  std::optional<std::string_view> FilterState(std::string_view key) const override {
-    return Find(state, key);
-  }
-  std::string_view SourceIp() const override { return source_ip; }
-};
-
-}  // namespace
+#include "tests/support/fake_request.h"
 
 extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
   // Fields are separated by 0xff bytes: policies "k<kind>name" first, then
@@ -51,7 +22,7 @@ extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
     }
   }
   std::vector<picker::core::HashPolicy> policies;
-  Attributes attributes;
+  picker::core::testing::FakeRequest attributes;
   for (const std::string& f : fields) {
     if (f.size() < 2) continue;
     const std::string rest = f.substr(2);
@@ -78,7 +49,7 @@ extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
         attributes.query[key] = value;
         break;
       case 3:
-        attributes.state[key] = value;
+        attributes.filter_state[key] = value;
         break;
       default:
         attributes.source_ip = value;

@@ -25,6 +25,7 @@
 #include "server/core/registry.h"
 #include "server/core/store.h"
 #include "server/core/strategy/edf_scheduler.h"
+#include "tests/support/fake_request.h"
 
 // Options and configs are built with designated initializers naming only
 // the fields set; the rest keep their defaults on purpose.
@@ -42,27 +43,6 @@ constexpr Millis kMaxTtl{12};
 constexpr int kAddressPool = 12;
 
 std::string Address(int i) { return "10.0.0." + std::to_string(1 + i % kAddressPool) + ":80"; }
-
-// One header for Maglev's hash policy, so picks also run ComputeRequestHash.
-class UserHeader : public RequestAttributesView {
- public:
-  explicit UserHeader(std::string user) : user_(std::move(user)) {}
-  std::optional<std::string_view> Header(std::string_view name) const override {
-    if (name == "x-user") return user_;
-    return std::nullopt;
-  }
-  std::optional<std::string_view> Cookie(std::string_view) const override { return std::nullopt; }
-  std::optional<std::string_view> QueryParameter(std::string_view) const override {
-    return std::nullopt;
-  }
-  std::optional<std::string_view> FilterState(std::string_view) const override {
-    return std::nullopt;
-  }
-  std::string_view SourceIp() const override { return {}; }
-
- private:
-  std::string user_;
-};
 
 // What the test itself saw, to check against the registry's counters.
 struct Tally {
@@ -149,7 +129,10 @@ class ConcurrencyTest : public ::testing::Test {
       input.upstream = upstream;
       if (rng() % 4 == 0) input.client_zone = rng() % 2 == 0 ? "a" : "b";
       if (kind == StrategyKind::kRingHash) input.hash = rng() % 1000;
-      const UserHeader user("user-" + std::to_string(rng() % 100));
+      // One header for Maglev's hash policy, so picks also run
+      // ComputeRequestHash.
+      testing::FakeRequest user;
+      user.headers["x-user"] = "user-" + std::to_string(rng() % 100);
       if (kind == StrategyKind::kMaglev) input.attributes = &user;
       const std::string excluded = Address(static_cast<int>(rng() % kAddressPool));
       const std::string* exclude[] = {&excluded};

@@ -6,40 +6,12 @@
 
 #include "gtest/gtest.h"
 #include "server/core/hash/hash.h"
+#include "tests/support/fake_request.h"
 
 namespace picker::core {
 namespace {
 
-class FakeRequest : public RequestAttributesView {
- public:
-  std::map<std::string, std::string> headers;  // lower-case names
-  std::map<std::string, std::string> cookies;
-  std::map<std::string, std::string> query;
-  std::map<std::string, std::string> filter_state;
-  std::string source_ip;
-
-  std::optional<std::string_view> Header(std::string_view name) const override {
-    return Find(headers, name);
-  }
-  std::optional<std::string_view> Cookie(std::string_view name) const override {
-    return Find(cookies, name);
-  }
-  std::optional<std::string_view> QueryParameter(std::string_view name) const override {
-    return Find(query, name);
-  }
-  std::optional<std::string_view> FilterState(std::string_view key) const override {
-    return Find(filter_state, key);
-  }
-  std::string_view SourceIp() const override { return source_ip; }
-
- private:
-  static std::optional<std::string_view> Find(const std::map<std::string, std::string>& m,
-                                              std::string_view key) {
-    auto it = m.find(std::string(key));
-    if (it == m.end()) return std::nullopt;
-    return std::string_view(it->second);
-  }
-};
+using testing::FakeRequest;
 
 HashPolicy Header(std::string name, bool terminal = false) {
   HashPolicy p;
