@@ -25,6 +25,9 @@ namespace fs = std::filesystem;
 constexpr char kMagic[8] = {'P', 'I', 'C', 'K', 'R', 'E', 'C', '1'};
 constexpr size_t kHeaderSize = sizeof(kMagic) + 8 + 8;  // magic, length, checksum
 constexpr char kRecordSuffix[] = ".rec";
+// A record's temporary files are named "<record>.tmp", or "<record>.tmp<n>"
+// when staged in a batch.
+constexpr char kTempSuffix[] = ".rec.tmp";
 
 absl::Status Errno(absl::string_view what, const std::string& path) {
   return absl::InternalError(absl::StrCat(what, " ", path, ": ", std::strerror(errno)));
@@ -107,12 +110,11 @@ bool FileStore::Staging() {
 }
 
 absl::Status FileStore::WriteRecord(const std::string& path, const std::string& payload,
-                                    bool staged) {
+                                    const std::string& tmp, bool staged) {
   std::string data(kMagic, sizeof(kMagic));
   PutU64(data, payload.size());
   PutU64(data, core::XxHash64(payload));
   data += payload;
-  const std::string tmp = path + ".tmp";
   const int fd = ::open(tmp.c_str(), O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0644);
   if (fd < 0) return Errno("cannot create", tmp);
   size_t written = 0;
@@ -143,7 +145,7 @@ absl::StatusOr<std::vector<core::UpstreamRecord>> FileStore::Load() {
   std::vector<std::string> paths;
   for (const fs::directory_entry& entry : fs::directory_iterator(fs::path(dir_) / "upstreams")) {
     const std::string path = entry.path().string();
-    if (path.ends_with(".tmp")) {
+    if (path.find(kTempSuffix) != std::string::npos) {
       // An interrupted write that was never acknowledged.
       fs::remove(entry.path());
       continue;
@@ -186,31 +188,55 @@ absl::Status FileStore::Put(const core::UpstreamRecord& record) {
     out->set_health_override(api::ToProto(t.health_override));
   }
   const std::string path = UpstreamPath(record.config.name);
-  const bool staging = Staging();
-  if (absl::Status s = WriteRecord(path, stored.SerializeAsString(), staging); !s.ok()) return s;
-  std::lock_guard<std::mutex> lock(mu_);
-  // A durable write from outside the batch supersedes a staged one.
-  if (staging) {
-    staged_[path] = true;
-  } else {
-    staged_.erase(path);
+  if (!Staging()) {
+    if (absl::Status s = WriteRecord(path, stored.SerializeAsString(), path + ".tmp", false);
+        !s.ok()) {
+      return s;
+    }
+    DropStaged(path);  // A durable write supersedes a staged one.
+    return absl::OkStatus();
   }
+  // Each staged write has a file of its own: a later write to the same
+  // record that fails half way must not spoil the one before it, which
+  // will be acknowledged.
+  std::string tmp;
+  {
+    std::lock_guard<std::mutex> lock(mu_);
+    tmp = absl::StrCat(path, ".tmp", ++staged_writes_);
+  }
+  if (absl::Status s = WriteRecord(path, stored.SerializeAsString(), tmp, true); !s.ok()) {
+    ::unlink(tmp.c_str());
+    return s;
+  }
+  Stage(path, tmp);
   return absl::OkStatus();
 }
 
 absl::Status FileStore::Delete(absl::string_view name) {
   const std::string path = UpstreamPath(name);
   if (Staging()) {
-    std::lock_guard<std::mutex> lock(mu_);
-    staged_[path] = false;
+    Stage(path, std::nullopt);
     return absl::OkStatus();
   }
   if (::unlink(path.c_str()) != 0 && errno != ENOENT) return Errno("cannot remove", path);
-  {
-    std::lock_guard<std::mutex> lock(mu_);
-    staged_.erase(path);
-  }
+  DropStaged(path);
   return SyncDirectory(UpstreamsDir());
+}
+
+void FileStore::Stage(const std::string& path, std::optional<std::string> tmp) {
+  std::lock_guard<std::mutex> lock(mu_);
+  std::optional<std::string>& staged = staged_[path];
+  // The record's earlier staged file, if any, is superseded.
+  if (staged) ::unlink(staged->c_str());
+  staged = std::move(tmp);
+}
+
+void FileStore::DropStaged(const std::string& path) {
+  std::lock_guard<std::mutex> lock(mu_);
+  auto it = staged_.find(path);
+  if (it == staged_.end()) return;
+  if (it->second) ::unlink(it->second->c_str());
+  staged_.erase(it);
 }
 
 void FileStore::BeginBatch() {
@@ -219,7 +245,7 @@ void FileStore::BeginBatch() {
 }
 
 absl::Status FileStore::CommitBatch() {
-  std::map<std::string, bool> staged;
+  std::map<std::string, std::optional<std::string>> staged;
   {
     std::lock_guard<std::mutex> lock(mu_);
     staged.swap(staged_);
@@ -228,19 +254,18 @@ absl::Status FileStore::CommitBatch() {
   if (staged.empty()) return absl::OkStatus();
   // First the staged records' data: a rename must never reach the disk
   // before the data it names.
-  std::vector<std::string> renames;
-  for (const auto& [path, put] : staged) {
-    if (put) renames.push_back(path);
+  std::vector<const std::string*> files;
+  for (const auto& [path, tmp] : staged) {
+    if (tmp) files.push_back(&*tmp);
   }
-  if (renames.size() == 1) {
+  if (files.size() == 1) {
     // One file: its own fsync, as outside a batch.
-    const std::string tmp = renames[0] + ".tmp";
-    const int fd = ::open(tmp.c_str(), O_RDONLY | O_CLOEXEC);
-    if (fd < 0) return Errno("cannot open", tmp);
+    const int fd = ::open(files[0]->c_str(), O_RDONLY | O_CLOEXEC);
+    if (fd < 0) return Errno("cannot open", *files[0]);
     const int rc = ::fsync(fd);
     ::close(fd);
-    if (rc != 0) return Errno("cannot fsync", tmp);
-  } else if (renames.size() > 1) {
+    if (rc != 0) return Errno("cannot fsync", *files[0]);
+  } else if (files.size() > 1) {
     // Several: one syncfs of the filesystem instead of an fsync per file,
     // each of which would wait for its own journal commit.
     const std::string dir = UpstreamsDir();
@@ -251,14 +276,11 @@ absl::Status FileStore::CommitBatch() {
     if (rc != 0) return Errno("cannot syncfs", dir);
   }
   // Then the names, and the directory once.
-  for (const auto& [path, put] : staged) {
-    const std::string tmp = path + ".tmp";
-    if (put) {
-      if (::rename(tmp.c_str(), path.c_str()) != 0) return Errno("cannot rename", tmp);
-    } else {
-      // A record put earlier in the batch may have left its temporary file.
-      if (::unlink(tmp.c_str()) != 0 && errno != ENOENT) return Errno("cannot remove", tmp);
-      if (::unlink(path.c_str()) != 0 && errno != ENOENT) return Errno("cannot remove", path);
+  for (const auto& [path, tmp] : staged) {
+    if (tmp) {
+      if (::rename(tmp->c_str(), path.c_str()) != 0) return Errno("cannot rename", *tmp);
+    } else if (::unlink(path.c_str()) != 0 && errno != ENOENT) {
+      return Errno("cannot remove", path);
     }
   }
   return SyncDirectory(UpstreamsDir());
@@ -275,7 +297,7 @@ absl::StatusOr<uint64_t> FileStore::NextEpoch() {
     }
   }
   meta.set_epoch(meta.epoch() + 1);
-  if (absl::Status s = WriteRecord(path, meta.SerializeAsString(), /*staged=*/false); !s.ok()) {
+  if (absl::Status s = WriteRecord(path, meta.SerializeAsString(), path + ".tmp", false); !s.ok()) {
     return s;
   }
   return meta.epoch();

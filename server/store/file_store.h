@@ -45,19 +45,28 @@ class FileStore final : public core::Store {
   FileStore(std::string dir, int lock_fd) : dir_(std::move(dir)), lock_fd_(lock_fd) {}
   std::string UpstreamPath(absl::string_view name) const;
   std::string UpstreamsDir() const;
-  // Writes `payload` as a record at `path`: durably, or staged in a batch.
-  absl::Status WriteRecord(const std::string& path, const std::string& payload, bool staged);
+  // Writes `payload` as a record at `path` through the temporary file `tmp`:
+  // synced and renamed into place, or, when `staged`, left for CommitBatch.
+  absl::Status WriteRecord(const std::string& path, const std::string& payload,
+                           const std::string& tmp, bool staged);
   // True when the calling thread began the current batch.
   bool Staging();
+  // Notes the staged change of a record (its staged file, or nullopt for a
+  // removal), removing the file of a change to it staged before.
+  void Stage(const std::string& path, std::optional<std::string> tmp);
+  // Forgets a record's staged change, after a durable write from outside
+  // the batch superseded it.
+  void DropStaged(const std::string& path);
 
   const std::string dir_;
   const int lock_fd_;
 
   std::mutex mu_;
   std::optional<std::thread::id> batch_owner_;  // Guarded by mu_.
-  // Record paths with a staged change (guarded by mu_): true to rename the
-  // temporary file over the record, false to remove the record.
-  std::map<std::string, bool> staged_;
+  // The staged change of each record path (guarded by mu_): the file to
+  // rename over it, or nullopt to remove it.
+  std::map<std::string, std::optional<std::string>> staged_;
+  uint64_t staged_writes_ = 0;  // Guarded by mu_; numbers the staged files.
 };
 
 }  // namespace picker::store

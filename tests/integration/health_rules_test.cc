@@ -24,6 +24,20 @@ class HealthRulesTest : public PickerServerTest {
     return v1::TargetHealth();
   }
 
+  // The target's health once an ejection shows. A failed Release marks the
+  // ejection at once, but the snapshot that health reads and picks use is
+  // rebuilt by the maintenance thread, a moment later (longer on a busy
+  // machine).
+  v1::TargetHealth UntilEjected(const std::string& upstream, const std::string& address) {
+    const auto deadline = std::chrono::steady_clock::now() + std::chrono::seconds(5);
+    v1::TargetHealth health = Health(upstream, address);
+    while (health.healthy() && std::chrono::steady_clock::now() < deadline) {
+      std::this_thread::sleep_for(std::chrono::milliseconds(10));
+      health = Health(upstream, address);
+    }
+    return health;
+  }
+
   // Picks until `address` comes up, then releases that lease with `outcome`;
   // other leases are released as successes.
   void ReleaseOn(const std::string& upstream, const std::string& address,
@@ -66,7 +80,7 @@ TEST_F(HealthRulesTest, PassiveEjectionReturnsByItselfAndGrowsWithEachEjection) 
   EXPECT_TRUE(Health(name, a).healthy());
 
   ReleaseOn(name, a, v1::ReleaseRequest::TIMEOUT);  // Second in a row: ejected.
-  v1::TargetHealth ejected = Health(name, a);
+  v1::TargetHealth ejected = UntilEjected(name, a);
   EXPECT_FALSE(ejected.healthy());
   ASSERT_EQ(ejected.reasons_size(), 1);
   EXPECT_EQ(ejected.reasons(0), v1::TargetHealth::PASSIVE);
@@ -87,7 +101,7 @@ TEST_F(HealthRulesTest, PassiveEjectionReturnsByItselfAndGrowsWithEachEjection) 
   ReleaseOn(name, a, v1::ReleaseRequest::FAILURE);
   ReleaseOn(name, a, v1::ReleaseRequest::FAILURE);
   const auto second = std::chrono::steady_clock::now();
-  EXPECT_EQ(Health(name, a).ejections(), 2u);
+  EXPECT_EQ(UntilEjected(name, a).ejections(), 2u);
   std::this_thread::sleep_for(std::chrono::milliseconds(700));
   EXPECT_FALSE(Health(name, a).healthy()) << "second ejection not longer than the first";
   while (!Health(name, a).healthy() &&
@@ -111,8 +125,10 @@ TEST_F(HealthRulesTest, EjectionPercentCapLeavesTheRestInRotation) {
       "max_ejection_percent: 10 } }");
   // 10% of 3 targets rounds to none, but one target may always be ejected.
   ReleaseOn(name, a, v1::ReleaseRequest::FAILURE);
-  EXPECT_FALSE(Health(name, a).healthy());
+  EXPECT_FALSE(UntilEjected(name, a).healthy());
   ReleaseOn(name, b, v1::ReleaseRequest::FAILURE);
+  // Long enough for a rebuild that would eject b (a's took less).
+  std::this_thread::sleep_for(std::chrono::milliseconds(300));
   EXPECT_TRUE(Health(name, b).healthy()) << "ejected beyond max_ejection_percent";
 }
 

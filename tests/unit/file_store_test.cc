@@ -53,10 +53,16 @@ class FileStoreTest : public ::testing::Test {
     return out;
   }
 
+  // The files of the upstreams directory; a staged file's number is shown
+  // as "#" ("u-a.rec.tmp#").
   std::set<std::string> Files() {
     std::set<std::string> out;
     for (const auto& entry : fs::directory_iterator(dir_ / "upstreams")) {
-      out.insert(entry.path().filename().string());
+      std::string name = entry.path().filename().string();
+      const size_t tmp = name.find(".rec.tmp");
+      if (tmp != std::string::npos && name.size() > tmp + 8)
+        name.replace(tmp + 8, std::string::npos, "#");
+      out.insert(name);
     }
     return out;
   }
@@ -88,10 +94,11 @@ TEST_F(FileStoreTest, ABatchLandsWholeOnCommit) {
     ASSERT_TRUE(store->Delete("removed").ok());            // Removes one.
     ASSERT_TRUE(store->Put(Record("transient", 5)).ok());  // Put, then deleted.
     ASSERT_TRUE(store->Delete("transient").ok());
-    // Staged: the records on disk are still those from before the batch.
-    EXPECT_EQ(Files(),
-              (std::set<std::string>{"u-kept.rec", "u-removed.rec", "u-a.rec.tmp", "u-b.rec.tmp",
-                                     "u-kept.rec.tmp", "u-transient.rec.tmp"}));
+    // Staged: the records on disk are still those from before the batch,
+    // beside one staged file per record (a record's later write removes the
+    // file of its earlier one, and a removal the file of the write before).
+    EXPECT_EQ(Files(), (std::set<std::string>{"u-kept.rec", "u-removed.rec", "u-a.rec.tmp#",
+                                              "u-b.rec.tmp#", "u-kept.rec.tmp#"}));
     ASSERT_TRUE(store->CommitBatch().ok());
     EXPECT_EQ(Files(), (std::set<std::string>{"u-a.rec", "u-b.rec", "u-kept.rec"}));
   }
@@ -111,6 +118,19 @@ TEST_F(FileStoreTest, ABatchCutShortLeavesTheStateBeforeIt) {
   }
   EXPECT_EQ(Loaded(), (std::map<std::string, uint32_t>{{"kept", 1}}));
   EXPECT_EQ(Files(), (std::set<std::string>{"u-kept.rec"}));
+}
+
+TEST_F(FileStoreTest, AStagedWriteThatFailsLeavesTheOneBeforeIt) {
+  {
+    std::unique_ptr<FileStore> store = Open();
+    store->BeginBatch();
+    ASSERT_TRUE(store->Put(Record("a", 1)).ok());  // Staged as u-a.rec.tmp1.
+    // The next staged file cannot be created: a directory stands in its way.
+    fs::create_directory(dir_ / "upstreams" / "u-a.rec.tmp2");
+    EXPECT_FALSE(store->Put(Record("a", 2)).ok());
+    ASSERT_TRUE(store->CommitBatch().ok());
+  }
+  EXPECT_EQ(Loaded(), (std::map<std::string, uint32_t>{{"a", 1}}));
 }
 
 TEST_F(FileStoreTest, WritesFromOtherThreadsStayDurableDuringABatch) {
