@@ -1,8 +1,7 @@
 #include "server/core/strategy/random.h"
 
-#include <algorithm>
-
 #include "server/core/strategy/avoid.h"
+#include "server/core/strategy/partition_point.h"
 
 namespace picker::core {
 
@@ -28,17 +27,9 @@ uint32_t RandomStrategy::PickOnce(const PickParams& params) const {
   const uint64_t total = cumulative[host_count_ - 1];
   const uint64_t point = static_cast<uint64_t>((static_cast<unsigned __int128>(r) * total) >> 64);
   // The first host whose cumulative weight exceeds the point: host i owns
-  // [cum[i-1], cum[i]), a share of weight_i / total. A binary search whose
-  // steps select without branching: which half holds the point is a coin
-  // toss the CPU would mispredict half the time.
-  uint32_t first = 0;
-  uint32_t count = host_count_;
-  while (count > 1) {
-    const uint32_t half = count / 2;
-    first = cumulative[first + half - 1] <= point ? first + half : first;
-    count -= half;
-  }
-  return first;
+  // [cum[i-1], cum[i]), a share of weight_i / total.
+  return static_cast<uint32_t>(
+      PartitionPoint(cumulative, host_count_, [point](uint64_t c) { return c <= point; }));
 }
 
 uint32_t RandomStrategy::Pick(const PickParams& params) {

@@ -9,6 +9,7 @@
 
 #include "server/core/hash/hash.h"
 #include "server/core/strategy/avoid.h"
+#include "server/core/strategy/partition_point.h"
 
 namespace picker::core {
 
@@ -120,18 +121,8 @@ uint32_t HashRing::ChooseHost(uint64_t hash, uint32_t attempt) const {
   if (hashes_.empty()) return kNoHost;
   // Envoy's ketama binary search returns the first entry with hash >= the
   // request hash, or entry 0 past the end: that is lower_bound with wrap.
-  // The search selects each half without a branch (which half holds the
-  // hash is a coin toss the CPU would mispredict half the time); the last
-  // step tells whether even the last entry is below the hash.
-  const uint64_t* const hashes = hashes_.data();
-  size_t first = 0;
-  size_t count = hashes_.size();
-  while (count > 1) {
-    const size_t half = count / 2;
-    first = hashes[first + half - 1] < hash ? first + half : first;
-    count -= half;
-  }
-  size_t index = hashes[first] < hash ? first + 1 : first;
+  size_t index =
+      PartitionPoint(hashes_.data(), hashes_.size(), [hash](uint64_t h) { return h < hash; });
   if (index == hashes_.size()) index = 0;
   // A retry behaves as if the entry were not there: move along the ring.
   if (attempt > 0) index = (index + attempt) % hashes_.size();
