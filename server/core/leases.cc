@@ -2,7 +2,8 @@
 
 namespace picker::core {
 
-LeaseTable::LeaseTable(uint64_t epoch) : epoch_(epoch & ((uint64_t{1} << (64 - kSequenceBits)) - 1)) {}
+LeaseTable::LeaseTable(uint64_t epoch)
+    : epoch_(epoch & ((uint64_t{1} << (64 - kSequenceBits)) - 1)) {}
 
 uint64_t LeaseTable::Acquire(std::shared_ptr<TargetLive> target,
                              std::shared_ptr<UpstreamLive> upstream, Millis ttl) {
@@ -46,7 +47,8 @@ LeaseTable::ReleaseResult LeaseTable::Release(uint64_t lease_id, const UpstreamL
   // Issued by an earlier run: the restart ended it.
   if (epoch < epoch_) return {LeaseState::kExpired, {}, {}};
   std::lock_guard lock(expired_mu_);
-  return {expired_.contains(lease_id) ? LeaseState::kExpired : LeaseState::kAlreadyReleased, {}, {}};
+  return {
+      expired_.contains(lease_id) ? LeaseState::kExpired : LeaseState::kAlreadyReleased, {}, {}};
 }
 
 bool LeaseTable::Abandon(uint64_t lease_id) {

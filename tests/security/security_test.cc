@@ -194,25 +194,26 @@ TEST(SecurityTest, TlsAndMutualTls) {
     auto server = std::make_unique<TlsServer>(std::vector<std::string>{
         "--tls-cert", certs.path("server.pem"), "--tls-key", certs.path("server.key")});
     ASSERT_TRUE(server->ok());
-    EXPECT_FALSE(HealthCheck(grpc::CreateChannel(server->data_address(),
-                                                 grpc::InsecureChannelCredentials()))
-                     .ok());
-    EXPECT_TRUE(HealthCheck(grpc::CreateChannel(server->data_address(),
-                                                grpc::SslCredentials(trust_only)))
-                    .ok());
-    EXPECT_TRUE(HealthCheck(grpc::CreateChannel(server->admin_address(),
-                                                grpc::SslCredentials(trust_only)))
-                    .ok());
+    EXPECT_FALSE(
+        HealthCheck(grpc::CreateChannel(server->data_address(), grpc::InsecureChannelCredentials()))
+            .ok());
+    EXPECT_TRUE(
+        HealthCheck(grpc::CreateChannel(server->data_address(), grpc::SslCredentials(trust_only)))
+            .ok());
+    EXPECT_TRUE(
+        HealthCheck(grpc::CreateChannel(server->admin_address(), grpc::SslCredentials(trust_only)))
+            .ok());
   }
   {
     auto server = std::make_unique<TlsServer>(std::vector<std::string>{
         "--tls-cert", certs.path("server.pem"), "--tls-key", certs.path("server.key"),
         "--tls-client-ca", certs.path("ca.pem")});
     ASSERT_TRUE(server->ok());
-    EXPECT_FALSE(HealthCheck(grpc::CreateChannel(server->data_address(),
-                                                 grpc::SslCredentials(trust_only)))
-                     .ok());
-    auto channel = grpc::CreateChannel(server->admin_address(), grpc::SslCredentials(with_client_cert));
+    EXPECT_FALSE(
+        HealthCheck(grpc::CreateChannel(server->data_address(), grpc::SslCredentials(trust_only)))
+            .ok());
+    auto channel =
+        grpc::CreateChannel(server->admin_address(), grpc::SslCredentials(with_client_cert));
     EXPECT_TRUE(HealthCheck(channel).ok());
     auto admin = v1::Admin::NewStub(channel);
     grpc::ClientContext context;
@@ -242,8 +243,12 @@ TEST(SecurityTest, LimitsAnswerResourceExhaustedAndChangeNothing) {
     v1::CreateUpstreamRequest request;
     request.mutable_upstream()->set_name(name);
     for (int i = 0; i < hash_policies; ++i) {
-      request.mutable_upstream()->mutable_load_balancer()->mutable_maglev()->add_hash_policies()
-          ->mutable_header()->set_name("h" + std::to_string(i));
+      request.mutable_upstream()
+          ->mutable_load_balancer()
+          ->mutable_maglev()
+          ->add_hash_policies()
+          ->mutable_header()
+          ->set_name("h" + std::to_string(i));
     }
     v1::Upstream response;
     return admin->CreateUpstream(&context, request, &response);

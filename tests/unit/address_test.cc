@@ -18,10 +18,26 @@ TEST(CanonicalAddressTest, AcceptsAndCanonicalises) {
 }
 
 TEST(CanonicalAddressTest, RejectsWithFieldName) {
-  for (const char* bad : {"", "10.0.0.1", "10.0.0.1:", "10.0.0.1:0", "10.0.0.1:65536",
-                          "10.0.0.1:-1", "10.0.0.1:+80", "10.0.0.1:8a", "::1:80", "[::1:80",
-                          "[zz::1]:80", "[::1]", "[::1]80", "1.2.3:80", "256.1.1.1:80",
-                          ":80", "-bad.com:80", "bad-.com:80", "a..b:80", "sp ace:80"}) {
+  for (const char* bad : {"",
+                          "10.0.0.1",
+                          "10.0.0.1:",
+                          "10.0.0.1:0",
+                          "10.0.0.1:65536",
+                          "10.0.0.1:-1",
+                          "10.0.0.1:+80",
+                          "10.0.0.1:8a",
+                          "::1:80",
+                          "[::1:80",
+                          "[zz::1]:80",
+                          "[::1]",
+                          "[::1]80",
+                          "1.2.3:80",
+                          "256.1.1.1:80",
+                          ":80",
+                          "-bad.com:80",
+                          "bad-.com:80",
+                          "a..b:80",
+                          "sp ace:80"}) {
     absl::StatusOr<std::string> result = CanonicalAddress(bad, "target.address");
     ASSERT_FALSE(result.ok()) << bad;
     EXPECT_EQ(result.status().code(), absl::StatusCode::kInvalidArgument) << bad;

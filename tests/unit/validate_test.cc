@@ -22,8 +22,9 @@ UpstreamConfig Named(StrategyKind kind) {
 }
 
 TEST(ValidateTest, DefaultsAreValid) {
-  for (StrategyKind kind : {StrategyKind::kRoundRobin, StrategyKind::kLeastRequest,
-                            StrategyKind::kRingHash, StrategyKind::kRandom, StrategyKind::kMaglev}) {
+  for (StrategyKind kind :
+       {StrategyKind::kRoundRobin, StrategyKind::kLeastRequest, StrategyKind::kRingHash,
+        StrategyKind::kRandom, StrategyKind::kMaglev}) {
     EXPECT_TRUE(ValidateUpstreamConfig(Named(kind)).ok()) << StrategyName(kind);
   }
 }
