@@ -9,9 +9,9 @@
 #include <mutex>
 #include <string>
 #include <vector>
-#include "absl/strings/string_view.h"
 
 #include "absl/status/statusor.h"
+#include "absl/strings/string_view.h"
 #include "server/core/config.h"
 #include "server/core/upstream.h"
 
