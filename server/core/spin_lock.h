@@ -6,7 +6,7 @@
 // exchange and releases with a plain store. A waiter spins briefly, then
 // yields, so that a holder preempted on a small machine can finish.
 //
-// Meets the Lockable requirements, so std::lock_guard works with it.
+// Meets the BasicLockable requirements, so std::lock_guard works with it.
 #ifndef PICKER_SERVER_CORE_SPIN_LOCK_H_
 #define PICKER_SERVER_CORE_SPIN_LOCK_H_
 
@@ -30,7 +30,6 @@ class SpinLock {
       }
     }
   }
-  bool try_lock() { return !locked_.exchange(true, std::memory_order_acquire); }
   void unlock() { locked_.store(false, std::memory_order_release); }
 
  private:
