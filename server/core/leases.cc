@@ -82,6 +82,7 @@ size_t LeaseTable::ExpireDue(Clock::time_point now) {
         // already answers EXPIRED.
         RememberExpired(id);
       }
+      DropStaleDeadlines(shard);
     }
     for (auto& [id, lease] : due) {
       Finish(lease);
@@ -93,6 +94,15 @@ size_t LeaseTable::ExpireDue(Clock::time_point now) {
   return expired;
 }
 
+void LeaseTable::DropStaleDeadlines(Shard& shard) {
+  if (shard.deadlines.size() <= 2 * shard.open.size() + kStaleDeadlineSlack) return;
+  std::vector<Deadline> live;
+  live.reserve(shard.open.size());
+  for (const auto& [id, lease] : shard.open) live.push_back(Deadline{lease.deadline, id});
+  // Built from a vector in linear time; the old heap's storage goes with it.
+  shard.deadlines = decltype(shard.deadlines)(std::greater<>(), std::move(live));
+}
+
 void LeaseTable::RememberExpired(uint64_t id) {
   std::lock_guard lock(expired_mu_);
   if (expired_order_.size() == kExpiredMemory) {
@@ -101,6 +111,15 @@ void LeaseTable::RememberExpired(uint64_t id) {
   }
   expired_.insert(id);
   expired_order_.push_back(id);
+}
+
+size_t LeaseTable::deadline_count() const {
+  size_t n = 0;
+  for (const Shard& shard : shards_) {
+    std::lock_guard lock(shard.mu);
+    n += shard.deadlines.size();
+  }
+  return n;
 }
 
 size_t LeaseTable::active_count() const {
