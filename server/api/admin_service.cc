@@ -8,6 +8,7 @@
 #include "server/api/convert.h"
 #include "server/api/status.h"
 #include "server/core/address.h"
+#include "server/core/thread_name.h"
 #include "spdlog/spdlog.h"
 
 namespace picker::api {
@@ -264,6 +265,7 @@ AdminService::~AdminService() {
 }
 
 void AdminService::WriterLoop() {
+  core::NameThisThread("admin-writer");
   // A bound on a batch keeps the first write's answer from waiting on an
   // unbounded queue behind it.
   constexpr size_t kMaxBatch = 64;

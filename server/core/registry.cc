@@ -6,6 +6,7 @@
 #include "absl/strings/str_cat.h"
 #include "server/core/address.h"
 #include "server/core/random.h"
+#include "server/core/thread_name.h"
 #include "server/core/validate.h"
 
 namespace picker::core {
@@ -534,6 +535,7 @@ void Registry::RunMaintenance() {
 }
 
 void Registry::MaintenanceLoop() {
+  NameThisThread("maintenance");
   std::unique_lock lock(maintenance_mu_);
   while (!stopping_) {
     maintenance_cv_.wait_for(lock, options_.maintenance_interval);

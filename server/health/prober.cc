@@ -4,6 +4,7 @@
 #include <utility>
 
 #include "absl/container/flat_hash_set.h"
+#include "server/core/thread_name.h"
 #include "spdlog/spdlog.h"
 
 namespace picker::health {
@@ -111,6 +112,7 @@ std::map<std::string, UpstreamCheckStats> Prober::Stats() const {
 }
 
 void Prober::SchedulerLoop() {
+  core::NameThisThread("health-sched");
   Clock::time_point next_refresh = Clock::now();
   std::unique_lock lock(mu_);
   while (!stopping_) {
@@ -131,6 +133,7 @@ void Prober::SchedulerLoop() {
 }
 
 void Prober::WorkerLoop() {
+  core::NameThisThread("health-probe");
   std::unique_lock lock(mu_);
   while (true) {
     workers_cv_.wait(lock, [this] { return stopping_ || !queue_.empty(); });
