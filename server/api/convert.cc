@@ -335,11 +335,15 @@ core::TargetPatch PatchFromProto(const v1::Target& t) {
 
 v1::Target ToProto(const core::TargetConfig& c) {
   v1::Target t;
-  t.set_address(c.address);
-  t.set_weight(c.weight);
-  t.set_zone(c.zone);
-  t.set_hash_key(c.hash_key);
+  ToProto(c, &t);
   return t;
+}
+
+void ToProto(const core::TargetConfig& c, v1::Target* out) {
+  out->set_address(c.address);
+  out->set_weight(c.weight);
+  out->set_zone(c.zone);
+  out->set_hash_key(c.hash_key);
 }
 
 absl::StatusOr<core::HealthOverride> FromProto(v1::SetTargetHealthRequest::Override value) {

@@ -34,6 +34,8 @@ absl::StatusOr<core::TargetConfig> FromProto(const v1::Target& target, absl::str
 // A partial target (PutTarget): unset fields keep their stored values.
 core::TargetPatch PatchFromProto(const v1::Target& target);
 v1::Target ToProto(const core::TargetConfig& target);
+// The same into a message that exists already (on an arena, say).
+void ToProto(const core::TargetConfig& target, v1::Target* out);
 
 absl::StatusOr<core::HealthOverride> FromProto(v1::SetTargetHealthRequest::Override value);
 v1::SetTargetHealthRequest::Override ToProto(core::HealthOverride value);

@@ -12,7 +12,9 @@
 #include <sstream>
 #include <vector>
 
+#include "absl/cleanup/cleanup.h"
 #include "absl/strings/str_cat.h"
+#include "google/protobuf/arena.h"
 #include "server/api/convert.h"
 #include "server/core/hash/hash.h"
 #include "server/store/store.pb.h"
@@ -28,6 +30,8 @@ constexpr char kRecordSuffix[] = ".rec";
 // A record's temporary files are named "<record>.tmp", or "<record>.tmp<n>"
 // when staged in a batch.
 constexpr char kTempSuffix[] = ".rec.tmp";
+// A writing thread's buffers for records grow to this at most.
+constexpr size_t kMaxBufferKept = 4 << 20;
 
 absl::Status Errno(absl::string_view what, const std::string& path) {
   return absl::InternalError(absl::StrCat(what, " ", path, ": ", std::strerror(errno)));
@@ -75,6 +79,56 @@ absl::StatusOr<std::string> ReadRecord(const std::string& path) {
   return payload;
 }
 
+// Serializes `message` into `data` as a file holds it: magic, length,
+// checksum, then the payload. `data` keeps its capacity, so a caller can
+// reuse one string from write to write.
+bool EncodeRecord(const google::protobuf::MessageLite& message, std::string* data) {
+  data->assign(kHeaderSize, '\0');
+  if (!message.AppendToString(data)) return false;
+  const std::string_view payload = std::string_view(*data).substr(kHeaderSize);
+  std::string header(kMagic, sizeof(kMagic));
+  PutU64(header, payload.size());
+  PutU64(header, core::XxHash64(payload));
+  data->replace(0, kHeaderSize, header);
+  return true;
+}
+
+// Encodes an upstream's record into `data` (see EncodeRecord).
+absl::Status EncodeUpstream(const core::UpstreamRecord& record, std::string* data) {
+  // Each writing thread keeps one buffer for the record's messages, grown to
+  // the largest record it has written: the arena takes its first block from
+  // it, so that building the messages allocates nothing. On the heap a
+  // target costs a few mallocs and frees: half of a 1000-target write's CPU.
+  thread_local std::vector<char> buffer(16 << 10);
+  google::protobuf::ArenaOptions options;
+  options.initial_block = buffer.data();
+  options.initial_block_size = buffer.size();
+  size_t allocated = 0;
+  bool encoded = false;
+  {
+    google::protobuf::Arena arena(options);
+    auto& stored =
+        *google::protobuf::Arena::CreateMessage<picker::store::v1::StoredUpstream>(&arena);
+    *stored.mutable_upstream() = api::ToProto(record.config);
+    stored.mutable_targets()->Reserve(static_cast<int>(record.targets.size()));
+    for (const core::StoredTarget& t : record.targets) {
+      picker::store::v1::StoredTarget* out = stored.add_targets();
+      api::ToProto(t.config, out->mutable_target());
+      out->set_health_override(api::ToProto(t.health_override));
+    }
+    encoded = EncodeRecord(stored, data);
+    allocated = arena.SpaceAllocated();
+  }
+  if (allocated > buffer.size() && allocated <= kMaxBufferKept) {
+    buffer.assign(allocated + allocated / 4, 0);
+  }
+  if (!encoded) {
+    return absl::ResourceExhaustedError(
+        absl::StrCat("upstream \"", record.config.name, "\": record too large to store"));
+  }
+  return absl::OkStatus();
+}
+
 }  // namespace
 
 absl::StatusOr<std::unique_ptr<FileStore>> FileStore::Open(const std::string& dir) {
@@ -109,12 +163,8 @@ bool FileStore::Staging() {
   return batch_owner_ == std::this_thread::get_id();
 }
 
-absl::Status FileStore::WriteRecord(const std::string& path, const std::string& payload,
+absl::Status FileStore::WriteRecord(const std::string& path, const std::string& data,
                                     const std::string& tmp, bool staged) {
-  std::string data(kMagic, sizeof(kMagic));
-  PutU64(data, payload.size());
-  PutU64(data, core::XxHash64(payload));
-  data += payload;
   const int fd = ::open(tmp.c_str(), O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0644);
   if (fd < 0) return Errno("cannot create", tmp);
   size_t written = 0;
@@ -180,17 +230,18 @@ absl::StatusOr<std::vector<core::UpstreamRecord>> FileStore::Load() {
 }
 
 absl::Status FileStore::Put(const core::UpstreamRecord& record) {
-  picker::store::v1::StoredUpstream stored;
-  *stored.mutable_upstream() = api::ToProto(record.config);
-  for (const core::StoredTarget& t : record.targets) {
-    picker::store::v1::StoredTarget* out = stored.add_targets();
-    *out->mutable_target() = api::ToProto(t.config);
-    out->set_health_override(api::ToProto(t.health_override));
-  }
+  // The encoded record's string is kept from write to write (up to a bound):
+  // a new one of tens of kilobytes each time came from the top of the heap,
+  // which the free gave back to the kernel, so that every write faulted its
+  // pages in afresh; that doubled the cost of a 1000-target write.
+  thread_local std::string data;
+  absl::Cleanup release_large = [] {
+    if (data.capacity() > kMaxBufferKept) std::string().swap(data);
+  };
+  if (absl::Status s = EncodeUpstream(record, &data); !s.ok()) return s;
   const std::string path = UpstreamPath(record.config.name);
   if (!Staging()) {
-    if (absl::Status s = WriteRecord(path, stored.SerializeAsString(), path + ".tmp", false);
-        !s.ok()) {
+    if (absl::Status s = WriteRecord(path, data, path + ".tmp", false); !s.ok()) {
       return s;
     }
     DropStaged(path);  // A durable write supersedes a staged one.
@@ -204,7 +255,7 @@ absl::Status FileStore::Put(const core::UpstreamRecord& record) {
     std::lock_guard<std::mutex> lock(mu_);
     tmp = absl::StrCat(path, ".tmp", ++staged_writes_);
   }
-  if (absl::Status s = WriteRecord(path, stored.SerializeAsString(), tmp, true); !s.ok()) {
+  if (absl::Status s = WriteRecord(path, data, tmp, true); !s.ok()) {
     ::unlink(tmp.c_str());
     return s;
   }
@@ -297,9 +348,11 @@ absl::StatusOr<uint64_t> FileStore::NextEpoch() {
     }
   }
   meta.set_epoch(meta.epoch() + 1);
-  if (absl::Status s = WriteRecord(path, meta.SerializeAsString(), path + ".tmp", false); !s.ok()) {
-    return s;
+  std::string data;
+  if (!EncodeRecord(meta, &data)) {
+    return absl::InternalError("cannot encode the store's meta record");
   }
+  if (absl::Status s = WriteRecord(path, data, path + ".tmp", false); !s.ok()) return s;
   return meta.epoch();
 }
 

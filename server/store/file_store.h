@@ -45,10 +45,11 @@ class FileStore final : public core::Store {
   FileStore(std::string dir, int lock_fd) : dir_(std::move(dir)), lock_fd_(lock_fd) {}
   std::string UpstreamPath(absl::string_view name) const;
   std::string UpstreamsDir() const;
-  // Writes `payload` as a record at `path` through the temporary file `tmp`:
+  // Writes an encoded record (magic, length, checksum, payload) at `path`
+  // through the temporary file `tmp`:
   // synced and renamed into place, or, when `staged`, left for CommitBatch.
-  absl::Status WriteRecord(const std::string& path, const std::string& payload,
-                           const std::string& tmp, bool staged);
+  absl::Status WriteRecord(const std::string& path, const std::string& data, const std::string& tmp,
+                           bool staged);
   // True when the calling thread began the current batch.
   bool Staging();
   // Notes the staged change of a record (its staged file, or nullopt for a

@@ -4,6 +4,7 @@
 
 #include <unistd.h>
 
+#include <algorithm>
 #include <filesystem>
 #include <set>
 #include <string>
@@ -69,6 +70,51 @@ class FileStoreTest : public ::testing::Test {
 
   fs::path dir_;
 };
+
+// The writer reuses its buffers from one record to the next (see
+// SerializeRecord): records that grow, shrink and grow again, past the size
+// it keeps, still come back whole.
+TEST_F(FileStoreTest, RecordsOfEverySizeRoundTrip) {
+  auto record = [](const std::string& name, int targets) {
+    core::UpstreamRecord r;
+    r.config.name = name;
+    r.config.load_balancer.kind = core::StrategyKind::kMaglev;
+    for (int i = 0; i < targets; ++i) {
+      core::StoredTarget t;
+      t.config.address = "10.0." + std::to_string(i / 256) + "." + std::to_string(i % 256) + ":80";
+      t.config.weight = 1 + i % 50;
+      t.config.zone = i % 3 == 0 ? "zone-a-with-a-name-longer-than-sso" : "";
+      t.config.hash_key = i % 5 == 0 ? "key-" + std::to_string(i) : "";
+      t.health_override =
+          i % 7 == 0 ? core::HealthOverride::kUnhealthy : core::HealthOverride::kNone;
+      r.targets.push_back(t);
+    }
+    return r;
+  };
+  const std::vector<core::UpstreamRecord> written = {record("small", 3), record("large", 5000),
+                                                     record("empty", 0), record("huge", 40000),
+                                                     record("after-huge", 10)};
+  {
+    std::unique_ptr<FileStore> store = Open();
+    for (const core::UpstreamRecord& r : written) ASSERT_TRUE(store->Put(r).ok()) << r.config.name;
+  }
+  std::unique_ptr<FileStore> store = Open();
+  absl::StatusOr<std::vector<core::UpstreamRecord>> loaded = store->Load();
+  ASSERT_TRUE(loaded.ok()) << loaded.status();
+  ASSERT_EQ(loaded->size(), written.size());
+  for (const core::UpstreamRecord& want : written) {
+    auto got = std::find_if(loaded->begin(), loaded->end(), [&](const core::UpstreamRecord& r) {
+      return r.config.name == want.config.name;
+    });
+    ASSERT_NE(got, loaded->end()) << want.config.name;
+    EXPECT_EQ(got->config, want.config);
+    ASSERT_EQ(got->targets.size(), want.targets.size()) << want.config.name;
+    for (size_t i = 0; i < want.targets.size(); ++i) {
+      EXPECT_EQ(got->targets[i].config, want.targets[i].config) << want.config.name << " " << i;
+      EXPECT_EQ(got->targets[i].health_override, want.targets[i].health_override);
+    }
+  }
+}
 
 TEST_F(FileStoreTest, PutAndDeleteAreDurableWhenTheyReturn) {
   {
