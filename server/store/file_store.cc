@@ -146,10 +146,25 @@ absl::StatusOr<std::unique_ptr<FileStore>> FileStore::Open(const std::string& di
     return absl::FailedPreconditionError(
         absl::StrCat("data directory ", dir, " is in use by another picker-server"));
   }
-  return std::unique_ptr<FileStore>(new FileStore(dir, fd));
+  const std::string upstreams = (fs::path(dir) / "upstreams").string();
+  const int upstreams_fd = ::open(upstreams.c_str(), O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+  if (upstreams_fd < 0) {
+    absl::Status error = Errno("cannot open directory", upstreams);
+    ::close(fd);
+    return error;
+  }
+  return std::unique_ptr<FileStore>(new FileStore(dir, fd, upstreams_fd));
 }
 
-FileStore::~FileStore() { ::close(lock_fd_); }
+FileStore::~FileStore() {
+  ::close(upstreams_fd_);
+  ::close(lock_fd_);
+}
+
+absl::Status FileStore::SyncUpstreamsDir() {
+  if (::fsync(upstreams_fd_) != 0) return Errno("cannot fsync directory", UpstreamsDir());
+  return absl::OkStatus();
+}
 
 std::string FileStore::UpstreamPath(absl::string_view name) const {
   // Names are [A-Za-z0-9._-]; the prefix keeps "." and ".." ordinary names.
@@ -271,7 +286,7 @@ absl::Status FileStore::Delete(absl::string_view name) {
   }
   if (::unlink(path.c_str()) != 0 && errno != ENOENT) return Errno("cannot remove", path);
   DropStaged(path);
-  return SyncDirectory(UpstreamsDir());
+  return SyncUpstreamsDir();
 }
 
 void FileStore::Stage(const std::string& path, std::optional<std::string> tmp) {
@@ -319,12 +334,7 @@ absl::Status FileStore::CommitBatch() {
   } else if (files.size() > 1) {
     // Several: one syncfs of the filesystem instead of an fsync per file,
     // each of which would wait for its own journal commit.
-    const std::string dir = UpstreamsDir();
-    const int fd = ::open(dir.c_str(), O_RDONLY | O_DIRECTORY | O_CLOEXEC);
-    if (fd < 0) return Errno("cannot open directory", dir);
-    const int rc = ::syncfs(fd);
-    ::close(fd);
-    if (rc != 0) return Errno("cannot syncfs", dir);
+    if (::syncfs(upstreams_fd_) != 0) return Errno("cannot syncfs", UpstreamsDir());
   }
   // Then the names, and the directory once.
   for (const auto& [path, tmp] : staged) {
@@ -334,7 +344,7 @@ absl::Status FileStore::CommitBatch() {
       return Errno("cannot remove", path);
     }
   }
-  return SyncDirectory(UpstreamsDir());
+  return SyncUpstreamsDir();
 }
 
 absl::StatusOr<uint64_t> FileStore::NextEpoch() {

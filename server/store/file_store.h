@@ -42,7 +42,8 @@ class FileStore final : public core::Store {
   absl::Status CommitBatch() override;
 
  private:
-  FileStore(std::string dir, int lock_fd) : dir_(std::move(dir)), lock_fd_(lock_fd) {}
+  FileStore(std::string dir, int lock_fd, int upstreams_fd)
+      : dir_(std::move(dir)), lock_fd_(lock_fd), upstreams_fd_(upstreams_fd) {}
   std::string UpstreamPath(absl::string_view name) const;
   std::string UpstreamsDir() const;
   // Writes an encoded record (magic, length, checksum, payload) at `path`
@@ -59,8 +60,14 @@ class FileStore final : public core::Store {
   // the batch superseded it.
   void DropStaged(const std::string& path);
 
+  // Makes the names in the upstreams directory durable.
+  absl::Status SyncUpstreamsDir();
+
   const std::string dir_;
   const int lock_fd_;
+  // The upstreams directory, open for the store's life: each commit syncs
+  // it, and opening it each time cost a path walk and two system calls.
+  const int upstreams_fd_;
 
   std::mutex mu_;
   std::optional<std::thread::id> batch_owner_;  // Guarded by mu_.
