@@ -113,22 +113,21 @@ void LeaseTable::RememberExpired(uint64_t id) {
   expired_order_.push_back(id);
 }
 
-size_t LeaseTable::deadline_count() const {
+size_t LeaseTable::SumOverShards(size_t (*count)(const Shard&)) const {
   size_t n = 0;
   for (const Shard& shard : shards_) {
     std::lock_guard lock(shard.mu);
-    n += shard.deadlines.size();
+    n += count(shard);
   }
   return n;
 }
 
 size_t LeaseTable::active_count() const {
-  size_t n = 0;
-  for (const Shard& shard : shards_) {
-    std::lock_guard lock(shard.mu);
-    n += shard.open.size();
-  }
-  return n;
+  return SumOverShards([](const Shard& shard) { return shard.open.size(); });
+}
+
+size_t LeaseTable::deadline_count() const {
+  return SumOverShards([](const Shard& shard) { return shard.deadlines.size(); });
 }
 
 }  // namespace picker::core

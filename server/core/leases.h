@@ -96,6 +96,8 @@ class LeaseTable {
   Shard& ShardOf(uint64_t id) { return shards_[id % kShards]; }
   static void Finish(Lease& lease);
   static void DropStaleDeadlines(Shard& shard);
+  // The sum of `count` over the shards, each read under its lock.
+  size_t SumOverShards(size_t (*count)(const Shard&)) const;
   void RememberExpired(uint64_t id);
 
   const uint64_t epoch_;
