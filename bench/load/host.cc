@@ -45,16 +45,20 @@ std::string FieldOf(const std::string& line, const std::string& key) {
 
 absl::StatusOr<std::unique_ptr<SpawnedServer>> SpawnedServer::Start(
     const std::string& path, const std::vector<std::string>& extra_args,
-    std::chrono::milliseconds timeout) {
+    std::chrono::milliseconds timeout, const std::string& data_dir) {
   if (access(path.c_str(), X_OK) != 0) {
     return absl::NotFoundError(absl::StrCat("--spawn-server ", path, ": not an executable"));
   }
   std::unique_ptr<SpawnedServer> server(new SpawnedServer());
-  char dir_template[] = "/tmp/picker-bench-XXXXXX";
-  if (mkdtemp(dir_template) == nullptr) {
-    return absl::InternalError(absl::StrCat("mkdtemp: ", std::strerror(errno)));
+  if (data_dir.empty()) {
+    char dir_template[] = "/tmp/picker-bench-XXXXXX";
+    if (mkdtemp(dir_template) == nullptr) {
+      return absl::InternalError(absl::StrCat("mkdtemp: ", std::strerror(errno)));
+    }
+    server->data_dir_ = dir_template;
+  } else {
+    server->data_dir_ = data_dir;
   }
-  server->data_dir_ = dir_template;
 
   // Ports 0: the server binds free ports and prints them. Metrics on
   // loopback too: a benchmark has no business listening on other interfaces.

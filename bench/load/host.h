@@ -12,6 +12,7 @@
 #include <mutex>
 #include <string>
 #include <thread>
+#include <utility>
 #include <vector>
 
 #include "absl/status/statusor.h"
@@ -24,10 +25,12 @@ namespace picker::bench {
 class SpawnedServer {
  public:
   // Starts `path` and waits up to `timeout` for its "listening data=..."
-  // line. `extra_args` are appended to the server's command line.
+  // line. `extra_args` are appended to the server's command line. The data
+  // directory is `data_dir` if given (a stopped server's, see
+  // ReleaseDataDir), else a fresh one; either way this server removes it.
   static absl::StatusOr<std::unique_ptr<SpawnedServer>> Start(
       const std::string& path, const std::vector<std::string>& extra_args,
-      std::chrono::milliseconds timeout);
+      std::chrono::milliseconds timeout, const std::string& data_dir = "");
   // SIGTERM, then SIGKILL if the drain takes more than a few seconds; the
   // data directory is removed.
   ~SpawnedServer();
@@ -35,6 +38,10 @@ class SpawnedServer {
   // On an interrupted run: kills the server and removes its data directory
   // at once. Not thread-safe with the destructor; the caller then exits.
   void KillNow();
+
+  // Hands the data directory over to the caller (for a restart on it): the
+  // destructor then leaves it in place.
+  std::string ReleaseDataDir() { return std::exchange(data_dir_, std::string()); }
 
   pid_t pid() const { return pid_; }
   const std::string& data_address() const { return data_; }
