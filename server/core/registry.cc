@@ -50,6 +50,7 @@ absl::StatusOr<std::unique_ptr<Registry>> Registry::Open(Store* store, Options o
     state.config = std::move(record.config);
     state.live = std::make_shared<UpstreamLive>();
     state.slot = std::make_shared<Slot>();
+    state.targets.reserve(record.targets.size());
     for (StoredTarget& target : record.targets) {
       TargetEntry& entry = state.targets.emplace_back();
       entry.config = std::move(target.config);

@@ -219,10 +219,16 @@ absl::StatusOr<std::vector<core::UpstreamRecord>> FileStore::Load() {
   }
   std::sort(paths.begin(), paths.end());
   std::vector<core::UpstreamRecord> records;
+  records.reserve(paths.size());
   for (const std::string& path : paths) {
     absl::StatusOr<std::string> payload = ReadRecord(path);
     if (!payload.ok()) return payload.status();
-    picker::store::v1::StoredUpstream stored;
+    // On an arena, as when written: parsed on the heap, every target's
+    // messages were mallocs and frees that fragmented the heap the loaded
+    // state then grows in.
+    google::protobuf::Arena arena;
+    auto& stored =
+        *google::protobuf::Arena::CreateMessage<picker::store::v1::StoredUpstream>(&arena);
     if (!stored.ParseFromString(*payload)) {
       return absl::DataLossError(absl::StrCat(path, ": record does not parse"));
     }
@@ -232,6 +238,7 @@ absl::StatusOr<std::vector<core::UpstreamRecord>> FileStore::Load() {
     }
     core::UpstreamRecord& record = records.emplace_back();
     record.config = *std::move(config);
+    record.targets.reserve(stored.targets_size());
     for (const picker::store::v1::StoredTarget& t : stored.targets()) {
       absl::StatusOr<core::TargetConfig> target = api::FromProto(t.target(), "target");
       absl::StatusOr<core::HealthOverride> health = api::FromProto(t.health_override());
