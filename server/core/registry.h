@@ -151,6 +151,9 @@ class Registry {
   absl::Status CheckTargetCount(size_t count) const;
   UpstreamRecord RecordOf(const UpstreamConfig& config,
                           const std::vector<TargetEntry>& targets) const;
+  // Builds and publishes every upstream's first snapshot (Open), on all
+  // cores. Requires mu_.
+  void BuildAllSnapshots();
   std::shared_ptr<const UpstreamSnapshot> BuildSnapshot(const UpstreamConfig& config,
                                                         const std::vector<TargetEntry>& targets,
                                                         const std::shared_ptr<UpstreamLive>& live);

@@ -6,6 +6,7 @@
 #include <thread>
 
 #include "absl/container/flat_hash_map.h"
+#include "absl/strings/match.h"
 #include "gmock/gmock.h"
 #include "gtest/gtest.h"
 
@@ -323,6 +324,36 @@ TEST_F(RegistryTest, StatePersistsAcrossOpen) {
   EXPECT_EQ(snapshot->targets()[0].config.weight, 7u);
   EXPECT_EQ(snapshot->targets()[0].health_override, HealthOverride::kUnhealthy);
   EXPECT_GT(registry_->leases().epoch(), old_lease_epoch);
+}
+
+// Open builds the upstreams' snapshots on several threads once there are
+// enough of them: every upstream comes back with its own strategy and
+// targets.
+TEST_F(RegistryTest, ManyUpstreamsAreRebuiltOnOpen) {
+  constexpr int kUpstreams = 300;
+  const StrategyKind kinds[] = {StrategyKind::kRoundRobin, StrategyKind::kMaglev,
+                                StrategyKind::kRingHash, StrategyKind::kLeastRequest};
+  for (int i = 0; i < kUpstreams; ++i) {
+    const std::string name = "u" + std::to_string(i);
+    Create(name, kinds[i % 4]);
+    Put(name, "10.1." + std::to_string(i / 256) + "." + std::to_string(i % 256) + ":80");
+    Put(name, "10.2." + std::to_string(i / 256) + "." + std::to_string(i % 256) + ":80");
+  }
+  registry_.reset();
+  registry_ = *Registry::Open(&store_, {});
+  for (int i = 0; i < kUpstreams; ++i) {
+    const std::string name = "u" + std::to_string(i);
+    std::shared_ptr<const UpstreamSnapshot> snapshot = registry_->Find(name);
+    ASSERT_NE(snapshot, nullptr) << name;
+    EXPECT_EQ(snapshot->config().load_balancer.kind, kinds[i % 4]) << name;
+    ASSERT_EQ(snapshot->targets().size(), 2u) << name;
+    absl::StatusOr<PickOutput> pick = Pick(name);
+    ASSERT_TRUE(pick.ok()) << name << ": " << pick.status();
+    const std::string suffix =
+        "." + std::to_string(i / 256) + "." + std::to_string(i % 256) + ":80";
+    EXPECT_TRUE(absl::EndsWith(pick->target->config.address, suffix))
+        << name << " picked " << pick->target->config.address;
+  }
 }
 
 // A store whose writes fail on demand, as a full or failing disk makes them
