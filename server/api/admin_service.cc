@@ -1,5 +1,6 @@
 #include "server/api/admin_service.h"
 
+#include <chrono>
 #include <cstdlib>
 #include <vector>
 
@@ -284,7 +285,10 @@ void AdminService::WriterLoop() {
     registry_.BeginStoreBatch();
     answers.clear();
     for (QueuedWrite& write : batch) answers.push_back(write.run());
-    if (absl::Status durable = registry_.CommitStoreBatch(); !durable.ok()) {
+    const auto commit_start = std::chrono::steady_clock::now();
+    const absl::Status durable = registry_.CommitStoreBatch();
+    metrics_.ObserveStoreCommit(std::chrono::steady_clock::now() - commit_start, batch.size());
+    if (!durable.ok()) {
       // The writes are applied in memory but may not be on disk, and a
       // failed sync cannot be retried with any certainty (the kernel may
       // have dropped the dirty pages). Stop, as databases do, so that a

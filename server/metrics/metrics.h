@@ -10,6 +10,8 @@
 #ifndef PICKER_SERVER_METRICS_METRICS_H_
 #define PICKER_SERVER_METRICS_METRICS_H_
 
+#include <chrono>
+#include <cstddef>
 #include <memory>
 #include <string>
 #include <vector>
@@ -17,6 +19,7 @@
 #include "prometheus/collectable.h"
 #include "prometheus/counter.h"
 #include "prometheus/family.h"
+#include "prometheus/histogram.h"
 #include "prometheus/registry.h"
 #include "server/core/registry.h"
 #include "server/core/stats.h"
@@ -44,6 +47,9 @@ class Metrics {
   prometheus::Counter& unknown_upstream_picks() { return *unknown_upstream_picks_; }
   // Admin RPCs by method and gRPC status code name.
   void CountAdminOperation(const std::string& method, const std::string& code);
+  // One group commit of the admin writer: how long the store took to make
+  // it durable, and how many admin writes it answered.
+  void ObserveStoreCommit(std::chrono::nanoseconds duration, size_t writes);
 
  private:
   std::shared_ptr<prometheus::Registry> registry_;
@@ -51,6 +57,8 @@ class Metrics {
   std::shared_ptr<prometheus::Collectable> collector_;
   prometheus::Counter* unknown_upstream_picks_;
   prometheus::Family<prometheus::Counter>* admin_operations_;
+  prometheus::Histogram* store_commit_duration_;
+  prometheus::Histogram* store_commit_writes_;
 };
 
 }  // namespace picker::metrics

@@ -99,8 +99,8 @@ TEST_F(ServerTest, ReflectionListsEachListenersServices) {
   EXPECT_FALSE(admin.count("picker.v1.Picker")) << ::testing::PrintToString(admin);
 }
 
-// Value of the first sample of `metric` whose labels contain every one of
-// `labels` (e.g. `upstream="x"`), summed over all matching samples.
+// The samples of `metric` whose labels contain every one of `labels` (e.g.
+// `upstream="x"`; none for a metric without labels), summed.
 double SumSamples(const std::string& text, const std::string& metric,
                   const std::vector<std::string>& labels, int* matches) {
   std::istringstream in(text);
@@ -108,15 +108,23 @@ double SumSamples(const std::string& text, const std::string& metric,
   double sum = 0;
   *matches = 0;
   while (std::getline(in, line)) {
-    if (line.rfind(metric + "{", 0) != 0) continue;
-    const auto close = line.rfind('}');
-    if (close == std::string::npos) continue;
-    const std::string label_text = line.substr(metric.size(), close - metric.size() + 1);
+    std::string label_text;
+    size_t value_at;
+    if (line.rfind(metric + "{", 0) == 0) {
+      const auto close = line.rfind('}');
+      if (close == std::string::npos) continue;
+      label_text = line.substr(metric.size(), close - metric.size() + 1);
+      value_at = close + 1;
+    } else if (line.rfind(metric + " ", 0) == 0) {
+      value_at = metric.size();
+    } else {
+      continue;
+    }
     bool all = true;
     for (const auto& l : labels) all = all && label_text.find(l) != std::string::npos;
     if (!all) continue;
     ++*matches;
-    sum += std::stod(line.substr(close + 1));
+    sum += std::stod(line.substr(value_at));
   }
   return sum;
 }
@@ -154,6 +162,11 @@ TEST_F(ServerTest, MetricsAfterPicks) {
   EXPECT_THAT(*text, HasSubstr("picker_build_info{"));
   EXPECT_THAT(*text, HasSubstr("picker_pick_duration_seconds"));
   EXPECT_THAT(*text, HasSubstr("picker_request_duration_seconds"));
+  // MakeUpstream's two admin writes, each answered by a store commit.
+  EXPECT_GE(SumSamples(*text, "picker_store_commit_duration_seconds_count", {}, &matches), 2);
+  EXPECT_EQ(matches, 1) << *text;
+  EXPECT_GE(SumSamples(*text, "picker_store_commit_writes_sum", {}, &matches), 2);
+  EXPECT_EQ(matches, 1) << *text;
   // No per-target series without --metrics-per-target.
   EXPECT_THAT(*text, ::testing::Not(HasSubstr("10.0.0.1:80")));
   ASSERT_OK(Release(name, held.value.lease_id()).status);
