@@ -712,6 +712,7 @@ struct AdminWriter::Impl {
   std::string upstream;
   std::vector<BenchTarget> targets;
   double per_sec;
+  grpc::StatusCode expected;
   std::thread thread;
   std::atomic<bool> stop{false};
 
@@ -759,7 +760,7 @@ struct AdminWriter::Impl {
                                [this, call](grpc::Status status) {
                                  const Clock::time_point end = Clock::now();
                                  std::lock_guard lock(mu);
-                                 if (status.ok()) {
+                                 if (status.error_code() == expected) {
                                    ++stats.writes;
                                    stats.latency.Record(NanosBetween(call->start, end));
                                  } else {
@@ -780,13 +781,15 @@ struct AdminWriter::Impl {
 };
 
 AdminWriter::AdminWriter(const std::string& admin_address, std::string upstream,
-                         std::vector<BenchTarget> targets, double writes_per_sec)
+                         std::vector<BenchTarget> targets, double writes_per_sec,
+                         grpc::StatusCode expected)
     : impl_(std::make_unique<Impl>()) {
   impl_->channel = NewChannel(admin_address);
   impl_->stub = v1::Admin::NewStub(impl_->channel);
   impl_->upstream = std::move(upstream);
   impl_->targets = std::move(targets);
   impl_->per_sec = writes_per_sec;
+  impl_->expected = expected;
 }
 
 AdminWriter::~AdminWriter() {

@@ -13,6 +13,7 @@
 #include <vector>
 
 #include "bench/load/histogram.h"
+#include "grpcpp/support/status.h"
 #include "picker/v1/admin.pb.h"
 
 namespace grpc {
@@ -102,8 +103,11 @@ class AdminWriter {
     Histogram latency;
     std::string first_error;
   };
+  // `expected` is the answer a write counts as done with: OK, or NOT_FOUND
+  // for writes aimed at an upstream that does not exist on purpose.
   AdminWriter(const std::string& admin_address, std::string upstream,
-              std::vector<BenchTarget> targets, double writes_per_sec);
+              std::vector<BenchTarget> targets, double writes_per_sec,
+              grpc::StatusCode expected = grpc::StatusCode::OK);
   ~AdminWriter();
   void Start();
   Stats Stop();  // Waits for the writes in flight.

@@ -71,6 +71,11 @@ ABSL_FLAG(std::string, strategy, "round_robin",
           "each pick carries a random hash, so the ring or table is searched.");
 ABSL_FLAG(double, admin_writes_per_sec, 100,
           "Rate of PutTarget weight flips in the +admin modes (open loop).");
+ABSL_FLAG(std::string, admin_writes_to, "picked",
+          "Where the +admin modes' flips go: picked (the upstream the picks use), other (a "
+          "second upstream set up as the picked one, so picks keep their snapshot) or missing "
+          "(an upstream that does not exist: every write answers NOT_FOUND, and stores and "
+          "builds nothing).");
 ABSL_FLAG(bool, baseline_like_picker, false,
           "Build the baseline server as picker-server is built: grpc.health.v1 and reflection "
           "too, and a second grpc::Server (as picker's admin listener) in the same process, so "
@@ -169,6 +174,10 @@ struct Endpoints {
   std::string data, admin, metrics;
   pid_t server_pid = 0;  // 0: not ours, its CPU is not measured.
   std::vector<BenchTarget> targets;
+  // Where the +admin modes write (--admin-writes-to).
+  std::string admin_upstream;
+  std::vector<BenchTarget> admin_targets;
+  grpc::StatusCode admin_expected = grpc::StatusCode::OK;
 };
 
 struct Samples {
@@ -215,8 +224,9 @@ Figures RunOne(const std::string& mode, int concurrency, const Endpoints& endpoi
 
   std::unique_ptr<AdminWriter> writer;
   if (IsAdminMode(mode)) {
-    writer = std::make_unique<AdminWriter>(endpoints.admin, options.upstream, endpoints.targets,
-                                           absl::GetFlag(FLAGS_admin_writes_per_sec));
+    writer = std::make_unique<AdminWriter>(
+        endpoints.admin, endpoints.admin_upstream, endpoints.admin_targets,
+        absl::GetFlag(FLAGS_admin_writes_per_sec), endpoints.admin_expected);
     writer->Start();
   }
   RunResult result = RunClosedLoop(options);
@@ -403,6 +413,26 @@ int Run() {
       return 1;
     }
     endpoints.targets = std::move(setup.targets);
+    endpoints.admin_upstream = absl::GetFlag(FLAGS_upstream);
+    endpoints.admin_targets = endpoints.targets;
+    const std::string writes_to = absl::GetFlag(FLAGS_admin_writes_to);
+    if (writes_to == "other") {
+      endpoints.admin_upstream += "-other";
+      SetupResult other =
+          SetUpUpstream(endpoints.admin, endpoints.admin_upstream, absl::GetFlag(FLAGS_strategy),
+                        absl::GetFlag(FLAGS_targets), absl::GetFlag(FLAGS_mixed_weights));
+      if (!other.error.empty()) {
+        std::fprintf(stderr, "picker-bench: %s\n", other.error.c_str());
+        return 1;
+      }
+      endpoints.admin_targets = std::move(other.targets);
+    } else if (writes_to == "missing") {
+      endpoints.admin_upstream += "-missing";
+      endpoints.admin_expected = grpc::StatusCode::NOT_FOUND;
+    } else if (writes_to != "picked") {
+      std::fprintf(stderr, "--admin-writes-to must be picked, other or missing\n");
+      return 2;
+    }
   } else if (needs_admin) {
     std::fprintf(stderr, "the +admin modes need --setup (they flip the bench targets' weights)\n");
     return 2;
