@@ -8,92 +8,173 @@
 #include <cerrno>
 #include <cstring>
 #include <filesystem>
-#include <fstream>
-#include <sstream>
+#include <limits>
+#include <utility>
 #include <vector>
 
 #include "absl/cleanup/cleanup.h"
+#include "absl/strings/match.h"
 #include "absl/strings/str_cat.h"
+#include "absl/strings/str_join.h"
 #include "google/protobuf/arena.h"
 #include "server/api/convert.h"
 #include "server/core/hash/hash.h"
 #include "server/store/store.pb.h"
+#include "spdlog/spdlog.h"
 
 namespace picker::store {
 namespace {
 
 namespace fs = std::filesystem;
 
-constexpr char kMagic[8] = {'P', 'I', 'C', 'K', 'R', 'E', 'C', '1'};
-constexpr size_t kHeaderSize = sizeof(kMagic) + 8 + 8;  // magic, length, checksum
-constexpr char kRecordSuffix[] = ".rec";
-// A record's temporary files are named "<record>.tmp", or "<record>.tmp<n>"
-// when staged in a batch.
-constexpr char kTempSuffix[] = ".rec.tmp";
+// A slot record: magic, sequence number, payload length, checksum (xxHash64
+// of the payload seeded with the sequence number), then the payload.
+constexpr char kSlotMagic[8] = {'P', 'I', 'C', 'K', 'S', 'L', 'T', '1'};
+constexpr size_t kSlotHeaderSize = sizeof(kSlotMagic) + 8 + 8 + 8;
+constexpr const char* kSlotSuffix[2] = {".slot0", ".slot1"};
+// The meta record, and each upstream's record before slots: magic, length,
+// checksum of the payload, then the payload.
+constexpr char kRecordMagic[8] = {'P', 'I', 'C', 'K', 'R', 'E', 'C', '1'};
+constexpr size_t kRecordHeaderSize = sizeof(kRecordMagic) + 8 + 8;
+constexpr char kLegacySuffix[] = ".rec";
 // A writing thread's buffers for records grow to this at most.
 constexpr size_t kMaxBufferKept = 4 << 20;
+// A slot's size when a failed write left it unknown.
+constexpr uint64_t kUnknownSize = std::numeric_limits<uint64_t>::max();
 
 absl::Status Errno(absl::string_view what, const std::string& path) {
   return absl::InternalError(absl::StrCat(what, " ", path, ": ", std::strerror(errno)));
 }
 
-void PutU64(std::string& out, uint64_t v) {
-  for (int i = 0; i < 8; ++i) out.push_back(static_cast<char>((v >> (8 * i)) & 0xff));
+void StoreU64(char* p, uint64_t v) {
+  for (int i = 0; i < 8; ++i) p[i] = static_cast<char>((v >> (8 * i)) & 0xff);
 }
 
-uint64_t GetU64(const char* p) {
+uint64_t LoadU64(const char* p) {
   uint64_t v = 0;
   for (int i = 0; i < 8; ++i) v |= uint64_t{static_cast<unsigned char>(p[i])} << (8 * i);
   return v;
 }
 
-absl::Status SyncDirectory(const std::string& dir) {
-  const int fd = ::open(dir.c_str(), O_RDONLY | O_DIRECTORY);
-  if (fd < 0) return Errno("cannot open directory", dir);
-  const int rc = ::fsync(fd);
-  ::close(fd);
-  if (rc != 0) return Errno("cannot fsync directory", dir);
-  return absl::OkStatus();
-}
-
-// Reads and checks one record; the payload on success.
-absl::StatusOr<std::string> ReadRecord(const std::string& path) {
-  std::ifstream in(path, std::ios::binary);
-  if (!in) return Errno("cannot read", path);
-  std::stringstream buffer;
-  buffer << in.rdbuf();
-  const std::string data = buffer.str();
-  if (data.size() < kHeaderSize || std::memcmp(data.data(), kMagic, sizeof(kMagic)) != 0) {
-    return absl::DataLossError(absl::StrCat(path, ": not a picker record (bad header)"));
+// Temporary files: "<record>.tmp", or, from the layout before slots,
+// "u-<name>.rec.tmp<n>". An upstream's own name never ends a file name, so
+// a name such as "x.tmp" is no temporary file.
+bool IsTemporary(absl::string_view file) {
+  if (absl::EndsWith(file, ".tmp")) return true;
+  const size_t at = file.rfind(".rec.tmp");
+  if (at == absl::string_view::npos || at + 8 == file.size()) return false;
+  for (char c : file.substr(at + 8)) {
+    if (c < '0' || c > '9') return false;
   }
-  const uint64_t length = GetU64(data.data() + sizeof(kMagic));
-  const uint64_t checksum = GetU64(data.data() + sizeof(kMagic) + 8);
-  if (data.size() - kHeaderSize != length) {
-    return absl::DataLossError(absl::StrCat(path, ": truncated record (", data.size() - kHeaderSize,
-                                            " of ", length, " bytes)"));
-  }
-  std::string payload = data.substr(kHeaderSize);
-  if (core::XxHash64(payload) != checksum) {
-    return absl::DataLossError(absl::StrCat(path, ": checksum mismatch"));
-  }
-  return payload;
-}
-
-// Serializes `message` into `data` as a file holds it: magic, length,
-// checksum, then the payload. `data` keeps its capacity, so a caller can
-// reuse one string from write to write.
-bool EncodeRecord(const google::protobuf::MessageLite& message, std::string* data) {
-  data->assign(kHeaderSize, '\0');
-  if (!message.AppendToString(data)) return false;
-  const std::string_view payload = std::string_view(*data).substr(kHeaderSize);
-  std::string header(kMagic, sizeof(kMagic));
-  PutU64(header, payload.size());
-  PutU64(header, core::XxHash64(payload));
-  data->replace(0, kHeaderSize, header);
   return true;
 }
 
-// Encodes an upstream's record into `data` (see EncodeRecord).
+absl::Status WriteAll(int fd, const std::string& data, off_t offset, const std::string& path) {
+  size_t written = 0;
+  while (written < data.size()) {
+    const ssize_t n = ::pwrite(fd, data.data() + written, data.size() - written,
+                               offset + static_cast<off_t>(written));
+    if (n < 0) {
+      if (errno == EINTR) continue;
+      return Errno("cannot write", path);
+    }
+    written += static_cast<size_t>(n);
+  }
+  return absl::OkStatus();
+}
+
+absl::Status ReadFile(const std::string& path, std::string* out) {
+  const int fd = ::open(path.c_str(), O_RDONLY | O_CLOEXEC);
+  if (fd < 0) return Errno("cannot read", path);
+  absl::Cleanup close_fd = [fd] { ::close(fd); };
+  struct stat st;
+  if (::fstat(fd, &st) != 0) return Errno("cannot stat", path);
+  out->resize(static_cast<size_t>(st.st_size));
+  size_t done = 0;
+  while (done < out->size()) {
+    const ssize_t n = ::pread(fd, out->data() + done, out->size() - done, done);
+    if (n < 0 && errno == EINTR) continue;
+    if (n < 0) return Errno("cannot read", path);
+    if (n == 0) break;
+    done += static_cast<size_t>(n);
+  }
+  out->resize(done);
+  return absl::OkStatus();
+}
+
+// Reads and checks a record of the meta file or of the layout before slots;
+// the payload on success.
+absl::StatusOr<std::string> ReadRecord(const std::string& path) {
+  std::string data;
+  if (absl::Status s = ReadFile(path, &data); !s.ok()) return s;
+  if (data.size() < kRecordHeaderSize ||
+      std::memcmp(data.data(), kRecordMagic, sizeof(kRecordMagic)) != 0) {
+    return absl::DataLossError(absl::StrCat(path, ": not a picker record (bad header)"));
+  }
+  const uint64_t length = LoadU64(data.data() + sizeof(kRecordMagic));
+  const uint64_t checksum = LoadU64(data.data() + sizeof(kRecordMagic) + 8);
+  if (data.size() - kRecordHeaderSize != length) {
+    return absl::DataLossError(absl::StrCat(
+        path, ": truncated record (", data.size() - kRecordHeaderSize, " of ", length, " bytes)"));
+  }
+  data.erase(0, kRecordHeaderSize);
+  if (core::XxHash64(data) != checksum) {
+    return absl::DataLossError(absl::StrCat(path, ": checksum mismatch"));
+  }
+  return data;
+}
+
+struct SlotContent {
+  uint64_t seq = 0;
+  std::string payload;
+};
+
+// Reads and checks a slot file.
+absl::StatusOr<SlotContent> ReadSlot(const std::string& path) {
+  std::string data;
+  if (absl::Status s = ReadFile(path, &data); !s.ok()) return s;
+  if (data.empty()) return absl::DataLossError(absl::StrCat(path, ": empty"));
+  if (data.size() < kSlotHeaderSize ||
+      std::memcmp(data.data(), kSlotMagic, sizeof(kSlotMagic)) != 0) {
+    return absl::DataLossError(absl::StrCat(path, ": not a picker slot record (bad header)"));
+  }
+  SlotContent content;
+  content.seq = LoadU64(data.data() + 8);
+  const uint64_t length = LoadU64(data.data() + 16);
+  const uint64_t checksum = LoadU64(data.data() + 24);
+  if (data.size() - kSlotHeaderSize != length) {
+    return absl::DataLossError(absl::StrCat(
+        path, ": truncated record (", data.size() - kSlotHeaderSize, " of ", length, " bytes)"));
+  }
+  data.erase(0, kSlotHeaderSize);
+  if (core::XxHash64(data, content.seq) != checksum) {
+    return absl::DataLossError(absl::StrCat(path, ": checksum mismatch"));
+  }
+  content.payload = std::move(data);
+  return content;
+}
+
+// Serializes `message` into `data` after `header_size` bytes left for the
+// header. `data` keeps its capacity, so a caller can reuse one string from
+// write to write.
+bool EncodePayload(const google::protobuf::MessageLite& message, size_t header_size,
+                   std::string* data) {
+  data->assign(header_size, '\0');
+  return message.AppendToString(data);
+}
+
+// Fills the header of a slot record encoded by EncodeUpstream.
+void SealSlotRecord(uint64_t seq, std::string* data) {
+  const std::string_view payload = std::string_view(*data).substr(kSlotHeaderSize);
+  char* header = data->data();
+  std::memcpy(header, kSlotMagic, sizeof(kSlotMagic));
+  StoreU64(header + 8, seq);
+  StoreU64(header + 16, payload.size());
+  StoreU64(header + 24, core::XxHash64(payload, seq));
+}
+
+// Encodes an upstream's record into `data`, its header left for
+// SealSlotRecord.
 absl::Status EncodeUpstream(const core::UpstreamRecord& record, std::string* data) {
   // Each writing thread keeps one buffer for the record's messages, grown to
   // the largest record it has written: the arena takes its first block from
@@ -116,7 +197,7 @@ absl::Status EncodeUpstream(const core::UpstreamRecord& record, std::string* dat
       api::ToProto(t.config, out->mutable_target());
       out->set_health_override(api::ToProto(t.health_override));
     }
-    encoded = EncodeRecord(stored, data);
+    encoded = EncodePayload(stored, kSlotHeaderSize, data);
     allocated = arena.SpaceAllocated();
   }
   if (allocated > buffer.size() && allocated <= kMaxBufferKept) {
@@ -126,6 +207,54 @@ absl::Status EncodeUpstream(const core::UpstreamRecord& record, std::string* dat
     return absl::ResourceExhaustedError(
         absl::StrCat("upstream \"", record.config.name, "\": record too large to store"));
   }
+  return absl::OkStatus();
+}
+
+absl::StatusOr<core::UpstreamRecord> ParseUpstream(const std::string& payload,
+                                                   const std::string& path) {
+  // On an arena, as when written: parsed on the heap, every target's
+  // messages were mallocs and frees that fragmented the heap the loaded
+  // state then grows in.
+  google::protobuf::Arena arena;
+  auto& stored = *google::protobuf::Arena::CreateMessage<picker::store::v1::StoredUpstream>(&arena);
+  if (!stored.ParseFromString(payload)) {
+    return absl::DataLossError(absl::StrCat(path, ": record does not parse"));
+  }
+  absl::StatusOr<core::UpstreamConfig> config = api::FromProto(stored.upstream());
+  if (!config.ok()) {
+    return absl::DataLossError(absl::StrCat(path, ": ", config.status().message()));
+  }
+  core::UpstreamRecord record;
+  record.config = *std::move(config);
+  record.targets.reserve(stored.targets_size());
+  for (const picker::store::v1::StoredTarget& t : stored.targets()) {
+    absl::StatusOr<core::TargetConfig> target = api::FromProto(t.target(), "target");
+    absl::StatusOr<core::HealthOverride> health = api::FromProto(t.health_override());
+    if (!target.ok() || !health.ok()) {
+      return absl::DataLossError(absl::StrCat(path, ": bad target record"));
+    }
+    record.targets.push_back({*std::move(target), *health});
+  }
+  return record;
+}
+
+// Writes `data` to `tmp`, syncs it, renames it over `path` and syncs the
+// directory `dir_fd`: `path` then holds either its old content or `data`.
+absl::Status ReplaceFile(const std::string& path, const std::string& tmp, const std::string& data,
+                         int dir_fd, const std::string& dir) {
+  const int fd = ::open(tmp.c_str(), O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0644);
+  if (fd < 0) return Errno("cannot create", tmp);
+  absl::Status status = WriteAll(fd, data, 0, tmp);
+  if (status.ok() && ::fsync(fd) != 0) status = Errno("cannot fsync", tmp);
+  ::close(fd);
+  if (status.ok() && ::rename(tmp.c_str(), path.c_str()) != 0) {
+    status = Errno("cannot rename", tmp);
+  }
+  if (!status.ok()) {
+    ::unlink(tmp.c_str());
+    return status;
+  }
+  if (::fsync(dir_fd) != 0) return Errno("cannot fsync directory", dir);
   return absl::OkStatus();
 }
 
@@ -157,6 +286,9 @@ absl::StatusOr<std::unique_ptr<FileStore>> FileStore::Open(const std::string& di
 }
 
 FileStore::~FileStore() {
+  for (auto& [name, staged] : staged_) {
+    if (staged.fd >= 0) ::close(staged.fd);
+  }
   ::close(upstreams_fd_);
   ::close(lock_fd_);
 }
@@ -166,89 +298,139 @@ absl::Status FileStore::SyncUpstreamsDir() {
   return absl::OkStatus();
 }
 
-std::string FileStore::UpstreamPath(absl::string_view name) const {
+std::string FileStore::SlotPath(absl::string_view name, int slot) const {
   // Names are [A-Za-z0-9._-]; the prefix keeps "." and ".." ordinary names.
-  return (fs::path(dir_) / "upstreams" / absl::StrCat("u-", name, kRecordSuffix)).string();
+  return absl::StrCat(UpstreamsDir(), "/u-", name, kSlotSuffix[slot]);
 }
 
 std::string FileStore::UpstreamsDir() const { return (fs::path(dir_) / "upstreams").string(); }
 
-bool FileStore::Staging() {
-  std::lock_guard<std::mutex> lock(mu_);
-  return batch_owner_ == std::this_thread::get_id();
-}
-
-absl::Status FileStore::WriteRecord(const std::string& path, const std::string& data,
-                                    const std::string& tmp, bool staged) {
-  const int fd = ::open(tmp.c_str(), O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0644);
-  if (fd < 0) return Errno("cannot create", tmp);
-  size_t written = 0;
-  while (written < data.size()) {
-    const ssize_t n = ::write(fd, data.data() + written, data.size() - written);
-    if (n < 0) {
-      if (errno == EINTR) continue;
-      ::close(fd);
-      return Errno("cannot write", tmp);
-    }
-    written += static_cast<size_t>(n);
-  }
-  if (staged) {
-    // CommitBatch syncs and renames it.
-    if (::close(fd) != 0) return Errno("cannot write", tmp);
-    return absl::OkStatus();
-  }
-  if (::fsync(fd) != 0) {
-    ::close(fd);
-    return Errno("cannot fsync", tmp);
-  }
-  ::close(fd);
-  if (::rename(tmp.c_str(), path.c_str()) != 0) return Errno("cannot rename", tmp);
-  return SyncDirectory(fs::path(path).parent_path().string());
-}
-
 absl::StatusOr<std::vector<core::UpstreamRecord>> FileStore::Load() {
-  std::vector<std::string> paths;
-  for (const fs::directory_entry& entry : fs::directory_iterator(fs::path(dir_) / "upstreams")) {
-    const std::string path = entry.path().string();
-    if (path.find(kTempSuffix) != std::string::npos) {
+  // The files of each upstream, by name.
+  struct Files {
+    std::string slot[2];
+    std::string legacy;
+  };
+  std::map<std::string, Files> found;
+  for (const fs::directory_entry& entry : fs::directory_iterator(UpstreamsDir())) {
+    const std::string file = entry.path().filename().string();
+    if (IsTemporary(file)) {
       // An interrupted write that was never acknowledged.
       fs::remove(entry.path());
       continue;
     }
-    if (path.ends_with(kRecordSuffix)) paths.push_back(path);
-  }
-  std::sort(paths.begin(), paths.end());
-  std::vector<core::UpstreamRecord> records;
-  records.reserve(paths.size());
-  for (const std::string& path : paths) {
-    absl::StatusOr<std::string> payload = ReadRecord(path);
-    if (!payload.ok()) return payload.status();
-    // On an arena, as when written: parsed on the heap, every target's
-    // messages were mallocs and frees that fragmented the heap the loaded
-    // state then grows in.
-    google::protobuf::Arena arena;
-    auto& stored =
-        *google::protobuf::Arena::CreateMessage<picker::store::v1::StoredUpstream>(&arena);
-    if (!stored.ParseFromString(*payload)) {
-      return absl::DataLossError(absl::StrCat(path, ": record does not parse"));
-    }
-    absl::StatusOr<core::UpstreamConfig> config = api::FromProto(stored.upstream());
-    if (!config.ok()) {
-      return absl::DataLossError(absl::StrCat(path, ": ", config.status().message()));
-    }
-    core::UpstreamRecord& record = records.emplace_back();
-    record.config = *std::move(config);
-    record.targets.reserve(stored.targets_size());
-    for (const picker::store::v1::StoredTarget& t : stored.targets()) {
-      absl::StatusOr<core::TargetConfig> target = api::FromProto(t.target(), "target");
-      absl::StatusOr<core::HealthOverride> health = api::FromProto(t.health_override());
-      if (!target.ok() || !health.ok()) {
-        return absl::DataLossError(absl::StrCat(path, ": bad target record"));
+    if (!absl::StartsWith(file, "u-")) continue;
+    for (int k = 0; k < 2; ++k) {
+      if (absl::EndsWith(file, kSlotSuffix[k])) {
+        found[file.substr(2, file.size() - 2 - std::strlen(kSlotSuffix[k]))].slot[k] =
+            entry.path().string();
       }
-      record.targets.push_back({*std::move(target), *health});
+    }
+    if (absl::EndsWith(file, kLegacySuffix)) {
+      found[file.substr(2, file.size() - 2 - std::strlen(kLegacySuffix))].legacy =
+          entry.path().string();
     }
   }
+
+  std::lock_guard<std::mutex> lock(mu_);
+  slots_.clear();
+  slots_.reserve(found.size());
+  std::vector<core::UpstreamRecord> records;
+  records.reserve(found.size());
+  for (const auto& [name, files] : found) {
+    Slots slots;
+    std::optional<SlotContent> newest;
+    std::string newest_path;
+    std::vector<std::string> damaged;
+    for (int k = 0; k < 2; ++k) {
+      if (files.slot[k].empty()) continue;
+      slots.exists[k] = true;
+      absl::StatusOr<SlotContent> content = ReadSlot(files.slot[k]);
+      if (!content.ok()) {
+        damaged.emplace_back(content.status().message());
+        slots.size[k] = kUnknownSize;
+        continue;
+      }
+      slots.size[k] = kSlotHeaderSize + content->payload.size();
+      if (!newest || content->seq > newest->seq) {
+        newest = *std::move(content);
+        newest_path = files.slot[k];
+        slots.durable = k;
+      }
+    }
+    if (!newest && !files.legacy.empty()) {
+      absl::StatusOr<std::string> payload = ReadRecord(files.legacy);
+      if (payload.ok()) {
+        newest = SlotContent{0, *std::move(payload)};
+        newest_path = files.legacy;
+      } else {
+        damaged.emplace_back(payload.status().message());
+      }
+    }
+    if (!newest) {
+      return absl::DataLossError(absl::StrCat("no whole record of upstream \"", name,
+                                              "\": ", absl::StrJoin(damaged, "; ")));
+    }
+    if (!damaged.empty()) {
+      // With slots, only an interrupted write, never acknowledged, leaves a
+      // damaged slot beside a whole one; the whole one is the last record
+      // acknowledged.
+      spdlog::warn("store: {}; loading the record in {}, taken to be the last one acknowledged",
+                   absl::StrJoin(damaged, "; "), newest_path);
+    }
+    absl::StatusOr<core::UpstreamRecord> record = ParseUpstream(newest->payload, newest_path);
+    if (!record.ok()) return record.status();
+    if (record->config.name != name) {
+      return absl::DataLossError(
+          absl::StrCat(newest_path, ": holds upstream \"", record->config.name, "\""));
+    }
+    slots.seq = newest->seq;
+    if (slots.durable < 0) {
+      // From the layout before slots: its record becomes slot 0.
+      std::string data(kSlotHeaderSize, '\0');
+      data += newest->payload;
+      slots.seq = 1;
+      SealSlotRecord(slots.seq, &data);
+      if (absl::Status s = ReplaceFile(SlotPath(name, 0), SlotPath(name, 0) + ".tmp", data,
+                                       upstreams_fd_, UpstreamsDir());
+          !s.ok()) {
+        return s;
+      }
+      slots.durable = 0;
+      slots.exists[0] = true;
+      slots.size[0] = data.size();
+    }
+    if (!files.legacy.empty()) {
+      // Its content is in a slot now (synced before): the old file goes.
+      if (::unlink(files.legacy.c_str()) != 0) return Errno("cannot remove", files.legacy);
+    }
+    slots_.emplace(name, slots);
+    records.push_back(*std::move(record));
+  }
+  if (absl::Status s = SyncUpstreamsDir(); !s.ok()) return s;
   return records;
+}
+
+absl::Status FileStore::WriteSlotLocked(const std::string& name, Slots& slots, int slot,
+                                        const std::string& data, int* fd) {
+  const std::string path = SlotPath(name, slot);
+  bool created = false;
+  if (*fd < 0) {
+    created = !slots.exists[slot];
+    *fd = ::open(path.c_str(), O_WRONLY | O_CLOEXEC | (created ? O_CREAT : 0), 0644);
+    if (*fd < 0) return Errno(created ? "cannot create" : "cannot open", path);
+    slots.exists[slot] = true;
+  }
+  const uint64_t size_before = slots.size[slot];
+  slots.size[slot] = kUnknownSize;  // Until the write is whole.
+  if (absl::Status s = WriteAll(*fd, data, 0, path); !s.ok()) return s;
+  if (size_before != data.size() && ::ftruncate(*fd, static_cast<off_t>(data.size())) != 0) {
+    return Errno("cannot truncate", path);
+  }
+  slots.size[slot] = data.size();
+  // A new file's name must be durable with the record it will hold.
+  if (created) return SyncUpstreamsDir();
+  return absl::OkStatus();
 }
 
 absl::Status FileStore::Put(const core::UpstreamRecord& record) {
@@ -261,55 +443,102 @@ absl::Status FileStore::Put(const core::UpstreamRecord& record) {
     if (data.capacity() > kMaxBufferKept) std::string().swap(data);
   };
   if (absl::Status s = EncodeUpstream(record, &data); !s.ok()) return s;
-  const std::string path = UpstreamPath(record.config.name);
-  if (!Staging()) {
-    if (absl::Status s = WriteRecord(path, data, path + ".tmp", false); !s.ok()) {
+  const std::string& name = record.config.name;
+
+  std::lock_guard<std::mutex> lock(mu_);
+  auto it = slots_.find(name);
+  if (it == slots_.end()) {
+    // A new upstream: durable at once, batch or not.
+    SealSlotRecord(1, &data);
+    if (absl::Status s = ReplaceFile(SlotPath(name, 0), SlotPath(name, 0) + ".tmp", data,
+                                     upstreams_fd_, UpstreamsDir());
+        !s.ok()) {
       return s;
     }
-    DropStaged(path);  // A durable write supersedes a staged one.
+    Slots& slots = slots_[name];
+    slots.seq = 1;
+    slots.durable = 0;
+    slots.exists[0] = true;
+    slots.size[0] = data.size();
     return absl::OkStatus();
   }
-  // Each staged write has a file of its own: a later write to the same
-  // record that fails half way must not spoil the one before it, which
-  // will be acknowledged.
-  std::string tmp;
-  {
-    std::lock_guard<std::mutex> lock(mu_);
-    tmp = absl::StrCat(path, ".tmp", ++staged_writes_);
+  Slots& slots = it->second;
+  auto staged = staged_.find(name);
+  const bool has_staged_write = staged != staged_.end() && !staged->second.remove;
+  // The slot of a staged write, or else the one not holding the durable record.
+  const int slot = has_staged_write ? staged->second.slot : 1 - slots.durable;
+  SealSlotRecord(++slots.seq, &data);
+  int own_fd = -1;
+  int* fd = has_staged_write ? &staged->second.fd : &own_fd;
+  absl::Status status = WriteSlotLocked(name, slots, slot, data, fd);
+  const bool staging = StagingLocked();
+  if (status.ok() && !staging && ::fdatasync(*fd) != 0) {
+    status = Errno("cannot sync", SlotPath(name, slot));
   }
-  if (absl::Status s = WriteRecord(path, data, tmp, true); !s.ok()) {
-    ::unlink(tmp.c_str());
-    return s;
+  if (!status.ok()) {
+    if (own_fd >= 0) ::close(own_fd);
+    if (has_staged_write) {
+      // The slot held a staged write, to be acknowledged on commit: put its
+      // bytes back, or fail the commit.
+      absl::Status restored = WriteSlotLocked(name, slots, slot, staged->second.data, fd);
+      if (!restored.ok() && batch_error_.ok()) {
+        batch_error_ = absl::DataLossError(absl::StrCat(
+            "a staged write to upstream \"", name, "\" was overwritten by a failed one (",
+            status.message(), ") and could not be put back: ", restored.message()));
+      }
+    }
+    return status;
   }
-  Stage(path, tmp);
+  if (staging) {
+    if (has_staged_write) {
+      staged->second.data = data;
+    } else {
+      Staged& entry = staged_[name];  // New, or a staged removal that this write undoes.
+      entry.remove = false;
+      entry.slot = slot;
+      entry.fd = own_fd;
+      entry.data = data;
+    }
+    return absl::OkStatus();
+  }
+  // Durable now; it supersedes a staged write of the record.
+  slots.durable = slot;
+  if (has_staged_write) {
+    ::close(staged->second.fd);
+    staged_.erase(staged);
+  } else {
+    ::close(own_fd);
+  }
   return absl::OkStatus();
 }
 
-absl::Status FileStore::Delete(absl::string_view name) {
-  const std::string path = UpstreamPath(name);
-  if (Staging()) {
-    Stage(path, std::nullopt);
+absl::Status FileStore::RemoveLocked(const std::string& name) {
+  auto it = slots_.find(name);
+  if (it == slots_.end()) return absl::OkStatus();
+  const int newest = it->second.durable < 0 ? 0 : it->second.durable;
+  for (int slot : {1 - newest, newest}) {
+    const std::string path = SlotPath(name, slot);
+    if (::unlink(path.c_str()) != 0 && errno != ENOENT) return Errno("cannot remove", path);
+  }
+  slots_.erase(it);
+  return absl::OkStatus();
+}
+
+absl::Status FileStore::Delete(absl::string_view name_view) {
+  const std::string name(name_view);
+  std::lock_guard<std::mutex> lock(mu_);
+  auto staged = staged_.find(name);
+  if (staged != staged_.end() && staged->second.fd >= 0) {
+    ::close(staged->second.fd);
+    staged->second.fd = -1;
+  }
+  if (StagingLocked()) {
+    if (slots_.contains(name)) staged_[name] = Staged{.remove = true};
     return absl::OkStatus();
   }
-  if (::unlink(path.c_str()) != 0 && errno != ENOENT) return Errno("cannot remove", path);
-  DropStaged(path);
+  if (staged != staged_.end()) staged_.erase(staged);
+  if (absl::Status s = RemoveLocked(name); !s.ok()) return s;
   return SyncUpstreamsDir();
-}
-
-void FileStore::Stage(const std::string& path, std::optional<std::string> tmp) {
-  std::lock_guard<std::mutex> lock(mu_);
-  std::optional<std::string>& staged = staged_[path];
-  // The record's earlier staged file, if any, is superseded.
-  if (staged) ::unlink(staged->c_str());
-  staged = std::move(tmp);
-}
-
-void FileStore::DropStaged(const std::string& path) {
-  std::lock_guard<std::mutex> lock(mu_);
-  auto it = staged_.find(path);
-  if (it == staged_.end()) return;
-  if (it->second) ::unlink(it->second->c_str());
-  staged_.erase(it);
 }
 
 void FileStore::BeginBatch() {
@@ -318,40 +547,37 @@ void FileStore::BeginBatch() {
 }
 
 absl::Status FileStore::CommitBatch() {
-  std::map<std::string, std::optional<std::string>> staged;
-  {
-    std::lock_guard<std::mutex> lock(mu_);
-    staged.swap(staged_);
-    batch_owner_.reset();
+  std::lock_guard<std::mutex> lock(mu_);
+  std::map<std::string, Staged> staged;
+  staged.swap(staged_);
+  batch_owner_.reset();
+  absl::Status status = std::exchange(batch_error_, absl::OkStatus());
+  std::vector<int> fds;
+  for (const auto& [name, change] : staged) {
+    if (change.fd >= 0) fds.push_back(change.fd);
   }
-  if (staged.empty()) return absl::OkStatus();
-  // First the staged records' data: a rename must never reach the disk
-  // before the data it names.
-  std::vector<const std::string*> files;
-  for (const auto& [path, tmp] : staged) {
-    if (tmp) files.push_back(&*tmp);
-  }
-  if (files.size() == 1) {
-    // One file: its own fsync, as outside a batch.
-    const int fd = ::open(files[0]->c_str(), O_RDONLY | O_CLOEXEC);
-    if (fd < 0) return Errno("cannot open", *files[0]);
-    const int rc = ::fsync(fd);
-    ::close(fd);
-    if (rc != 0) return Errno("cannot fsync", *files[0]);
-  } else if (files.size() > 1) {
-    // Several: one syncfs of the filesystem instead of an fsync per file,
-    // each of which would wait for its own journal commit.
+  absl::Cleanup close_fds = [&fds] {
+    for (int fd : fds) ::close(fd);
+  };
+  if (!status.ok()) return status;
+  // The written slots first, then the removals.
+  if (fds.size() == 1) {
+    if (::fdatasync(fds[0]) != 0) return Errno("cannot sync", UpstreamsDir());
+  } else if (fds.size() > 1) {
+    // One syncfs of the filesystem instead of an fdatasync per file, each
+    // of which would wait for a flush of its own.
     if (::syncfs(upstreams_fd_) != 0) return Errno("cannot syncfs", UpstreamsDir());
   }
-  // Then the names, and the directory once.
-  for (const auto& [path, tmp] : staged) {
-    if (tmp) {
-      if (::rename(tmp->c_str(), path.c_str()) != 0) return Errno("cannot rename", *tmp);
-    } else if (::unlink(path.c_str()) != 0 && errno != ENOENT) {
-      return Errno("cannot remove", path);
+  bool removed = false;
+  for (const auto& [name, change] : staged) {
+    if (change.remove) {
+      if (absl::Status s = RemoveLocked(name); !s.ok()) return s;
+      removed = true;
+    } else if (auto it = slots_.find(name); it != slots_.end()) {
+      it->second.durable = change.slot;
     }
   }
-  return SyncUpstreamsDir();
+  return removed ? SyncUpstreamsDir() : absl::OkStatus();
 }
 
 absl::StatusOr<uint64_t> FileStore::NextEpoch() {
@@ -366,10 +592,18 @@ absl::StatusOr<uint64_t> FileStore::NextEpoch() {
   }
   meta.set_epoch(meta.epoch() + 1);
   std::string data;
-  if (!EncodeRecord(meta, &data)) {
+  if (!EncodePayload(meta, kRecordHeaderSize, &data)) {
     return absl::InternalError("cannot encode the store's meta record");
   }
-  if (absl::Status s = WriteRecord(path, data, path + ".tmp", false); !s.ok()) return s;
+  const std::string_view payload = std::string_view(data).substr(kRecordHeaderSize);
+  std::memcpy(data.data(), kRecordMagic, sizeof(kRecordMagic));
+  StoreU64(data.data() + 8, payload.size());
+  StoreU64(data.data() + 16, core::XxHash64(payload));
+  const int dir_fd = ::open(dir_.c_str(), O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+  if (dir_fd < 0) return Errno("cannot open directory", dir_);
+  absl::Status status = ReplaceFile(path, path + ".tmp", data, dir_fd, dir_);
+  ::close(dir_fd);
+  if (!status.ok()) return status;
   return meta.epoch();
 }
 

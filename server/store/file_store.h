@@ -1,21 +1,36 @@
-// The embedded default store: one file per upstream under a data directory.
+// The embedded default store: two slot files per upstream under a data
+// directory.
 //
-// Each upstream is one record written whole: to a temporary file, fsync'd,
-// renamed over the old one, and the directory fsync'd, so a crash at any
-// moment leaves either the old record or the new one, never a mix. Records
-// carry a magic, a length and an xxHash64 checksum: a damaged or truncated
-// file stops start-up with its name, it is never silently dropped. A lock on
-// the directory keeps a second server from sharing it.
+// An upstream's record is written whole, in turn to `u-<name>.slot0` and
+// `u-<name>.slot1`, each time over the slot that holds the older record.
+// A record carries a sequence number, its length and an xxHash64 checksum
+// of both: the newest whole record wins at load. A write is one in-place
+// write and one fdatasync (a single flush of the disk), with no file
+// created, renamed or removed; a crash during it leaves the other slot, the
+// previous acknowledged record, intact. A record that is damaged while its
+// other slot is whole is taken for such an interrupted write: the other
+// slot is loaded and the damage logged. When no slot is whole, start-up
+// stops with the file names: a record is never silently dropped.
 //
-// In a batch (core::Store::BeginBatch), a Put writes its temporary file
-// without syncing it and a Delete only notes the removal; CommitBatch syncs
-// the staged files (one fsync for one file, one syncfs for more), renames
-// and removes, then syncs the directory once: two syncs for the batch
-// instead of two per write. A crash before CommitBatch leaves temporary
-// files, which Load removes: none of the batch had been acknowledged.
+// An upstream's first record is written to a temporary file, synced and
+// renamed into place (and the directory synced), so that a crash cannot
+// leave it with nothing but a torn record; its second slot is created, with
+// a directory sync, by its second write. A lock on the directory keeps a
+// second server from sharing it. Records of the layout before slots (one
+// `u-<name>.rec` per upstream, replaced by rename) are moved into slots by
+// Load.
+//
+// In a batch (core::Store::BeginBatch), a Put writes its slot without
+// syncing it and keeps the file open; a Delete only notes the removal.
+// CommitBatch syncs the written slots (one fdatasync for one, one syncfs for
+// more) and then removes, so a lone write costs one flush. A record's
+// writes in one batch, and a write from another thread while one of its
+// writes is staged, all go to the staged slot: the other slot keeps the
+// record that is durable until the commit.
 #ifndef PICKER_SERVER_STORE_FILE_STORE_H_
 #define PICKER_SERVER_STORE_FILE_STORE_H_
 
+#include <cstdint>
 #include <map>
 #include <memory>
 #include <mutex>
@@ -23,6 +38,7 @@
 #include <string>
 #include <thread>
 
+#include "absl/container/flat_hash_map.h"
 #include "absl/status/statusor.h"
 #include "server/core/store.h"
 
@@ -42,39 +58,51 @@ class FileStore final : public core::Store {
   absl::Status CommitBatch() override;
 
  private:
+  // What the store knows of one upstream's slot files.
+  struct Slots {
+    uint64_t seq = 0;  // The newest record's sequence number.
+    int durable = -1;  // The slot of the newest durable record (0 or 1).
+    bool exists[2] = {false, false};
+    uint64_t size[2] = {0, 0};  // File sizes, to truncate only when one shrinks.
+  };
+  // A record's change staged in the current batch.
+  struct Staged {
+    bool remove = false;
+    int slot = -1;     // The slot written (not for a removal).
+    int fd = -1;       // Open on that slot until the commit syncs it.
+    std::string data;  // The bytes written, to restore if a later write fails.
+  };
+
   FileStore(std::string dir, int lock_fd, int upstreams_fd)
       : dir_(std::move(dir)), lock_fd_(lock_fd), upstreams_fd_(upstreams_fd) {}
-  std::string UpstreamPath(absl::string_view name) const;
+  std::string SlotPath(absl::string_view name, int slot) const;
   std::string UpstreamsDir() const;
-  // Writes an encoded record (magic, length, checksum, payload) at `path`
-  // through the temporary file `tmp`:
-  // synced and renamed into place, or, when `staged`, left for CommitBatch.
-  absl::Status WriteRecord(const std::string& path, const std::string& data, const std::string& tmp,
-                           bool staged);
-  // True when the calling thread began the current batch.
-  bool Staging();
-  // Notes the staged change of a record (its staged file, or nullopt for a
-  // removal), removing the file of a change to it staged before.
-  void Stage(const std::string& path, std::optional<std::string> tmp);
-  // Forgets a record's staged change, after a durable write from outside
-  // the batch superseded it.
-  void DropStaged(const std::string& path);
-
+  // True when the calling thread began the current batch. Requires mu_.
+  bool StagingLocked() const { return batch_owner_ == std::this_thread::get_id(); }
+  // An upstream's first record: through a temporary file renamed over slot 0.
+  absl::Status CreateLocked(const std::string& name, const std::string& data);
+  // Writes `data` over slot `slot` of `name`, leaving the file open in
+  // `*fd`; creating the file syncs the directory.
+  absl::Status WriteSlotLocked(const std::string& name, Slots& slots, int slot,
+                               const std::string& data, int* fd);
+  // Removes both slot files of `name`, the older first, so that a crash in
+  // between leaves the newest record.
+  absl::Status RemoveLocked(const std::string& name);
   // Makes the names in the upstreams directory durable.
   absl::Status SyncUpstreamsDir();
 
   const std::string dir_;
   const int lock_fd_;
-  // The upstreams directory, open for the store's life: each commit syncs
-  // it, and opening it each time cost a path walk and two system calls.
+  // The upstreams directory, open for the store's life: commits sync it.
   const int upstreams_fd_;
 
-  std::mutex mu_;
-  std::optional<std::thread::id> batch_owner_;  // Guarded by mu_.
-  // The staged change of each record path (guarded by mu_): the file to
-  // rename over it, or nullopt to remove it.
-  std::map<std::string, std::optional<std::string>> staged_;
-  uint64_t staged_writes_ = 0;  // Guarded by mu_; numbers the staged files.
+  std::mutex mu_;  // Guards everything below; held across a write's I/O.
+  std::optional<std::thread::id> batch_owner_;
+  absl::flat_hash_map<std::string, Slots> slots_;
+  std::map<std::string, Staged> staged_;
+  // Set when a failed write could not put back a staged record's bytes: the
+  // commit then fails, as the record it would vouch for is gone.
+  absl::Status batch_error_;
 };
 
 }  // namespace picker::store

@@ -245,16 +245,17 @@ TEST(CrashTest, DamagedRecordStopsStartup) {
     ASSERT_TRUE(CreateUpstream(*admin, "precious"));
     ASSERT_EQ(server->Stop().code, 0);
   }
-  const std::string record = dir + "/upstreams/u-precious.rec";
+  // Its only record (one write: slot 0, renamed into place whole).
+  const std::string record = dir + "/upstreams/u-precious.slot0";
   ASSERT_TRUE(std::filesystem::exists(record));
-  // Truncate the record by a few bytes, as a torn write would.
+  // Truncate the record by a few bytes, as damage on disk would.
   std::filesystem::resize_file(record, std::filesystem::file_size(record) - 3);
   ServerOptions options;
   options.data_dir = dir;
   std::string log;
   ExitInfo exit = ServerProcess::RunToExit(options, std::chrono::seconds(20), &log);
   EXPECT_TRUE(exit.exited && exit.code != 0) << exit.ToString();
-  EXPECT_NE(log.find("u-precious.rec"), std::string::npos) << log;
+  EXPECT_NE(log.find("u-precious.slot0"), std::string::npos) << log;
   EXPECT_NE(log.find("truncated"), std::string::npos) << log;
   std::filesystem::remove_all(dir);
 }

@@ -1,8 +1,14 @@
-// The embedded file store on a real directory: durable writes, and the
-// staged writes of a batch (group commit).
+// The embedded file store on a real directory: durable writes to two slot
+// files per upstream, damaged slots, the layout before slots, and the staged
+// writes of a batch (group commit).
 #include "server/store/file_store.h"
 
+#include <signal.h>
+#include <sys/resource.h>
+#include <sys/stat.h>
 #include <unistd.h>
+
+#include <fstream>
 
 #include <algorithm>
 #include <filesystem>
@@ -12,6 +18,9 @@
 #include <vector>
 
 #include "gtest/gtest.h"
+#include "server/api/convert.h"
+#include "server/core/hash/hash.h"
+#include "server/store/store.pb.h"
 
 namespace picker::store {
 namespace {
@@ -54,18 +63,17 @@ class FileStoreTest : public ::testing::Test {
     return out;
   }
 
-  // The files of the upstreams directory; a staged file's number is shown
-  // as "#" ("u-a.rec.tmp#").
+  // The file names of the upstreams directory.
   std::set<std::string> Files() {
     std::set<std::string> out;
     for (const auto& entry : fs::directory_iterator(dir_ / "upstreams")) {
-      std::string name = entry.path().filename().string();
-      const size_t tmp = name.find(".rec.tmp");
-      if (tmp != std::string::npos && name.size() > tmp + 8)
-        name.replace(tmp + 8, std::string::npos, "#");
-      out.insert(name);
+      out.insert(entry.path().filename().string());
     }
     return out;
+  }
+
+  fs::path Slot(const std::string& name, int slot) {
+    return dir_ / "upstreams" / ("u-" + name + ".slot" + std::to_string(slot));
   }
 
   fs::path dir_;
@@ -127,56 +135,243 @@ TEST_F(FileStoreTest, PutAndDeleteAreDurableWhenTheyReturn) {
   EXPECT_EQ(Loaded(), (std::map<std::string, uint32_t>{{"a", 3}}));
 }
 
+TEST_F(FileStoreTest, WritesAlternateBetweenTwoFilesInPlace) {
+  std::unique_ptr<FileStore> store = Open();
+  ASSERT_TRUE(store->Put(Record("a", 1)).ok());
+  ASSERT_TRUE(store->Put(Record("a", 2)).ok());
+  struct stat before[2];
+  for (int k = 0; k < 2; ++k) ASSERT_EQ(::stat(Slot("a", k).c_str(), &before[k]), 0);
+  for (uint32_t weight = 3; weight <= 10; ++weight) {
+    ASSERT_TRUE(store->Put(Record("a", weight)).ok());
+  }
+  store.reset();
+  EXPECT_EQ(Loaded(), (std::map<std::string, uint32_t>{{"a", 10}}));
+  // Written over, never replaced: the same two files throughout.
+  EXPECT_EQ(Files(), (std::set<std::string>{"u-a.slot0", "u-a.slot1"}));
+  for (int k = 0; k < 2; ++k) {
+    struct stat after;
+    ASSERT_EQ(::stat(Slot("a", k).c_str(), &after), 0);
+    EXPECT_EQ(after.st_ino, before[k].st_ino) << k;
+  }
+}
+
+TEST_F(FileStoreTest, ARecordShrinksInPlace) {
+  auto with_targets = [](int n) {
+    core::UpstreamRecord r = Record("a", 1);
+    for (int i = 1; i < n; ++i) {
+      core::StoredTarget t;
+      t.config.address = "10.1." + std::to_string(i / 256) + "." + std::to_string(i % 256) + ":80";
+      r.targets.push_back(t);
+    }
+    return r;
+  };
+  {
+    std::unique_ptr<FileStore> store = Open();
+    for (int n : {1000, 1000, 3, 2}) ASSERT_TRUE(store->Put(with_targets(n)).ok()) << n;
+  }
+  std::unique_ptr<FileStore> store = Open();
+  absl::StatusOr<std::vector<core::UpstreamRecord>> loaded = store->Load();
+  ASSERT_TRUE(loaded.ok()) << loaded.status();
+  ASSERT_EQ(loaded->size(), 1u);
+  EXPECT_EQ((*loaded)[0].targets.size(), 2u);
+  EXPECT_LT(fs::file_size(Slot("a", 0)), 1000u);  // Truncated, not just overwritten.
+}
+
+// A write cut short (a crash, or a write error) leaves its slot damaged; the
+// other slot holds the record acknowledged before it, which is loaded, and
+// the next write goes to the damaged slot again.
+TEST_F(FileStoreTest, ADamagedSlotLoadsTheRecordBeforeIt) {
+  {
+    std::unique_ptr<FileStore> store = Open();
+    for (uint32_t weight : {1, 2, 3}) ASSERT_TRUE(store->Put(Record("a", weight)).ok());
+    ASSERT_TRUE(store->Put(Record("b", 1)).ok());
+    ASSERT_TRUE(store->Put(Record("b", 2)).ok());
+  }
+  // Weight 3 is in slot 0: cut it short. Weight 2 of b is in slot 1: flip a
+  // byte of its payload.
+  fs::resize_file(Slot("a", 0), fs::file_size(Slot("a", 0)) - 3);
+  {
+    std::fstream f(Slot("b", 1), std::ios::in | std::ios::out | std::ios::binary);
+    f.seekp(-1, std::ios::end);
+    f.put('\x7f');
+  }
+  EXPECT_EQ(Loaded(), (std::map<std::string, uint32_t>{{"a", 2}, {"b", 1}}));
+  {
+    std::unique_ptr<FileStore> store = Open();
+    ASSERT_TRUE(store->Load().ok());
+    ASSERT_TRUE(store->Put(Record("a", 4)).ok());
+    // Over the damaged slot: the one before stays whole.
+    EXPECT_EQ(fs::file_size(Slot("a", 0)), fs::file_size(Slot("a", 1)));
+  }
+  EXPECT_EQ(Loaded(), (std::map<std::string, uint32_t>{{"a", 4}, {"b", 1}}));
+}
+
+TEST_F(FileStoreTest, NoWholeSlotStopsTheLoadWithTheFileNames) {
+  {
+    std::unique_ptr<FileStore> store = Open();
+    ASSERT_TRUE(store->Put(Record("a", 1)).ok());
+    ASSERT_TRUE(store->Put(Record("a", 2)).ok());
+    ASSERT_TRUE(store->Put(Record("lone", 1)).ok());
+  }
+  fs::resize_file(Slot("lone", 0), 10);
+  {
+    std::unique_ptr<FileStore> store = Open();
+    absl::StatusOr<std::vector<core::UpstreamRecord>> loaded = store->Load();
+    ASSERT_FALSE(loaded.ok());
+    EXPECT_EQ(loaded.status().code(), absl::StatusCode::kDataLoss);
+    EXPECT_NE(loaded.status().message().find("u-lone.slot0"), std::string::npos) << loaded.status();
+  }
+  fs::remove(Slot("lone", 0));
+  for (int k = 0; k < 2; ++k) fs::resize_file(Slot("a", k), 40);
+  std::unique_ptr<FileStore> store = Open();
+  absl::StatusOr<std::vector<core::UpstreamRecord>> loaded = store->Load();
+  ASSERT_FALSE(loaded.ok());
+  EXPECT_NE(loaded.status().message().find("u-a.slot0"), std::string::npos) << loaded.status();
+  EXPECT_NE(loaded.status().message().find("u-a.slot1"), std::string::npos) << loaded.status();
+}
+
+// A data directory written before slots (one u-<name>.rec per upstream) is
+// moved into slots by the first Load.
+TEST_F(FileStoreTest, RecordsOfTheLayoutBeforeSlotsAreMovedIntoSlots) {
+  fs::create_directories(dir_ / "upstreams");
+  {
+    picker::store::v1::StoredUpstream stored;
+    core::UpstreamRecord record = Record("old", 7);
+    *stored.mutable_upstream() = api::ToProto(record.config);
+    picker::store::v1::StoredTarget* target = stored.add_targets();
+    api::ToProto(record.targets[0].config, target->mutable_target());
+    target->set_health_override(api::ToProto(core::HealthOverride::kNone));
+    const std::string payload = stored.SerializeAsString();
+    std::string file = "PICKREC1";
+    auto put_u64 = [&file](uint64_t v) {
+      for (int i = 0; i < 8; ++i) file.push_back(static_cast<char>((v >> (8 * i)) & 0xff));
+    };
+    put_u64(payload.size());
+    put_u64(core::XxHash64(payload));
+    file += payload;
+    std::ofstream(dir_ / "upstreams" / "u-old.rec", std::ios::binary) << file;
+    // An interrupted write of that layout, never acknowledged.
+    std::ofstream(dir_ / "upstreams" / "u-old.rec.tmp3") << "partial";
+  }
+  EXPECT_EQ(Loaded(), (std::map<std::string, uint32_t>{{"old", 7}}));
+  EXPECT_EQ(Files(), (std::set<std::string>{"u-old.slot0"}));
+  {
+    std::unique_ptr<FileStore> store = Open();
+    ASSERT_TRUE(store->Load().ok());
+    ASSERT_TRUE(store->Put(Record("old", 8)).ok());
+  }
+  EXPECT_EQ(Loaded(), (std::map<std::string, uint32_t>{{"old", 8}}));
+}
+
+TEST_F(FileStoreTest, NamesThatLookLikeTemporaryFilesAreKept) {
+  {
+    std::unique_ptr<FileStore> store = Open();
+    ASSERT_TRUE(store->Put(Record("x.tmp", 1)).ok());
+    ASSERT_TRUE(store->Put(Record("y.rec.tmp1", 2)).ok());
+  }
+  EXPECT_EQ(Loaded(), (std::map<std::string, uint32_t>{{"x.tmp", 1}, {"y.rec.tmp1", 2}}));
+}
+
 TEST_F(FileStoreTest, ABatchLandsWholeOnCommit) {
   {
     std::unique_ptr<FileStore> store = Open();
     ASSERT_TRUE(store->Put(Record("kept", 1)).ok());
     ASSERT_TRUE(store->Put(Record("removed", 1)).ok());
     store->BeginBatch();
-    ASSERT_TRUE(store->Put(Record("a", 1)).ok());
+    ASSERT_TRUE(store->Put(Record("a", 1)).ok());  // New upstreams are durable at once.
     ASSERT_TRUE(store->Put(Record("b", 2)).ok());
     ASSERT_TRUE(store->Put(Record("a", 3)).ok());          // The last write of a wins.
     ASSERT_TRUE(store->Put(Record("kept", 4)).ok());       // Replaces a record.
+    ASSERT_TRUE(store->Put(Record("kept", 5)).ok());       // In the same slot again.
     ASSERT_TRUE(store->Delete("removed").ok());            // Removes one.
     ASSERT_TRUE(store->Put(Record("transient", 5)).ok());  // Put, then deleted.
     ASSERT_TRUE(store->Delete("transient").ok());
-    // Staged: the records on disk are still those from before the batch,
-    // beside one staged file per record (a record's later write removes the
-    // file of its earlier one, and a removal the file of the write before).
-    EXPECT_EQ(Files(), (std::set<std::string>{"u-kept.rec", "u-removed.rec", "u-a.rec.tmp#",
-                                              "u-b.rec.tmp#", "u-kept.rec.tmp#"}));
+    // Removals wait for the commit.
+    EXPECT_EQ(Files(),
+              (std::set<std::string>{"u-a.slot0", "u-a.slot1", "u-b.slot0", "u-kept.slot0",
+                                     "u-kept.slot1", "u-removed.slot0", "u-transient.slot0"}));
     ASSERT_TRUE(store->CommitBatch().ok());
-    EXPECT_EQ(Files(), (std::set<std::string>{"u-a.rec", "u-b.rec", "u-kept.rec"}));
+    EXPECT_EQ(Files(), (std::set<std::string>{"u-a.slot0", "u-a.slot1", "u-b.slot0", "u-kept.slot0",
+                                              "u-kept.slot1"}));
   }
-  EXPECT_EQ(Loaded(), (std::map<std::string, uint32_t>{{"a", 3}, {"b", 2}, {"kept", 4}}));
+  EXPECT_EQ(Loaded(), (std::map<std::string, uint32_t>{{"a", 3}, {"b", 2}, {"kept", 5}}));
 }
 
-TEST_F(FileStoreTest, ABatchCutShortLeavesTheStateBeforeIt) {
-  // A crash before CommitBatch: no write of the batch was acknowledged, and
-  // none of them is loaded; their temporary files are removed.
+// A batch's writes share one slot per record, so that the other slot keeps
+// the last durable record until the commit: a crash before it that tears
+// the staged slot loads the state from before the batch.
+TEST_F(FileStoreTest, ABatchCutShortKeepsTheRecordsBeforeIt) {
   {
     std::unique_ptr<FileStore> store = Open();
     ASSERT_TRUE(store->Put(Record("kept", 1)).ok());
+    ASSERT_TRUE(store->Put(Record("kept", 2)).ok());  // Slot 1; slot 0 holds 1.
     store->BeginBatch();
-    ASSERT_TRUE(store->Put(Record("kept", 2)).ok());
-    ASSERT_TRUE(store->Put(Record("new", 3)).ok());
-    ASSERT_TRUE(store->Delete("kept").ok());
+    ASSERT_TRUE(store->Put(Record("kept", 3)).ok());  // Slot 0.
+    ASSERT_TRUE(store->Put(Record("kept", 4)).ok());  // Slot 0 again, not over 2.
+    ASSERT_TRUE(store->Delete("kept").ok());          // Not yet.
   }
-  EXPECT_EQ(Loaded(), (std::map<std::string, uint32_t>{{"kept", 1}}));
-  EXPECT_EQ(Files(), (std::set<std::string>{"u-kept.rec"}));
+  // The writes reached the page cache; a power cut could have torn them.
+  fs::resize_file(Slot("kept", 0), fs::file_size(Slot("kept", 0)) - 1);
+  EXPECT_EQ(Loaded(), (std::map<std::string, uint32_t>{{"kept", 2}}));
+}
+
+// Writes fail here for real: RLIMIT_FSIZE makes a write past the limit fail
+// with EFBIG after writing what fits, leaving the slot torn.
+class FileSizeLimit {
+ public:
+  explicit FileSizeLimit(rlim_t bytes) {
+    ::signal(SIGXFSZ, SIG_IGN);
+    ::getrlimit(RLIMIT_FSIZE, &saved_);
+    rlimit limit = saved_;
+    limit.rlim_cur = bytes;
+    ::setrlimit(RLIMIT_FSIZE, &limit);
+  }
+  ~FileSizeLimit() { ::setrlimit(RLIMIT_FSIZE, &saved_); }
+
+ private:
+  rlimit saved_;
+};
+
+core::UpstreamRecord Large(const std::string& name, uint32_t weight) {
+  core::UpstreamRecord r;
+  r.config.name = name;
+  for (int i = 0; i < 2000; ++i) {
+    core::StoredTarget t;
+    t.config.address = "10.2." + std::to_string(i / 256) + "." + std::to_string(i % 256) + ":80";
+    t.config.weight = weight;
+    r.targets.push_back(t);
+  }
+  return r;
+}
+
+TEST_F(FileStoreTest, AFailedWriteLeavesTheRecordBeforeIt) {
+  {
+    std::unique_ptr<FileStore> store = Open();
+    ASSERT_TRUE(store->Put(Record("a", 1)).ok());
+    ASSERT_TRUE(store->Put(Record("a", 2)).ok());
+    FileSizeLimit limit(4096);
+    absl::Status failed = store->Put(Large("a", 3));
+    EXPECT_FALSE(failed.ok());
+    EXPECT_NE(failed.message().find("u-a.slot0"), std::string::npos) << failed;
+  }
+  EXPECT_EQ(Loaded(), (std::map<std::string, uint32_t>{{"a", 2}}));
 }
 
 TEST_F(FileStoreTest, AStagedWriteThatFailsLeavesTheOneBeforeIt) {
   {
     std::unique_ptr<FileStore> store = Open();
+    ASSERT_TRUE(store->Put(Record("a", 1)).ok());
     store->BeginBatch();
-    ASSERT_TRUE(store->Put(Record("a", 1)).ok());  // Staged as u-a.rec.tmp1.
-    // The next staged file cannot be created: a directory stands in its way.
-    fs::create_directory(dir_ / "upstreams" / "u-a.rec.tmp2");
-    EXPECT_FALSE(store->Put(Record("a", 2)).ok());
+    ASSERT_TRUE(store->Put(Record("a", 2)).ok());  // Staged in slot 1.
+    {
+      // The next write of a goes to slot 1 as well, and fails half way: the
+      // staged record is put back, since the commit will acknowledge it.
+      FileSizeLimit limit(4096);
+      EXPECT_FALSE(store->Put(Large("a", 3)).ok());
+    }
     ASSERT_TRUE(store->CommitBatch().ok());
   }
-  EXPECT_EQ(Loaded(), (std::map<std::string, uint32_t>{{"a", 1}}));
+  EXPECT_EQ(Loaded(), (std::map<std::string, uint32_t>{{"a", 2}}));
 }
 
 TEST_F(FileStoreTest, WritesFromOtherThreadsStayDurableDuringABatch) {
@@ -191,7 +386,7 @@ TEST_F(FileStoreTest, WritesFromOtherThreadsStayDurableDuringABatch) {
     ASSERT_TRUE(store->Put(Record("other", 8)).ok());
   });
   other.join();
-  EXPECT_TRUE(Files().contains("u-other.rec"));
+  EXPECT_TRUE(Files().contains("u-other.slot0"));
   ASSERT_TRUE(store->CommitBatch().ok());
   store.reset();
   EXPECT_EQ(Loaded(),
