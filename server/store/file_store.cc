@@ -286,9 +286,7 @@ absl::StatusOr<std::unique_ptr<FileStore>> FileStore::Open(const std::string& di
 }
 
 FileStore::~FileStore() {
-  for (auto& [name, staged] : staged_) {
-    if (staged.fd >= 0) ::close(staged.fd);
-  }
+  for (auto& [name, slots] : slots_) CloseFilesLocked(slots);
   ::close(upstreams_fd_);
   ::close(lock_fd_);
 }
@@ -411,25 +409,47 @@ absl::StatusOr<std::vector<core::UpstreamRecord>> FileStore::Load() {
   return records;
 }
 
-absl::Status FileStore::WriteSlotLocked(const std::string& name, Slots& slots, int slot,
-                                        const std::string& data, int* fd) {
-  const std::string path = SlotPath(name, slot);
-  bool created = false;
-  if (*fd < 0) {
-    created = !slots.exists[slot];
-    *fd = ::open(path.c_str(), O_WRONLY | O_CLOEXEC | (created ? O_CREAT : 0), 0644);
-    if (*fd < 0) return Errno(created ? "cannot create" : "cannot open", path);
-    slots.exists[slot] = true;
+void FileStore::CloseFilesLocked(Slots& slots) {
+  for (int& fd : slots.fd) {
+    if (fd >= 0) ::close(fd);
+    fd = -1;
   }
+}
+
+absl::StatusOr<int> FileStore::SlotFileLocked(const std::string& name, Slots& slots, int slot) {
+  if (slots.fd[slot] >= 0) return slots.fd[slot];
+  if (open_files_.size() >= kMaxOpenFiles / 2) {
+    for (const std::string& open : open_files_) {
+      if (auto it = slots_.find(open); it != slots_.end()) CloseFilesLocked(it->second);
+    }
+    open_files_.clear();
+  }
+  const std::string path = SlotPath(name, slot);
+  const bool create = !slots.exists[slot];
+  const int fd = ::open(path.c_str(), O_WRONLY | O_CLOEXEC | (create ? O_CREAT : 0), 0644);
+  if (fd < 0) return Errno(create ? "cannot create" : "cannot open", path);
+  if (slots.fd[0] < 0 && slots.fd[1] < 0) open_files_.push_back(name);
+  slots.fd[slot] = fd;
+  slots.exists[slot] = true;
+  // A new file's name must be durable with the record it will hold.
+  if (create) {
+    if (absl::Status s = SyncUpstreamsDir(); !s.ok()) return s;
+  }
+  return fd;
+}
+
+absl::Status FileStore::WriteSlotLocked(const std::string& name, Slots& slots, int slot,
+                                        const std::string& data) {
+  absl::StatusOr<int> fd = SlotFileLocked(name, slots, slot);
+  if (!fd.ok()) return fd.status();
   const uint64_t size_before = slots.size[slot];
   slots.size[slot] = kUnknownSize;  // Until the write is whole.
+  const std::string path = SlotPath(name, slot);
   if (absl::Status s = WriteAll(*fd, data, 0, path); !s.ok()) return s;
   if (size_before != data.size() && ::ftruncate(*fd, static_cast<off_t>(data.size())) != 0) {
     return Errno("cannot truncate", path);
   }
   slots.size[slot] = data.size();
-  // A new file's name must be durable with the record it will hold.
-  if (created) return SyncUpstreamsDir();
   return absl::OkStatus();
 }
 
@@ -468,19 +488,16 @@ absl::Status FileStore::Put(const core::UpstreamRecord& record) {
   // The slot of a staged write, or else the one not holding the durable record.
   const int slot = has_staged_write ? staged->second.slot : 1 - slots.durable;
   SealSlotRecord(++slots.seq, &data);
-  int own_fd = -1;
-  int* fd = has_staged_write ? &staged->second.fd : &own_fd;
-  absl::Status status = WriteSlotLocked(name, slots, slot, data, fd);
+  absl::Status status = WriteSlotLocked(name, slots, slot, data);
   const bool staging = StagingLocked();
-  if (status.ok() && !staging && ::fdatasync(*fd) != 0) {
+  if (status.ok() && !staging && ::fdatasync(slots.fd[slot]) != 0) {
     status = Errno("cannot sync", SlotPath(name, slot));
   }
   if (!status.ok()) {
-    if (own_fd >= 0) ::close(own_fd);
     if (has_staged_write) {
       // The slot held a staged write, to be acknowledged on commit: put its
       // bytes back, or fail the commit.
-      absl::Status restored = WriteSlotLocked(name, slots, slot, staged->second.data, fd);
+      absl::Status restored = WriteSlotLocked(name, slots, slot, staged->second.data);
       if (!restored.ok() && batch_error_.ok()) {
         batch_error_ = absl::DataLossError(absl::StrCat(
             "a staged write to upstream \"", name, "\" was overwritten by a failed one (",
@@ -490,31 +507,22 @@ absl::Status FileStore::Put(const core::UpstreamRecord& record) {
     return status;
   }
   if (staging) {
-    if (has_staged_write) {
-      staged->second.data = data;
-    } else {
-      Staged& entry = staged_[name];  // New, or a staged removal that this write undoes.
-      entry.remove = false;
-      entry.slot = slot;
-      entry.fd = own_fd;
-      entry.data = data;
-    }
+    Staged& entry = staged_[name];  // New, or a removal or write it supersedes.
+    entry.remove = false;
+    entry.slot = slot;
+    entry.data = data;
     return absl::OkStatus();
   }
   // Durable now; it supersedes a staged write of the record.
   slots.durable = slot;
-  if (has_staged_write) {
-    ::close(staged->second.fd);
-    staged_.erase(staged);
-  } else {
-    ::close(own_fd);
-  }
+  if (has_staged_write) staged_.erase(staged);
   return absl::OkStatus();
 }
 
 absl::Status FileStore::RemoveLocked(const std::string& name) {
   auto it = slots_.find(name);
   if (it == slots_.end()) return absl::OkStatus();
+  CloseFilesLocked(it->second);
   const int newest = it->second.durable < 0 ? 0 : it->second.durable;
   for (int slot : {1 - newest, newest}) {
     const std::string path = SlotPath(name, slot);
@@ -527,16 +535,11 @@ absl::Status FileStore::RemoveLocked(const std::string& name) {
 absl::Status FileStore::Delete(absl::string_view name_view) {
   const std::string name(name_view);
   std::lock_guard<std::mutex> lock(mu_);
-  auto staged = staged_.find(name);
-  if (staged != staged_.end() && staged->second.fd >= 0) {
-    ::close(staged->second.fd);
-    staged->second.fd = -1;
-  }
   if (StagingLocked()) {
     if (slots_.contains(name)) staged_[name] = Staged{.remove = true};
     return absl::OkStatus();
   }
-  if (staged != staged_.end()) staged_.erase(staged);
+  staged_.erase(name);
   if (absl::Status s = RemoveLocked(name); !s.ok()) return s;
   return SyncUpstreamsDir();
 }
@@ -551,19 +554,22 @@ absl::Status FileStore::CommitBatch() {
   std::map<std::string, Staged> staged;
   staged.swap(staged_);
   batch_owner_.reset();
-  absl::Status status = std::exchange(batch_error_, absl::OkStatus());
-  std::vector<int> fds;
-  for (const auto& [name, change] : staged) {
-    if (change.fd >= 0) fds.push_back(change.fd);
-  }
-  absl::Cleanup close_fds = [&fds] {
-    for (int fd : fds) ::close(fd);
-  };
-  if (!status.ok()) return status;
+  if (absl::Status s = std::exchange(batch_error_, absl::OkStatus()); !s.ok()) return s;
   // The written slots first, then the removals.
-  if (fds.size() == 1) {
-    if (::fdatasync(fds[0]) != 0) return Errno("cannot sync", UpstreamsDir());
-  } else if (fds.size() > 1) {
+  const std::pair<const std::string, Staged>* only_write = nullptr;
+  size_t writes = 0;
+  for (const auto& change : staged) {
+    if (!change.second.remove && ++writes == 1) only_write = &change;
+  }
+  if (writes == 1) {
+    const auto& [name, change] = *only_write;
+    auto it = slots_.find(name);
+    if (it != slots_.end()) {
+      absl::StatusOr<int> fd = SlotFileLocked(name, it->second, change.slot);
+      if (!fd.ok()) return fd.status();
+      if (::fdatasync(*fd) != 0) return Errno("cannot sync", SlotPath(name, change.slot));
+    }
+  } else if (writes > 1) {
     // One syncfs of the filesystem instead of an fdatasync per file, each
     // of which would wait for a flush of its own.
     if (::syncfs(upstreams_fd_) != 0) return Errno("cannot syncfs", UpstreamsDir());

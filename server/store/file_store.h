@@ -21,7 +21,7 @@
 // Load.
 //
 // In a batch (core::Store::BeginBatch), a Put writes its slot without
-// syncing it and keeps the file open; a Delete only notes the removal.
+// syncing it; a Delete only notes the removal.
 // CommitBatch syncs the written slots (one fdatasync for one, one syncfs for
 // more) and then removes, so a lone write costs one flush. A record's
 // writes in one batch, and a write from another thread while one of its
@@ -37,6 +37,7 @@
 #include <optional>
 #include <string>
 #include <thread>
+#include <vector>
 
 #include "absl/container/flat_hash_map.h"
 #include "absl/status/statusor.h"
@@ -64,12 +65,12 @@ class FileStore final : public core::Store {
     int durable = -1;  // The slot of the newest durable record (0 or 1).
     bool exists[2] = {false, false};
     uint64_t size[2] = {0, 0};  // File sizes, to truncate only when one shrinks.
+    int fd[2] = {-1, -1};       // Open files (see open_files_).
   };
   // A record's change staged in the current batch.
   struct Staged {
     bool remove = false;
     int slot = -1;     // The slot written (not for a removal).
-    int fd = -1;       // Open on that slot until the commit syncs it.
     std::string data;  // The bytes written, to restore if a later write fails.
   };
 
@@ -81,10 +82,13 @@ class FileStore final : public core::Store {
   bool StagingLocked() const { return batch_owner_ == std::this_thread::get_id(); }
   // An upstream's first record: through a temporary file renamed over slot 0.
   absl::Status CreateLocked(const std::string& name, const std::string& data);
-  // Writes `data` over slot `slot` of `name`, leaving the file open in
-  // `*fd`; creating the file syncs the directory.
+  // The open file of a slot, opened (or created, with a directory sync)
+  // if need be.
+  absl::StatusOr<int> SlotFileLocked(const std::string& name, Slots& slots, int slot);
+  void CloseFilesLocked(Slots& slots);
+  // Writes `data` over slot `slot` of `name`, unsynced.
   absl::Status WriteSlotLocked(const std::string& name, Slots& slots, int slot,
-                               const std::string& data, int* fd);
+                               const std::string& data);
   // Removes both slot files of `name`, the older first, so that a crash in
   // between leaves the newest record.
   absl::Status RemoveLocked(const std::string& name);
@@ -100,6 +104,11 @@ class FileStore final : public core::Store {
   std::optional<std::thread::id> batch_owner_;
   absl::flat_hash_map<std::string, Slots> slots_;
   std::map<std::string, Staged> staged_;
+  // Slot files are kept open from write to write, which saves an open (a
+  // path walk) and a close per write; past kMaxOpenFiles they are all
+  // closed, so the store never holds more than that many descriptors.
+  static constexpr size_t kMaxOpenFiles = 128;
+  std::vector<std::string> open_files_;  // Names whose Slots hold an fd.
   // Set when a failed write could not put back a staged record's bytes: the
   // commit then fails, as the record it would vouch for is gone.
   absl::Status batch_error_;

@@ -155,6 +155,30 @@ TEST_F(FileStoreTest, WritesAlternateBetweenTwoFilesInPlace) {
   }
 }
 
+size_t OpenDescriptors() {
+  return static_cast<size_t>(std::distance(fs::directory_iterator("/proc/self/fd"),
+                                           fs::directory_iterator()));
+}
+
+// Slot files stay open between writes, up to a bound however many
+// upstreams are written.
+TEST_F(FileStoreTest, OpenFilesAreBounded) {
+  const size_t before = OpenDescriptors();
+  std::map<std::string, uint32_t> written;
+  {
+    std::unique_ptr<FileStore> store = Open();
+    for (uint32_t round = 1; round <= 3; ++round) {
+      for (int i = 0; i < 300; ++i) {
+        const std::string name = "u" + std::to_string(i);
+        ASSERT_TRUE(store->Put(Record(name, round * 1000 + i)).ok()) << name;
+        written[name] = round * 1000 + i;
+      }
+      EXPECT_LE(OpenDescriptors(), before + 2 + 128) << round;
+    }
+  }
+  EXPECT_EQ(Loaded(), written);
+}
+
 TEST_F(FileStoreTest, ARecordShrinksInPlace) {
   auto with_targets = [](int n) {
     core::UpstreamRecord r = Record("a", 1);
