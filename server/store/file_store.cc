@@ -301,6 +301,20 @@ std::string FileStore::SlotPath(absl::string_view name, int slot) const {
   return absl::StrCat(UpstreamsDir(), "/u-", name, kSlotSuffix[slot]);
 }
 
+std::string FileStore::WritePath(absl::string_view name, const Slots& slots, int slot) const {
+  std::string path = SlotPath(name, slot);
+  if (slots.durable < 0) path += ".tmp";  // Being created: renamed into place on commit.
+  return path;
+}
+
+absl::Status FileStore::PlaceCreatedLocked(const std::string& name, Slots& slots) {
+  const std::string tmp = WritePath(name, slots, 0);
+  const std::string path = SlotPath(name, 0);
+  if (::rename(tmp.c_str(), path.c_str()) != 0) return Errno("cannot rename", tmp);
+  slots.durable = 0;
+  return absl::OkStatus();
+}
+
 std::string FileStore::UpstreamsDir() const { return (fs::path(dir_) / "upstreams").string(); }
 
 absl::StatusOr<std::vector<core::UpstreamRecord>> FileStore::Load() {
@@ -424,15 +438,16 @@ absl::StatusOr<int> FileStore::SlotFileLocked(const std::string& name, Slots& sl
     }
     open_files_.clear();
   }
-  const std::string path = SlotPath(name, slot);
+  const std::string path = WritePath(name, slots, slot);
   const bool create = !slots.exists[slot];
   const int fd = ::open(path.c_str(), O_WRONLY | O_CLOEXEC | (create ? O_CREAT : 0), 0644);
   if (fd < 0) return Errno(create ? "cannot create" : "cannot open", path);
   if (slots.fd[0] < 0 && slots.fd[1] < 0) open_files_.push_back(name);
   slots.fd[slot] = fd;
   slots.exists[slot] = true;
-  // A new file's name must be durable with the record it will hold.
-  if (create) {
+  // A new slot's name must be durable with the record it will hold (a
+  // temporary file's is, by the directory sync after its rename).
+  if (create && slots.durable >= 0) {
     if (absl::Status s = SyncUpstreamsDir(); !s.ok()) return s;
   }
   return fd;
@@ -444,7 +459,7 @@ absl::Status FileStore::WriteSlotLocked(const std::string& name, Slots& slots, i
   if (!fd.ok()) return fd.status();
   const uint64_t size_before = slots.size[slot];
   slots.size[slot] = kUnknownSize;  // Until the write is whole.
-  const std::string path = SlotPath(name, slot);
+  const std::string path = WritePath(name, slots, slot);
   if (absl::Status s = WriteAll(*fd, data, 0, path); !s.ok()) return s;
   if (size_before != data.size() && ::ftruncate(*fd, static_cast<off_t>(data.size())) != 0) {
     return Errno("cannot truncate", path);
@@ -466,9 +481,10 @@ absl::Status FileStore::Put(const core::UpstreamRecord& record) {
   const std::string& name = record.config.name;
 
   std::lock_guard<std::mutex> lock(mu_);
+  const bool staging = StagingLocked();
   auto it = slots_.find(name);
-  if (it == slots_.end()) {
-    // A new upstream: durable at once, batch or not.
+  if (it == slots_.end() && !staging) {
+    // A new upstream outside a batch: slot 0, whole or absent, at once.
     SealSlotRecord(1, &data);
     if (absl::Status s = ReplaceFile(SlotPath(name, 0), SlotPath(name, 0) + ".tmp", data,
                                      upstreams_fd_, UpstreamsDir());
@@ -482,16 +498,26 @@ absl::Status FileStore::Put(const core::UpstreamRecord& record) {
     slots.size[0] = data.size();
     return absl::OkStatus();
   }
+  // A new upstream in a batch is written to a temporary file that the commit
+  // renames into slot 0; until then its slot 0 is that file.
+  if (it == slots_.end()) it = slots_.emplace(name, Slots{}).first;
   Slots& slots = it->second;
   auto staged = staged_.find(name);
   const bool has_staged_write = staged != staged_.end() && !staged->second.remove;
   // The slot of a staged write, or else the one not holding the durable record.
-  const int slot = has_staged_write ? staged->second.slot : 1 - slots.durable;
+  const int slot = has_staged_write    ? staged->second.slot
+                   : slots.durable < 0 ? 0
+                                       : 1 - slots.durable;
   SealSlotRecord(++slots.seq, &data);
   absl::Status status = WriteSlotLocked(name, slots, slot, data);
-  const bool staging = StagingLocked();
-  if (status.ok() && !staging && ::fdatasync(slots.fd[slot]) != 0) {
-    status = Errno("cannot sync", SlotPath(name, slot));
+  if (status.ok() && !staging) {
+    if (::fdatasync(slots.fd[slot]) != 0) {
+      status = Errno("cannot sync", WritePath(name, slots, slot));
+    } else if (slots.durable < 0) {
+      // Another thread's write to an upstream whose creation is staged.
+      status = PlaceCreatedLocked(name, slots);
+      if (status.ok()) status = SyncUpstreamsDir();
+    }
   }
   if (!status.ok()) {
     if (has_staged_write) {
@@ -503,6 +529,9 @@ absl::Status FileStore::Put(const core::UpstreamRecord& record) {
             "a staged write to upstream \"", name, "\" was overwritten by a failed one (",
             status.message(), ") and could not be put back: ", restored.message()));
       }
+    } else if (slots.durable < 0) {
+      // A creation that failed: nothing of it stays.
+      RemoveLocked(name).IgnoreError();
     }
     return status;
   }
@@ -523,7 +552,13 @@ absl::Status FileStore::RemoveLocked(const std::string& name) {
   auto it = slots_.find(name);
   if (it == slots_.end()) return absl::OkStatus();
   CloseFilesLocked(it->second);
-  const int newest = it->second.durable < 0 ? 0 : it->second.durable;
+  if (it->second.durable < 0) {
+    const std::string tmp = WritePath(name, it->second, 0);
+    if (::unlink(tmp.c_str()) != 0 && errno != ENOENT) return Errno("cannot remove", tmp);
+    slots_.erase(it);
+    return absl::OkStatus();
+  }
+  const int newest = it->second.durable;
   for (int slot : {1 - newest, newest}) {
     const std::string path = SlotPath(name, slot);
     if (::unlink(path.c_str()) != 0 && errno != ENOENT) return Errno("cannot remove", path);
@@ -567,23 +602,29 @@ absl::Status FileStore::CommitBatch() {
     if (it != slots_.end()) {
       absl::StatusOr<int> fd = SlotFileLocked(name, it->second, change.slot);
       if (!fd.ok()) return fd.status();
-      if (::fdatasync(*fd) != 0) return Errno("cannot sync", SlotPath(name, change.slot));
+      if (::fdatasync(*fd) != 0) {
+        return Errno("cannot sync", WritePath(name, it->second, change.slot));
+      }
     }
   } else if (writes > 1) {
     // One syncfs of the filesystem instead of an fdatasync per file, each
     // of which would wait for a flush of its own.
     if (::syncfs(upstreams_fd_) != 0) return Errno("cannot syncfs", UpstreamsDir());
   }
-  bool removed = false;
+  bool names_changed = false;
   for (const auto& [name, change] : staged) {
     if (change.remove) {
       if (absl::Status s = RemoveLocked(name); !s.ok()) return s;
-      removed = true;
+      names_changed = true;
     } else if (auto it = slots_.find(name); it != slots_.end()) {
+      if (it->second.durable < 0) {
+        if (absl::Status s = PlaceCreatedLocked(name, it->second); !s.ok()) return s;
+        names_changed = true;
+      }
       it->second.durable = change.slot;
     }
   }
-  return removed ? SyncUpstreamsDir() : absl::OkStatus();
+  return names_changed ? SyncUpstreamsDir() : absl::OkStatus();
 }
 
 absl::StatusOr<uint64_t> FileStore::NextEpoch() {

@@ -13,17 +13,19 @@
 // stops with the file names: a record is never silently dropped.
 //
 // An upstream's first record is written to a temporary file, synced and
-// renamed into place (and the directory synced), so that a crash cannot
+// renamed into slot 0 (and the directory synced), so that a crash cannot
 // leave it with nothing but a torn record; its second slot is created, with
 // a directory sync, by its second write. A lock on the directory keeps a
 // second server from sharing it. Records of the layout before slots (one
 // `u-<name>.rec` per upstream, replaced by rename) are moved into slots by
 // Load.
 //
-// In a batch (core::Store::BeginBatch), a Put writes its slot without
-// syncing it; a Delete only notes the removal.
-// CommitBatch syncs the written slots (one fdatasync for one, one syncfs for
-// more) and then removes, so a lone write costs one flush. A record's
+// In a batch (core::Store::BeginBatch), a Put writes its slot (or a new
+// upstream's temporary file) without syncing it; a Delete only notes the
+// removal. CommitBatch syncs the written files (one fdatasync for one, one
+// syncfs for more), then renames the new upstreams' files into place and
+// removes, with one directory sync if it did either; a lone write to an
+// existing upstream costs one flush. A record's
 // writes in one batch, and a write from another thread while one of its
 // writes is staged, all go to the staged slot: the other slot keeps the
 // record that is durable until the commit.
@@ -62,7 +64,9 @@ class FileStore final : public core::Store {
   // What the store knows of one upstream's slot files.
   struct Slots {
     uint64_t seq = 0;  // The newest record's sequence number.
-    int durable = -1;  // The slot of the newest durable record (0 or 1).
+    // The slot of the newest durable record (0 or 1); -1 while the
+    // upstream's creation is staged (see WritePath).
+    int durable = -1;
     bool exists[2] = {false, false};
     uint64_t size[2] = {0, 0};  // File sizes, to truncate only when one shrinks.
     int fd[2] = {-1, -1};       // Open files (see open_files_).
@@ -77,6 +81,11 @@ class FileStore final : public core::Store {
   FileStore(std::string dir, int lock_fd, int upstreams_fd)
       : dir_(std::move(dir)), lock_fd_(lock_fd), upstreams_fd_(upstreams_fd) {}
   std::string SlotPath(absl::string_view name, int slot) const;
+  // Where a slot is written: its file, or, for slot 0 of an upstream whose
+  // creation is staged, the temporary file the commit renames into place.
+  std::string WritePath(absl::string_view name, const Slots& slots, int slot) const;
+  // Renames a staged creation's temporary file into slot 0 (unsynced).
+  absl::Status PlaceCreatedLocked(const std::string& name, Slots& slots);
   std::string UpstreamsDir() const;
   // True when the calling thread began the current batch. Requires mu_.
   bool StagingLocked() const { return batch_owner_ == std::this_thread::get_id(); }

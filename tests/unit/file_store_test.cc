@@ -156,8 +156,8 @@ TEST_F(FileStoreTest, WritesAlternateBetweenTwoFilesInPlace) {
 }
 
 size_t OpenDescriptors() {
-  return static_cast<size_t>(std::distance(fs::directory_iterator("/proc/self/fd"),
-                                           fs::directory_iterator()));
+  return static_cast<size_t>(
+      std::distance(fs::directory_iterator("/proc/self/fd"), fs::directory_iterator()));
 }
 
 // Slot files stay open between writes, up to a bound however many
@@ -302,7 +302,7 @@ TEST_F(FileStoreTest, ABatchLandsWholeOnCommit) {
     ASSERT_TRUE(store->Put(Record("kept", 1)).ok());
     ASSERT_TRUE(store->Put(Record("removed", 1)).ok());
     store->BeginBatch();
-    ASSERT_TRUE(store->Put(Record("a", 1)).ok());  // New upstreams are durable at once.
+    ASSERT_TRUE(store->Put(Record("a", 1)).ok());  // New: a temporary file until the commit.
     ASSERT_TRUE(store->Put(Record("b", 2)).ok());
     ASSERT_TRUE(store->Put(Record("a", 3)).ok());          // The last write of a wins.
     ASSERT_TRUE(store->Put(Record("kept", 4)).ok());       // Replaces a record.
@@ -310,13 +310,14 @@ TEST_F(FileStoreTest, ABatchLandsWholeOnCommit) {
     ASSERT_TRUE(store->Delete("removed").ok());            // Removes one.
     ASSERT_TRUE(store->Put(Record("transient", 5)).ok());  // Put, then deleted.
     ASSERT_TRUE(store->Delete("transient").ok());
-    // Removals wait for the commit.
+    // New upstreams' files are renamed into place, and removals made, by
+    // the commit.
     EXPECT_EQ(Files(),
-              (std::set<std::string>{"u-a.slot0", "u-a.slot1", "u-b.slot0", "u-kept.slot0",
-                                     "u-kept.slot1", "u-removed.slot0", "u-transient.slot0"}));
+              (std::set<std::string>{"u-a.slot0.tmp", "u-b.slot0.tmp", "u-kept.slot0",
+                                     "u-kept.slot1", "u-removed.slot0", "u-transient.slot0.tmp"}));
     ASSERT_TRUE(store->CommitBatch().ok());
-    EXPECT_EQ(Files(), (std::set<std::string>{"u-a.slot0", "u-a.slot1", "u-b.slot0", "u-kept.slot0",
-                                              "u-kept.slot1"}));
+    EXPECT_EQ(Files(),
+              (std::set<std::string>{"u-a.slot0", "u-b.slot0", "u-kept.slot0", "u-kept.slot1"}));
   }
   EXPECT_EQ(Loaded(), (std::map<std::string, uint32_t>{{"a", 3}, {"b", 2}, {"kept", 5}}));
 }
@@ -337,6 +338,16 @@ TEST_F(FileStoreTest, ABatchCutShortKeepsTheRecordsBeforeIt) {
   // The writes reached the page cache; a power cut could have torn them.
   fs::resize_file(Slot("kept", 0), fs::file_size(Slot("kept", 0)) - 1);
   EXPECT_EQ(Loaded(), (std::map<std::string, uint32_t>{{"kept", 2}}));
+}
+
+TEST_F(FileStoreTest, ANewUpstreamOfABatchCutShortIsNotLoaded) {
+  {
+    std::unique_ptr<FileStore> store = Open();
+    store->BeginBatch();
+    ASSERT_TRUE(store->Put(Record("new", 1)).ok());
+  }
+  EXPECT_EQ(Loaded(), (std::map<std::string, uint32_t>{}));
+  EXPECT_EQ(Files(), (std::set<std::string>{}));  // Its temporary file is gone.
 }
 
 // Writes fail here for real: RLIMIT_FSIZE makes a write past the limit fail
@@ -404,17 +415,20 @@ TEST_F(FileStoreTest, WritesFromOtherThreadsStayDurableDuringABatch) {
   store->BeginBatch();
   ASSERT_TRUE(store->Put(Record("staged", 1)).ok());
   ASSERT_TRUE(store->Put(Record("shared", 2)).ok());
+  ASSERT_TRUE(store->Put(Record("created", 3)).ok());
   std::thread other([&] {
-    // Durable at once, and it supersedes the staged write of the same record.
+    // Durable at once, and each supersedes the staged write of its record.
     ASSERT_TRUE(store->Put(Record("shared", 7)).ok());
     ASSERT_TRUE(store->Put(Record("other", 8)).ok());
+    ASSERT_TRUE(store->Put(Record("created", 9)).ok());
   });
   other.join();
   EXPECT_TRUE(Files().contains("u-other.slot0"));
+  EXPECT_TRUE(Files().contains("u-created.slot0"));
   ASSERT_TRUE(store->CommitBatch().ok());
   store.reset();
-  EXPECT_EQ(Loaded(),
-            (std::map<std::string, uint32_t>{{"other", 8}, {"shared", 7}, {"staged", 1}}));
+  EXPECT_EQ(Loaded(), (std::map<std::string, uint32_t>{
+                          {"created", 9}, {"other", 8}, {"shared", 7}, {"staged", 1}}));
 }
 
 TEST_F(FileStoreTest, AnEmptyBatchCommits) {
