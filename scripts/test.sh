@@ -42,14 +42,14 @@ done
 # the script; the input is kept as $fuzz/<name>-crash-* for a regression seed.
 fuzz=${PICKER_FUZZ_BUILD_DIR:-build-fuzz}
 fuzz_seconds=${PICKER_FUZZ_SECONDS:-30}
-fuzzers=(validate config hash_policy)
+fuzzers=(validate config hash_policy store)
 # -O1 without debug info: what libFuzzer recommends, and the quickest build
 # of the generated gRPC code the validate fuzzer links.
 CC=clang CXX=clang++ cmake -S . -B "$fuzz" -DCMAKE_BUILD_TYPE=Debug -DCMAKE_C_FLAGS_DEBUG=-O1 \
   -DCMAKE_CXX_FLAGS_DEBUG=-O1 -DPICKER_FUZZ=ON \
   -DPICKER_BUILD_TESTS=OFF -DPICKER_BUILD_BENCH=OFF -DPICKER_SANITIZE=address,undefined
 cmake --build "$fuzz" -j2 --target "${fuzzers[@]/%/_fuzzer}"
-# The three run side by side: one wall-clock budget for all of them.
+# They run side by side: one wall-clock budget for all of them.
 pids=()
 for name in "${fuzzers[@]}"; do
   work="$fuzz/corpus-run/$name"
