@@ -3,6 +3,9 @@
 // release batching over PickStream.
 #include <grpcpp/grpcpp.h>
 #include <gtest/gtest.h>
+#include <sys/wait.h>
+
+#include <cstdio>
 
 #include <algorithm>
 #include <atomic>
@@ -18,11 +21,8 @@
 
 #include "picker/client.h"
 #include "picker/v1/admin.grpc.pb.h"
-#include "tests/client/test_server.h"
+#include "tests/integration/server_process.h"
 
-#ifndef PICKER_SERVER_PATH
-#error "PICKER_SERVER_PATH must name the picker-server binary"
-#endif
 #ifndef PICKER_CLI_PATH
 #error "PICKER_CLI_PATH must name the picker-cli binary"
 #endif
@@ -30,14 +30,26 @@
 namespace picker {
 namespace {
 
-using ::picker::client_testing::TestServer;
+using ::picker::testing::ServerProcess;
 using namespace std::chrono_literals;
+
+// Runs a shell command; its exit status and combined output.
+int RunCommand(const std::string& command, std::string* output) {
+  output->clear();
+  FILE* pipe = popen((command + " 2>&1").c_str(), "r");
+  if (pipe == nullptr) return -1;
+  char buf[4096];
+  size_t n;
+  while ((n = fread(buf, 1, sizeof(buf), pipe)) > 0) output->append(buf, n);
+  const int status = pclose(pipe);
+  return WIFEXITED(status) ? WEXITSTATUS(status) : -1;
+}
 
 class ClientTest : public ::testing::Test {
  public:
   static void SetUpTestSuite() {
     std::string error;
-    server_ = TestServer::Start(PICKER_SERVER_PATH, {}, &error).release();
+    server_ = ServerProcess::Start(::picker::testing::ServerOptions{}, &error).release();
     ASSERT_NE(server_, nullptr) << error;
     auto channel =
         grpc::CreateChannel(server_->admin_address(), grpc::InsecureChannelCredentials());
@@ -47,7 +59,8 @@ class ClientTest : public ::testing::Test {
     delete admin_;
     admin_ = nullptr;
     if (server_ != nullptr) {
-      EXPECT_EQ(server_->Stop(), 0) << server_->Log();
+      const ::picker::testing::ExitInfo exit = server_->Stop();
+      EXPECT_TRUE(exit.exited && exit.code == 0) << exit.ToString() << "\n" << server_->Log();
       delete server_;
       server_ = nullptr;
     }
@@ -136,9 +149,10 @@ class ClientTest : public ::testing::Test {
 
   // picker_releases_total{upstream=name,outcome=outcome}, -1 if absent.
   double Releases(const std::string& name, const std::string& outcome) {
-    std::optional<std::string> body =
-        client_testing::HttpGet(server_->metrics_address(), "/metrics");
-    EXPECT_TRUE(body.has_value()) << "cannot scrape " << server_->metrics_address();
+    std::string error;
+    std::optional<std::string> body = server_->GetMetrics(&error);
+    EXPECT_TRUE(body.has_value()) << "cannot scrape " << server_->metrics_address() << ": "
+                                  << error;
     if (!body) return -1;
     std::istringstream lines(*body);
     std::string line;
@@ -157,11 +171,11 @@ class ClientTest : public ::testing::Test {
     return client.ok() ? *std::move(client) : nullptr;
   }
 
-  static TestServer* server_;
+  static ServerProcess* server_;
   static v1::Admin::Stub* admin_;
 };
 
-TestServer* ClientTest::server_ = nullptr;
+ServerProcess* ClientTest::server_ = nullptr;
 v1::Admin::Stub* ClientTest::admin_ = nullptr;
 
 TEST_F(ClientTest, CreateRejectsBadArguments) {
@@ -539,9 +553,7 @@ TEST_F(ClientTest, CliPicksAndReleases) {
   const std::string cli = std::string(PICKER_CLI_PATH) + " ";
   const std::string addr = " --addr " + server_->data_address() + " --upstream " + name;
   std::string out;
-  EXPECT_EQ(client_testing::RunCommand(cli + "pick" + addr + " --header x-user=1 --release", &out),
-            0)
-      << out;
+  EXPECT_EQ(RunCommand(cli + "pick" + addr + " --header x-user=1 --release", &out), 0) << out;
   EXPECT_TRUE(out.find("target=" + targets[0] + " ") != std::string::npos ||
               out.find("target=" + targets[1] + " ") != std::string::npos)
       << out;
@@ -549,29 +561,27 @@ TEST_F(ClientTest, CliPicksAndReleases) {
   EXPECT_EQ(TotalActive(name), 0u);
 
   // Without --release the lease stays open; release it by id.
-  ASSERT_EQ(client_testing::RunCommand(cli + "pick" + addr, &out), 0) << out;
+  ASSERT_EQ(RunCommand(cli + "pick" + addr, &out), 0) << out;
   EXPECT_EQ(TotalActive(name), 1u);
   const auto at = out.find("lease_id=");
   ASSERT_NE(at, std::string::npos) << out;
   const std::string id = out.substr(at + 9, out.find(' ', at) - at - 9);
-  ASSERT_EQ(client_testing::RunCommand(
-                cli + "release" + addr + " --lease-id " + id + " --outcome failure", &out),
+  ASSERT_EQ(RunCommand(cli + "release" + addr + " --lease-id " + id + " --outcome failure", &out),
             0)
       << out;
   EXPECT_NE(out.find("state=RELEASED"), std::string::npos) << out;
   EXPECT_EQ(TotalActive(name), 0u);
 
-  EXPECT_EQ(client_testing::RunCommand(cli + "pick --stream --count 5 --release" + addr, &out), 0)
-      << out;
+  EXPECT_EQ(RunCommand(cli + "pick --stream --count 5 --release" + addr, &out), 0) << out;
   EXPECT_TRUE(WaitForNoActive(name));
   EXPECT_EQ(
-      client_testing::RunCommand(
-          cli + "pick --addr " + server_->data_address() + " --upstream no-such-upstream", &out),
+      RunCommand(cli + "pick --addr " + server_->data_address() + " --upstream no-such-upstream",
+                 &out),
       1)
       << out;
   EXPECT_NE(out.find("NOT_FOUND"), std::string::npos) << out;
-  EXPECT_EQ(client_testing::RunCommand(cli + "pick --upstream x", &out), 2) << out;
-  EXPECT_EQ(client_testing::RunCommand(cli + "pick" + addr + " --outcome maybe", &out), 2) << out;
+  EXPECT_EQ(RunCommand(cli + "pick --upstream x", &out), 2) << out;
+  EXPECT_EQ(RunCommand(cli + "pick" + addr + " --outcome maybe", &out), 2) << out;
 }
 
 }  // namespace

@@ -4,7 +4,6 @@
 // answers again, and the checks show in GetUpstreamHealth and /metrics.
 #include <chrono>
 #include <map>
-#include <regex>
 #include <set>
 #include <string>
 

@@ -11,11 +11,11 @@
 #include <sys/wait.h>
 #include <unistd.h>
 
+#include <algorithm>
 #include <cerrno>
 #include <cstdlib>
 #include <cstring>
 #include <filesystem>
-#include <regex>
 #include <sstream>
 
 #ifndef PICKER_SERVER_PATH
@@ -190,16 +190,32 @@ void ServerProcess::ReaderLoop(int fd) {
   close(fd);
 }
 
+namespace {
+
+// The value of `key` ("data=") in the line of `log` that starts at `line`,
+// up to the next space or the end of the line.
+std::string FieldOf(const std::string& log, size_t line, size_t end, const char* key) {
+  const size_t at = log.find(key, line);
+  if (at == std::string::npos || at >= end) return "";
+  const size_t from = at + std::strlen(key);
+  const size_t to = std::min(log.find(' ', from), end);
+  return log.substr(from, to - from);
+}
+
+}  // namespace
+
 bool ServerProcess::WaitForListening(std::chrono::milliseconds timeout, std::string* error) {
-  static const std::regex kListening(R"(listening data=(\S+) admin=(\S+) metrics=(\S+))");
   const auto deadline = Clock::now() + timeout;
   std::unique_lock<std::mutex> lock(mu_);
   for (;;) {
-    std::smatch match;
-    if (std::regex_search(log_, match, kListening)) {
-      data_address_ = match[1];
-      admin_address_ = match[2];
-      metrics_address_ = match[3];
+    // "... listening data=ADDR admin=ADDR metrics=ADDR ...", once the line
+    // is whole.
+    const size_t line = log_.find("listening data=");
+    const size_t end = line == std::string::npos ? line : log_.find('\n', line);
+    if (end != std::string::npos) {
+      data_address_ = FieldOf(log_, line, end, "data=");
+      admin_address_ = FieldOf(log_, line, end, "admin=");
+      metrics_address_ = FieldOf(log_, line, end, "metrics=");
       return true;
     }
     if (eof_) {
