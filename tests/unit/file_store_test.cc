@@ -287,13 +287,20 @@ TEST_F(FileStoreTest, RecordsOfTheLayoutBeforeSlotsAreMovedIntoSlots) {
   EXPECT_EQ(Loaded(), (std::map<std::string, uint32_t>{{"old", 8}}));
 }
 
-TEST_F(FileStoreTest, NamesThatLookLikeTemporaryFilesAreKept) {
+// File names end with the kind of file; an upstream's name may look like
+// any of those endings.
+TEST_F(FileStoreTest, NamesThatLookLikeFileEndingsAreKept) {
+  const std::map<std::string, uint32_t> written = {
+      {"x.tmp", 1}, {"y.rec.tmp1", 2}, {"z.slot1", 3}, {"w.rec", 4}, {"v.slot0.tmp", 5}};
   {
     std::unique_ptr<FileStore> store = Open();
-    ASSERT_TRUE(store->Put(Record("x.tmp", 1)).ok());
-    ASSERT_TRUE(store->Put(Record("y.rec.tmp1", 2)).ok());
+    for (const auto& [name, weight] : written) {
+      ASSERT_TRUE(store->Put(Record(name, weight)).ok()) << name;
+      ASSERT_TRUE(store->Put(Record(name, weight)).ok()) << name;  // Both slots.
+    }
   }
-  EXPECT_EQ(Loaded(), (std::map<std::string, uint32_t>{{"x.tmp", 1}, {"y.rec.tmp1", 2}}));
+  EXPECT_EQ(Loaded(), written);
+  EXPECT_EQ(Loaded(), written);  // The first load removed nothing of theirs.
 }
 
 TEST_F(FileStoreTest, ABatchLandsWholeOnCommit) {
