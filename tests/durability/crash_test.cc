@@ -260,5 +260,39 @@ TEST(CrashTest, DamagedRecordStopsStartup) {
   std::filesystem::remove_all(dir);
 }
 
+// A write cut short leaves its slot damaged beside the previous record's
+// slot, which is whole: the server starts, serves that previous record, and
+// names the damaged file in its log.
+TEST(CrashTest, DamagedSlotBesideAWholeOneServesThePreviousRecord) {
+  const std::string dir = FreshDir("picker-damaged-slot-");
+  {
+    std::string error;
+    auto server = StartOn(dir, &error);
+    ASSERT_NE(server, nullptr) << error;
+    auto admin = v1::Admin::NewStub(server->admin_channel());
+    ASSERT_TRUE(CreateUpstream(*admin, "flipped"));  // Slot 0: no targets.
+    grpc::ClientContext context;
+    v1::PutTargetRequest request;
+    request.set_upstream("flipped");
+    request.mutable_target()->set_address("10.0.0.1:80");
+    v1::Target response;
+    ASSERT_TRUE(admin->PutTarget(&context, request, &response).ok());  // Slot 1.
+    ASSERT_EQ(Listed(*admin, "flipped").size(), 1u);
+    ASSERT_EQ(server->Stop().code, 0);
+  }
+  const std::string slot1 = dir + "/upstreams/u-flipped.slot1";
+  ASSERT_TRUE(std::filesystem::exists(slot1));
+  std::filesystem::resize_file(slot1, std::filesystem::file_size(slot1) - 3);
+  std::string error;
+  auto server = StartOn(dir, &error);
+  ASSERT_NE(server, nullptr) << error;
+  auto admin = v1::Admin::NewStub(server->admin_channel());
+  EXPECT_EQ(Listed(*admin, "flipped"), TargetSet{});
+  EXPECT_NE(server->Log().find("u-flipped.slot1: truncated record"), std::string::npos)
+      << server->Log();
+  server->Stop();
+  std::filesystem::remove_all(dir);
+}
+
 }  // namespace
 }  // namespace picker::testing
