@@ -3,14 +3,14 @@
 //
 // An upstream's record is written whole, in turn to `u-<name>.slot0` and
 // `u-<name>.slot1`, each time over the slot that holds the older record.
-// A record carries a sequence number, its length and an xxHash64 checksum
-// of both: the newest whole record wins at load. A write is one in-place
-// write and one fdatasync (a single flush of the disk), with no file
-// created, renamed or removed; a crash during it leaves the other slot, the
-// previous acknowledged record, intact. A record that is damaged while its
-// other slot is whole is taken for such an interrupted write: the other
-// slot is loaded and the damage logged. When no slot is whole, start-up
-// stops with the file names: a record is never silently dropped.
+// A record carries a sequence number, its length and a checksum (xxHash64
+// of the payload seeded with the sequence number); at load the newest whole
+// record wins. A write is one write in place and one fdatasync (a single
+// flush of the disk), with no file created, renamed or removed; a crash
+// during it leaves the other slot, the previous acknowledged record, whole.
+// A damaged slot beside a whole one is taken for such an interrupted write:
+// the whole one is loaded and the damage logged. When no slot is whole,
+// start-up stops with the file names: a record is never silently dropped.
 //
 // An upstream's first record is written to a temporary file, synced and
 // renamed into slot 0 (and the directory synced), so that a crash cannot
@@ -21,14 +21,16 @@
 // Load.
 //
 // In a batch (core::Store::BeginBatch), a Put writes its slot (or a new
-// upstream's temporary file) without syncing it; a Delete only notes the
-// removal. CommitBatch syncs the written files (one fdatasync for one, one
-// syncfs for more), then renames the new upstreams' files into place and
-// removes, with one directory sync if it did either; a lone write to an
-// existing upstream costs one flush. A record's
-// writes in one batch, and a write from another thread while one of its
-// writes is staged, all go to the staged slot: the other slot keeps the
-// record that is durable until the commit.
+// upstream's temporary file) without syncing it, and a Delete only notes
+// the removal. CommitBatch syncs the written files (one fdatasync for one,
+// one syncfs for more), then renames new upstreams' files into place and
+// makes the removals, with one directory sync if it did either: a lone
+// write to an existing upstream costs one flush. All of a record's writes
+// in a batch, and a write from another thread while one of its writes is
+// staged, go to the staged slot, so that the other slot keeps the durable
+// record until the commit. A staged write that reached the page cache may
+// be loaded after a crash of the process before its commit; it was never
+// acknowledged, so either answer is right.
 #ifndef PICKER_SERVER_STORE_FILE_STORE_H_
 #define PICKER_SERVER_STORE_FILE_STORE_H_
 
