@@ -27,15 +27,19 @@ namespace {
 
 namespace fs = std::filesystem;
 
-// A slot record: magic, sequence number, payload length, checksum (xxHash64
-// of the payload seeded with the sequence number), then the payload.
-constexpr char kSlotMagic[8] = {'P', 'I', 'C', 'K', 'S', 'L', 'T', '1'};
-constexpr size_t kSlotHeaderSize = sizeof(kSlotMagic) + 8 + 8 + 8;
+// How a file frames its payload: an 8-byte magic, a sequence number if the
+// file is numbered, the payload's length and checksum (xxHash64 of the
+// payload seeded with the sequence number, or 0), then the payload. Numbers
+// are little-endian.
+struct Framing {
+  std::string_view magic;
+  bool numbered;
+  size_t header_size() const { return magic.size() + (numbered ? 8 : 0) + 16; }
+};
+constexpr Framing kSlotFraming{"PICKSLT1", true};
+// The meta record, and each upstream's record before slots.
+constexpr Framing kRecordFraming{"PICKREC1", false};
 constexpr const char* kSlotSuffix[2] = {".slot0", ".slot1"};
-// The meta record, and each upstream's record before slots: magic, length,
-// checksum of the payload, then the payload.
-constexpr char kRecordMagic[8] = {'P', 'I', 'C', 'K', 'R', 'E', 'C', '1'};
-constexpr size_t kRecordHeaderSize = sizeof(kRecordMagic) + 8 + 8;
 constexpr char kLegacySuffix[] = ".rec";
 // A writing thread's buffers for records grow to this at most.
 constexpr size_t kMaxBufferKept = 4 << 20;
@@ -102,56 +106,38 @@ absl::Status ReadFile(const std::string& path, std::string* out) {
   return absl::OkStatus();
 }
 
-// Reads and checks a record of the meta file or of the layout before slots;
-// the payload on success.
-absl::StatusOr<std::string> ReadRecord(const std::string& path) {
-  std::string data;
-  if (absl::Status s = ReadFile(path, &data); !s.ok()) return s;
-  if (data.size() < kRecordHeaderSize ||
-      std::memcmp(data.data(), kRecordMagic, sizeof(kRecordMagic)) != 0) {
-    return absl::DataLossError(absl::StrCat(path, ": not a picker record (bad header)"));
-  }
-  const uint64_t length = LoadU64(data.data() + sizeof(kRecordMagic));
-  const uint64_t checksum = LoadU64(data.data() + sizeof(kRecordMagic) + 8);
-  if (data.size() - kRecordHeaderSize != length) {
-    return absl::DataLossError(absl::StrCat(
-        path, ": truncated record (", data.size() - kRecordHeaderSize, " of ", length, " bytes)"));
-  }
-  data.erase(0, kRecordHeaderSize);
-  if (core::XxHash64(data) != checksum) {
-    return absl::DataLossError(absl::StrCat(path, ": checksum mismatch"));
-  }
-  return data;
-}
-
-struct SlotContent {
+struct Framed {
   uint64_t seq = 0;
   std::string payload;
 };
 
-// Reads and checks a slot file.
-absl::StatusOr<SlotContent> ReadSlot(const std::string& path) {
+// Reads and checks a file framed as `framing` says.
+absl::StatusOr<Framed> ReadFramed(const Framing& framing, const std::string& path) {
   std::string data;
   if (absl::Status s = ReadFile(path, &data); !s.ok()) return s;
+  const size_t header = framing.header_size();
   if (data.empty()) return absl::DataLossError(absl::StrCat(path, ": empty"));
-  if (data.size() < kSlotHeaderSize ||
-      std::memcmp(data.data(), kSlotMagic, sizeof(kSlotMagic)) != 0) {
-    return absl::DataLossError(absl::StrCat(path, ": not a picker slot record (bad header)"));
+  if (data.size() < header || !std::string_view(data).starts_with(framing.magic)) {
+    return absl::DataLossError(absl::StrCat(path, ": not a picker record (bad header)"));
   }
-  SlotContent content;
-  content.seq = LoadU64(data.data() + 8);
-  const uint64_t length = LoadU64(data.data() + 16);
-  const uint64_t checksum = LoadU64(data.data() + 24);
-  if (data.size() - kSlotHeaderSize != length) {
-    return absl::DataLossError(absl::StrCat(
-        path, ": truncated record (", data.size() - kSlotHeaderSize, " of ", length, " bytes)"));
+  const char* fields = data.data() + framing.magic.size();
+  Framed framed;
+  if (framing.numbered) {
+    framed.seq = LoadU64(fields);
+    fields += 8;
   }
-  data.erase(0, kSlotHeaderSize);
-  if (core::XxHash64(data, content.seq) != checksum) {
+  const uint64_t length = LoadU64(fields);
+  const uint64_t checksum = LoadU64(fields + 8);
+  if (data.size() - header != length) {
+    return absl::DataLossError(absl::StrCat(path, ": truncated record (", data.size() - header,
+                                            " of ", length, " bytes)"));
+  }
+  data.erase(0, header);
+  if (core::XxHash64(data, framed.seq) != checksum) {
     return absl::DataLossError(absl::StrCat(path, ": checksum mismatch"));
   }
-  content.payload = std::move(data);
-  return content;
+  framed.payload = std::move(data);
+  return framed;
 }
 
 // Serializes `message` into `data` after `header_size` bytes left for the
@@ -163,18 +149,21 @@ bool EncodePayload(const google::protobuf::MessageLite& message, size_t header_s
   return message.AppendToString(data);
 }
 
-// Fills the header of a slot record encoded by EncodeUpstream.
-void SealSlotRecord(uint64_t seq, std::string* data) {
-  const std::string_view payload = std::string_view(*data).substr(kSlotHeaderSize);
+// Fills the header that EncodePayload left in `data`.
+void Seal(const Framing& framing, uint64_t seq, std::string* data) {
+  const std::string_view payload = std::string_view(*data).substr(framing.header_size());
   char* header = data->data();
-  std::memcpy(header, kSlotMagic, sizeof(kSlotMagic));
-  StoreU64(header + 8, seq);
-  StoreU64(header + 16, payload.size());
-  StoreU64(header + 24, core::XxHash64(payload, seq));
+  std::memcpy(header, framing.magic.data(), framing.magic.size());
+  header += framing.magic.size();
+  if (framing.numbered) {
+    StoreU64(header, seq);
+    header += 8;
+  }
+  StoreU64(header, payload.size());
+  StoreU64(header + 8, core::XxHash64(payload, seq));
 }
 
-// Encodes an upstream's record into `data`, its header left for
-// SealSlotRecord.
+// Encodes an upstream's record into `data`, its header left for Seal.
 absl::Status EncodeUpstream(const core::UpstreamRecord& record, std::string* data) {
   // Each writing thread keeps one buffer for the record's messages, grown to
   // the largest record it has written: the arena takes its first block from
@@ -197,7 +186,7 @@ absl::Status EncodeUpstream(const core::UpstreamRecord& record, std::string* dat
       api::ToProto(t.config, out->mutable_target());
       out->set_health_override(api::ToProto(t.health_override));
     }
-    encoded = EncodePayload(stored, kSlotHeaderSize, data);
+    encoded = EncodePayload(stored, kSlotFraming.header_size(), data);
     allocated = arena.SpaceAllocated();
   }
   if (allocated > buffer.size() && allocated <= kMaxBufferKept) {
@@ -351,19 +340,19 @@ absl::StatusOr<std::vector<core::UpstreamRecord>> FileStore::Load() {
   records.reserve(found.size());
   for (const auto& [name, files] : found) {
     Slots slots;
-    std::optional<SlotContent> newest;
+    std::optional<Framed> newest;
     std::string newest_path;
     std::vector<std::string> damaged;
     for (int k = 0; k < 2; ++k) {
       if (files.slot[k].empty()) continue;
       slots.exists[k] = true;
-      absl::StatusOr<SlotContent> content = ReadSlot(files.slot[k]);
+      absl::StatusOr<Framed> content = ReadFramed(kSlotFraming, files.slot[k]);
       if (!content.ok()) {
         damaged.emplace_back(content.status().message());
         slots.size[k] = kUnknownSize;
         continue;
       }
-      slots.size[k] = kSlotHeaderSize + content->payload.size();
+      slots.size[k] = kSlotFraming.header_size() + content->payload.size();
       if (!newest || content->seq > newest->seq) {
         newest = *std::move(content);
         newest_path = files.slot[k];
@@ -371,12 +360,12 @@ absl::StatusOr<std::vector<core::UpstreamRecord>> FileStore::Load() {
       }
     }
     if (!newest && !files.legacy.empty()) {
-      absl::StatusOr<std::string> payload = ReadRecord(files.legacy);
-      if (payload.ok()) {
-        newest = SlotContent{0, *std::move(payload)};
+      absl::StatusOr<Framed> legacy = ReadFramed(kRecordFraming, files.legacy);
+      if (legacy.ok()) {
+        newest = *std::move(legacy);
         newest_path = files.legacy;
       } else {
-        damaged.emplace_back(payload.status().message());
+        damaged.emplace_back(legacy.status().message());
       }
     }
     if (!newest) {
@@ -399,10 +388,10 @@ absl::StatusOr<std::vector<core::UpstreamRecord>> FileStore::Load() {
     slots.seq = newest->seq;
     if (slots.durable < 0) {
       // From the layout before slots: its record becomes slot 0.
-      std::string data(kSlotHeaderSize, '\0');
+      std::string data(kSlotFraming.header_size(), '\0');
       data += newest->payload;
       slots.seq = 1;
-      SealSlotRecord(slots.seq, &data);
+      Seal(kSlotFraming, slots.seq, &data);
       if (absl::Status s = ReplaceFile(SlotPath(name, 0), SlotPath(name, 0) + ".tmp", data,
                                        upstreams_fd_, UpstreamsDir());
           !s.ok()) {
@@ -485,7 +474,7 @@ absl::Status FileStore::Put(const core::UpstreamRecord& record) {
   auto it = slots_.find(name);
   if (it == slots_.end() && !staging) {
     // A new upstream outside a batch: slot 0, whole or absent, at once.
-    SealSlotRecord(1, &data);
+    Seal(kSlotFraming, 1, &data);
     if (absl::Status s = ReplaceFile(SlotPath(name, 0), SlotPath(name, 0) + ".tmp", data,
                                      upstreams_fd_, UpstreamsDir());
         !s.ok()) {
@@ -508,7 +497,7 @@ absl::Status FileStore::Put(const core::UpstreamRecord& record) {
   const int slot = has_staged_write    ? staged->second.slot
                    : slots.durable < 0 ? 0
                                        : 1 - slots.durable;
-  SealSlotRecord(++slots.seq, &data);
+  Seal(kSlotFraming, ++slots.seq, &data);
   absl::Status status = WriteSlotLocked(name, slots, slot, data);
   if (status.ok() && !staging) {
     if (::fdatasync(slots.fd[slot]) != 0) {
@@ -631,21 +620,18 @@ absl::StatusOr<uint64_t> FileStore::NextEpoch() {
   const std::string path = (fs::path(dir_) / "meta.rec").string();
   picker::store::v1::StoreMeta meta;
   if (fs::exists(path)) {
-    absl::StatusOr<std::string> payload = ReadRecord(path);
-    if (!payload.ok()) return payload.status();
-    if (!meta.ParseFromString(*payload)) {
+    absl::StatusOr<Framed> record = ReadFramed(kRecordFraming, path);
+    if (!record.ok()) return record.status();
+    if (!meta.ParseFromString(record->payload)) {
       return absl::DataLossError(absl::StrCat(path, ": record does not parse"));
     }
   }
   meta.set_epoch(meta.epoch() + 1);
   std::string data;
-  if (!EncodePayload(meta, kRecordHeaderSize, &data)) {
+  if (!EncodePayload(meta, kRecordFraming.header_size(), &data)) {
     return absl::InternalError("cannot encode the store's meta record");
   }
-  const std::string_view payload = std::string_view(data).substr(kRecordHeaderSize);
-  std::memcpy(data.data(), kRecordMagic, sizeof(kRecordMagic));
-  StoreU64(data.data() + 8, payload.size());
-  StoreU64(data.data() + 16, core::XxHash64(payload));
+  Seal(kRecordFraming, 0, &data);
   const int dir_fd = ::open(dir_.c_str(), O_RDONLY | O_DIRECTORY | O_CLOEXEC);
   if (dir_fd < 0) return Errno("cannot open directory", dir_);
   absl::Status status = ReplaceFile(path, path + ".tmp", data, dir_fd, dir_);
