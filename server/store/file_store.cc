@@ -149,8 +149,10 @@ bool EncodePayload(const google::protobuf::MessageLite& message, size_t header_s
   return message.AppendToString(data);
 }
 
-// Fills the header that EncodePayload left in `data`.
+// Fills the header that EncodePayload left in `data`; `seq` is only for a
+// numbered framing.
 void Seal(const Framing& framing, uint64_t seq, std::string* data) {
+  if (!framing.numbered) seq = 0;  // As ReadFramed checks it.
   const std::string_view payload = std::string_view(*data).substr(framing.header_size());
   char* header = data->data();
   std::memcpy(header, framing.magic.data(), framing.magic.size());
