@@ -5,12 +5,12 @@
 #include <arpa/inet.h>
 #include <fcntl.h>
 #include <netinet/in.h>
-#include <poll.h>
 #include <signal.h>
 #include <stdlib.h>
 #include <sys/prctl.h>
 #include <sys/resource.h>
 #include <sys/socket.h>
+#include <sys/stat.h>
 #include <sys/wait.h>
 #include <unistd.h>
 
@@ -70,10 +70,23 @@ absl::StatusOr<std::unique_ptr<SpawnedServer>> SpawnedServer::Start(
   for (std::string& a : args) argv.push_back(a.data());
   argv.push_back(nullptr);
 
-  int fds[2];
-  if (pipe2(fds, O_CLOEXEC) != 0) {
-    return absl::InternalError(absl::StrCat("pipe: ", std::strerror(errno)));
+  // The server's output goes to a file, read only to find the listening
+  // line and for error messages. Read from a pipe as it came, it woke a
+  // thread of this process for every log line (each admin write logs an
+  // audit line), taking CPU from the loops being measured. The file is on
+  // tmpfs where there is one: the kernel's write-back of a file on disk
+  // would slow the machine during the measurement.
+  int log_fd = -1;
+  for (const char* dir : {"/dev/shm", "/tmp"}) {
+    std::string log_template = absl::StrCat(dir, "/picker-bench-log-XXXXXX");
+    log_fd = mkostemp(log_template.data(), O_CLOEXEC);
+    if (log_fd >= 0) {
+      server->log_path_ = log_template;
+      break;
+    }
   }
+  if (log_fd < 0) return absl::InternalError(absl::StrCat("mkostemp: ", std::strerror(errno)));
+  server->log_fd_ = log_fd;
   const pid_t parent = getpid();
   const pid_t pid = fork();
   if (pid < 0) return absl::InternalError(absl::StrCat("fork: ", std::strerror(errno)));
@@ -86,83 +99,73 @@ absl::StatusOr<std::unique_ptr<SpawnedServer>> SpawnedServer::Start(
     sigprocmask(SIG_SETMASK, &none, nullptr);
     prctl(PR_SET_PDEATHSIG, SIGKILL);
     if (getppid() != parent) _exit(127);  // The parent died before prctl.
-    dup2(fds[1], STDERR_FILENO);
-    dup2(fds[1], STDOUT_FILENO);
+    // O_APPEND is not set on the shared descriptor; stdout and stderr share
+    // its offset, so their lines do not overwrite each other.
+    dup2(log_fd, STDERR_FILENO);
+    dup2(log_fd, STDOUT_FILENO);
     execv(argv[0], argv.data());
     _exit(127);
   }
-  close(fds[1]);
   server->pid_ = pid;
-  server->stderr_fd_ = fds[0];
 
-  // Reads stderr until the listening line, the child's exit, or the timeout.
+  // Polls the log until the listening line, the child's exit, or the timeout.
   const auto deadline = std::chrono::steady_clock::now() + timeout;
-  std::string pending;
   while (true) {
-    const auto left = std::chrono::duration_cast<std::chrono::milliseconds>(
-        deadline - std::chrono::steady_clock::now());
-    if (left.count() <= 0) {
+    const std::string log = server->ReadLog();
+    const size_t at = log.find("listening data=");
+    // The whole line: the newline ends it.
+    if (const size_t eol = log.find('\n', at);
+        at != std::string::npos && eol != std::string::npos) {
+      const size_t begin = log.rfind('\n', at);
+      const size_t from = begin == std::string::npos ? 0 : begin + 1;
+      const std::string line = log.substr(from, eol - from);
+      server->data_ = FieldOf(line, "data=");
+      server->admin_ = FieldOf(line, "admin=");
+      server->metrics_ = FieldOf(line, "metrics=");
+      break;
+    }
+    int status = 0;
+    if (waitpid(pid, &status, WNOHANG) == pid) {
+      server->pid_ = -1;
+      return absl::FailedPreconditionError(
+          absl::StrCat(path, " exited before listening; its output:\n", server->RecentLog()));
+    }
+    if (std::chrono::steady_clock::now() >= deadline) {
       return absl::DeadlineExceededError(absl::StrCat(path, " did not report its ports within ",
                                                       timeout.count(), " ms; its output:\n",
                                                       server->RecentLog()));
     }
-    pollfd p{server->stderr_fd_, POLLIN, 0};
-    if (poll(&p, 1, static_cast<int>(left.count())) <= 0) continue;
-    char buf[4096];
-    const ssize_t n = read(server->stderr_fd_, buf, sizeof(buf));
-    if (n <= 0) {
-      return absl::FailedPreconditionError(
-          absl::StrCat(path, " exited before listening; its output:\n", server->RecentLog()));
-    }
-    pending.append(buf, static_cast<size_t>(n));
-    size_t eol;
-    bool found = false;
-    while ((eol = pending.find('\n')) != std::string::npos) {
-      std::string line = pending.substr(0, eol);
-      pending.erase(0, eol + 1);
-      {
-        std::lock_guard lock(server->log_mu_);
-        server->log_.push_back(line);
-        if (server->log_.size() > kLogLines) server->log_.pop_front();
-      }
-      if (absl::StrContains(line, "listening data=")) {
-        server->data_ = FieldOf(line, "data=");
-        server->admin_ = FieldOf(line, "admin=");
-        server->metrics_ = FieldOf(line, "metrics=");
-        found = true;
-      }
-    }
-    if (found) break;
+    usleep(10 * 1000);
   }
   if (server->data_.empty() || server->admin_.empty()) {
     return absl::InternalError(
         absl::StrCat("cannot parse the listening line:\n", server->RecentLog()));
   }
-  server->drainer_ = std::thread([s = server.get()] { s->Drain(); });
   return server;
 }
 
-void SpawnedServer::Drain() {
-  char buf[4096];
-  std::string pending;
-  while (true) {
-    const ssize_t n = read(stderr_fd_, buf, sizeof(buf));
-    if (n < 0 && errno == EINTR) continue;
-    if (n <= 0) return;
-    pending.append(buf, static_cast<size_t>(n));
-    size_t eol;
-    std::lock_guard lock(log_mu_);
-    while ((eol = pending.find('\n')) != std::string::npos) {
-      log_.push_back(pending.substr(0, eol));
-      pending.erase(0, eol + 1);
-      if (log_.size() > kLogLines) log_.pop_front();
-    }
-  }
+std::string SpawnedServer::ReadLog() const {
+  // The start of the log (where the listening line is) and its end (the
+  // latest lines) are what callers look for; the middle may be cut.
+  constexpr size_t kKeep = 64 * 1024;
+  struct stat st {};
+  if (fstat(log_fd_, &st) != 0) return "";
+  const size_t size = static_cast<size_t>(st.st_size);
+  auto read_at = [&](size_t offset, size_t length) {
+    std::string out(length, '\0');
+    const ssize_t n = pread(log_fd_, out.data(), length, static_cast<off_t>(offset));
+    out.resize(n > 0 ? static_cast<size_t>(n) : 0);
+    return out;
+  };
+  if (size <= 2 * kKeep) return read_at(0, size);
+  return read_at(0, kKeep) + "\n...\n" + read_at(size - kKeep, kKeep);
 }
 
 std::string SpawnedServer::RecentLog() const {
-  std::lock_guard lock(log_mu_);
-  return absl::StrJoin(log_, "\n");
+  const std::string log = ReadLog();
+  std::vector<absl::string_view> lines = absl::StrSplit(log, '\n', absl::SkipEmpty());
+  const size_t from = lines.size() > kLogLines ? lines.size() - kLogLines : 0;
+  return absl::StrJoin(lines.begin() + static_cast<std::ptrdiff_t>(from), lines.end(), "\n");
 }
 
 void SpawnedServer::KillNow() {
@@ -171,6 +174,8 @@ void SpawnedServer::KillNow() {
     waitpid(pid_, nullptr, 0);
     pid_ = -1;
   }
+  if (!log_path_.empty()) unlink(log_path_.c_str());
+  log_path_.clear();
   if (!data_dir_.empty()) {
     std::error_code ignored;
     std::filesystem::remove_all(data_dir_, ignored);
@@ -197,9 +202,8 @@ SpawnedServer::~SpawnedServer() {
       waitpid(pid_, &status, 0);
     }
   }
-  // The pipe's write end closed with the child, so the drainer ends.
-  if (drainer_.joinable()) drainer_.join();
-  if (stderr_fd_ >= 0) close(stderr_fd_);
+  if (log_fd_ >= 0) close(log_fd_);
+  if (!log_path_.empty()) unlink(log_path_.c_str());
   if (!data_dir_.empty()) {
     std::error_code ignored;
     std::filesystem::remove_all(data_dir_, ignored);

@@ -5,13 +5,9 @@
 
 #include <sys/types.h>
 
-#include <atomic>
 #include <chrono>
-#include <deque>
 #include <memory>
-#include <mutex>
 #include <string>
-#include <thread>
 #include <utility>
 #include <vector>
 
@@ -47,20 +43,18 @@ class SpawnedServer {
   const std::string& data_address() const { return data_; }
   const std::string& admin_address() const { return admin_; }
   const std::string& metrics_address() const { return metrics_; }
-  // The server's last stderr lines, for error messages.
+  // The last lines of the server's output, for error messages.
   std::string RecentLog() const;
 
  private:
   SpawnedServer() = default;
-  void Drain();  // Keeps reading stderr so that the server never blocks on it.
+  std::string ReadLog() const;  // The output file's start and end.
 
   pid_t pid_ = -1;
-  int stderr_fd_ = -1;
+  int log_fd_ = -1;       // The server's stdout and stderr, in a file
+  std::string log_path_;  // removed with the server.
   std::string data_dir_;
   std::string data_, admin_, metrics_;
-  std::thread drainer_;
-  mutable std::mutex log_mu_;
-  std::deque<std::string> log_;
 };
 
 // CPU time used so far, in seconds.

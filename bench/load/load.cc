@@ -39,7 +39,14 @@ struct Shared {
   std::condition_variable cv;
   int running = 0;
 
-  bool InWindow(Clock::time_point end) const { return end >= measure_start && end <= measure_end; }
+  Clock::duration phase{0};  // 0: no phases.
+
+  // Where an op answered at `end` counts: nothing outside the window,
+  // otherwise 0 (off phase, or no phases) or 1 (on phase).
+  int Kind(Clock::time_point end) const {
+    if (end < measure_start || end > measure_end) return -1;
+    return phase.count() == 0 ? 0 : static_cast<int>((end - measure_start) / phase % 2);
+  }
   void SlotDone() {
     // Notified under the lock: once the last slot unlocks, the run may
     // destroy the slots, and this thread touches nothing after.
@@ -58,13 +65,16 @@ class Slot {
   virtual ~Slot() = default;
   virtual void Start() = 0;
 
-  uint64_t ops = 0;
+  Measured measured[2];  // By Shared::Kind: off phases (or all), on phases.
   uint64_t errors = 0;
-  Histogram latency;
-  Histogram first_call;
   std::string first_error;
 
  protected:
+  // The window's part that an op answered at `end` counts in, if any.
+  Measured* CountedAt(Clock::time_point end) {
+    const int kind = shared_.Kind(end);
+    return kind < 0 ? nullptr : &measured[kind];
+  }
   void Error(const std::string& what) {
     // Errors count whenever they happen: a warmup full of errors is worth
     // knowing about too.
@@ -126,10 +136,10 @@ class UnaryCycleSlot : public Slot {
     const Clock::time_point end = Clock::now();
     if (!status.ok()) {
       Error(absl::StrCat("second call: ", status.error_code(), " ", status.error_message()));
-    } else if (shared_.InWindow(end)) {
-      ++ops;
-      latency.Record(NanosBetween(op_start_, end));
-      first_call.Record(NanosBetween(op_start_, first_end_));
+    } else if (Measured* counted = CountedAt(end)) {
+      ++counted->ops;
+      counted->latency.Record(NanosBetween(op_start_, end));
+      counted->first_call.Record(NanosBetween(op_start_, first_end_));
     }
     Next();
   }
@@ -230,9 +240,9 @@ class StreamSlot : public Slot, public grpc::ClientBidiReactor<Request, Response
     const Clock::time_point end = Clock::now();
     if (std::string error = Check(response_); !error.empty()) {
       Error(error);
-    } else if (shared_.InWindow(end)) {
-      ++ops;
-      latency.Record(NanosBetween(sent_, end));
+    } else if (Measured* counted = CountedAt(end)) {
+      ++counted->ops;
+      counted->latency.Record(NanosBetween(sent_, end));
     }
     Step();
   }
@@ -391,6 +401,12 @@ v1::PutTargetRequest WeightFlip(const std::string& upstream, const BenchTarget& 
 
 }  // namespace
 
+void Measured::Merge(const Measured& other) {
+  ops += other.ops;
+  latency.Merge(other.latency);
+  first_call.Merge(other.first_call);
+}
+
 RunResult RunClosedLoop(const LoadOptions& options) {
   std::vector<std::shared_ptr<grpc::Channel>> channels;
   std::vector<std::unique_ptr<v1::Picker::Stub>> picker_stubs;
@@ -412,6 +428,7 @@ RunResult RunClosedLoop(const LoadOptions& options) {
   const auto duration = std::chrono::duration_cast<Clock::duration>(options.duration);
   shared.measure_start = Clock::now() + warmup;
   shared.measure_end = shared.measure_start + duration;
+  shared.phase = std::chrono::duration_cast<Clock::duration>(options.phase);
 
   std::vector<std::unique_ptr<Slot>> slots;
   std::random_device seeds;
@@ -439,6 +456,23 @@ RunResult RunClosedLoop(const LoadOptions& options) {
 
   std::this_thread::sleep_until(shared.measure_start);
   if (options.on_window_start) options.on_window_start();
+  if (shared.phase.count() > 0) {
+    // Phase k (from 0) covers [start + k * phase, start + (k + 1) * phase),
+    // cut at the window's end; odd phases are on.
+    for (int64_t k = 0;; ++k) {
+      const Clock::time_point begin = shared.measure_start + k * shared.phase;
+      if (begin >= shared.measure_end) break;
+      const Clock::time_point end = std::min(begin + shared.phase, shared.measure_end);
+      Measured& part = k % 2 == 1 ? result.on : result.window;
+      part.seconds += std::chrono::duration<double>(end - begin).count();
+      if (k > 0) {
+        std::this_thread::sleep_until(begin);
+        if (options.on_phase) options.on_phase(k % 2 == 1);
+      }
+    }
+  } else {
+    result.window.seconds = std::chrono::duration<double>(duration).count();
+  }
   std::this_thread::sleep_until(shared.measure_end);
   if (options.on_window_end) options.on_window_end();
   shared.stop.store(true, std::memory_order_relaxed);
@@ -455,12 +489,10 @@ RunResult RunClosedLoop(const LoadOptions& options) {
       return result;
     }
   }
-  result.seconds = std::chrono::duration<double>(duration).count();
   for (const auto& slot : slots) {
-    result.ops += slot->ops;
+    result.window.Merge(slot->measured[0]);
+    result.on.Merge(slot->measured[1]);
     result.errors += slot->errors;
-    result.latency.Merge(slot->latency);
-    result.first_call.Merge(slot->first_call);
     if (result.first_error.empty()) result.first_error = slot->first_error;
   }
   return result;
@@ -715,6 +747,7 @@ struct AdminWriter::Impl {
   grpc::StatusCode expected;
   std::thread thread;
   std::atomic<bool> stop{false};
+  std::atomic<bool> active{true};
 
   std::mutex mu;  // Guards what follows; completions come on gRPC threads.
   std::condition_variable cv;
@@ -742,6 +775,7 @@ struct AdminWriter::Impl {
     while (!stop.load(std::memory_order_relaxed)) {
       std::this_thread::sleep_until(due);
       due += interval;
+      if (!active.load(std::memory_order_relaxed)) continue;
       {
         std::lock_guard lock(mu);
         if (in_flight >= kMaxInFlight) {
@@ -796,9 +830,12 @@ AdminWriter::~AdminWriter() {
   if (impl_->thread.joinable()) Stop();
 }
 
-void AdminWriter::Start() {
+void AdminWriter::Start(bool active) {
+  impl_->active.store(active, std::memory_order_relaxed);
   impl_->thread = std::thread([this] { impl_->Loop(); });
 }
+
+void AdminWriter::SetActive(bool active) { impl_->active.store(active, std::memory_order_relaxed); }
 
 AdminWriter::Stats AdminWriter::Stop() {
   impl_->stop.store(true, std::memory_order_relaxed);

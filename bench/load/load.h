@@ -48,15 +48,32 @@ struct LoadOptions {
   // (for CPU and metrics samples taken over the same window).
   std::function<void()> on_window_start;
   std::function<void()> on_window_end;
+  // With a phase > 0, the window is cut into phases of this length, off and
+  // on in turn, off first; `on_phase` runs on the running thread at each
+  // boundary (off phases: false). An op counts in the phase its answer came
+  // in. Comparing on phases with off phases of one run, rather than runs of
+  // their own, keeps the machine's slow minutes from reading as a
+  // difference between the two.
+  std::chrono::duration<double> phase{0};
+  std::function<void(bool on)> on_phase;
+};
+
+// What a run measured over its window, or over one kind of its phases.
+struct Measured {
+  uint64_t ops = 0;    // Ops completed (successfully).
+  double seconds = 0;  // Time measured.
+  Histogram latency;   // Per op, ns.
+  // Unary workloads: the first call of the op alone (the Pick).
+  Histogram first_call;
+
+  // Adds the other's ops and histograms; the seconds are the run's to set.
+  void Merge(const Measured& other);
 };
 
 struct RunResult {
-  uint64_t ops = 0;     // Ops completed (successfully) inside the window.
+  Measured window;      // The whole window; with phases, its off phases.
+  Measured on;          // With phases: the on phases.
   uint64_t errors = 0;  // Failed RPCs or answers with a non-zero code.
-  double seconds = 0;   // The measured window.
-  Histogram latency;    // Per op, ns.
-  // Unary workloads: the first call of the op alone (the Pick).
-  Histogram first_call;
   std::string first_error;
 };
 
@@ -109,7 +126,11 @@ class AdminWriter {
               std::vector<BenchTarget> targets, double writes_per_sec,
               grpc::StatusCode expected = grpc::StatusCode::OK);
   ~AdminWriter();
-  void Start();
+  // With `active` false, the writes due are skipped until SetActive(true).
+  void Start(bool active = true);
+  // Writes are due at the same times either way: an inactive writer skips
+  // them (for LoadOptions::phase).
+  void SetActive(bool active);
   Stats Stop();  // Waits for the writes in flight.
 
  private:

@@ -31,6 +31,7 @@
 #include "absl/strings/str_format.h"
 #include "absl/strings/str_join.h"
 #include "absl/strings/str_split.h"
+#include "absl/strings/strip.h"
 #include "bench/load/host.h"
 #include "bench/load/load.h"
 #include "server/program/program.h"
@@ -90,6 +91,12 @@ ABSL_FLAG(std::string, baseline_target, "",
 ABSL_FLAG(double, serve_baseline, 0,
           "Only serve the baseline Echo service on a free loopback port for this many seconds "
           "(prints 'baseline listening 127.0.0.1:PORT'), then exit.");
+ABSL_FLAG(double, admin_phase, 0,
+          "With a length in seconds (e.g. 0.5), a +admin mode and its idle mode are measured "
+          "in the same run: the window alternates idle and writing phases of this length, and "
+          "each phase's picks count for its mode (CPU figures are then left out). The idle "
+          "mode then needs no runs of its own, and the summary adds the median of the runs' "
+          "own p99 ratios.");
 ABSL_FLAG(int, channels, 1, "Client connections per run; loops are spread over them.");
 
 namespace picker::bench {
@@ -158,10 +165,14 @@ std::string Describe(const std::string& mode, const Figures& f) {
     absl::StrAppendFormat(&line, " | %s p50=%.3fms p99=%.3fms",
                           IsBaseline(mode) ? "first-call" : "pick", f.pick_p50, f.pick_p99);
   }
-  absl::StrAppendFormat(&line, " | cpu/op bench=%.1fus", f.bench_cpu_us);
-  if (f.server_cpu_us > 0) absl::StrAppendFormat(&line, " server=%.1fus", f.server_cpu_us);
-  if (f.server_pick_us > 0) absl::StrAppendFormat(&line, " | server pick=%.2fus", f.server_pick_us);
-  absl::StrAppendFormat(&line, " | cores busy=%.2f others=%.2f", f.machine_busy, f.others_busy);
+  if (f.bench_cpu_us > 0) {  // Left out of --admin-phase runs.
+    absl::StrAppendFormat(&line, " | cpu/op bench=%.1fus", f.bench_cpu_us);
+    if (f.server_cpu_us > 0) absl::StrAppendFormat(&line, " server=%.1fus", f.server_cpu_us);
+    if (f.server_pick_us > 0) {
+      absl::StrAppendFormat(&line, " | server pick=%.2fus", f.server_pick_us);
+    }
+    absl::StrAppendFormat(&line, " | cores busy=%.2f others=%.2f", f.machine_busy, f.others_busy);
+  }
   if (IsAdminMode(mode)) {
     absl::StrAppendFormat(&line, " | admin %.1f writes/s p99=%.2fms errors=%d",
                           f.admin_writes_per_sec, f.admin_p99, f.admin_errors);
@@ -200,8 +211,31 @@ Samples Sample(const Endpoints& endpoints, bool scrape) {
   return s;
 }
 
-Figures RunOne(const std::string& mode, int concurrency, const Endpoints& endpoints,
-               const std::string& baseline_address) {
+// The figures of what a run measured (QPS and latency; CPU is for the caller).
+Figures FiguresOf(const Measured& measured) {
+  Figures f;
+  f.ops = measured.ops;
+  f.qps = measured.seconds > 0 ? measured.ops / measured.seconds : 0;
+  f.p50 = Ms(measured.latency.Quantile(0.5));
+  f.p90 = Ms(measured.latency.Quantile(0.9));
+  f.p99 = Ms(measured.latency.Quantile(0.99));
+  f.p999 = Ms(measured.latency.Quantile(0.999));
+  f.pick_p50 = Ms(measured.first_call.Quantile(0.5));
+  f.pick_p99 = Ms(measured.first_call.Quantile(0.99));
+  return f;
+}
+
+// The idle mode whose picks a +admin mode's are compared with.
+std::string IdleOf(const std::string& mode) {
+  return std::string(absl::StripSuffix(mode, "+admin"));
+}
+
+// One run of `mode`, as (mode, figures): one entry, or with --admin-phase and
+// a +admin mode, two (the writing phases, then the idle ones as the idle
+// mode).
+std::vector<std::pair<std::string, Figures>> RunOne(const std::string& mode, int concurrency,
+                                                    const Endpoints& endpoints,
+                                                    const std::string& baseline_address) {
   LoadOptions options;
   options.concurrency = concurrency;
   options.channels = absl::GetFlag(FLAGS_channels);
@@ -222,34 +256,38 @@ Figures RunOne(const std::string& mode, int concurrency, const Endpoints& endpoi
   options.on_window_start = [&] { start = Sample(endpoints, !baseline); };
   options.on_window_end = [&] { end = Sample(endpoints, !baseline); };
 
+  const bool phased = IsAdminMode(mode) && absl::GetFlag(FLAGS_admin_phase) > 0;
   std::unique_ptr<AdminWriter> writer;
   if (IsAdminMode(mode)) {
     writer = std::make_unique<AdminWriter>(
         endpoints.admin, endpoints.admin_upstream, endpoints.admin_targets,
         absl::GetFlag(FLAGS_admin_writes_per_sec), endpoints.admin_expected);
-    writer->Start();
+    if (phased) {
+      options.phase = std::chrono::duration<double>(absl::GetFlag(FLAGS_admin_phase));
+      options.on_phase = [&writer](bool on) { writer->SetActive(on); };
+    }
+    writer->Start(/*active=*/!phased);  // Phases begin idle.
   }
   RunResult result = RunClosedLoop(options);
-  Figures f;
+  Figures f = FiguresOf(phased ? result.on : result.window);
   if (writer) {
     AdminWriter::Stats stats = writer->Stop();
-    f.admin_writes_per_sec = stats.seconds > 0 ? stats.writes / stats.seconds : 0;
+    const double seconds = phased ? result.on.seconds : stats.seconds;
+    f.admin_writes_per_sec = seconds > 0 ? stats.writes / seconds : 0;
     f.admin_p99 = Ms(stats.latency.Quantile(0.99));
     f.admin_errors = stats.errors;
     if (!stats.first_error.empty()) f.first_error = "admin: " + stats.first_error;
   }
-  f.ops = result.ops;
   f.errors = result.errors;
   if (!result.first_error.empty()) f.first_error = result.first_error;
-  f.qps = result.seconds > 0 ? result.ops / result.seconds : 0;
-  f.p50 = Ms(result.latency.Quantile(0.5));
-  f.p90 = Ms(result.latency.Quantile(0.9));
-  f.p99 = Ms(result.latency.Quantile(0.99));
-  f.p999 = Ms(result.latency.Quantile(0.999));
-  f.pick_p50 = Ms(result.first_call.Quantile(0.5));
-  f.pick_p99 = Ms(result.first_call.Quantile(0.99));
-  if (result.ops > 0) {
-    const double ops = static_cast<double>(result.ops);
+  if (phased) {
+    // The CPU samples cover both kinds of phase, so they describe neither.
+    Figures idle = FiguresOf(result.window);
+    idle.first_error = f.first_error;
+    return {{mode, f}, {IdleOf(mode), idle}};
+  }
+  if (result.window.ops > 0) {
+    const double ops = static_cast<double>(result.window.ops);
     f.bench_cpu_us = (end.bench_cpu - start.bench_cpu) / ops * 1e6;
     if (!baseline && endpoints.server_pid > 0) {
       f.server_cpu_us = (end.server_cpu - start.server_cpu) / ops * 1e6;
@@ -259,7 +297,7 @@ Figures RunOne(const std::string& mode, int concurrency, const Endpoints& endpoi
     f.server_pick_us = (end.pick_sum - start.pick_sum) / (end.pick_count - start.pick_count) * 1e6;
   }
   const double wall = end.machine.total - start.machine.total;  // Summed over cores.
-  const double window = std::max(result.seconds, 1e-9);
+  const double window = std::max(result.window.seconds, 1e-9);
   if (wall > 0) {
     const double cores = wall / window;
     f.machine_busy = (end.machine.busy - start.machine.busy) / wall * cores;
@@ -267,7 +305,7 @@ Figures RunOne(const std::string& mode, int concurrency, const Endpoints& endpoi
         (end.bench_cpu - start.bench_cpu) + (baseline ? 0 : (end.server_cpu - start.server_cpu));
     f.others_busy = std::max(0.0, f.machine_busy - ours / window);
   }
-  return f;
+  return {{mode, f}};
 }
 
 // --serve-baseline: the Echo server alone, in its own process, for a bounded
@@ -333,10 +371,11 @@ int Run() {
   const double duration = absl::GetFlag(FLAGS_duration);
   const double warmup = absl::GetFlag(FLAGS_warmup);
   if (modes.empty() || concurrencies.empty() || repeat < 1 || duration <= 0 || duration > 3600 ||
-      warmup < 0 || warmup > 600 || absl::GetFlag(FLAGS_channels) < 1) {
+      warmup < 0 || warmup > 600 || absl::GetFlag(FLAGS_channels) < 1 ||
+      absl::GetFlag(FLAGS_admin_phase) < 0 || absl::GetFlag(FLAGS_admin_phase) * 2 > duration) {
     std::fprintf(stderr,
                  "need modes, concurrency >= 1, repeat >= 1, 0 < duration <= 3600, "
-                 "0 <= warmup <= 600, channels >= 1\n");
+                 "0 <= warmup <= 600, channels >= 1, 0 <= admin-phase <= duration / 2\n");
     return 2;
   }
   const bool needs_picker =
@@ -464,17 +503,40 @@ int Run() {
       std::thread::hardware_concurrency(), LoadAverage().c_str());
   std::fflush(stdout);
 
+  const bool phased = absl::GetFlag(FLAGS_admin_phase) > 0;
+  // With --admin-phase, an idle mode whose +admin mode runs is measured in
+  // the +admin mode's runs.
+  auto measured_elsewhere = [&](const std::string& mode) {
+    return phased && !IsAdminMode(mode) &&
+           std::find(modes.begin(), modes.end(), mode + "+admin") != modes.end();
+  };
   std::map<std::pair<int, std::string>, std::vector<Figures>> runs;
+  // --admin-phase: each run's own p99 ratio, by (concurrency, +admin mode).
+  std::map<std::pair<int, std::string>, std::vector<double>> run_ratios;
   bool failed = false;
   for (int r = 1; r <= repeat; ++r) {
     for (int c : concurrencies) {
       for (const std::string& mode : modes) {
-        Figures f = RunOne(mode, c, endpoints, baseline_address);
-        if (f.ops == 0 || f.errors > 0) failed = true;
-        std::printf("run %d/%d %s c=%d: %s\n", r, repeat, mode.c_str(), c,
-                    Describe(mode, f).c_str());
+        if (measured_elsewhere(mode)) continue;
+        auto figures = RunOne(mode, c, endpoints, baseline_address);
+        for (auto& [measured_mode, f] : figures) {
+          if (f.ops == 0 || f.errors > 0) failed = true;
+          std::printf("run %d/%d %s c=%d%s: %s\n", r, repeat, measured_mode.c_str(), c,
+                      figures.size() > 1
+                          ? (IsAdminMode(measured_mode) ? " (writing phases)" : " (idle phases)")
+                          : "",
+                      Describe(measured_mode, f).c_str());
+        }
+        if (figures.size() == 2) {
+          const bool unary = IsUnary(mode);
+          const double busy = unary ? figures[0].second.pick_p99 : figures[0].second.p99;
+          const double idle = unary ? figures[1].second.pick_p99 : figures[1].second.p99;
+          if (idle > 0) run_ratios[{c, mode}].push_back(busy / idle);
+        }
         std::fflush(stdout);
-        runs[{c, mode}].push_back(std::move(f));
+        for (auto& [measured_mode, f] : figures) {
+          runs[{c, measured_mode}].push_back(std::move(f));
+        }
       }
     }
   }
@@ -485,6 +547,7 @@ int Run() {
   for (int c : concurrencies) {
     std::map<std::string, Figures> median;
     for (const std::string& mode : modes) {
+      if (!runs.contains({c, mode})) continue;
       median[mode] = MedianOf(runs[{c, mode}]);
       std::printf("%s c=%d: %s\n", mode.c_str(), c, Describe(mode, median[mode]).c_str());
     }
@@ -511,6 +574,12 @@ int Run() {
             "idle; QPS x%.2f)\n",
             loaded.c_str(), shape, idle_p99 > 0 ? busy_p99 / idle_p99 : 0, c, busy_p99,
             busy.admin_writes_per_sec, idle_p99, idle.qps > 0 ? busy.qps / idle.qps : 0);
+        if (auto it = run_ratios.find({c, loaded}); it != run_ratios.end()) {
+          std::vector<std::string> each;
+          for (double ratio : it->second) each.push_back(absl::StrFormat("%.2f", ratio));
+          std::printf("ratio %s/%s pick p99, median of the runs' own = %.2f (runs: %s)\n",
+                      loaded.c_str(), shape, Median(it->second), absl::StrJoin(each, " ").c_str());
+        }
       }
     }
   }
