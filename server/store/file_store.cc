@@ -73,11 +73,12 @@ bool IsTemporary(absl::string_view file) {
   return true;
 }
 
-absl::Status WriteAll(int fd, const std::string& data, off_t offset, const std::string& path) {
+// Writes `data` at the start of the file (a slot is rewritten whole, in place).
+absl::Status WriteAll(int fd, const std::string& data, const std::string& path) {
   size_t written = 0;
   while (written < data.size()) {
-    const ssize_t n = ::pwrite(fd, data.data() + written, data.size() - written,
-                               offset + static_cast<off_t>(written));
+    const ssize_t n =
+        ::pwrite(fd, data.data() + written, data.size() - written, static_cast<off_t>(written));
     if (n < 0) {
       if (errno == EINTR) continue;
       return Errno("cannot write", path);
@@ -235,7 +236,7 @@ absl::Status ReplaceFile(const std::string& path, const std::string& tmp, const 
                          int dir_fd, const std::string& dir) {
   const int fd = ::open(tmp.c_str(), O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0644);
   if (fd < 0) return Errno("cannot create", tmp);
-  absl::Status status = WriteAll(fd, data, 0, tmp);
+  absl::Status status = WriteAll(fd, data, tmp);
   if (status.ok() && ::fsync(fd) != 0) status = Errno("cannot fsync", tmp);
   ::close(fd);
   if (status.ok() && ::rename(tmp.c_str(), path.c_str()) != 0) {
@@ -451,7 +452,7 @@ absl::Status FileStore::WriteSlotLocked(const std::string& name, Slots& slots, i
   const uint64_t size_before = slots.size[slot];
   slots.size[slot] = kUnknownSize;  // Until the write is whole.
   const std::string path = WritePath(name, slots, slot);
-  if (absl::Status s = WriteAll(*fd, data, 0, path); !s.ok()) return s;
+  if (absl::Status s = WriteAll(*fd, data, path); !s.ok()) return s;
   if (size_before != data.size() && ::ftruncate(*fd, static_cast<off_t>(data.size())) != 0) {
     return Errno("cannot truncate", path);
   }
