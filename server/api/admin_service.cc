@@ -251,8 +251,9 @@ grpc::Status AdminService::DoGetUpstreamHealth(grpc::CallbackServerContext* cont
   return Finish(context, "GetUpstreamHealth", request->name(), snapshot.status(), false);
 }
 
-AdminService::AdminService(core::Registry& registry, metrics::Metrics& metrics, std::string token)
-    : registry_(registry), metrics_(metrics), token_(std::move(token)) {
+AdminService::AdminService(core::Registry& registry, metrics::Metrics& metrics, std::string token,
+                           CallTracker& calls)
+    : registry_(registry), metrics_(metrics), token_(std::move(token)), calls_(calls) {
   writer_ = std::thread([this] { WriterLoop(); });
 }
 
@@ -299,7 +300,10 @@ void AdminService::WriterLoop() {
       spdlog::shutdown();
       std::abort();
     }
-    for (size_t i = 0; i < batch.size(); ++i) batch[i].reactor->Finish(answers[i]);
+    for (size_t i = 0; i < batch.size(); ++i) {
+      batch[i].reactor->Finish(answers[i]);
+      calls_.End();
+    }
     lock.lock();
   }
 }
@@ -307,14 +311,17 @@ void AdminService::WriterLoop() {
 template <typename Handler>
 grpc::ServerUnaryReactor* AdminService::Read(grpc::CallbackServerContext* context,
                                              Handler handler) {
+  calls_.Begin();
   grpc::ServerUnaryReactor* reactor = context->DefaultReactor();
   reactor->Finish(handler());
+  calls_.End();
   return reactor;
 }
 
 template <typename Handler>
 grpc::ServerUnaryReactor* AdminService::Write(grpc::CallbackServerContext* context,
                                               Handler handler) {
+  calls_.Begin();  // Ended once the writer has answered it.
   grpc::ServerUnaryReactor* reactor = context->DefaultReactor();
   {
     std::lock_guard<std::mutex> lock(mu_);

@@ -17,6 +17,7 @@
 #include <thread>
 
 #include "picker/v1/admin.grpc.pb.h"
+#include "server/api/call_tracker.h"
 #include "server/core/registry.h"
 #include "server/metrics/metrics.h"
 
@@ -25,8 +26,10 @@ namespace picker::api {
 class AdminService final : public v1::Admin::CallbackService {
  public:
   // With a non-empty `token`, every call must carry the metadata
-  // `authorization: Bearer <token>` (UNAUTHENTICATED otherwise).
-  AdminService(core::Registry& registry, metrics::Metrics& metrics, std::string token);
+  // `authorization: Bearer <token>` (UNAUTHENTICATED otherwise). `calls`
+  // counts the calls being served, for the drain.
+  AdminService(core::Registry& registry, metrics::Metrics& metrics, std::string token,
+               CallTracker& calls);
   // Finishes the writes already queued. The gRPC server must be shut down
   // first, so that no new call arrives.
   ~AdminService() override;
@@ -119,6 +122,7 @@ class AdminService final : public v1::Admin::CallbackService {
   core::Registry& registry_;
   metrics::Metrics& metrics_;
   const std::string token_;
+  CallTracker& calls_;
 
   std::mutex mu_;
   std::condition_variable cv_;

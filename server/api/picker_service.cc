@@ -72,8 +72,9 @@ core::Outcome OutcomeOf(v1::ReleaseRequest::Outcome outcome) {
 class PickStreamReactor final
     : public grpc::ServerBidiReactor<v1::PickStreamRequest, v1::PickStreamResponse> {
  public:
-  explicit PickStreamReactor(PickerService& service, core::Registry& registry)
-      : service_(service), registry_(registry) {
+  PickStreamReactor(PickerService& service, core::Registry& registry, CallTracker& calls)
+      : service_(service), registry_(registry), calls_(calls) {
+    calls_.Begin();
     StartRead(&request_);
   }
 
@@ -134,7 +135,9 @@ class PickStreamReactor final
 
   void OnDone() override {
     for (uint64_t lease_id : held_) registry_.Abandon(lease_id);
+    CallTracker& calls = calls_;
     delete this;
+    calls.End();
   }
 
  private:
@@ -147,6 +150,7 @@ class PickStreamReactor final
 
   PickerService& service_;
   core::Registry& registry_;
+  CallTracker& calls_;
   v1::PickStreamRequest request_;
   std::mutex mu_;
   std::deque<v1::PickStreamResponse> pending_;
@@ -235,22 +239,26 @@ absl::Status PickerService::DoRelease(const v1::ReleaseRequest& request,
 grpc::ServerUnaryReactor* PickerService::Pick(grpc::CallbackServerContext* context,
                                               const v1::PickRequest* request,
                                               v1::PickResponse* response) {
+  calls_.Begin();
   grpc::ServerUnaryReactor* reactor = context->DefaultReactor();
   reactor->Finish(ToGrpc(DoPick(*request, *response, nullptr)));
+  calls_.End();
   return reactor;
 }
 
 grpc::ServerUnaryReactor* PickerService::Release(grpc::CallbackServerContext* context,
                                                  const v1::ReleaseRequest* request,
                                                  v1::ReleaseResponse* response) {
+  calls_.Begin();
   grpc::ServerUnaryReactor* reactor = context->DefaultReactor();
   reactor->Finish(ToGrpc(DoRelease(*request, *response)));
+  calls_.End();
   return reactor;
 }
 
 grpc::ServerBidiReactor<v1::PickStreamRequest, v1::PickStreamResponse>* PickerService::PickStream(
     grpc::CallbackServerContext* context) {
-  return new PickStreamReactor(*this, registry_);
+  return new PickStreamReactor(*this, registry_, calls_);
 }
 
 }  // namespace picker::api

@@ -4,6 +4,7 @@
 #define PICKER_SERVER_API_PICKER_SERVICE_H_
 
 #include "picker/v1/picker.grpc.pb.h"
+#include "server/api/call_tracker.h"
 #include "server/core/registry.h"
 #include "server/metrics/metrics.h"
 
@@ -11,8 +12,9 @@ namespace picker::api {
 
 class PickerService final : public v1::Picker::CallbackService {
  public:
-  PickerService(core::Registry& registry, metrics::Metrics& metrics)
-      : registry_(registry), metrics_(metrics) {}
+  // `calls` counts the calls being served, for the drain.
+  PickerService(core::Registry& registry, metrics::Metrics& metrics, CallTracker& calls)
+      : registry_(registry), metrics_(metrics), calls_(calls) {}
 
   grpc::ServerUnaryReactor* Pick(grpc::CallbackServerContext* context,
                                  const v1::PickRequest* request,
@@ -31,6 +33,7 @@ class PickerService final : public v1::Picker::CallbackService {
  private:
   core::Registry& registry_;
   metrics::Metrics& metrics_;
+  CallTracker& calls_;
 };
 
 }  // namespace picker::api

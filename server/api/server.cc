@@ -1,8 +1,10 @@
 #include "server/api/server.h"
 
+#include <atomic>
 #include <thread>
 
 #include "absl/strings/str_cat.h"
+#include "grpc/grpc.h"
 #include "grpc/health/v1/health.pb.h"
 #include "grpcpp/ext/proto_server_reflection_plugin.h"
 #include "grpcpp/grpcpp.h"
@@ -54,7 +56,8 @@ absl::StatusOr<std::unique_ptr<grpc::Server>> StartGrpc(const ServerOptions& opt
 
 struct Server::Impl {
   Impl(core::Registry& registry, metrics::Metrics& metrics, const std::string& admin_token)
-      : picker(registry, metrics), admin(registry, metrics, admin_token) {}
+      : picker(registry, metrics, calls), admin(registry, metrics, admin_token, calls) {}
+  CallTracker calls;  // Before the services, which hold it.
   PickerService picker;
   AdminService admin;
   std::unique_ptr<grpc::Server> data;
@@ -110,9 +113,46 @@ absl::StatusOr<std::unique_ptr<Server>> Server::Start(const ServerOptions& optio
   return server;
 }
 
+void Server::CloseIdleConnections(std::chrono::steady_clock::time_point deadline,
+                                  const std::atomic<bool>& drained) {
+  // A client keeps its channel open when its calls are done (most do), and
+  // gRPC would wait for it to the deadline. Once no call has been served for
+  // a moment (the last answers reach their clients meanwhile), the
+  // connections left are closed, as gRPC-Go's GracefulStop does; calls
+  // picker does not count (health watches, reflection) end with them.
+  constexpr auto kQuiet = std::chrono::milliseconds(100);
+  const auto started = std::chrono::steady_clock::now();
+  auto quiet_since = started;
+  bool closing = false;
+  while (!drained.load() && std::chrono::steady_clock::now() < deadline) {
+    std::this_thread::sleep_for(std::chrono::milliseconds(5));
+    const auto now = std::chrono::steady_clock::now();
+    if (impl_->calls.calls() > 0) {
+      quiet_since = now;
+    } else if (now - quiet_since >= kQuiet) {
+      if (!closing) {
+        closing = true;
+        spdlog::info("drain: no call in flight after {} ms, closing the connections left",
+                     std::chrono::duration_cast<std::chrono::milliseconds>(now - started).count());
+      }
+      // Repeated while the drains last: a connection that came in before
+      // the listeners closed is cut too.
+      for (grpc::Server* s : {impl_->data.get(), impl_->admin_server.get()}) {
+        if (s != nullptr) grpc_server_cancel_all_calls(s->c_server());
+      }
+      quiet_since = now;
+    }
+  }
+}
+
 void Server::Shutdown(std::chrono::milliseconds grace) {
   if (!impl_) return;
   const auto started = std::chrono::steady_clock::now();
+  // Started first, so that the listeners' own shutdowns below follow the
+  // health change as closely as before.
+  std::atomic<bool> drained_all{false};
+  std::thread closer(
+      [this, started, grace, &drained_all] { CloseIdleConnections(started + grace, drained_all); });
   // Health first, so that watchers and load balancers stop sending before
   // the listeners close.
   for (grpc::Server* s : {impl_->data.get(), impl_->admin_server.get()}) {
@@ -120,15 +160,18 @@ void Server::Shutdown(std::chrono::milliseconds grace) {
       s->GetHealthCheckService()->SetServingStatus(false);
     }
   }
-  // grpc::Server::Shutdown blocks until its calls end or the deadline, so the
-  // two listeners drain in parallel: one after the other, the admin listener
-  // kept taking new calls for as long as the data listener drained.
+  // grpc::Server::Shutdown refuses new calls at once, then blocks until its
+  // calls end and every client has closed its connection, or the deadline.
+  // The two listeners drain in parallel: one after the other, the admin
+  // listener kept taking new calls for as long as the data listener drained.
   const auto deadline = std::chrono::system_clock::now() + grace;
   std::thread admin_drain([this, deadline] {
     if (impl_->admin_server) impl_->admin_server->Shutdown(deadline);
   });
   if (impl_->data) impl_->data->Shutdown(deadline);
   admin_drain.join();
+  drained_all.store(true);
+  closer.join();
   const auto drained = std::chrono::duration_cast<std::chrono::milliseconds>(
       std::chrono::steady_clock::now() - started);
   if (drained >= grace) {

@@ -3,6 +3,7 @@
 #ifndef PICKER_SERVER_API_SERVER_H_
 #define PICKER_SERVER_API_SERVER_H_
 
+#include <atomic>
 #include <chrono>
 #include <memory>
 #include <string>
@@ -42,12 +43,17 @@ class Server {
   const std::string& metrics_address() const { return metrics_address_; }
 
   // Drains: health turns NOT_SERVING, listeners stop taking calls, in-flight
-  // calls get until `grace` to finish.
+  // calls get until `grace` to finish. Connections still open once the last
+  // call has ended (idle client channels) are closed then, not at `grace`.
   void Shutdown(std::chrono::milliseconds grace);
 
  private:
   struct Impl;
   explicit Server(std::unique_ptr<Impl> impl);
+  // During Shutdown: closes the connections left once no call has been
+  // served for a moment, until `drained` or `deadline`.
+  void CloseIdleConnections(std::chrono::steady_clock::time_point deadline,
+                            const std::atomic<bool>& drained);
   std::unique_ptr<Impl> impl_;
   std::string data_address_, admin_address_, metrics_address_;
 };
