@@ -1,5 +1,9 @@
 #include "server/api/server.h"
 
+#include <netdb.h>
+#include <sys/socket.h>
+#include <unistd.h>
+
 #include <atomic>
 #include <thread>
 
@@ -21,6 +25,29 @@ namespace {
 std::string WithPort(const std::string& address, int port) {
   const size_t colon = address.rfind(':');
   return absl::StrCat(address.substr(0, colon), ":", port);
+}
+
+// Opens and closes a TCP connection to `address` ("host:port", where a
+// wildcard host means this machine), to wake a listener blocked in poll.
+void Poke(const std::string& address) {
+  const size_t colon = address.rfind(':');
+  if (colon == std::string::npos) return;
+  std::string host = address.substr(0, colon);
+  const std::string port = address.substr(colon + 1);
+  if (host.size() >= 2 && host.front() == '[') host = host.substr(1, host.size() - 2);
+  if (host == "0.0.0.0" || host.empty()) host = "127.0.0.1";
+  if (host == "::") host = "::1";
+  addrinfo hints{};
+  hints.ai_socktype = SOCK_STREAM;
+  hints.ai_flags = AI_NUMERICSERV;
+  addrinfo* found = nullptr;
+  if (getaddrinfo(host.c_str(), port.c_str(), &hints, &found) != 0) return;
+  const int fd = socket(found->ai_family, SOCK_STREAM | SOCK_CLOEXEC, 0);
+  if (fd >= 0) {
+    (void)connect(fd, found->ai_addr, found->ai_addrlen);
+    close(fd);
+  }
+  freeaddrinfo(found);
 }
 
 std::shared_ptr<grpc::ServerCredentials> Credentials(const ServerOptions& options) {
@@ -180,7 +207,18 @@ void Server::Shutdown(std::chrono::milliseconds grace) {
   } else {
     spdlog::info("drain: in-flight calls finished in {} ms", drained.count());
   }
-  impl_->exposer.reset();
+  // civetweb (behind the metrics listener) looks at its stop flag only
+  // between polls of its socket, two seconds each; a connection wakes it.
+  std::atomic<bool> metrics_stopped{false};
+  std::thread stop_metrics([this, &metrics_stopped] {
+    impl_->exposer.reset();
+    metrics_stopped.store(true);
+  });
+  while (!metrics_stopped.load()) {
+    Poke(metrics_address_);
+    std::this_thread::sleep_for(std::chrono::milliseconds(20));
+  }
+  stop_metrics.join();
   impl_.reset();
 }
 
