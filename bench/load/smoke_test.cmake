@@ -2,23 +2,32 @@
 # exits 0 and prints a summary QPS line for every mode, then a run with
 # --admin-phase. Called by CTest with
 # -DBENCH=<picker-bench> -DSERVER=<picker-server>.
+
+# Runs picker-bench with a spawned server for 1 s at concurrency 4, on 10
+# targets, with the flags given; its output goes to `out` (and the log). A
+# non-zero exit fails the test.
+function(run_bench)
+  execute_process(
+    COMMAND ${BENCH} --spawn-server ${SERVER} --duration 1 --warmup 0.5
+            --concurrency 4 --targets 10 ${ARGN}
+    OUTPUT_VARIABLE bench_out
+    ERROR_VARIABLE bench_err
+    RESULT_VARIABLE rc
+    TIMEOUT 90)
+  message("${bench_out}")
+  if(NOT rc EQUAL 0)
+    message(FATAL_ERROR "picker-bench ${ARGN} exited with ${rc}:\n${bench_err}")
+  endif()
+  set(out "${bench_out}" PARENT_SCOPE)
+endfunction()
+
 set(modes unary stream baseline-unary baseline-stream)
 string(REPLACE ";" "," mode_list "${modes}")
-execute_process(
-  COMMAND ${BENCH} --spawn-server ${SERVER} --duration 1 --warmup 0.5
-          --concurrency 4 --modes ${mode_list} --targets 10
-  OUTPUT_VARIABLE out
-  ERROR_VARIABLE err
-  RESULT_VARIABLE rc
-  TIMEOUT 90)
-message("${out}")
-if(NOT rc EQUAL 0)
-  message(FATAL_ERROR "picker-bench exited with ${rc}:\n${err}")
-endif()
+run_bench(--modes ${mode_list})
 foreach(mode ${modes})
   string(REPLACE "+" "\\+" pattern "${mode}")
   if(NOT out MATCHES "(^|\n)${pattern} c=4: QPS=[0-9]+\\.[0-9]")
-    message(FATAL_ERROR "no QPS line for mode ${mode}:\n${out}\n${err}")
+    message(FATAL_ERROR "no QPS line for mode ${mode}:\n${out}")
   endif()
 endforeach()
 if(NOT out MATCHES "ratio unary/baseline-unary = [0-9]")
@@ -32,18 +41,8 @@ endif()
 # phases; the writer writes in the writing phases only, so its rate over
 # them is the rate asked for (it would be three times it if it also wrote
 # in the idle phases and the warmup).
-execute_process(
-  COMMAND ${BENCH} --spawn-server ${SERVER} --duration 1 --warmup 0.5
-          --concurrency 4 --modes stream,stream+admin --mixed-weights --targets 10
-          --admin-phase 0.25 --admin-writes-per-sec 50
-  OUTPUT_VARIABLE out
-  ERROR_VARIABLE err
-  RESULT_VARIABLE rc
-  TIMEOUT 90)
-message("${out}")
-if(NOT rc EQUAL 0)
-  message(FATAL_ERROR "picker-bench --admin-phase exited with ${rc}:\n${err}")
-endif()
+run_bench(--modes stream,stream+admin --mixed-weights --admin-phase 0.25
+          --admin-writes-per-sec 50)
 if(NOT out MATCHES "run 1/1 stream\\+admin c=4 \\(writing phases\\): QPS=[0-9]")
   message(FATAL_ERROR "no writing-phase line:\n${out}")
 endif()

@@ -20,13 +20,6 @@ std::chrono::system_clock::time_point In(std::chrono::milliseconds d) {
   return std::chrono::system_clock::now() + d;
 }
 
-// A server of the test's own (not the suite's): each case ends it.
-struct Started {
-  std::unique_ptr<ServerProcess> server;
-  std::unique_ptr<v1::Admin::Stub> admin;
-  std::string upstream = "drain";
-};
-
 std::unique_ptr<ServerProcess> StartWithDrain(int drain_ms, std::string* error) {
   ServerOptions options;
   options.extra_args = {"--drain-timeout-ms=" + std::to_string(drain_ms)};
@@ -52,6 +45,28 @@ void MakeUpstream(v1::Admin::Stub& admin, const std::string& name) {
   ASSERT_OK(s2);
 }
 
+// A server of the test's own (not the suite's: each case ends it) with
+// upstream `upstream` of one target, and channels to both listeners that
+// stay open as long as this does.
+struct Running {
+  std::unique_ptr<ServerProcess> server;
+  std::shared_ptr<grpc::Channel> data_channel;
+  std::shared_ptr<grpc::Channel> admin_channel;
+  std::unique_ptr<v1::Admin::Stub> admin;
+  std::unique_ptr<v1::Picker::Stub> picker;
+};
+
+void StartWithUpstream(int drain_ms, const std::string& upstream, Running* running) {
+  std::string error;
+  running->server = StartWithDrain(drain_ms, &error);
+  ASSERT_NE(running->server, nullptr) << error;
+  running->data_channel = NewChannel(running->server->data_address());
+  running->admin_channel = NewChannel(running->server->admin_address());
+  running->admin = v1::Admin::NewStub(running->admin_channel);
+  running->picker = v1::Picker::NewStub(running->data_channel);
+  MakeUpstream(*running->admin, upstream);
+}
+
 // Waits for the child to exit on its own within `timeout` (Stop would send
 // another SIGTERM first, which is harmless, and SIGKILL after the timeout).
 ExitInfo WaitExit(ServerProcess& server, std::chrono::milliseconds timeout) {
@@ -72,15 +87,14 @@ grpc::Status PickOnce(v1::Picker::Stub& stub, const std::string& upstream,
 // then finishes cleanly, new calls are refused, exit 0, drain lines logged.
 TEST(DrainTest, HealthNotServingStreamFinishesNewCallsRefusedExitZero) {
   constexpr int kDrainMs = 2500;
-  std::string error;
-  auto server = StartWithDrain(kDrainMs, &error);
-  ASSERT_NE(server, nullptr) << error;
-  auto data_channel = NewChannel(server->data_address());
-  auto admin_channel = NewChannel(server->admin_address());
-  auto admin = v1::Admin::NewStub(admin_channel);
-  auto picker = v1::Picker::NewStub(data_channel);
-  MakeUpstream(*admin, "drain");
+  Running running;
+  StartWithUpstream(kDrainMs, "drain", &running);
   ASSERT_FALSE(::testing::Test::HasFailure());
+  ServerProcess* server = running.server.get();
+  v1::Admin::Stub* admin = running.admin.get();
+  v1::Picker::Stub* picker = running.picker.get();
+  auto& data_channel = running.data_channel;
+  auto& admin_channel = running.admin_channel;
 
   // Health watchers, one per gRPC listener.
   struct Watcher {
@@ -200,18 +214,14 @@ TEST(DrainTest, HealthNotServingStreamFinishesNewCallsRefusedExitZero) {
 // wait for those clients to close their connections, which they do not do.
 TEST(DrainTest, IdleConnectionsDoNotHoldTheDrain) {
   constexpr int kDrainMs = 20000;
-  std::string error;
-  auto server = StartWithDrain(kDrainMs, &error);
-  ASSERT_NE(server, nullptr) << error;
-  // Channels of the test's own, open and idle when SIGTERM comes.
-  auto data_channel = NewChannel(server->data_address());
-  auto admin_channel = NewChannel(server->admin_address());
-  auto admin = v1::Admin::NewStub(admin_channel);
-  auto picker = v1::Picker::NewStub(data_channel);
-  MakeUpstream(*admin, "idle");
+  // Its channels stay open, idle, when SIGTERM comes.
+  Running running;
+  StartWithUpstream(kDrainMs, "idle", &running);
   ASSERT_FALSE(::testing::Test::HasFailure());
+  ServerProcess* server = running.server.get();
   v1::PickResponse picked;
-  const grpc::Status pick = PickOnce(*picker, "idle", std::chrono::milliseconds(5000), &picked);
+  const grpc::Status pick =
+      PickOnce(*running.picker, "idle", std::chrono::milliseconds(5000), &picked);
   ASSERT_OK(pick);
 
   const auto sigterm = Clock::now();
@@ -233,13 +243,11 @@ TEST(DrainTest, IdleConnectionsDoNotHoldTheDrain) {
 // drain timeout the call is cut and the process still exits 0.
 TEST(DrainTest, StuckStreamIsCutAtDrainTimeout) {
   constexpr int kDrainMs = 1000;
-  std::string error;
-  auto server = StartWithDrain(kDrainMs, &error);
-  ASSERT_NE(server, nullptr) << error;
-  auto admin = v1::Admin::NewStub(NewChannel(server->admin_address()));
-  auto picker = v1::Picker::NewStub(NewChannel(server->data_address()));
-  MakeUpstream(*admin, "stuck");
+  Running running;
+  StartWithUpstream(kDrainMs, "stuck", &running);
   ASSERT_FALSE(::testing::Test::HasFailure());
+  ServerProcess* server = running.server.get();
+  v1::Picker::Stub* picker = running.picker.get();
 
   grpc::ClientContext ctx;
   ctx.set_deadline(In(std::chrono::seconds(30)));
