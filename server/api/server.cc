@@ -6,6 +6,7 @@
 
 #include <atomic>
 #include <thread>
+#include <vector>
 
 #include "absl/strings/str_cat.h"
 #include "grpc/grpc.h"
@@ -175,22 +176,28 @@ void Server::CloseIdleConnections(std::chrono::steady_clock::time_point deadline
 void Server::Shutdown(std::chrono::milliseconds grace) {
   if (!impl_) return;
   const auto started = std::chrono::steady_clock::now();
-  // Started first, so that the listeners' own shutdowns below follow the
-  // health change as closely as before.
+  // The listeners close before health turns NOT_SERVING, so that a client
+  // told NOT_SERVING finds them closed: the other way round, a quick client
+  // could still get a new call in between. The core shutdown does not block
+  // (grpc::Server::Shutdown below waits for it); calls already open, health
+  // watches among them, go on, so watchers still hear NOT_SERVING.
+  grpc_completion_queue* shutdown_cq = grpc_completion_queue_create_for_pluck(nullptr);
+  std::vector<grpc::Server*> listeners;
+  for (grpc::Server* s : {impl_->data.get(), impl_->admin_server.get()}) {
+    if (s == nullptr) continue;
+    listeners.push_back(s);
+    grpc_server_shutdown_and_notify(s->c_server(), shutdown_cq, s);
+  }
   std::atomic<bool> drained_all{false};
   std::thread closer(
       [this, started, grace, &drained_all] { CloseIdleConnections(started + grace, drained_all); });
-  // Health first, so that watchers and load balancers stop sending before
-  // the listeners close.
-  for (grpc::Server* s : {impl_->data.get(), impl_->admin_server.get()}) {
-    if (s != nullptr && s->GetHealthCheckService() != nullptr) {
-      s->GetHealthCheckService()->SetServingStatus(false);
-    }
+  for (grpc::Server* s : listeners) {
+    if (s->GetHealthCheckService() != nullptr) s->GetHealthCheckService()->SetServingStatus(false);
   }
-  // grpc::Server::Shutdown refuses new calls at once, then blocks until its
-  // calls end and every client has closed its connection, or the deadline.
-  // The two listeners drain in parallel: one after the other, the admin
-  // listener kept taking new calls for as long as the data listener drained.
+  // grpc::Server::Shutdown blocks until its calls end and every client has
+  // closed its connection, or the deadline. The two listeners drain in
+  // parallel: one after the other, the admin listener's calls would get
+  // only what the data listener's drain left of the window.
   const auto deadline = std::chrono::system_clock::now() + grace;
   std::thread admin_drain([this, deadline] {
     if (impl_->admin_server) impl_->admin_server->Shutdown(deadline);
@@ -199,6 +206,12 @@ void Server::Shutdown(std::chrono::milliseconds grace) {
   admin_drain.join();
   drained_all.store(true);
   closer.join();
+  // Both shutdowns are complete now, so their notifications are queued.
+  for (grpc::Server* s : listeners) {
+    grpc_completion_queue_pluck(shutdown_cq, s, gpr_inf_future(GPR_CLOCK_REALTIME), nullptr);
+  }
+  grpc_completion_queue_shutdown(shutdown_cq);
+  grpc_completion_queue_destroy(shutdown_cq);
   const auto drained = std::chrono::duration_cast<std::chrono::milliseconds>(
       std::chrono::steady_clock::now() - started);
   if (drained >= grace) {
