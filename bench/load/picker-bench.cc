@@ -58,7 +58,8 @@ ABSL_FLAG(std::string, spawn_server, "",
           "Path of a picker-server to start on free loopback ports with a fresh data "
           "directory (overrides --target, --admin and --metrics); stopped at the end.");
 ABSL_FLAG(std::vector<std::string>, server_args, {},
-          "Extra flags for the spawned server, comma-separated (e.g. --log-level=warn).");
+          "Extra flags for the spawned server, comma-separated (e.g. --data-dir=/dev/shm/pb); "
+          "not a log level above info, which would hide the line that gives its ports.");
 ABSL_FLAG(std::string, upstream, "picker-bench",
           "Upstream to pick from; with --setup, created afresh (deleted first if present).");
 ABSL_FLAG(bool, setup, true, "Create the upstream with --targets targets of --strategy.");
