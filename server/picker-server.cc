@@ -3,22 +3,16 @@
 #include <pthread.h>
 #include <signal.h>
 
-#include <algorithm>
 #include <chrono>
 #include <cstdio>
 #include <cstdlib>
 #include <fstream>
 #include <sstream>
 #include <string>
-#include <string_view>
 #include <vector>
 
 #include "absl/flags/flag.h"
-#include "absl/flags/parse.h"
-#include "absl/flags/reflection.h"
-#include "absl/flags/usage.h"
 #include "absl/strings/ascii.h"
-#include "absl/strings/match.h"
 #include "absl/strings/str_cat.h"
 #include "server/api/server.h"
 #include "server/config/config_file.h"
@@ -193,42 +187,14 @@ int Run() {
 
 }  // namespace
 
-// --help, listing this program's flags in their dashed spelling.
-void PrintHelp() {
-  std::printf(
-      "picker-server: a stateful gRPC load-balancing service.\n"
-      "Clients call picker.v1.Picker/Pick to learn which target should take their next request\n"
-      "and Release when it ends; operators manage upstreams with picker.v1.Admin.\n\n"
-      "Flags:\n");
-  std::vector<std::pair<std::string, const absl::CommandLineFlag*>> flags;
-  for (const auto& [name, flag] : absl::GetAllFlags()) {
-    if (absl::StrContains(flag->Filename(), "picker-server")) {
-      std::string dashed(name);
-      std::replace(dashed.begin(), dashed.end(), '_', '-');
-      flags.emplace_back(dashed, flag);
-    }
-  }
-  std::sort(flags.begin(), flags.end());
-  for (const auto& [name, flag] : flags) {
-    std::printf("  --%s (default: %s)\n      %s\n", name.c_str(), flag->DefaultValue().c_str(),
-                flag->Help().c_str());
-  }
-}
-
 int main(int argc, char** argv) {
   picker::program::DisableMutexDeadlockDetection();
   spdlog::set_default_logger(spdlog::stderr_color_mt("picker"));
-  for (int i = 1; i < argc; ++i) {
-    const std::string_view arg = argv[i];
-    if (arg == "--help" || arg == "-help" || arg == "-h" || arg == "--helpfull") {
-      PrintHelp();
-      return 0;
-    }
-  }
-  absl::SetProgramUsageMessage("picker-server [flags]; see --help");
-  std::vector<std::string> storage;
-  std::vector<char*> args = picker::program::NormalizeFlagNames(argc, argv, storage);
-  absl::ParseCommandLine(static_cast<int>(args.size()), args.data());
+  picker::program::ParseCommandLine(
+      argc, argv, "picker-server",
+      "picker-server: a stateful gRPC load-balancing service.\n"
+      "Clients call picker.v1.Picker/Pick to learn which target should take their next request\n"
+      "and Release when it ends; operators manage upstreams with picker.v1.Admin.\n");
   spdlog::set_level(spdlog::level::from_str(absl::GetFlag(FLAGS_log_level)));
   return Run();
 }

@@ -17,14 +17,10 @@
 #include <map>
 #include <memory>
 #include <string>
-#include <string_view>
 #include <thread>
 #include <vector>
 
 #include "absl/flags/flag.h"
-#include "absl/flags/parse.h"
-#include "absl/flags/reflection.h"
-#include "absl/flags/usage.h"
 #include "absl/strings/match.h"
 #include "absl/strings/numbers.h"
 #include "absl/strings/str_cat.h"
@@ -595,42 +591,16 @@ int Run() {
   return 0;
 }
 
-void PrintHelp() {
-  std::printf(
-      "picker-bench: closed-loop gRPC load against picker-server, with an empty-handler\n"
-      "baseline served by this process measured in the same run.\n\n"
-      "  picker-bench --spawn-server build/picker-server --modes unary,baseline-unary \\\n"
-      "      --concurrency 1,8,64 --duration 10\n\nFlags:\n");
-  std::vector<std::pair<std::string, const absl::CommandLineFlag*>> flags;
-  for (const auto& [name, flag] : absl::GetAllFlags()) {
-    if (absl::StrContains(flag->Filename(), "picker-bench")) {
-      std::string dashed(name);
-      std::replace(dashed.begin(), dashed.end(), '_', '-');
-      flags.emplace_back(dashed, flag);
-    }
-  }
-  std::sort(flags.begin(), flags.end());
-  for (const auto& [name, flag] : flags) {
-    std::printf("  --%s (default: %s)\n      %s\n", name.c_str(), flag->DefaultValue().c_str(),
-                flag->Help().c_str());
-  }
-}
-
 }  // namespace
 }  // namespace picker::bench
 
 int main(int argc, char** argv) {
   picker::program::DisableMutexDeadlockDetection();
-  for (int i = 1; i < argc; ++i) {
-    const std::string_view arg = argv[i];
-    if (arg == "--help" || arg == "-help" || arg == "-h" || arg == "--helpfull") {
-      picker::bench::PrintHelp();
-      return 0;
-    }
-  }
-  absl::SetProgramUsageMessage("picker-bench [flags]; see --help");
-  std::vector<std::string> storage;
-  std::vector<char*> args = picker::program::NormalizeFlagNames(argc, argv, storage);
-  absl::ParseCommandLine(static_cast<int>(args.size()), args.data());
+  picker::program::ParseCommandLine(
+      argc, argv, "picker-bench",
+      "picker-bench: closed-loop gRPC load against picker-server, with an empty-handler\n"
+      "baseline served by this process measured in the same run.\n\n"
+      "  picker-bench --spawn-server build/picker-server --modes unary,baseline-unary \\\n"
+      "      --concurrency 1,8,64 --duration 10\n");
   return picker::bench::Run();
 }

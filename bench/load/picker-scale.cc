@@ -20,8 +20,6 @@
 #include <vector>
 
 #include "absl/flags/flag.h"
-#include "absl/flags/parse.h"
-#include "absl/flags/usage.h"
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_format.h"
 #include "bench/load/host.h"
@@ -123,12 +121,12 @@ int Fail(const std::string& what, const grpc::Status& status) {
 
 int main(int argc, char** argv) {
   picker::program::DisableMutexDeadlockDetection();
-  absl::SetProgramUsageMessage(
-      "picker-scale --spawn-server build/picker-server [--upstreams N --targets M "
-      "--big-targets K]");
-  std::vector<std::string> storage;
-  std::vector<char*> args = picker::program::NormalizeFlagNames(argc, argv, storage);
-  absl::ParseCommandLine(static_cast<int>(args.size()), args.data());
+  picker::program::ParseCommandLine(
+      argc, argv, "picker-scale",
+      "picker-scale: how a spawned picker-server copes with many upstreams and with one very\n"
+      "large upstream: load and restart times, pick rates, resident memory.\n\n"
+      "  picker-scale --spawn-server build/picker-server [--upstreams N --targets M "
+      "--big-targets K]\n");
   const std::string server_path = absl::GetFlag(FLAGS_spawn_server);
   if (server_path.empty()) {
     std::fprintf(stderr, "picker-scale: --spawn-server is required\n");

@@ -31,6 +31,18 @@ absl::Status UnknownUpstream(absl::string_view name) {
                                           name.size() > 128 ? "...\"" : "\""));
 }
 
+// The target at `address` (canonical) among `targets`, or their end.
+std::vector<TargetEntry>::iterator FindTarget(std::vector<TargetEntry>& targets,
+                                              absl::string_view address) {
+  return std::find_if(targets.begin(), targets.end(),
+                      [&](const TargetEntry& t) { return t.config.address == address; });
+}
+
+absl::Status UnknownTarget(absl::string_view upstream, absl::string_view address) {
+  return absl::NotFoundError(
+      absl::StrCat("address: upstream \"", upstream, "\" has no target \"", address, "\""));
+}
+
 // Distinguishes registries in the per-thread map cache, even one created at
 // the address of a destroyed one.
 std::atomic<uint64_t> next_registry_id{1};
@@ -281,8 +293,7 @@ absl::StatusOr<TargetConfig> Registry::PutTarget(absl::string_view upstream,
   absl::StatusOr<UpstreamState*> state = StateOf(upstream);
   if (!state.ok()) return state.status();
   std::vector<TargetEntry> targets = (*state)->targets;
-  auto it = std::find_if(targets.begin(), targets.end(),
-                         [&](const TargetEntry& t) { return t.config.address == *address; });
+  auto it = FindTarget(targets, *address);
   if (it == targets.end()) {
     if (absl::Status s = CheckTargetCount(targets.size() + 1); !s.ok()) return s;
     it = targets.insert(targets.end(), TargetEntry{});
@@ -307,12 +318,8 @@ absl::Status Registry::DeleteTarget(absl::string_view upstream, absl::string_vie
   absl::StatusOr<UpstreamState*> state = StateOf(upstream);
   if (!state.ok()) return state.status();
   std::vector<TargetEntry> targets = (*state)->targets;
-  auto it = std::find_if(targets.begin(), targets.end(),
-                         [&](const TargetEntry& t) { return t.config.address == *canonical; });
-  if (it == targets.end()) {
-    return absl::NotFoundError(
-        absl::StrCat("address: upstream \"", upstream, "\" has no target \"", *canonical, "\""));
-  }
+  auto it = FindTarget(targets, *canonical);
+  if (it == targets.end()) return UnknownTarget(upstream, *canonical);
   targets.erase(it);
   return Commit(**state, (*state)->config, std::move(targets)).status();
 }
@@ -367,12 +374,8 @@ absl::StatusOr<std::shared_ptr<const UpstreamSnapshot>> Registry::SetTargetHealt
   absl::StatusOr<UpstreamState*> state = StateOf(upstream);
   if (!state.ok()) return state.status();
   std::vector<TargetEntry> targets = (*state)->targets;
-  auto it = std::find_if(targets.begin(), targets.end(),
-                         [&](const TargetEntry& t) { return t.config.address == *canonical; });
-  if (it == targets.end()) {
-    return absl::NotFoundError(
-        absl::StrCat("address: upstream \"", upstream, "\" has no target \"", *canonical, "\""));
-  }
+  auto it = FindTarget(targets, *canonical);
+  if (it == targets.end()) return UnknownTarget(upstream, *canonical);
   it->health_override = health_override;
   return Commit(**state, (*state)->config, std::move(targets));
 }

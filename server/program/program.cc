@@ -1,7 +1,16 @@
 #include "server/program/program.h"
 
 #include <algorithm>
+#include <cstdio>
+#include <cstdlib>
+#include <string_view>
+#include <utility>
 
+#include "absl/flags/parse.h"
+#include "absl/flags/reflection.h"
+#include "absl/flags/usage.h"
+#include "absl/strings/match.h"
+#include "absl/strings/str_cat.h"
 #include "absl/synchronization/mutex.h"
 
 namespace picker::program {
@@ -17,6 +26,32 @@ std::vector<char*> NormalizeFlagNames(int argc, char** argv, std::vector<std::st
   std::vector<char*> out;
   for (std::string& arg : storage) out.push_back(arg.data());
   return out;
+}
+
+void ParseCommandLine(int argc, char** argv, absl::string_view program, absl::string_view about) {
+  for (int i = 1; i < argc; ++i) {
+    const std::string_view arg = argv[i];
+    if (arg == "--") break;
+    if (arg != "--help" && arg != "-help" && arg != "-h" && arg != "--helpfull") continue;
+    std::printf("%.*s\nFlags:\n", static_cast<int>(about.size()), about.data());
+    std::vector<std::pair<std::string, const absl::CommandLineFlag*>> flags;
+    for (const auto& [name, flag] : absl::GetAllFlags()) {
+      if (!absl::StrContains(flag->Filename(), program)) continue;
+      std::string dashed(name);
+      std::replace(dashed.begin(), dashed.end(), '_', '-');
+      flags.emplace_back(std::move(dashed), flag);
+    }
+    std::sort(flags.begin(), flags.end());
+    for (const auto& [name, flag] : flags) {
+      std::printf("  --%s (default: %s)\n      %s\n", name.c_str(), flag->DefaultValue().c_str(),
+                  flag->Help().c_str());
+    }
+    std::exit(0);
+  }
+  absl::SetProgramUsageMessage(absl::StrCat(program, " [flags]; see --help"));
+  std::vector<std::string> storage;
+  std::vector<char*> args = NormalizeFlagNames(argc, argv, storage);
+  absl::ParseCommandLine(static_cast<int>(args.size()), args.data());
 }
 
 void DisableMutexDeadlockDetection() {

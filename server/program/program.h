@@ -6,12 +6,20 @@
 #include <string>
 #include <vector>
 
+#include "absl/strings/string_view.h"
+
 namespace picker::program {
 
 // Flags are spelled with dashes (--admin-listen); abseil names them with
 // underscores. Rewrites the name part of each "--flag[=value]" argument up
 // to a "--"; `storage` owns the rewritten strings the result points into.
 std::vector<char*> NormalizeFlagNames(int argc, char** argv, std::vector<std::string>& storage);
+
+// Parses the command line into the flags, spelled with dashes. With --help
+// (or -h, -help, --helpfull) anywhere, prints `about` and the program's own
+// flags, those defined in files whose name contains `program` (abseil's
+// help would list gRPC's and abseil's too), with dashes, and exits 0.
+void ParseCommandLine(int argc, char** argv, absl::string_view program, absl::string_view about);
 
 // Turns off absl::Mutex deadlock detection. Debian builds abseil without
 // NDEBUG, which leaves the detection on: every lock of every absl::Mutex
