@@ -6,8 +6,10 @@
 
 #include "absl/container/flat_hash_set.h"
 #include "absl/strings/match.h"
+#include "absl/strings/str_cat.h"
 #include "server/api/convert.h"
 #include "server/api/status.h"
+#include "server/api/wire.h"
 
 namespace picker::api {
 namespace {
@@ -68,20 +70,30 @@ core::Outcome OutcomeOf(v1::ReleaseRequest::Outcome outcome) {
 }
 
 // PickStream: answers picks in order, releases what rides along, and on the
-// stream's end abandons the leases it still holds.
-class PickStreamReactor final
-    : public grpc::ServerBidiReactor<v1::PickStreamRequest, v1::PickStreamResponse> {
+// stream's end abandons the leases it still holds. A message that does not
+// parse ends the stream with INVALID_ARGUMENT, once the answers before it
+// are written: its request_id, and so which answer it wanted, is unknown.
+class PickStreamReactor final : public grpc::ServerBidiReactor<grpc::ByteBuffer, grpc::ByteBuffer> {
  public:
   PickStreamReactor(PickerService& service, core::Registry& registry, CallTracker& calls)
       : service_(service), registry_(registry), calls_(calls) {
     calls_.Begin();
-    StartRead(&request_);
+    StartRead(&wire_);
   }
 
   void OnReadDone(bool ok) override {
     if (!ok) {
       std::lock_guard lock(mu_);
       reads_done_ = true;
+      MaybeFinishLocked();
+      return;
+    }
+    ++messages_;
+    if (absl::Status parsed = ParseFromWire(wire_, request_); !parsed.ok()) {
+      std::lock_guard lock(mu_);
+      reads_done_ = true;
+      end_ = grpc::Status(grpc::StatusCode::INVALID_ARGUMENT,
+                          absl::StrCat("message ", messages_, ": ", parsed.message()));
       MaybeFinishLocked();
       return;
     }
@@ -103,13 +115,13 @@ class PickStreamReactor final
       }
       std::lock_guard lock(mu_);
       if (lease_id != 0) held_.insert(lease_id);
-      pending_.push_back(std::move(response));
+      SerializeToWire(response, pending_.emplace_back());
       if (!writing_) {
         writing_ = true;
         StartWrite(&pending_.front());
       }
     }
-    StartRead(&request_);
+    StartRead(&wire_);
   }
 
   void OnWriteDone(bool ok) override {
@@ -144,16 +156,19 @@ class PickStreamReactor final
   void MaybeFinishLocked() {
     if (reads_done_ && !writing_ && !finished_) {
       finished_ = true;
-      Finish(grpc::Status::OK);
+      Finish(end_);
     }
   }
 
   PickerService& service_;
   core::Registry& registry_;
   CallTracker& calls_;
+  grpc::ByteBuffer wire_;  // The message being read.
   v1::PickStreamRequest request_;
+  uint64_t messages_ = 0;
   std::mutex mu_;
-  std::deque<v1::PickStreamResponse> pending_;
+  std::deque<grpc::ByteBuffer> pending_;
+  grpc::Status end_;  // OK, or why the stream stopped reading.
   absl::flat_hash_set<uint64_t> held_;
   bool writing_ = false;
   bool reads_done_ = false;
@@ -161,6 +176,35 @@ class PickStreamReactor final
 };
 
 }  // namespace
+
+PickerService::PickerService(core::Registry& registry, metrics::Metrics& metrics,
+                             CallTracker& calls)
+    : registry_(registry), metrics_(metrics), calls_(calls) {
+  CaptureProtobufParseErrors();
+}
+
+template <typename Request, typename Response, typename Handler>
+grpc::ServerUnaryReactor* PickerService::Unary(grpc::CallbackServerContext* context,
+                                               const grpc::ByteBuffer& request_wire,
+                                               grpc::ByteBuffer& response_wire, Handler handler) {
+  calls_.Begin();
+  // Reused by the calls this thread serves, one at a time: once their
+  // fields have grown, a call allocates no message memory.
+  thread_local Request request;
+  thread_local Response response;
+  absl::Status status = ParseFromWire(request_wire, request);
+  if (!status.ok()) {
+    status = absl::InvalidArgumentError(absl::StrCat("request: ", status.message()));
+  } else {
+    response.Clear();
+    status = handler(request, response);
+    if (status.ok()) SerializeToWire(response, response_wire);
+  }
+  grpc::ServerUnaryReactor* reactor = context->DefaultReactor();
+  reactor->Finish(ToGrpc(status));
+  calls_.End();
+  return reactor;
+}
 
 absl::Status PickerService::DoPick(const v1::PickRequest& request, v1::PickResponse& response,
                                    uint64_t* lease_id) {
@@ -237,26 +281,24 @@ absl::Status PickerService::DoRelease(const v1::ReleaseRequest& request,
 }
 
 grpc::ServerUnaryReactor* PickerService::Pick(grpc::CallbackServerContext* context,
-                                              const v1::PickRequest* request,
-                                              v1::PickResponse* response) {
-  calls_.Begin();
-  grpc::ServerUnaryReactor* reactor = context->DefaultReactor();
-  reactor->Finish(ToGrpc(DoPick(*request, *response, nullptr)));
-  calls_.End();
-  return reactor;
+                                              const grpc::ByteBuffer* request,
+                                              grpc::ByteBuffer* response) {
+  return Unary<v1::PickRequest, v1::PickResponse>(
+      context, *request, *response, [this](const v1::PickRequest& in, v1::PickResponse& out) {
+        return DoPick(in, out, nullptr);
+      });
 }
 
 grpc::ServerUnaryReactor* PickerService::Release(grpc::CallbackServerContext* context,
-                                                 const v1::ReleaseRequest* request,
-                                                 v1::ReleaseResponse* response) {
-  calls_.Begin();
-  grpc::ServerUnaryReactor* reactor = context->DefaultReactor();
-  reactor->Finish(ToGrpc(DoRelease(*request, *response)));
-  calls_.End();
-  return reactor;
+                                                 const grpc::ByteBuffer* request,
+                                                 grpc::ByteBuffer* response) {
+  return Unary<v1::ReleaseRequest, v1::ReleaseResponse>(
+      context, *request, *response, [this](const v1::ReleaseRequest& in, v1::ReleaseResponse& out) {
+        return DoRelease(in, out);
+      });
 }
 
-grpc::ServerBidiReactor<v1::PickStreamRequest, v1::PickStreamResponse>* PickerService::PickStream(
+grpc::ServerBidiReactor<grpc::ByteBuffer, grpc::ByteBuffer>* PickerService::PickStream(
     grpc::CallbackServerContext* context) {
   return new PickStreamReactor(*this, registry_, calls_);
 }

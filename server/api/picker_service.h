@@ -1,5 +1,7 @@
 // picker.v1.Picker on the callback API: Pick, Release and PickStream.
 // Thin: it maps messages to the core's PickInput, and core errors to status.
+// The handlers take their requests as bytes and parse them (wire.h), so that
+// a request that does not parse is answered INVALID_ARGUMENT.
 #ifndef PICKER_SERVER_API_PICKER_SERVICE_H_
 #define PICKER_SERVER_API_PICKER_SERVICE_H_
 
@@ -10,19 +12,20 @@
 
 namespace picker::api {
 
-class PickerService final : public v1::Picker::CallbackService {
+class PickerService final
+    : public v1::Picker::WithRawCallbackMethod_Pick<v1::Picker::WithRawCallbackMethod_Release<
+          v1::Picker::WithRawCallbackMethod_PickStream<v1::Picker::Service>>> {
  public:
   // `calls` counts the calls being served, for the drain.
-  PickerService(core::Registry& registry, metrics::Metrics& metrics, CallTracker& calls)
-      : registry_(registry), metrics_(metrics), calls_(calls) {}
+  PickerService(core::Registry& registry, metrics::Metrics& metrics, CallTracker& calls);
 
   grpc::ServerUnaryReactor* Pick(grpc::CallbackServerContext* context,
-                                 const v1::PickRequest* request,
-                                 v1::PickResponse* response) override;
+                                 const grpc::ByteBuffer* request,
+                                 grpc::ByteBuffer* response) override;
   grpc::ServerUnaryReactor* Release(grpc::CallbackServerContext* context,
-                                    const v1::ReleaseRequest* request,
-                                    v1::ReleaseResponse* response) override;
-  grpc::ServerBidiReactor<v1::PickStreamRequest, v1::PickStreamResponse>* PickStream(
+                                    const grpc::ByteBuffer* request,
+                                    grpc::ByteBuffer* response) override;
+  grpc::ServerBidiReactor<grpc::ByteBuffer, grpc::ByteBuffer>* PickStream(
       grpc::CallbackServerContext* context) override;
 
   // Shared by the unary and streaming paths.
@@ -31,6 +34,13 @@ class PickerService final : public v1::Picker::CallbackService {
   absl::Status DoRelease(const v1::ReleaseRequest& request, v1::ReleaseResponse& response);
 
  private:
+  // A unary call: parses its request, runs `handler` (an absl::Status of the
+  // request and the answer to fill) and answers.
+  template <typename Request, typename Response, typename Handler>
+  grpc::ServerUnaryReactor* Unary(grpc::CallbackServerContext* context,
+                                  const grpc::ByteBuffer& request_wire,
+                                  grpc::ByteBuffer& response_wire, Handler handler);
+
   core::Registry& registry_;
   metrics::Metrics& metrics_;
   CallTracker& calls_;

@@ -178,9 +178,11 @@ TEST_F(BadInputTest, EveryRowGetsItsCodeAndChangesNothing) {
   const StatusCode kInvalid = StatusCode::INVALID_ARGUMENT;
   const StatusCode kNotFound = StatusCode::NOT_FOUND;
   const StatusCode kExhausted = StatusCode::RESOURCE_EXHAUSTED;
-  // protobuf rejects a proto3 string that is not UTF-8 while parsing, before
-  // picker sees the request; gRPC C++ 1.51 then answers UNIMPLEMENTED with no
-  // message (on both listeners), as it does for bytes that are no message.
+  // protobuf rejects a proto3 string that is not UTF-8 while parsing. The
+  // Picker handlers parse their requests themselves and answer
+  // INVALID_ARGUMENT (PickerRequestsThatDoNotParse below); the admin
+  // listener's requests are parsed by gRPC C++ 1.51, which answers
+  // UNIMPLEMENTED with no message, as it does for bytes that are no message.
   const StatusCode kUnparsable = StatusCode::UNIMPLEMENTED;
   std::vector<v1::Target> too_many;
   for (int i = 0; i <= kMaxTargets; ++i) {
@@ -499,13 +501,13 @@ TEST_F(BadInputTest, EveryRowGetsItsCodeAndChangesNothing) {
          });
        }},
       {"pick: upstream not UTF-8",
-       {kUnparsable},
+       {kInvalid},
        [&] {
          return RawUnary(server()->data_channel(), "/picker.v1.Picker/Pick",
                          Field(1, kInvalidUtf8));
        }},
       {"pick: header value not UTF-8",
-       {kUnparsable},
+       {kInvalid},
        [&] {
          // attributes.headers is map<string,string>: entry {key=1, value=2}.
          return RawUnary(
@@ -614,6 +616,64 @@ TEST_F(BadInputTest, EveryRowGetsItsCodeAndChangesNothing) {
 
 // Every admin change, accepted or rejected, leaves one audit line naming
 // the method, the upstream, the result and the peer; reads leave none.
+// A Picker request that does not parse gets INVALID_ARGUMENT saying why
+// (gRPC's own handlers would answer UNIMPLEMENTED, or end a stream with OK).
+// A C++ client sends a proto3 string that is not UTF-8 if it is given one
+// (protobuf only logs it), as when it passes on a Latin-1 header value.
+TEST_F(BadInputTest, PickerRequestsThatDoNotParse) {
+  const size_t log_before = server()->Log().size();
+  const std::string upstream =
+      MakeUpstream("ring_hash { min_ring_size: 64 hash_policies { header { name: 'x-user' } } }",
+                   {MakeTarget("10.0.0.1:80"), MakeTarget("10.0.0.2:80")});
+  v1::PickRequest latin1;
+  latin1.set_upstream(upstream);
+  (*latin1.mutable_attributes()->mutable_headers())["x-user"] = "jos\xe9";
+
+  const Result<v1::PickResponse> pick = Pick(latin1);
+  EXPECT_CODE(pick.status, INVALID_ARGUMENT);
+  EXPECT_EQ(pick.status.error_message(),
+            "request: not a valid picker.v1.PickRequest: String field "
+            "'picker.v1.RequestAttributes.HeadersEntry.value' contains invalid UTF-8 data");
+  const grpc::Status garbage =
+      RawUnary(server()->data_channel(), "/picker.v1.Picker/Release", "\xff\xff\xff\xff");
+  EXPECT_CODE(garbage, INVALID_ARGUMENT);
+  EXPECT_EQ(garbage.error_message(),
+            "request: not a valid picker.v1.ReleaseRequest (malformed protobuf encoding)");
+
+  // On a stream: the picks before it are answered, then the stream ends
+  // with the message's number, and the lease it held is abandoned.
+  auto ctx = Ctx();
+  auto stream = picker_->PickStream(ctx.get());
+  v1::PickStreamRequest request;
+  request.set_request_id(1);
+  request.mutable_pick()->set_upstream(upstream);
+  v1::PickStreamResponse response;
+  ASSERT_TRUE(stream->Write(request) && stream->Read(&response));
+  ASSERT_EQ(response.code(), 0) << response.message();
+  const uint64_t lease = response.pick().lease_id();
+  request.set_request_id(2);
+  *request.mutable_pick() = latin1;
+  stream->Write(request);
+  EXPECT_FALSE(stream->Read(&response)) << "answered a message that does not parse";
+  const grpc::Status ended = stream->Finish();
+  EXPECT_CODE(ended, INVALID_ARGUMENT);
+  EXPECT_EQ(ended.error_message(),
+            "message 2: not a valid picker.v1.PickStreamRequest: String field "
+            "'picker.v1.RequestAttributes.HeadersEntry.value' contains invalid UTF-8 data");
+  v1::ReleaseRequest release;
+  release.set_upstream(upstream);
+  release.set_lease_id(lease);
+  v1::ReleaseResponse released;
+  EXPECT_OK(picker_->Release(Ctx().get(), release, &released));
+  EXPECT_EQ(released.state(), v1::ReleaseResponse::ALREADY_RELEASED)
+      << "the stream's lease was not abandoned when it ended";
+
+  // protobuf's complaint went to the client, not to the server's log.
+  const std::string log = server()->Log().substr(log_before);
+  EXPECT_EQ(log.find("invalid UTF-8"), std::string::npos) << log;
+  EXPECT_TRUE(Alive());
+}
+
 TEST_F(BadInputTest, EveryAdminChangeIsAudited) {
   const std::string name = NewName("audited");
   const std::string before = server()->Log();
