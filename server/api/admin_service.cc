@@ -2,12 +2,15 @@
 
 #include <chrono>
 #include <cstdlib>
+#include <memory>
+#include <utility>
 #include <vector>
 
 #include "absl/strings/escaping.h"
 #include "absl/strings/str_cat.h"
 #include "server/api/convert.h"
 #include "server/api/status.h"
+#include "server/api/wire.h"
 #include "server/core/address.h"
 #include "server/core/thread_name.h"
 #include "spdlog/spdlog.h"
@@ -254,6 +257,7 @@ grpc::Status AdminService::DoGetUpstreamHealth(grpc::CallbackServerContext* cont
 AdminService::AdminService(core::Registry& registry, metrics::Metrics& metrics, std::string token,
                            CallTracker& calls)
     : registry_(registry), metrics_(metrics), token_(std::move(token)), calls_(calls) {
+  CaptureProtobufParseErrors();
   writer_ = std::thread([this] { WriterLoop(); });
 }
 
@@ -308,93 +312,131 @@ void AdminService::WriterLoop() {
   }
 }
 
-template <typename Handler>
+std::optional<grpc::Status> AdminService::Parse(grpc::CallbackServerContext* context,
+                                                const char* method, bool write,
+                                                const grpc::ByteBuffer& wire,
+                                                google::protobuf::Message& request) {
+  absl::Status parsed = ParseFromWire(wire, request);
+  if (parsed.ok()) return std::nullopt;
+  if (auto denied = Deny(context, method, "", write)) return denied;
+  return Finish(context, method, "",
+                absl::InvalidArgumentError(absl::StrCat("request: ", parsed.message())), write);
+}
+
+template <typename Request, typename Response>
 grpc::ServerUnaryReactor* AdminService::Read(grpc::CallbackServerContext* context,
-                                             Handler handler) {
+                                             const char* method,
+                                             const grpc::ByteBuffer& request_wire,
+                                             grpc::ByteBuffer& response_wire,
+                                             Handler<Request, Response> handler) {
   calls_.Begin();
   grpc::ServerUnaryReactor* reactor = context->DefaultReactor();
-  reactor->Finish(handler());
+  Request request;
+  Response response;
+  std::optional<grpc::Status> status = Parse(context, method, false, request_wire, request);
+  if (!status) {
+    status = (this->*handler)(context, &request, &response);
+    if (status->ok()) SerializeToWire(response, response_wire);
+  }
+  reactor->Finish(*status);
   calls_.End();
   return reactor;
 }
 
-template <typename Handler>
+template <typename Request, typename Response>
 grpc::ServerUnaryReactor* AdminService::Write(grpc::CallbackServerContext* context,
-                                              Handler handler) {
+                                              const char* method,
+                                              const grpc::ByteBuffer& request_wire,
+                                              grpc::ByteBuffer& response_wire,
+                                              Handler<Request, Response> handler) {
   calls_.Begin();  // Ended once the writer has answered it.
   grpc::ServerUnaryReactor* reactor = context->DefaultReactor();
+  // The messages live until the writer has run the handler.
+  auto messages = std::make_shared<std::pair<Request, Response>>();
+  if (auto refused = Parse(context, method, true, request_wire, messages->first)) {
+    reactor->Finish(*refused);
+    calls_.End();
+    return reactor;
+  }
+  grpc::ByteBuffer* out = &response_wire;
   {
     std::lock_guard<std::mutex> lock(mu_);
-    writes_.push_back(QueuedWrite{reactor, handler});
+    writes_.push_back(QueuedWrite{reactor, [this, context, messages, out, handler] {
+                                    grpc::Status status = (this->*handler)(
+                                        context, &messages->first, &messages->second);
+                                    if (status.ok()) SerializeToWire(messages->second, *out);
+                                    return status;
+                                  }});
   }
   cv_.notify_one();
   return reactor;
 }
 
 grpc::ServerUnaryReactor* AdminService::CreateUpstream(grpc::CallbackServerContext* context,
-                                                       const v1::CreateUpstreamRequest* request,
-                                                       v1::Upstream* response) {
-  return Write(context, [=, this] { return DoCreateUpstream(context, request, response); });
+                                                       const grpc::ByteBuffer* request,
+                                                       grpc::ByteBuffer* response) {
+  return Write(context, "CreateUpstream", *request, *response, &AdminService::DoCreateUpstream);
 }
 
 grpc::ServerUnaryReactor* AdminService::GetUpstream(grpc::CallbackServerContext* context,
-                                                    const v1::GetUpstreamRequest* request,
-                                                    v1::Upstream* response) {
-  return Read(context, [=, this] { return DoGetUpstream(context, request, response); });
+                                                    const grpc::ByteBuffer* request,
+                                                    grpc::ByteBuffer* response) {
+  return Read(context, "GetUpstream", *request, *response, &AdminService::DoGetUpstream);
 }
 
 grpc::ServerUnaryReactor* AdminService::ListUpstreams(grpc::CallbackServerContext* context,
-                                                      const v1::ListUpstreamsRequest* request,
-                                                      v1::ListUpstreamsResponse* response) {
-  return Read(context, [=, this] { return DoListUpstreams(context, request, response); });
+                                                      const grpc::ByteBuffer* request,
+                                                      grpc::ByteBuffer* response) {
+  return Read(context, "ListUpstreams", *request, *response, &AdminService::DoListUpstreams);
 }
 
 grpc::ServerUnaryReactor* AdminService::UpdateUpstream(grpc::CallbackServerContext* context,
-                                                       const v1::UpdateUpstreamRequest* request,
-                                                       v1::Upstream* response) {
-  return Write(context, [=, this] { return DoUpdateUpstream(context, request, response); });
+                                                       const grpc::ByteBuffer* request,
+                                                       grpc::ByteBuffer* response) {
+  return Write(context, "UpdateUpstream", *request, *response, &AdminService::DoUpdateUpstream);
 }
 
 grpc::ServerUnaryReactor* AdminService::DeleteUpstream(grpc::CallbackServerContext* context,
-                                                       const v1::DeleteUpstreamRequest* request,
-                                                       v1::DeleteUpstreamResponse* response) {
-  return Write(context, [=, this] { return DoDeleteUpstream(context, request, response); });
+                                                       const grpc::ByteBuffer* request,
+                                                       grpc::ByteBuffer* response) {
+  return Write(context, "DeleteUpstream", *request, *response, &AdminService::DoDeleteUpstream);
 }
 
 grpc::ServerUnaryReactor* AdminService::PutTarget(grpc::CallbackServerContext* context,
-                                                  const v1::PutTargetRequest* request,
-                                                  v1::Target* response) {
-  return Write(context, [=, this] { return DoPutTarget(context, request, response); });
+                                                  const grpc::ByteBuffer* request,
+                                                  grpc::ByteBuffer* response) {
+  return Write(context, "PutTarget", *request, *response, &AdminService::DoPutTarget);
 }
 
 grpc::ServerUnaryReactor* AdminService::DeleteTarget(grpc::CallbackServerContext* context,
-                                                     const v1::DeleteTargetRequest* request,
-                                                     v1::DeleteTargetResponse* response) {
-  return Write(context, [=, this] { return DoDeleteTarget(context, request, response); });
+                                                     const grpc::ByteBuffer* request,
+                                                     grpc::ByteBuffer* response) {
+  return Write(context, "DeleteTarget", *request, *response, &AdminService::DoDeleteTarget);
 }
 
 grpc::ServerUnaryReactor* AdminService::ReplaceTargets(grpc::CallbackServerContext* context,
-                                                       const v1::ReplaceTargetsRequest* request,
-                                                       v1::ReplaceTargetsResponse* response) {
-  return Write(context, [=, this] { return DoReplaceTargets(context, request, response); });
+                                                       const grpc::ByteBuffer* request,
+                                                       grpc::ByteBuffer* response) {
+  return Write(context, "ReplaceTargets", *request, *response, &AdminService::DoReplaceTargets);
 }
 
 grpc::ServerUnaryReactor* AdminService::ListTargets(grpc::CallbackServerContext* context,
-                                                    const v1::ListTargetsRequest* request,
-                                                    v1::ListTargetsResponse* response) {
-  return Read(context, [=, this] { return DoListTargets(context, request, response); });
+                                                    const grpc::ByteBuffer* request,
+                                                    grpc::ByteBuffer* response) {
+  return Read(context, "ListTargets", *request, *response, &AdminService::DoListTargets);
 }
 
 grpc::ServerUnaryReactor* AdminService::SetTargetHealth(grpc::CallbackServerContext* context,
-                                                        const v1::SetTargetHealthRequest* request,
-                                                        v1::SetTargetHealthResponse* response) {
-  return Write(context, [=, this] { return DoSetTargetHealth(context, request, response); });
+                                                        const grpc::ByteBuffer* request,
+                                                        grpc::ByteBuffer* response) {
+  return Write(context, "SetTargetHealth", *request, *response, &AdminService::DoSetTargetHealth);
 }
 
-grpc::ServerUnaryReactor* AdminService::GetUpstreamHealth(
-    grpc::CallbackServerContext* context, const v1::GetUpstreamHealthRequest* request,
-    v1::UpstreamHealth* response) {
-  return Read(context, [=, this] { return DoGetUpstreamHealth(context, request, response); });
+grpc::ServerUnaryReactor* AdminService::GetUpstreamHealth(grpc::CallbackServerContext* context,
+                                                          const grpc::ByteBuffer* request,
+                                                          grpc::ByteBuffer* response) {
+  return Read(context, "GetUpstreamHealth", *request, *response,
+              &AdminService::DoGetUpstreamHealth);
 }
 
 }  // namespace picker::api

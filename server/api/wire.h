@@ -5,8 +5,8 @@
 // parse as if the client had closed it, with OK. The client then learns
 // nothing, yet it is easy to get there: a C++ client that passes on a header
 // value that is not UTF-8 sends a proto3 string that protobuf refuses to
-// parse. picker's data-plane handlers take the bytes instead, so that such a
-// client hears INVALID_ARGUMENT and which field it was.
+// parse. picker's handlers (Picker's and Admin's) take the bytes instead, so
+// that such a client hears INVALID_ARGUMENT and which field it was.
 #ifndef PICKER_SERVER_API_WIRE_H_
 #define PICKER_SERVER_API_WIRE_H_
 

@@ -178,12 +178,10 @@ TEST_F(BadInputTest, EveryRowGetsItsCodeAndChangesNothing) {
   const StatusCode kInvalid = StatusCode::INVALID_ARGUMENT;
   const StatusCode kNotFound = StatusCode::NOT_FOUND;
   const StatusCode kExhausted = StatusCode::RESOURCE_EXHAUSTED;
-  // protobuf rejects a proto3 string that is not UTF-8 while parsing. The
-  // Picker handlers parse their requests themselves and answer
-  // INVALID_ARGUMENT (PickerRequestsThatDoNotParse below); the admin
-  // listener's requests are parsed by gRPC C++ 1.51, which answers
-  // UNIMPLEMENTED with no message, as it does for bytes that are no message.
-  const StatusCode kUnparsable = StatusCode::UNIMPLEMENTED;
+  // protobuf rejects a proto3 string that is not UTF-8 while parsing; picker
+  // parses requests itself and answers INVALID_ARGUMENT, as for bytes that
+  // are no message (RequestsThatDoNotParse below has the messages).
+  const StatusCode kUnparsable = StatusCode::INVALID_ARGUMENT;
   std::vector<v1::Target> too_many;
   for (int i = 0; i <= kMaxTargets; ++i) {
     too_many.push_back(MakeTarget("10.9.0." + std::to_string(i + 1) + ":80"));
@@ -501,13 +499,13 @@ TEST_F(BadInputTest, EveryRowGetsItsCodeAndChangesNothing) {
          });
        }},
       {"pick: upstream not UTF-8",
-       {kInvalid},
+       {kUnparsable},
        [&] {
          return RawUnary(server()->data_channel(), "/picker.v1.Picker/Pick",
                          Field(1, kInvalidUtf8));
        }},
       {"pick: header value not UTF-8",
-       {kInvalid},
+       {kUnparsable},
        [&] {
          // attributes.headers is map<string,string>: entry {key=1, value=2}.
          return RawUnary(
@@ -599,8 +597,8 @@ TEST_F(BadInputTest, EveryRowGetsItsCodeAndChangesNothing) {
     for (StatusCode code : row.want) want += StatusString(grpc::Status(code, "")) + " ";
     EXPECT_TRUE(expected) << row.what << ": got " << StatusString(status) << ", want " << want;
     // A rejected request names what was wrong (the field or the value),
-    // except where gRPC itself answered before picker saw the request.
-    if (!status.ok() && row.want[0] != kUnparsable && row.want[0] != kExhausted) {
+    // except where gRPC itself answered (a request over the size limit).
+    if (!status.ok() && row.want[0] != kExhausted) {
       EXPECT_FALSE(status.error_message().empty()) << row.what;
     }
     ASSERT_TRUE(Alive()) << "after " << row.what;
@@ -616,11 +614,11 @@ TEST_F(BadInputTest, EveryRowGetsItsCodeAndChangesNothing) {
 
 // Every admin change, accepted or rejected, leaves one audit line naming
 // the method, the upstream, the result and the peer; reads leave none.
-// A Picker request that does not parse gets INVALID_ARGUMENT saying why
-// (gRPC's own handlers would answer UNIMPLEMENTED, or end a stream with OK).
-// A C++ client sends a proto3 string that is not UTF-8 if it is given one
+// A request that does not parse gets INVALID_ARGUMENT saying why (gRPC's own
+// handlers would answer UNIMPLEMENTED, or end a stream with OK). A C++
+// client sends a proto3 string that is not UTF-8 if it is given one
 // (protobuf only logs it), as when it passes on a Latin-1 header value.
-TEST_F(BadInputTest, PickerRequestsThatDoNotParse) {
+TEST_F(BadInputTest, RequestsThatDoNotParse) {
   const size_t log_before = server()->Log().size();
   const std::string upstream =
       MakeUpstream("ring_hash { min_ring_size: 64 hash_policies { header { name: 'x-user' } } }",
@@ -668,9 +666,34 @@ TEST_F(BadInputTest, PickerRequestsThatDoNotParse) {
   EXPECT_EQ(released.state(), v1::ReleaseResponse::ALREADY_RELEASED)
       << "the stream's lease was not abandoned when it ended";
 
+  // Admin: the same answer, and a write that does not parse is audited
+  // like any refused one.
+  v1::CreateUpstreamRequest create;
+  create.mutable_upstream()->set_name("caf\xe9");
+  v1::Upstream created;
+  const grpc::Status refused = admin_->CreateUpstream(Ctx().get(), create, &created);
+  EXPECT_CODE(refused, INVALID_ARGUMENT);
+  EXPECT_EQ(refused.error_message(),
+            "request: not a valid picker.v1.CreateUpstreamRequest: String field "
+            "'picker.v1.Upstream.name' contains invalid UTF-8 data");
+  const grpc::Status list_garbage =
+      RawUnary(server()->admin_channel(), "/picker.v1.Admin/ListTargets", "\x0a\x05ab");
+  EXPECT_CODE(list_garbage, INVALID_ARGUMENT);
+  EXPECT_EQ(list_garbage.error_message(),
+            "request: not a valid picker.v1.ListTargetsRequest (malformed protobuf encoding)");
+  ASSERT_TRUE(WaitUntil(
+      [&] {
+        return server()->Log().find(
+                   "audit method=CreateUpstream upstream=\"\" "
+                   "result=INVALID_ARGUMENT",
+                   log_before) != std::string::npos;
+      },
+      std::chrono::seconds(5)))
+      << server()->Log().substr(log_before);
+
   // protobuf's complaint went to the client, not to the server's log.
   const std::string log = server()->Log().substr(log_before);
-  EXPECT_EQ(log.find("invalid UTF-8"), std::string::npos) << log;
+  EXPECT_EQ(log.find("libprotobuf"), std::string::npos) << log;
   EXPECT_TRUE(Alive());
 }
 

@@ -166,6 +166,17 @@ TEST(SecurityTest, AdminTokenRequiredForAdminOnly) {
     EXPECT_EQ(admin->CreateUpstream(&context, request, &response).error_code(),
               grpc::StatusCode::UNAUTHENTICATED);
   }
+  {
+    // A request that does not parse (a name that is not UTF-8) learns only
+    // that it lacks the token.
+    grpc::ClientContext context;
+    Deadlined(context);
+    v1::CreateUpstreamRequest request;
+    request.mutable_upstream()->set_name("caf\xe9");
+    v1::Upstream response;
+    EXPECT_EQ(admin->CreateUpstream(&context, request, &response).error_code(),
+              grpc::StatusCode::UNAUTHENTICATED);
+  }
   grpc::ClientContext context;
   Deadlined(context);
   context.AddMetadata("authorization", "Bearer s3cret-token");
