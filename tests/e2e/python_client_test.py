@@ -226,6 +226,17 @@ def test_errors():
     expect_code(lambda: admin.CreateUpstream(admin_pb2.CreateUpstreamRequest(upstream=admin_pb2.Upstream(name=UP)),
                                              timeout=TIMEOUT),
                 grpc.StatusCode.ALREADY_EXISTS, "CreateUpstream of an existing name")
+    # Bytes that are no PickRequest: upstream (field 1) holds a string that is
+    # not UTF-8, which Python's protobuf refuses to build but the wire allows.
+    raw_pick = data_ch.unary_unary("/picker.v1.Picker/Pick", request_serializer=lambda b: b,
+                                   response_deserializer=lambda b: b)
+    try:
+        raw_pick(b"\x0a\x02\xff\xfe", timeout=TIMEOUT)
+        check(False, "Pick with a non-UTF-8 upstream: succeeded, expected INVALID_ARGUMENT")
+    except grpc.RpcError as e:
+        check(e.code() == grpc.StatusCode.INVALID_ARGUMENT and
+              "'picker.v1.PickRequest.upstream' contains invalid UTF-8" in e.details(),
+              "Pick with a non-UTF-8 upstream: %s %r" % (e.code(), e.details()))
 
 
 def test_pick_stream():
