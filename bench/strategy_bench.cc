@@ -13,6 +13,8 @@
 #include "server/core/config.h"
 #include "server/core/hash/hash.h"
 #include "server/core/hash/hash_policy.h"
+#include "server/core/registry.h"
+#include "server/core/store.h"
 #include "server/core/strategy/strategy.h"
 #include "tests/support/fake_request.h"
 
@@ -137,6 +139,87 @@ void BM_BuildMaglev(benchmark::State& state) {
 BENCHMARK(BM_BuildMaglev)
     ->ArgsProduct({{100, 500}, {65537, 5000011}})
     ->Unit(benchmark::kMillisecond);
+
+// The whole core pick path on 1 or 2 threads: find the upstream, choose a
+// target, open the lease, release it. Each strategy has one upstream the
+// threads share and one upstream per thread, 100 targets each, so the
+// figures show what threads contend on and how close to 2x picks on
+// separate upstreams come.
+class PickPath {
+ public:
+  static PickPath& Get() {
+    static PickPath* path = new PickPath();
+    return *path;
+  }
+  // One pick and its release on `upstream`; `i` seeds the request hash.
+  void PickAndRelease(const std::string& upstream, uint64_t i) {
+    PickInput input;
+    input.upstream = upstream;
+    input.hash = XxHash64(std::string_view(reinterpret_cast<const char*>(&i), 8));
+    absl::StatusOr<PickOutput> out = registry_->Pick(input);
+    if (out.ok()) {
+      benchmark::DoNotOptimize(registry_->Release(upstream, out->lease_id, Outcome::kSuccess, {}));
+    }
+  }
+
+ private:
+  PickPath() {
+    registry_ = *Registry::Open(&store_, Registry::Options{});
+    for (const char* strategy : {"round_robin", "round_robin_weighted", "least_request",
+                                 "least_request_weighted", "random", "ring_hash", "maglev"}) {
+      for (const char* suffix : {"shared", "own-0", "own-1"}) Create(strategy, suffix);
+    }
+  }
+  void Create(std::string strategy, const char* suffix) {
+    UpstreamConfig config;
+    config.name = strategy + "-" + suffix;
+    const bool weighted = strategy.ends_with("_weighted");
+    if (weighted) strategy.resize(strategy.size() - 9);
+    for (StrategyKind kind :
+         {StrategyKind::kRoundRobin, StrategyKind::kLeastRequest, StrategyKind::kRingHash,
+          StrategyKind::kRandom, StrategyKind::kMaglev}) {
+      if (strategy == StrategyName(kind)) config.load_balancer.kind = kind;
+    }
+    (void)registry_->CreateUpstream(config);
+    std::vector<TargetConfig> targets(100);
+    for (int i = 0; i < 100; ++i) {
+      targets[i].address = "10.0.0." + std::to_string(i) + ":8080";
+      targets[i].weight = weighted ? 1 + i % 7 : 100;
+    }
+    (void)registry_->ReplaceTargets(config.name, targets);
+  }
+
+  MemoryStore store_;
+  std::unique_ptr<Registry> registry_;
+};
+
+void BM_PickPath(benchmark::State& state, const char* strategy, bool shared) {
+  PickPath& path = PickPath::Get();
+  const std::string upstream =
+      std::string(strategy) +
+      (shared ? std::string("-shared") : "-own-" + std::to_string(state.thread_index()));
+  uint64_t i = static_cast<uint64_t>(state.thread_index()) << 32;
+  for (auto _ : state) path.PickAndRelease(upstream, i++);
+  state.SetItemsProcessed(state.iterations());
+}
+
+#define PICK_PATH_BENCH(strategy)                                       \
+  BENCHMARK_CAPTURE(BM_PickPath, strategy##_shared, #strategy, true)    \
+      ->Threads(1)                                                      \
+      ->Threads(2)                                                      \
+      ->UseRealTime();                                                  \
+  BENCHMARK_CAPTURE(BM_PickPath, strategy##_separate, #strategy, false) \
+      ->Threads(1)                                                      \
+      ->Threads(2)                                                      \
+      ->UseRealTime()
+
+PICK_PATH_BENCH(round_robin);
+PICK_PATH_BENCH(round_robin_weighted);
+PICK_PATH_BENCH(least_request);
+PICK_PATH_BENCH(least_request_weighted);
+PICK_PATH_BENCH(random);
+PICK_PATH_BENCH(ring_hash);
+PICK_PATH_BENCH(maglev);
 
 }  // namespace
 }  // namespace picker::core
