@@ -1,6 +1,7 @@
-// Cost of one admin write (a PutTarget weight flip) on the writer thread:
-// validation, the snapshot build, the store record, and the publication,
-// with the in-memory store and with the file store. Run:
+// Cost of one admin write (a PutTarget weight flip) through the control
+// plane: the hand-off to its writer, validation, the store record and its
+// commit, the change coming back through the feed, the snapshot build and
+// the publication, with the in-memory store and with the file store. Run:
 //   build/registry_bench [--benchmark_filter=...]
 // The file store writes under $PICKER_BENCH_DIR (default /dev/shm when it
 // exists, else the system's temporary directory), so that the figure is
@@ -13,9 +14,9 @@
 
 #include "benchmark/benchmark.h"
 #include "server/core/config.h"
-#include "server/core/registry.h"
 #include "server/core/store.h"
 #include "server/store/file_store.h"
+#include "tests/support/local_picker.h"
 
 namespace picker::core {
 namespace {
@@ -32,17 +33,14 @@ std::string Address(int i) {
 
 // One upstream of `targets` targets with weights 100 and 50 in turn, then
 // flips of one target's weight at a time (as picker-bench's +admin modes),
-// each one batch of its own as the admin writer makes them.
+// each one a batch of its own, as the writer makes them when writes come
+// one at a time.
 void RunWeightFlips(benchmark::State& state, Store* store, StrategyKind kind) {
-  absl::StatusOr<std::unique_ptr<Registry>> registry = Registry::Open(store, Registry::Options{});
-  if (!registry.ok()) {
-    state.SkipWithError(std::string(registry.status().message()).c_str());
-    return;
-  }
+  auto registry = std::make_unique<picker::testing::LocalPicker>(*store);
   UpstreamConfig config;
   config.name = "bench";
   config.load_balancer.kind = kind;
-  if (!(*registry)->CreateUpstream(config).ok()) {
+  if (!registry->CreateUpstream(config).ok()) {
     state.SkipWithError("CreateUpstream failed");
     return;
   }
@@ -52,7 +50,7 @@ void RunWeightFlips(benchmark::State& state, Store* store, StrategyKind kind) {
     targets[i].address = Address(i);
     targets[i].weight = i % 2 == 0 ? 100 : 50;
   }
-  if (!(*registry)->ReplaceTargets("bench", targets).ok()) {
+  if (!registry->ReplaceTargets("bench", targets).ok()) {
     state.SkipWithError("ReplaceTargets failed");
     return;
   }
@@ -64,10 +62,8 @@ void RunWeightFlips(benchmark::State& state, Store* store, StrategyKind kind) {
     // Flip between the two weights of its parity so weights stay unequal.
     patch.weight = (i / n) % 2 == 0 ? targets[target].weight + 1 : targets[target].weight;
     ++i;
-    (*registry)->BeginStoreBatch();
-    benchmark::DoNotOptimize((*registry)->PutTarget("bench", patch));
-    if (!(*registry)->CommitStoreBatch().ok()) {
-      state.SkipWithError("commit failed");
+    if (!registry->PutTarget("bench", patch).ok()) {
+      state.SkipWithError("PutTarget failed");
       return;
     }
   }

@@ -13,10 +13,10 @@
 #include "server/core/config.h"
 #include "server/core/hash/hash.h"
 #include "server/core/hash/hash_policy.h"
-#include "server/core/registry.h"
 #include "server/core/store.h"
 #include "server/core/strategy/strategy.h"
 #include "tests/support/fake_request.h"
+#include "tests/support/local_picker.h"
 
 namespace picker::core {
 namespace {
@@ -44,7 +44,7 @@ LoadBalancerConfig ConfigFor(StrategyKind kind) {
 
 void BM_Pick(benchmark::State& state, StrategyKind kind, bool weighted) {
   BenchHosts hosts(static_cast<int>(state.range(0)), weighted);
-  std::unique_ptr<Strategy> strategy = BuildStrategy(ConfigFor(kind), hosts.hosts, 1);
+  const BuiltStrategy strategy = BuildStrategy(ConfigFor(kind), hosts.hosts, 1);
   std::mt19937_64 rng(1);
   auto avoid = [](uint32_t) { return false; };
   auto random = [&rng] { return rng(); };
@@ -54,9 +54,9 @@ void BM_Pick(benchmark::State& state, StrategyKind kind, bool weighted) {
     const uint64_t hash = XxHash64(std::string_view(reinterpret_cast<const char*>(&i), 8));
     ++i;
     benchmark::DoNotOptimize(
-        strategy->Pick(PickParams{.hash = hash, .avoid = avoid, .random = random}));
+        strategy.Pick(PickParams{.hash = hash, .avoid = avoid, .random = random}));
   }
-  state.counters["memory_bytes"] = static_cast<double>(strategy->Stats().memory_bytes);
+  state.counters["memory_bytes"] = static_cast<double>(strategy.strategy->Stats().memory_bytes);
 }
 
 #define PICK_BENCH(name, kind, weighted) \
@@ -75,7 +75,7 @@ PICK_BENCH(maglev, StrategyKind::kMaglev, false);
 // each time, as a Pick with attributes does: hashing plus picking.
 void BM_PickHeaderHash(benchmark::State& state, StrategyKind kind) {
   BenchHosts hosts(static_cast<int>(state.range(0)));
-  std::unique_ptr<Strategy> strategy = BuildStrategy(ConfigFor(kind), hosts.hosts, 1);
+  const BuiltStrategy strategy = BuildStrategy(ConfigFor(kind), hosts.hosts, 1);
   std::vector<HashPolicy> policies(1);
   policies[0].kind = HashPolicy::Kind::kHeader;
   policies[0].name = "x-user";
@@ -94,7 +94,7 @@ void BM_PickHeaderHash(benchmark::State& state, StrategyKind kind) {
     user.replace(5, std::string::npos, std::to_string(i++ % 100000));
     const std::optional<uint64_t> hash = ComputeRequestHash(policies, request, "bench", nullptr);
     benchmark::DoNotOptimize(
-        strategy->Pick(PickParams{.hash = hash.value_or(rng()), .avoid = avoid, .random = random}));
+        strategy.Pick(PickParams{.hash = hash.value_or(rng()), .avoid = avoid, .random = random}));
   }
 }
 
@@ -113,9 +113,9 @@ void BM_BuildRing(benchmark::State& state) {
   config.min_ring_size = static_cast<uint64_t>(state.range(1));
   StrategyStats stats;
   for (auto _ : state) {
-    std::unique_ptr<Strategy> strategy = BuildStrategy(config, hosts.hosts, 1);
-    stats = strategy->Stats();
-    benchmark::DoNotOptimize(strategy.get());
+    const BuiltStrategy built = BuildStrategy(config, hosts.hosts, 1);
+    stats = built.strategy->Stats();
+    benchmark::DoNotOptimize(built.strategy.get());
   }
   state.counters["entries"] = static_cast<double>(stats.entries);
   state.counters["memory_bytes"] = static_cast<double>(stats.memory_bytes);
@@ -130,9 +130,9 @@ void BM_BuildMaglev(benchmark::State& state) {
   config.table_size = static_cast<uint64_t>(state.range(1));
   StrategyStats stats;
   for (auto _ : state) {
-    std::unique_ptr<Strategy> strategy = BuildStrategy(config, hosts.hosts, 1);
-    stats = strategy->Stats();
-    benchmark::DoNotOptimize(strategy.get());
+    const BuiltStrategy built = BuildStrategy(config, hosts.hosts, 1);
+    stats = built.strategy->Stats();
+    benchmark::DoNotOptimize(built.strategy.get());
   }
   state.counters["memory_bytes"] = static_cast<double>(stats.memory_bytes);
 }
@@ -153,18 +153,19 @@ class PickPath {
   }
   // One pick and its release on `upstream`; `i` seeds the request hash.
   void PickAndRelease(const std::string& upstream, uint64_t i) {
-    PickInput input;
+    picker::testing::PickInput input;
     input.upstream = upstream;
     input.hash = XxHash64(std::string_view(reinterpret_cast<const char*>(&i), 8));
-    absl::StatusOr<PickOutput> out = registry_->Pick(input);
+    absl::StatusOr<picker::testing::PickOutput> out = registry_->Pick(input);
     if (out.ok()) {
-      benchmark::DoNotOptimize(registry_->Release(upstream, out->lease_id, Outcome::kSuccess, {}));
+      benchmark::DoNotOptimize(
+          registry_->Release(upstream, out->lease_id, picker::testing::Outcome::kSuccess, {}));
     }
   }
 
  private:
   PickPath() {
-    registry_ = *Registry::Open(&store_, Registry::Options{});
+    registry_ = std::make_unique<picker::testing::LocalPicker>(store_);
     for (const char* strategy : {"round_robin", "round_robin_weighted", "least_request",
                                  "least_request_weighted", "random", "ring_hash", "maglev"}) {
       for (const char* suffix : {"shared", "own-0", "own-1"}) Create(strategy, suffix);
@@ -190,7 +191,7 @@ class PickPath {
   }
 
   MemoryStore store_;
-  std::unique_ptr<Registry> registry_;
+  std::unique_ptr<picker::testing::LocalPicker> registry_;
 };
 
 void BM_PickPath(benchmark::State& state, const char* strategy, bool shared) {

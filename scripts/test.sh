@@ -27,7 +27,7 @@ ctest --test-dir "$build" --output-on-failure -j2 --timeout 300
 # TSan-instrumented and would drown real reports in false ones, and the core
 # links no gRPC (configuring still finds the whole tree's dependencies).
 tsan=${PICKER_TSAN_BUILD_DIR:-build-tsan}
-tsan_tests=(concurrency_test registry_test)
+tsan_tests=(concurrency_test planes_test)
 cmake -S . -B "$tsan" -DCMAKE_BUILD_TYPE=RelWithDebInfo -DPICKER_SANITIZE=thread \
   -DPICKER_BUILD_BENCH=OFF
 cmake --build "$tsan" -j2 --target "${tsan_tests[@]}"

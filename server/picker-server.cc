@@ -1,5 +1,5 @@
 // picker-server: flags and wiring only. Everything else lives in core/,
-// store/, metrics/ and api/.
+// store/, config/, control/, data/, health/, metrics/ and api/.
 #include <pthread.h>
 #include <signal.h>
 
@@ -16,8 +16,10 @@
 #include "absl/strings/str_cat.h"
 #include "server/api/server.h"
 #include "server/config/config_file.h"
-#include "server/core/registry.h"
+#include "server/control/control_plane.h"
+#include "server/data/data_plane.h"
 #include "server/health/prober.h"
+#include "server/metrics/endpoint.h"
 #include "server/metrics/metrics.h"
 #include "server/program/program.h"
 #include "server/store/file_store.h"
@@ -61,22 +63,37 @@ namespace {
 
 constexpr char kVersion[] = "0.1.0";
 
-void CreateDemoUpstream(picker::core::Registry& registry) {
-  if (registry.Find("demo")) return;
+void CreateDemoUpstream(picker::control::ControlPlane& control,
+                        const picker::core::SnapshotMap& snapshots) {
+  if (snapshots.Find("demo")) return;
   picker::core::UpstreamConfig config;
   config.name = "demo";
-  if (auto s = registry.CreateUpstream(config); !s.ok()) {
+  if (auto s = control.Write(picker::core::CreateUpstream{config}); !s.ok()) {
     spdlog::warn("cannot create the demo upstream: {}", s.status().ToString());
     return;
   }
   for (const char* address : {"127.0.0.1:8081", "127.0.0.1:8082"}) {
     picker::core::TargetPatch patch;
     patch.address = address;
-    if (auto s = registry.PutTarget("demo", patch); !s.ok()) {
+    if (auto s = control.Write(picker::core::PutTarget{"demo", patch}); !s.ok()) {
       spdlog::warn("cannot add demo target {}: {}", address, s.status().ToString());
     }
   }
   spdlog::info("created upstream 'demo' with targets 127.0.0.1:8081 and 127.0.0.1:8082");
+}
+
+// Applies the declarations of --config through the control plane.
+absl::Status ApplyConfig(const std::vector<picker::config::DeclaredUpstream>& declared,
+                         picker::control::ControlPlane& control,
+                         const picker::core::SnapshotMap& snapshots) {
+  for (picker::core::Change& change : picker::config::PlanConfig(declared, snapshots)) {
+    const std::string name = picker::core::UpstreamOf(change);
+    if (auto written = control.Write(std::move(change)); !written.ok()) {
+      return absl::Status(written.status().code(),
+                          absl::StrCat("upstream \"", name, "\": ", written.status().message()));
+    }
+  }
+  return absl::OkStatus();
 }
 
 absl::StatusOr<std::string> ReadFile(const std::string& path) {
@@ -110,7 +127,6 @@ int Run() {
   picker::api::ServerOptions options;
   options.listen = absl::GetFlag(FLAGS_listen);
   options.admin_listen = absl::GetFlag(FLAGS_admin_listen);
-  options.metrics_listen = absl::GetFlag(FLAGS_metrics_listen);
   options.max_message_bytes = absl::GetFlag(FLAGS_max_message_bytes);
   for (auto [flag, out] :
        {std::pair{absl::GetFlag(FLAGS_tls_cert), &options.tls_cert},
@@ -134,42 +150,56 @@ int Run() {
   const std::string data_dir = absl::GetFlag(FLAGS_data_dir);
   auto store = picker::store::FileStore::Open(data_dir);
   if (!store.ok()) {
-    spdlog::critical("{}", store.status().ToString());
+    spdlog::critical("cannot open the store in {}: {}", data_dir, store.status().ToString());
     return 1;
   }
-  picker::core::Registry::Options limits;
-  limits.max_upstreams = absl::GetFlag(FLAGS_max_upstreams);
-  limits.max_targets_per_upstream = absl::GetFlag(FLAGS_max_targets_per_upstream);
-  limits.max_hash_policies = absl::GetFlag(FLAGS_max_hash_policies);
-  limits.max_leases_per_upstream = absl::GetFlag(FLAGS_max_leases_per_upstream);
-  auto registry = picker::core::Registry::Open(store->get(), limits);
-  if (!registry.ok()) {
-    spdlog::critical("cannot load the store in {}: {}", data_dir, registry.status().ToString());
+  picker::core::SnapshotMap snapshots;
+  picker::core::WriterStats writer_stats;
+  picker::control::ControlPlane::Options control_options;
+  control_options.limits = {
+      .upstreams = {absl::GetFlag(FLAGS_max_upstreams), "--max-upstreams"},
+      .targets_per_upstream = {absl::GetFlag(FLAGS_max_targets_per_upstream),
+                               "--max-targets-per-upstream"},
+      .hash_policies = {absl::GetFlag(FLAGS_max_hash_policies), "--max-hash-policies"}};
+  auto control =
+      picker::control::ControlPlane::Start(**store, snapshots, writer_stats, control_options);
+  if (!control.ok()) {
+    spdlog::critical("cannot load the store in {}: {}", data_dir, control.status().ToString());
     return 1;
   }
-  if (absl::Status s = picker::config::ApplyConfig(declared, **registry); !s.ok()) {
+  if (absl::Status s = ApplyConfig(declared, **control, snapshots); !s.ok()) {
     spdlog::critical("cannot apply --config: {}", s.ToString());
     return 1;
   }
   if (!declared.empty()) {
     spdlog::info("applied {} upstreams from {}", declared.size(), absl::GetFlag(FLAGS_config));
   }
-  if (absl::GetFlag(FLAGS_demo)) CreateDemoUpstream(**registry);
+  if (absl::GetFlag(FLAGS_demo)) CreateDemoUpstream(**control, snapshots);
+  picker::data::DataPlane data(
+      snapshots, **control, (*store)->boot(),
+      {.max_leases_per_upstream = {absl::GetFlag(FLAGS_max_leases_per_upstream),
+                                   "--max-leases-per-upstream"}});
 
   // Active health checks run on their own threads for the upstreams that
-  // turn them on; the prober is declared after the registry so that it stops
-  // before the registry goes away.
-  picker::health::Prober prober(**registry);
+  // turn them on; they follow what the control plane publishes.
+  picker::health::Prober prober(**control);
   prober.Start();
-  picker::metrics::Metrics metrics(**registry, &prober, absl::GetFlag(FLAGS_metrics_per_target),
+  (*control)->AddListener(&prober);
+  picker::metrics::Metrics metrics(snapshots, writer_stats, absl::GetFlag(FLAGS_metrics_per_target),
                                    kVersion);
-  auto server = picker::api::Server::Start(options, **registry, metrics);
+  auto server = picker::api::Server::Start(options, **control, data, snapshots, metrics);
   if (!server.ok()) {
     spdlog::critical("{}", server.status().ToString());
     return 1;
   }
+  auto endpoint =
+      picker::metrics::MetricsEndpoint::Start(absl::GetFlag(FLAGS_metrics_listen), metrics);
+  if (!endpoint.ok()) {
+    spdlog::critical("{}", endpoint.status().ToString());
+    return 1;
+  }
   spdlog::info("picker-server {} listening data={} admin={} metrics={} data-dir={}{}{}", kVersion,
-               (*server)->data_address(), (*server)->admin_address(), (*server)->metrics_address(),
+               (*server)->data_address(), (*server)->admin_address(), (*endpoint)->address(),
                data_dir, options.tls_cert.empty() ? "" : " tls=on",
                options.admin_token.empty() ? "" : " admin-token=on");
 
@@ -178,6 +208,8 @@ int Run() {
   spdlog::info("received {}, draining", signal == SIGTERM ? "SIGTERM" : "SIGINT");
   (*server)->Shutdown(std::chrono::milliseconds(absl::GetFlag(FLAGS_drain_timeout_ms)));
   server->reset();
+  (*endpoint)->Stop();
+  (*control)->RemoveListener(&prober);
   prober.Stop();
   // Every acknowledged admin write is already on disk (the store syncs each
   // one), so there is nothing left to flush.

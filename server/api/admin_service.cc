@@ -1,7 +1,5 @@
 #include "server/api/admin_service.h"
 
-#include <chrono>
-#include <cstdlib>
 #include <memory>
 #include <utility>
 #include <vector>
@@ -12,7 +10,6 @@
 #include "server/api/status.h"
 #include "server/api/wire.h"
 #include "server/core/address.h"
-#include "server/core/thread_name.h"
 #include "spdlog/spdlog.h"
 
 namespace picker::api {
@@ -69,6 +66,38 @@ bool ConstantTimeEquals(absl::string_view given, absl::string_view expected) {
   return diff == 0;
 }
 
+// The upstream a request is about, for audit lines.
+const std::string& UpstreamOf(const v1::CreateUpstreamRequest& r) { return r.upstream().name(); }
+const std::string& UpstreamOf(const v1::UpdateUpstreamRequest& r) { return r.upstream().name(); }
+const std::string& UpstreamOf(const v1::DeleteUpstreamRequest& r) { return r.name(); }
+template <typename Request>
+const std::string& UpstreamOf(const Request& r) {
+  return r.upstream();
+}
+
+// The stored target at the address a request named (any spelling).
+const core::StoredTarget* StoredTargetAt(const control::WriteResult& result,
+                                         const std::string& address) {
+  absl::StatusOr<std::string> canonical = core::CanonicalAddress(address, "address");
+  if (!result.record || !canonical.ok()) return nullptr;
+  for (const core::StoredTarget& t : result.record->targets) {
+    if (t.config.address == *canonical) return &t;
+  }
+  return nullptr;
+}
+
+absl::StatusOr<core::Change> ReplaceChange(const v1::ReplaceTargetsRequest& request) {
+  core::ReplaceTargets change{request.upstream(), {}};
+  change.targets.reserve(request.targets_size());
+  for (int i = 0; i < request.targets_size(); ++i) {
+    absl::StatusOr<core::TargetConfig> target =
+        FromProto(request.targets(i), absl::StrCat("targets[", i, "]"));
+    if (!target.ok()) return target.status();
+    change.targets.push_back(*std::move(target));
+  }
+  return change;
+}
+
 }  // namespace
 
 std::optional<grpc::Status> AdminService::Deny(grpc::CallbackServerContext* context,
@@ -107,209 +136,49 @@ grpc::Status AdminService::Finish(grpc::CallbackServerContext* context, const ch
   return ToGrpc(status);
 }
 
-grpc::Status AdminService::DoCreateUpstream(grpc::CallbackServerContext* context,
-                                            const v1::CreateUpstreamRequest* request,
-                                            v1::Upstream* response) {
-  if (auto denied = Deny(context, "CreateUpstream", request->upstream().name(), true))
-    return *denied;
-  absl::Status status;
-  if (absl::StatusOr<core::UpstreamConfig> config = FromProto(request->upstream()); config.ok()) {
-    auto snapshot = registry_.CreateUpstream(*std::move(config));
-    status = snapshot.status();
-    if (snapshot.ok()) *response = ToProto((*snapshot)->config());
-  } else {
-    status = config.status();
+// ---------------------------------------------------------------------------
+// Reads, from the published snapshots.
+
+absl::Status AdminService::GetUpstreamRead(const v1::GetUpstreamRequest& request,
+                                           v1::Upstream& response) {
+  auto snapshot = snapshots_.Get(request.name(), "name");
+  if (snapshot.ok()) response = ToProto((*snapshot)->config());
+  return snapshot.status();
+}
+
+absl::Status AdminService::ListUpstreamsRead(const v1::ListUpstreamsRequest& request,
+                                             v1::ListUpstreamsResponse& response) {
+  for (const auto& snapshot : snapshots_.List()) {
+    *response.add_upstreams() = ToProto(snapshot->config());
   }
-  return Finish(context, "CreateUpstream", request->upstream().name(), status, true);
+  return absl::OkStatus();
 }
 
-grpc::Status AdminService::DoGetUpstream(grpc::CallbackServerContext* context,
-                                         const v1::GetUpstreamRequest* request,
-                                         v1::Upstream* response) {
-  if (auto denied = Deny(context, "GetUpstream", request->name(), false)) return *denied;
-  auto snapshot = registry_.Get(request->name());
-  if (snapshot.ok()) *response = ToProto((*snapshot)->config());
-  return Finish(context, "GetUpstream", request->name(), snapshot.status(), false);
-}
-
-grpc::Status AdminService::DoListUpstreams(grpc::CallbackServerContext* context,
-                                           const v1::ListUpstreamsRequest* request,
-                                           v1::ListUpstreamsResponse* response) {
-  if (auto denied = Deny(context, "ListUpstreams", "", false)) return *denied;
-  for (const auto& snapshot : registry_.List()) {
-    *response->add_upstreams() = ToProto(snapshot->config());
+absl::Status AdminService::ListTargetsRead(const v1::ListTargetsRequest& request,
+                                           v1::ListTargetsResponse& response) {
+  auto snapshot = snapshots_.Get(request.upstream(), "name");
+  if (!snapshot.ok()) return snapshot.status();
+  for (const core::SnapshotTarget& t : (*snapshot)->targets()) {
+    *response.add_targets() = ToProto(t.config);
   }
-  return Finish(context, "ListUpstreams", "", absl::OkStatus(), false);
+  return absl::OkStatus();
 }
 
-grpc::Status AdminService::DoUpdateUpstream(grpc::CallbackServerContext* context,
-                                            const v1::UpdateUpstreamRequest* request,
-                                            v1::Upstream* response) {
-  if (auto denied = Deny(context, "UpdateUpstream", request->upstream().name(), true))
-    return *denied;
-  absl::Status status;
-  if (absl::StatusOr<core::UpstreamConfig> config = FromProto(request->upstream()); config.ok()) {
-    auto snapshot = registry_.UpdateUpstream(*std::move(config));
-    status = snapshot.status();
-    if (snapshot.ok()) *response = ToProto((*snapshot)->config());
-  } else {
-    status = config.status();
-  }
-  return Finish(context, "UpdateUpstream", request->upstream().name(), status, true);
+absl::Status AdminService::GetUpstreamHealthRead(const v1::GetUpstreamHealthRequest& request,
+                                                 v1::UpstreamHealth& response) {
+  auto snapshot = snapshots_.Get(request.name(), "name");
+  if (snapshot.ok()) response = HealthToProto(**snapshot);
+  return snapshot.status();
 }
 
-grpc::Status AdminService::DoDeleteUpstream(grpc::CallbackServerContext* context,
-                                            const v1::DeleteUpstreamRequest* request,
-                                            v1::DeleteUpstreamResponse* response) {
-  if (auto denied = Deny(context, "DeleteUpstream", request->name(), true)) return *denied;
-  return Finish(context, "DeleteUpstream", request->name(),
-                registry_.DeleteUpstream(request->name()), true);
-}
-
-grpc::Status AdminService::DoPutTarget(grpc::CallbackServerContext* context,
-                                       const v1::PutTargetRequest* request, v1::Target* response) {
-  if (auto denied = Deny(context, "PutTarget", request->upstream(), true)) return *denied;
-  auto target = registry_.PutTarget(request->upstream(), PatchFromProto(request->target()));
-  if (target.ok()) *response = ToProto(*target);
-  return Finish(context, "PutTarget", request->upstream(), target.status(), true);
-}
-
-grpc::Status AdminService::DoDeleteTarget(grpc::CallbackServerContext* context,
-                                          const v1::DeleteTargetRequest* request,
-                                          v1::DeleteTargetResponse* response) {
-  if (auto denied = Deny(context, "DeleteTarget", request->upstream(), true)) return *denied;
-  return Finish(context, "DeleteTarget", request->upstream(),
-                registry_.DeleteTarget(request->upstream(), request->address()), true);
-}
-
-grpc::Status AdminService::DoReplaceTargets(grpc::CallbackServerContext* context,
-                                            const v1::ReplaceTargetsRequest* request,
-                                            v1::ReplaceTargetsResponse* response) {
-  if (auto denied = Deny(context, "ReplaceTargets", request->upstream(), true)) return *denied;
-  std::vector<core::TargetConfig> targets;
-  targets.reserve(request->targets_size());
-  absl::Status status;
-  for (int i = 0; i < request->targets_size() && status.ok(); ++i) {
-    absl::StatusOr<core::TargetConfig> target =
-        FromProto(request->targets(i), absl::StrCat("targets[", i, "]"));
-    if (target.ok()) {
-      targets.push_back(*std::move(target));
-    } else {
-      status = target.status();
-    }
-  }
-  if (status.ok()) {
-    auto snapshot = registry_.ReplaceTargets(request->upstream(), std::move(targets));
-    status = snapshot.status();
-    if (snapshot.ok()) {
-      for (const core::SnapshotTarget& t : (*snapshot)->targets()) {
-        *response->add_targets() = ToProto(t.config);
-      }
-    }
-  }
-  return Finish(context, "ReplaceTargets", request->upstream(), status, true);
-}
-
-grpc::Status AdminService::DoListTargets(grpc::CallbackServerContext* context,
-                                         const v1::ListTargetsRequest* request,
-                                         v1::ListTargetsResponse* response) {
-  if (auto denied = Deny(context, "ListTargets", request->upstream(), false)) return *denied;
-  auto snapshot = registry_.Get(request->upstream());
-  if (snapshot.ok()) {
-    for (const core::SnapshotTarget& t : (*snapshot)->targets()) {
-      *response->add_targets() = ToProto(t.config);
-    }
-  }
-  return Finish(context, "ListTargets", request->upstream(), snapshot.status(), false);
-}
-
-grpc::Status AdminService::DoSetTargetHealth(grpc::CallbackServerContext* context,
-                                             const v1::SetTargetHealthRequest* request,
-                                             v1::SetTargetHealthResponse* response) {
-  if (auto denied = Deny(context, "SetTargetHealth", request->upstream(), true)) return *denied;
-  absl::Status status;
-  if (auto health_override = FromProto(request->override()); health_override.ok()) {
-    auto snapshot =
-        registry_.SetTargetHealth(request->upstream(), request->address(), *health_override);
-    status = snapshot.status();
-    if (snapshot.ok()) {
-      // The registry accepted the address, so it has a canonical form.
-      const std::string address = *core::CanonicalAddress(request->address(), "address");
-      if (std::optional<uint32_t> i = (*snapshot)->Find(address)) {
-        *response->mutable_target() = ToProto((*snapshot)->targets()[*i]);
-      }
-    }
-  } else {
-    status = health_override.status();
-  }
-  return Finish(context, "SetTargetHealth", request->upstream(), status, true);
-}
-
-grpc::Status AdminService::DoGetUpstreamHealth(grpc::CallbackServerContext* context,
-                                               const v1::GetUpstreamHealthRequest* request,
-                                               v1::UpstreamHealth* response) {
-  if (auto denied = Deny(context, "GetUpstreamHealth", request->name(), false)) return *denied;
-  auto snapshot = registry_.Get(request->name());
-  if (snapshot.ok()) *response = HealthToProto(**snapshot);
-  return Finish(context, "GetUpstreamHealth", request->name(), snapshot.status(), false);
-}
-
-AdminService::AdminService(core::Registry& registry, metrics::Metrics& metrics, std::string token,
-                           CallTracker& calls)
-    : registry_(registry), metrics_(metrics), token_(std::move(token)), calls_(calls) {
+AdminService::AdminService(control::ControlPlane& control, const core::SnapshotMap& snapshots,
+                           metrics::Metrics& metrics, std::string token, CallTracker& calls)
+    : control_(control),
+      snapshots_(snapshots),
+      metrics_(metrics),
+      token_(std::move(token)),
+      calls_(calls) {
   CaptureProtobufParseErrors();
-  writer_ = std::thread([this] { WriterLoop(); });
-}
-
-AdminService::~AdminService() {
-  {
-    std::lock_guard<std::mutex> lock(mu_);
-    stopping_ = true;
-  }
-  cv_.notify_one();
-  writer_.join();
-}
-
-void AdminService::WriterLoop() {
-  core::NameThisThread("admin-writer");
-  // A bound on a batch keeps the first write's answer from waiting on an
-  // unbounded queue behind it.
-  constexpr size_t kMaxBatch = 64;
-  std::vector<QueuedWrite> batch;
-  std::vector<grpc::Status> answers;
-  std::unique_lock<std::mutex> lock(mu_);
-  while (true) {
-    cv_.wait(lock, [this] { return stopping_ || !writes_.empty(); });
-    if (writes_.empty()) return;  // Stopping, and nothing left to answer.
-    batch.clear();
-    while (!writes_.empty() && batch.size() < kMaxBatch) {
-      batch.push_back(std::move(writes_.front()));
-      writes_.pop_front();
-    }
-    lock.unlock();
-    registry_.BeginStoreBatch();
-    answers.clear();
-    for (QueuedWrite& write : batch) answers.push_back(write.run());
-    const auto commit_start = std::chrono::steady_clock::now();
-    const absl::Status durable = registry_.CommitStoreBatch();
-    metrics_.ObserveStoreCommit(std::chrono::steady_clock::now() - commit_start, batch.size());
-    if (!durable.ok()) {
-      // The writes are applied in memory but may not be on disk, and a
-      // failed sync cannot be retried with any certainty (the kernel may
-      // have dropped the dirty pages). Stop, as databases do, so that a
-      // restart serves what the disk holds; no write of the batch was
-      // acknowledged.
-      spdlog::critical("cannot make {} admin write(s) durable: {}; stopping", batch.size(),
-                       std::string(durable.message()));
-      spdlog::shutdown();
-      std::abort();
-    }
-    for (size_t i = 0; i < batch.size(); ++i) {
-      batch[i].reactor->Finish(answers[i]);
-      calls_.End();
-    }
-    lock.lock();
-  }
 }
 
 std::optional<grpc::Status> AdminService::Parse(grpc::CallbackServerContext* context,
@@ -328,115 +197,186 @@ grpc::ServerUnaryReactor* AdminService::Read(grpc::CallbackServerContext* contex
                                              const char* method,
                                              const grpc::ByteBuffer& request_wire,
                                              grpc::ByteBuffer& response_wire,
-                                             Handler<Request, Response> handler) {
+                                             ReadHandler<Request, Response> handler) {
   calls_.Begin();
   grpc::ServerUnaryReactor* reactor = context->DefaultReactor();
   Request request;
   Response response;
   std::optional<grpc::Status> status = Parse(context, method, false, request_wire, request);
+  if (!status) status = Deny(context, method, "", false);
   if (!status) {
-    status = (this->*handler)(context, &request, &response);
-    if (status->ok()) SerializeToWire(response, response_wire);
+    const absl::Status read = (this->*handler)(request, response);
+    if (read.ok()) SerializeToWire(response, response_wire);
+    status = Finish(context, method, "", read, false);
   }
   reactor->Finish(*status);
   calls_.End();
   return reactor;
 }
 
-template <typename Request, typename Response>
+template <typename Request, typename Response, typename ToChange, typename Answer>
 grpc::ServerUnaryReactor* AdminService::Write(grpc::CallbackServerContext* context,
                                               const char* method,
                                               const grpc::ByteBuffer& request_wire,
-                                              grpc::ByteBuffer& response_wire,
-                                              Handler<Request, Response> handler) {
-  calls_.Begin();  // Ended once the writer has answered it.
+                                              grpc::ByteBuffer& response_wire, ToChange to_change,
+                                              Answer answer) {
+  calls_.Begin();  // Ended once the control plane has answered it.
   grpc::ServerUnaryReactor* reactor = context->DefaultReactor();
-  // The messages live until the writer has run the handler.
-  auto messages = std::make_shared<std::pair<Request, Response>>();
-  if (auto refused = Parse(context, method, true, request_wire, messages->first)) {
+  // The request lives until the control plane has answered.
+  auto request = std::make_shared<Request>();
+  std::optional<grpc::Status> refused = Parse(context, method, true, request_wire, *request);
+  if (!refused) refused = Deny(context, method, UpstreamOf(*request), true);
+  absl::StatusOr<core::Change> change = absl::UnknownError("");
+  if (!refused) {
+    change = to_change(*request);
+    if (!change.ok())
+      refused = Finish(context, method, UpstreamOf(*request), change.status(), true);
+  }
+  if (refused) {
     reactor->Finish(*refused);
     calls_.End();
     return reactor;
   }
-  grpc::ByteBuffer* out = &response_wire;
-  {
-    std::lock_guard<std::mutex> lock(mu_);
-    writes_.push_back(QueuedWrite{reactor, [this, context, messages, out, handler] {
-                                    grpc::Status status = (this->*handler)(
-                                        context, &messages->first, &messages->second);
-                                    if (status.ok()) SerializeToWire(messages->second, *out);
-                                    return status;
-                                  }});
-  }
-  cv_.notify_one();
+  control_.Submit(
+      *std::move(change), [this, context, reactor, method, request, answer,
+                           out = &response_wire](absl::StatusOr<control::WriteResult> result) {
+        if (result.ok()) {
+          Response response;
+          answer(*request, *result, response);
+          SerializeToWire(response, *out);
+        }
+        reactor->Finish(Finish(context, method, UpstreamOf(*request), result.status(), true));
+        calls_.End();
+      });
   return reactor;
 }
+
+// ---------------------------------------------------------------------------
+// The methods.
 
 grpc::ServerUnaryReactor* AdminService::CreateUpstream(grpc::CallbackServerContext* context,
                                                        const grpc::ByteBuffer* request,
                                                        grpc::ByteBuffer* response) {
-  return Write(context, "CreateUpstream", *request, *response, &AdminService::DoCreateUpstream);
+  return Write<v1::CreateUpstreamRequest, v1::Upstream>(
+      context, "CreateUpstream", *request, *response,
+      [](const v1::CreateUpstreamRequest& r) -> absl::StatusOr<core::Change> {
+        absl::StatusOr<core::UpstreamConfig> config = FromProto(r.upstream());
+        if (!config.ok()) return config.status();
+        return core::CreateUpstream{*std::move(config)};
+      },
+      [](const v1::CreateUpstreamRequest&, const control::WriteResult& w, v1::Upstream& out) {
+        out = ToProto(w.record->config);
+      });
 }
 
 grpc::ServerUnaryReactor* AdminService::GetUpstream(grpc::CallbackServerContext* context,
                                                     const grpc::ByteBuffer* request,
                                                     grpc::ByteBuffer* response) {
-  return Read(context, "GetUpstream", *request, *response, &AdminService::DoGetUpstream);
+  return Read(context, "GetUpstream", *request, *response, &AdminService::GetUpstreamRead);
 }
 
 grpc::ServerUnaryReactor* AdminService::ListUpstreams(grpc::CallbackServerContext* context,
                                                       const grpc::ByteBuffer* request,
                                                       grpc::ByteBuffer* response) {
-  return Read(context, "ListUpstreams", *request, *response, &AdminService::DoListUpstreams);
+  return Read(context, "ListUpstreams", *request, *response, &AdminService::ListUpstreamsRead);
 }
 
 grpc::ServerUnaryReactor* AdminService::UpdateUpstream(grpc::CallbackServerContext* context,
                                                        const grpc::ByteBuffer* request,
                                                        grpc::ByteBuffer* response) {
-  return Write(context, "UpdateUpstream", *request, *response, &AdminService::DoUpdateUpstream);
+  return Write<v1::UpdateUpstreamRequest, v1::Upstream>(
+      context, "UpdateUpstream", *request, *response,
+      [](const v1::UpdateUpstreamRequest& r) -> absl::StatusOr<core::Change> {
+        absl::StatusOr<core::UpstreamConfig> config = FromProto(r.upstream());
+        if (!config.ok()) return config.status();
+        return core::UpdateUpstream{*std::move(config)};
+      },
+      [](const v1::UpdateUpstreamRequest&, const control::WriteResult& w, v1::Upstream& out) {
+        out = ToProto(w.record->config);
+      });
 }
 
 grpc::ServerUnaryReactor* AdminService::DeleteUpstream(grpc::CallbackServerContext* context,
                                                        const grpc::ByteBuffer* request,
                                                        grpc::ByteBuffer* response) {
-  return Write(context, "DeleteUpstream", *request, *response, &AdminService::DoDeleteUpstream);
+  return Write<v1::DeleteUpstreamRequest, v1::DeleteUpstreamResponse>(
+      context, "DeleteUpstream", *request, *response,
+      [](const v1::DeleteUpstreamRequest& r) -> absl::StatusOr<core::Change> {
+        return core::DeleteUpstream{r.name()};
+      },
+      [](const auto&, const control::WriteResult&, auto&) {});
 }
 
 grpc::ServerUnaryReactor* AdminService::PutTarget(grpc::CallbackServerContext* context,
                                                   const grpc::ByteBuffer* request,
                                                   grpc::ByteBuffer* response) {
-  return Write(context, "PutTarget", *request, *response, &AdminService::DoPutTarget);
+  return Write<v1::PutTargetRequest, v1::Target>(
+      context, "PutTarget", *request, *response,
+      [](const v1::PutTargetRequest& r) -> absl::StatusOr<core::Change> {
+        return core::PutTarget{r.upstream(), PatchFromProto(r.target())};
+      },
+      [](const v1::PutTargetRequest& r, const control::WriteResult& w, v1::Target& out) {
+        if (const core::StoredTarget* t = StoredTargetAt(w, r.target().address())) {
+          out = ToProto(t->config);
+        }
+      });
 }
 
 grpc::ServerUnaryReactor* AdminService::DeleteTarget(grpc::CallbackServerContext* context,
                                                      const grpc::ByteBuffer* request,
                                                      grpc::ByteBuffer* response) {
-  return Write(context, "DeleteTarget", *request, *response, &AdminService::DoDeleteTarget);
+  return Write<v1::DeleteTargetRequest, v1::DeleteTargetResponse>(
+      context, "DeleteTarget", *request, *response,
+      [](const v1::DeleteTargetRequest& r) -> absl::StatusOr<core::Change> {
+        return core::DeleteTarget{r.upstream(), r.address()};
+      },
+      [](const auto&, const control::WriteResult&, auto&) {});
 }
 
 grpc::ServerUnaryReactor* AdminService::ReplaceTargets(grpc::CallbackServerContext* context,
                                                        const grpc::ByteBuffer* request,
                                                        grpc::ByteBuffer* response) {
-  return Write(context, "ReplaceTargets", *request, *response, &AdminService::DoReplaceTargets);
+  return Write<v1::ReplaceTargetsRequest, v1::ReplaceTargetsResponse>(
+      context, "ReplaceTargets", *request, *response, ReplaceChange,
+      [](const v1::ReplaceTargetsRequest&, const control::WriteResult& w,
+         v1::ReplaceTargetsResponse& out) {
+        for (const core::StoredTarget& t : w.record->targets) {
+          ToProto(t.config, out.add_targets());
+        }
+      });
 }
 
 grpc::ServerUnaryReactor* AdminService::ListTargets(grpc::CallbackServerContext* context,
                                                     const grpc::ByteBuffer* request,
                                                     grpc::ByteBuffer* response) {
-  return Read(context, "ListTargets", *request, *response, &AdminService::DoListTargets);
+  return Read(context, "ListTargets", *request, *response, &AdminService::ListTargetsRead);
 }
 
 grpc::ServerUnaryReactor* AdminService::SetTargetHealth(grpc::CallbackServerContext* context,
                                                         const grpc::ByteBuffer* request,
                                                         grpc::ByteBuffer* response) {
-  return Write(context, "SetTargetHealth", *request, *response, &AdminService::DoSetTargetHealth);
+  return Write<v1::SetTargetHealthRequest, v1::SetTargetHealthResponse>(
+      context, "SetTargetHealth", *request, *response,
+      [](const v1::SetTargetHealthRequest& r) -> absl::StatusOr<core::Change> {
+        absl::StatusOr<core::HealthOverride> health_override = FromProto(r.override());
+        if (!health_override.ok()) return health_override.status();
+        return core::SetTargetHealth{r.upstream(), r.address(), *health_override};
+      },
+      [](const v1::SetTargetHealthRequest& r, const control::WriteResult& w,
+         v1::SetTargetHealthResponse& out) {
+        absl::StatusOr<std::string> address = core::CanonicalAddress(r.address(), "address");
+        if (!w.snapshot || !address.ok()) return;
+        if (std::optional<uint32_t> i = w.snapshot->Find(*address)) {
+          *out.mutable_target() = ToProto(w.snapshot->targets()[*i]);
+        }
+      });
 }
 
 grpc::ServerUnaryReactor* AdminService::GetUpstreamHealth(grpc::CallbackServerContext* context,
                                                           const grpc::ByteBuffer* request,
                                                           grpc::ByteBuffer* response) {
   return Read(context, "GetUpstreamHealth", *request, *response,
-              &AdminService::DoGetUpstreamHealth);
+              &AdminService::GetUpstreamHealthRead);
 }
 
 }  // namespace picker::api

@@ -1,26 +1,28 @@
-// picker.v1.Admin: validates requests, calls the registry, answers with
-// effective values, and leaves an audit line and a metric per call.
+// picker.v1.Admin: checks the token, maps requests to core changes and
+// reads, answers with effective values, and leaves an audit line and a
+// metric per call.
 //
 // A callback-API service, as the data plane's: a synchronous service would
 // bring its own polling threads, which join gRPC's shared polling and slow
-// picks down (BENCHMARKS.md measured it). Writes run on one writer thread of
-// their own, because each waits for the store's fsync. Requests arrive as
-// bytes and are parsed here (wire.h), so that one that does not parse gets
-// INVALID_ARGUMENT.
+// picks down (BENCHMARKS.md measured it). A write is handed to the control
+// plane, whose writer answers it once its snapshot is published; no gRPC
+// thread waits for the store. Reads answer from the published snapshots.
+// Requests arrive as bytes and are parsed here (wire.h), so that one that
+// does not parse gets INVALID_ARGUMENT.
+//
+// Folder: server/api is the gRPC layer: it validates, maps messages and
+// translates status codes, and owns no threads or policies. It may use
+// control/, data/, metrics/ and core/.
 #ifndef PICKER_SERVER_API_ADMIN_SERVICE_H_
 #define PICKER_SERVER_API_ADMIN_SERVICE_H_
 
-#include <condition_variable>
-#include <deque>
-#include <functional>
-#include <mutex>
 #include <optional>
 #include <string>
-#include <thread>
 
 #include "picker/v1/admin.grpc.pb.h"
 #include "server/api/call_tracker.h"
-#include "server/core/registry.h"
+#include "server/control/control_plane.h"
+#include "server/core/snapshot_map.h"
 #include "server/metrics/metrics.h"
 
 namespace picker::api {
@@ -43,11 +45,8 @@ class AdminService final : public RawAdminService {
   // With a non-empty `token`, every call must carry the metadata
   // `authorization: Bearer <token>` (UNAUTHENTICATED otherwise). `calls`
   // counts the calls being served, for the drain.
-  AdminService(core::Registry& registry, metrics::Metrics& metrics, std::string token,
-               CallTracker& calls);
-  // Finishes the writes already queued. The gRPC server must be shut down
-  // first, so that no new call arrives.
-  ~AdminService() override;
+  AdminService(control::ControlPlane& control, const core::SnapshotMap& snapshots,
+               metrics::Metrics& metrics, std::string token, CallTracker& calls);
 
   grpc::ServerUnaryReactor* CreateUpstream(grpc::CallbackServerContext* context,
                                            const grpc::ByteBuffer* request,
@@ -85,62 +84,36 @@ class AdminService final : public RawAdminService {
 
  private:
   template <typename Request, typename Response>
-  using Handler = grpc::Status (AdminService::*)(grpc::CallbackServerContext*, const Request*,
-                                                 Response*);
-  // Answers a read at once: reads take no lock and never wait.
+  using ReadHandler = absl::Status (AdminService::*)(const Request&, Response&);
+  // Answers a read at once from the published snapshots: reads take no
+  // lock and never wait.
   template <typename Request, typename Response>
   grpc::ServerUnaryReactor* Read(grpc::CallbackServerContext* context, const char* method,
                                  const grpc::ByteBuffer& request_wire,
                                  grpc::ByteBuffer& response_wire,
-                                 Handler<Request, Response> handler);
-  // Answers a write from the writer thread: a write waits for the store's
-  // fsync, which must not hold up one of gRPC's threads (picks share them).
-  template <typename Request, typename Response>
+                                 ReadHandler<Request, Response> handler);
+  // Hands a write to the control plane: `to_change(request)` is the core
+  // change, `answer(request, result, response)` fills the answer once the
+  // change is published. No gRPC thread waits for it.
+  template <typename Request, typename Response, typename ToChange, typename Answer>
   grpc::ServerUnaryReactor* Write(grpc::CallbackServerContext* context, const char* method,
                                   const grpc::ByteBuffer& request_wire,
-                                  grpc::ByteBuffer& response_wire,
-                                  Handler<Request, Response> handler);
+                                  grpc::ByteBuffer& response_wire, ToChange to_change,
+                                  Answer answer);
   // Parses a request; one that does not parse is refused as a handler
   // refuses a bad one (the token checked first, the call counted and, for a
   // write, audited), without an upstream name.
   std::optional<grpc::Status> Parse(grpc::CallbackServerContext* context, const char* method,
                                     bool write, const grpc::ByteBuffer& wire,
                                     google::protobuf::Message& request);
-  // Runs queued writes in order until the service is destroyed. Writes that
-  // queued up together run as one batch: each is applied in turn, one store
-  // commit makes them all durable (group commit: two syncs for the batch
-  // rather than two per write), and only then are they answered.
-  void WriterLoop();
 
-  grpc::Status DoCreateUpstream(grpc::CallbackServerContext* context,
-                                const v1::CreateUpstreamRequest* request, v1::Upstream* response);
-  grpc::Status DoGetUpstream(grpc::CallbackServerContext* context,
-                             const v1::GetUpstreamRequest* request, v1::Upstream* response);
-  grpc::Status DoListUpstreams(grpc::CallbackServerContext* context,
-                               const v1::ListUpstreamsRequest* request,
-                               v1::ListUpstreamsResponse* response);
-  grpc::Status DoUpdateUpstream(grpc::CallbackServerContext* context,
-                                const v1::UpdateUpstreamRequest* request, v1::Upstream* response);
-  grpc::Status DoDeleteUpstream(grpc::CallbackServerContext* context,
-                                const v1::DeleteUpstreamRequest* request,
-                                v1::DeleteUpstreamResponse* response);
-  grpc::Status DoPutTarget(grpc::CallbackServerContext* context,
-                           const v1::PutTargetRequest* request, v1::Target* response);
-  grpc::Status DoDeleteTarget(grpc::CallbackServerContext* context,
-                              const v1::DeleteTargetRequest* request,
-                              v1::DeleteTargetResponse* response);
-  grpc::Status DoReplaceTargets(grpc::CallbackServerContext* context,
-                                const v1::ReplaceTargetsRequest* request,
-                                v1::ReplaceTargetsResponse* response);
-  grpc::Status DoListTargets(grpc::CallbackServerContext* context,
-                             const v1::ListTargetsRequest* request,
-                             v1::ListTargetsResponse* response);
-  grpc::Status DoSetTargetHealth(grpc::CallbackServerContext* context,
-                                 const v1::SetTargetHealthRequest* request,
-                                 v1::SetTargetHealthResponse* response);
-  grpc::Status DoGetUpstreamHealth(grpc::CallbackServerContext* context,
-                                   const v1::GetUpstreamHealthRequest* request,
-                                   v1::UpstreamHealth* response);
+  absl::Status GetUpstreamRead(const v1::GetUpstreamRequest& request, v1::Upstream& response);
+  absl::Status ListUpstreamsRead(const v1::ListUpstreamsRequest& request,
+                                 v1::ListUpstreamsResponse& response);
+  absl::Status ListTargetsRead(const v1::ListTargetsRequest& request,
+                               v1::ListTargetsResponse& response);
+  absl::Status GetUpstreamHealthRead(const v1::GetUpstreamHealthRequest& request,
+                                     v1::UpstreamHealth& response);
 
   // A status to answer at once when the caller lacks the admin token.
   std::optional<grpc::Status> Deny(grpc::CallbackServerContext* context, const char* method,
@@ -149,20 +122,11 @@ class AdminService final : public RawAdminService {
   grpc::Status Finish(grpc::CallbackServerContext* context, const char* method,
                       absl::string_view upstream, const absl::Status& status, bool write);
 
-  core::Registry& registry_;
+  control::ControlPlane& control_;
+  const core::SnapshotMap& snapshots_;
   metrics::Metrics& metrics_;
   const std::string token_;
   CallTracker& calls_;
-
-  std::mutex mu_;
-  std::condition_variable cv_;
-  struct QueuedWrite {
-    grpc::ServerUnaryReactor* reactor;
-    std::function<grpc::Status()> run;
-  };
-  std::deque<QueuedWrite> writes_;  // Guarded by mu_.
-  bool stopping_ = false;           // Guarded by mu_.
-  std::thread writer_;
 };
 
 }  // namespace picker::api

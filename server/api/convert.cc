@@ -14,12 +14,15 @@ absl::Status Invalid(absl::string_view field, absl::string_view why) {
   return absl::InvalidArgumentError(absl::StrCat(field, ": ", why));
 }
 
-// A Duration field in whole milliseconds; unset or zero gives `fallback`.
-absl::StatusOr<Millis> ToMillis(const google::protobuf::Duration& d, bool present,
-                                absl::string_view field, Millis fallback) {
-  if (!present || (d.seconds() == 0 && d.nanos() == 0)) return fallback;
+// A Duration field in whole milliseconds (0 when unset: the core reads a 0
+// as "the default" where one exists, see ReplaceZerosWithDefaults).
+absl::StatusOr<Millis> ToMillis(const google::protobuf::Duration& d, absl::string_view field) {
   absl::StatusOr<std::chrono::nanoseconds> value = DurationFromProto(d, field);
   if (!value.ok()) return value.status();
+  // Not rounded to 0, which would read as "the default".
+  if (*value > std::chrono::nanoseconds(0) && *value < Millis(1)) {
+    return Invalid(field, "must be 0 or at least 1ms");
+  }
   return std::chrono::duration_cast<Millis>(*value);
 }
 
@@ -45,8 +48,7 @@ absl::StatusOr<std::vector<core::HashPolicy>> HashPoliciesFromProto(
       case v1::HashPolicy::kCookie: {
         policy.kind = core::HashPolicy::Kind::kCookie;
         policy.name = p.cookie().name();
-        absl::StatusOr<Millis> ttl = ToMillis(p.cookie().ttl(), p.cookie().has_ttl(),
-                                              absl::StrCat(path, ".cookie.ttl"), Millis(0));
+        absl::StatusOr<Millis> ttl = ToMillis(p.cookie().ttl(), absl::StrCat(path, ".cookie.ttl"));
         if (!ttl.ok()) return ttl.status();
         policy.cookie_ttl = *ttl;
         policy.cookie_path = p.cookie().path();
@@ -116,7 +118,7 @@ absl::Status LoadBalancerFromProto(const v1::LoadBalancer& lb, core::LoadBalance
     case v1::LoadBalancer::kLeastRequest: {
       out.kind = core::StrategyKind::kLeastRequest;
       const v1::LeastRequest& lr = lb.least_request();
-      out.choice_count = lr.choice_count() == 0 ? 2 : lr.choice_count();
+      out.choice_count = lr.choice_count();
       out.active_request_bias = lr.has_active_request_bias() ? lr.active_request_bias() : 1.0;
       return absl::OkStatus();
     }
@@ -136,12 +138,9 @@ absl::Status LoadBalancerFromProto(const v1::LoadBalancer& lb, core::LoadBalance
                          absl::StrCat("unknown value ", static_cast<int>(rh.hash_function()),
                                       " (XX_HASH or MURMUR_HASH_2)"));
       }
-      out.min_ring_size = rh.min_ring_size() == 0 ? core::kDefaultMinRingSize : rh.min_ring_size();
-      out.max_ring_size = rh.max_ring_size() == 0 ? core::kMaxRingSize : rh.max_ring_size();
-      out.hash_balance_factor = rh.has_hash_balance_factor() ? rh.hash_balance_factor() : 0;
-      if (rh.has_hash_balance_factor() && rh.hash_balance_factor() == 0) {
-        return Invalid(field + ".ring_hash.hash_balance_factor", "must be at least 100 when set");
-      }
+      out.min_ring_size = rh.min_ring_size();
+      out.max_ring_size = rh.max_ring_size();
+      if (rh.has_hash_balance_factor()) out.hash_balance_factor = rh.hash_balance_factor();
       absl::StatusOr<std::vector<core::HashPolicy>> policies =
           HashPoliciesFromProto(rh.hash_policies(), field + ".ring_hash.hash_policies");
       if (!policies.ok()) return policies.status();
@@ -151,11 +150,8 @@ absl::Status LoadBalancerFromProto(const v1::LoadBalancer& lb, core::LoadBalance
     case v1::LoadBalancer::kMaglev: {
       out.kind = core::StrategyKind::kMaglev;
       const v1::Maglev& m = lb.maglev();
-      out.table_size = m.table_size() == 0 ? core::kDefaultMaglevTableSize : m.table_size();
-      out.hash_balance_factor = m.has_hash_balance_factor() ? m.hash_balance_factor() : 0;
-      if (m.has_hash_balance_factor() && m.hash_balance_factor() == 0) {
-        return Invalid(field + ".maglev.hash_balance_factor", "must be at least 100 when set");
-      }
+      out.table_size = m.table_size();
+      if (m.has_hash_balance_factor()) out.hash_balance_factor = m.hash_balance_factor();
       absl::StatusOr<std::vector<core::HashPolicy>> policies =
           HashPoliciesFromProto(m.hash_policies(), field + ".maglev.hash_policies");
       if (!policies.ok()) return policies.status();
@@ -164,6 +160,50 @@ absl::Status LoadBalancerFromProto(const v1::LoadBalancer& lb, core::LoadBalance
     }
   }
   return Invalid(field, "unknown strategy");
+}
+
+absl::Status PassiveFromProto(const v1::HealthChecks::Passive& p, core::PassiveHealthConfig& out) {
+  const std::string field = "upstream.health_checks.passive";
+  if (p.has_consecutive_failures()) out.consecutive_failures = p.consecutive_failures();
+  absl::StatusOr<Millis> base = ToMillis(p.base_ejection_time(), field + ".base_ejection_time");
+  if (!base.ok()) return base.status();
+  out.base_ejection_time = *base;
+  absl::StatusOr<Millis> max = ToMillis(p.max_ejection_time(), field + ".max_ejection_time");
+  if (!max.ok()) return max.status();
+  out.max_ejection_time = *max;
+  if (p.has_max_ejection_percent()) out.max_ejection_percent = p.max_ejection_percent();
+  return absl::OkStatus();
+}
+
+absl::Status ActiveFromProto(const v1::HealthChecks::Active& a, core::ActiveHealthConfig& out) {
+  const std::string field = "upstream.health_checks.active";
+  switch (a.type()) {
+    case v1::HealthChecks::Active::TYPE_UNSPECIFIED:
+    case v1::HealthChecks::Active::HTTP:
+      out.type = core::ActiveHealthConfig::Type::kHttp;
+      break;
+    case v1::HealthChecks::Active::TCP:
+      out.type = core::ActiveHealthConfig::Type::kTcp;
+      break;
+    case v1::HealthChecks::Active::GRPC:
+      out.type = core::ActiveHealthConfig::Type::kGrpc;
+      break;
+    default:
+      return Invalid(field + ".type", absl::StrCat("unknown value ", static_cast<int>(a.type()),
+                                                   " (HTTP, TCP or GRPC)"));
+  }
+  out.http_path = a.http_path();
+  out.healthy_http_statuses.assign(a.healthy_http_statuses().begin(),
+                                   a.healthy_http_statuses().end());
+  absl::StatusOr<Millis> interval = ToMillis(a.interval(), field + ".interval");
+  if (!interval.ok()) return interval.status();
+  out.interval = *interval;
+  absl::StatusOr<Millis> timeout = ToMillis(a.timeout(), field + ".timeout");
+  if (!timeout.ok()) return timeout.status();
+  out.timeout = *timeout;
+  out.healthy_successes = a.healthy_successes();
+  out.unhealthy_failures = a.unhealthy_failures();
+  return absl::OkStatus();
 }
 
 }  // namespace
@@ -185,60 +225,15 @@ absl::StatusOr<core::UpstreamConfig> FromProto(const v1::Upstream& u) {
   if (absl::Status s = LoadBalancerFromProto(u.load_balancer(), c.load_balancer); !s.ok()) return s;
   c.locality_aware = !u.locality_awareness().disabled();
   if (u.has_panic_threshold_percent()) c.panic_threshold_percent = u.panic_threshold_percent();
-  absl::StatusOr<Millis> ttl =
-      ToMillis(u.lease_ttl(), u.has_lease_ttl(), "upstream.lease_ttl", c.lease_ttl);
+  absl::StatusOr<Millis> ttl = ToMillis(u.lease_ttl(), "upstream.lease_ttl");
   if (!ttl.ok()) return ttl.status();
   c.lease_ttl = *ttl;
   c.max_active_requests_per_target = u.max_active_requests_per_target();
   c.max_active_requests = u.max_active_requests();
-
-  const v1::HealthChecks::Passive& p = u.health_checks().passive();
-  const std::string passive = "upstream.health_checks.passive";
-  if (p.has_consecutive_failures()) c.passive.consecutive_failures = p.consecutive_failures();
-  absl::StatusOr<Millis> base =
-      ToMillis(p.base_ejection_time(), p.has_base_ejection_time(), passive + ".base_ejection_time",
-               c.passive.base_ejection_time);
-  if (!base.ok()) return base.status();
-  c.passive.base_ejection_time = *base;
-  absl::StatusOr<Millis> max =
-      ToMillis(p.max_ejection_time(), p.has_max_ejection_time(), passive + ".max_ejection_time",
-               c.passive.max_ejection_time);
-  if (!max.ok()) return max.status();
-  c.passive.max_ejection_time = *max;
-  if (p.has_max_ejection_percent()) c.passive.max_ejection_percent = p.max_ejection_percent();
-
-  const v1::HealthChecks::Active& a = u.health_checks().active();
-  const std::string active = "upstream.health_checks.active";
-  switch (a.type()) {
-    case v1::HealthChecks::Active::TYPE_UNSPECIFIED:
-    case v1::HealthChecks::Active::HTTP:
-      c.active.type = core::ActiveHealthConfig::Type::kHttp;
-      break;
-    case v1::HealthChecks::Active::TCP:
-      c.active.type = core::ActiveHealthConfig::Type::kTcp;
-      break;
-    case v1::HealthChecks::Active::GRPC:
-      c.active.type = core::ActiveHealthConfig::Type::kGrpc;
-      break;
-    default:
-      return Invalid(active + ".type", absl::StrCat("unknown value ", static_cast<int>(a.type()),
-                                                    " (HTTP, TCP or GRPC)"));
-  }
-  if (!a.http_path().empty()) c.active.http_path = a.http_path();
-  if (!a.healthy_http_statuses().empty()) {
-    c.active.healthy_http_statuses.assign(a.healthy_http_statuses().begin(),
-                                          a.healthy_http_statuses().end());
-  }
-  absl::StatusOr<Millis> interval =
-      ToMillis(a.interval(), a.has_interval(), active + ".interval", Millis(0));
-  if (!interval.ok()) return interval.status();
-  c.active.interval = *interval;
-  absl::StatusOr<Millis> timeout =
-      ToMillis(a.timeout(), a.has_timeout(), active + ".timeout", c.active.timeout);
-  if (!timeout.ok()) return timeout.status();
-  c.active.timeout = *timeout;
-  if (a.healthy_successes() != 0) c.active.healthy_successes = a.healthy_successes();
-  if (a.unhealthy_failures() != 0) c.active.unhealthy_failures = a.unhealthy_failures();
+  if (absl::Status s = PassiveFromProto(u.health_checks().passive(), c.passive); !s.ok()) return s;
+  if (absl::Status s = ActiveFromProto(u.health_checks().active(), c.active); !s.ok()) return s;
+  // A field left out of a request reads as 0, which means its default.
+  core::ReplaceZerosWithDefaults(c);
   return c;
 }
 
@@ -264,14 +259,14 @@ v1::Upstream ToProto(const core::UpstreamConfig& c) {
                                                                                  : v1::XX_HASH);
       rh->set_min_ring_size(lb.min_ring_size);
       rh->set_max_ring_size(lb.max_ring_size);
-      if (lb.hash_balance_factor != 0) rh->set_hash_balance_factor(lb.hash_balance_factor);
+      if (lb.hash_balance_factor) rh->set_hash_balance_factor(*lb.hash_balance_factor);
       HashPoliciesToProto(lb.hash_policies, rh->mutable_hash_policies());
       break;
     }
     case core::StrategyKind::kMaglev: {
       v1::Maglev* m = out->mutable_maglev();
       m->set_table_size(lb.table_size);
-      if (lb.hash_balance_factor != 0) m->set_hash_balance_factor(lb.hash_balance_factor);
+      if (lb.hash_balance_factor) m->set_hash_balance_factor(*lb.hash_balance_factor);
       HashPoliciesToProto(lb.hash_policies, m->mutable_hash_policies());
       break;
     }

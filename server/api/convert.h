@@ -13,8 +13,8 @@
 #include "absl/status/statusor.h"
 #include "google/protobuf/duration.pb.h"
 #include "picker/v1/admin.pb.h"
+#include "server/core/changes.h"
 #include "server/core/config.h"
-#include "server/core/registry.h"
 #include "server/core/upstream.h"
 
 namespace picker::api {

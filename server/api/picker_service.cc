@@ -58,14 +58,14 @@ void SetDuration(std::chrono::milliseconds value, google::protobuf::Duration* ou
   out->set_nanos(static_cast<int32_t>(value.count() % 1000) * 1000000);
 }
 
-core::Outcome OutcomeOf(v1::ReleaseRequest::Outcome outcome) {
+data::Outcome OutcomeOf(v1::ReleaseRequest::Outcome outcome) {
   switch (outcome) {
     case v1::ReleaseRequest::FAILURE:
-      return core::Outcome::kFailure;
+      return data::Outcome::kFailure;
     case v1::ReleaseRequest::TIMEOUT:
-      return core::Outcome::kTimeout;
+      return data::Outcome::kTimeout;
     default:
-      return core::Outcome::kSuccess;
+      return data::Outcome::kSuccess;
   }
 }
 
@@ -75,8 +75,8 @@ core::Outcome OutcomeOf(v1::ReleaseRequest::Outcome outcome) {
 // are written: its request_id, and so which answer it wanted, is unknown.
 class PickStreamReactor final : public grpc::ServerBidiReactor<grpc::ByteBuffer, grpc::ByteBuffer> {
  public:
-  PickStreamReactor(PickerService& service, core::Registry& registry, CallTracker& calls)
-      : service_(service), registry_(registry), calls_(calls) {
+  PickStreamReactor(PickerService& service, data::DataPlane& data, CallTracker& calls)
+      : service_(service), data_(data), calls_(calls) {
     calls_.Begin();
     StartRead(&wire_);
   }
@@ -146,7 +146,7 @@ class PickStreamReactor final : public grpc::ServerBidiReactor<grpc::ByteBuffer,
   }
 
   void OnDone() override {
-    for (uint64_t lease_id : held_) registry_.Abandon(lease_id);
+    for (uint64_t lease_id : held_) data_.Abandon(lease_id);
     CallTracker& calls = calls_;
     delete this;
     calls.End();
@@ -161,7 +161,7 @@ class PickStreamReactor final : public grpc::ServerBidiReactor<grpc::ByteBuffer,
   }
 
   PickerService& service_;
-  core::Registry& registry_;
+  data::DataPlane& data_;
   CallTracker& calls_;
   grpc::ByteBuffer wire_;  // The message being read.
   v1::PickStreamRequest request_;
@@ -177,9 +177,8 @@ class PickStreamReactor final : public grpc::ServerBidiReactor<grpc::ByteBuffer,
 
 }  // namespace
 
-PickerService::PickerService(core::Registry& registry, metrics::Metrics& metrics,
-                             CallTracker& calls)
-    : registry_(registry), metrics_(metrics), calls_(calls) {
+PickerService::PickerService(data::DataPlane& data, metrics::Metrics& metrics, CallTracker& calls)
+    : data_(data), metrics_(metrics), calls_(calls) {
   CaptureProtobufParseErrors();
 }
 
@@ -210,14 +209,14 @@ absl::Status PickerService::DoPick(const v1::PickRequest& request, v1::PickRespo
                                    uint64_t* lease_id) {
   const auto start = std::chrono::steady_clock::now();
   AttributesView attributes(request.attributes());
-  core::PickInput input;
+  data::PickInput input;
   input.upstream = request.upstream();
   input.attributes = &attributes;
   input.client_zone = request.client_zone();
   input.exclude = absl::MakeConstSpan(request.exclude().data(), request.exclude().size());
   if (request.has_hash()) input.hash = request.hash();
 
-  absl::StatusOr<core::PickOutput> out = registry_.Pick(input);
+  absl::StatusOr<data::PickOutput> out = data_.Pick(input);
   if (!out.ok()) {
     if (out.status().code() == absl::StatusCode::kNotFound) {
       metrics_.unknown_upstream_picks().Increment();
@@ -261,8 +260,8 @@ absl::Status PickerService::DoRelease(const v1::ReleaseRequest& request,
     default:
       return absl::InvalidArgumentError("outcome: unknown value (SUCCESS, FAILURE or TIMEOUT)");
   }
-  absl::StatusOr<core::LeaseState> state = registry_.Release(request.upstream(), request.lease_id(),
-                                                             OutcomeOf(request.outcome()), latency);
+  absl::StatusOr<core::LeaseState> state =
+      data_.Release(request.upstream(), request.lease_id(), OutcomeOf(request.outcome()), latency);
   if (!state.ok()) return state.status();
   switch (*state) {
     case core::LeaseState::kReleased:
@@ -275,7 +274,7 @@ absl::Status PickerService::DoRelease(const v1::ReleaseRequest& request,
       response.set_state(v1::ReleaseResponse::EXPIRED);
       break;
     case core::LeaseState::kNeverIssued:
-      break;  // Reported as NOT_FOUND by the registry.
+      break;  // Reported as NOT_FOUND by the data plane.
   }
   return absl::OkStatus();
 }
@@ -300,7 +299,7 @@ grpc::ServerUnaryReactor* PickerService::Release(grpc::CallbackServerContext* co
 
 grpc::ServerBidiReactor<grpc::ByteBuffer, grpc::ByteBuffer>* PickerService::PickStream(
     grpc::CallbackServerContext* context) {
-  return new PickStreamReactor(*this, registry_, calls_);
+  return new PickStreamReactor(*this, data_, calls_);
 }
 
 }  // namespace picker::api

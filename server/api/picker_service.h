@@ -7,7 +7,7 @@
 
 #include "picker/v1/picker.grpc.pb.h"
 #include "server/api/call_tracker.h"
-#include "server/core/registry.h"
+#include "server/data/data_plane.h"
 #include "server/metrics/metrics.h"
 
 namespace picker::api {
@@ -17,7 +17,7 @@ class PickerService final
           v1::Picker::WithRawCallbackMethod_PickStream<v1::Picker::Service>>> {
  public:
   // `calls` counts the calls being served, for the drain.
-  PickerService(core::Registry& registry, metrics::Metrics& metrics, CallTracker& calls);
+  PickerService(data::DataPlane& data, metrics::Metrics& metrics, CallTracker& calls);
 
   grpc::ServerUnaryReactor* Pick(grpc::CallbackServerContext* context,
                                  const grpc::ByteBuffer* request,
@@ -41,7 +41,7 @@ class PickerService final
                                   const grpc::ByteBuffer& request_wire,
                                   grpc::ByteBuffer& response_wire, Handler handler);
 
-  core::Registry& registry_;
+  data::DataPlane& data_;
   metrics::Metrics& metrics_;
   CallTracker& calls_;
 };

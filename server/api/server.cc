@@ -1,9 +1,5 @@
 #include "server/api/server.h"
 
-#include <netdb.h>
-#include <sys/socket.h>
-#include <unistd.h>
-
 #include <atomic>
 #include <thread>
 #include <vector>
@@ -14,7 +10,6 @@
 #include "grpcpp/ext/proto_server_reflection_plugin.h"
 #include "grpcpp/grpcpp.h"
 #include "grpcpp/health_check_service_interface.h"
-#include "prometheus/exposer.h"
 #include "server/api/admin_service.h"
 #include "server/api/picker_service.h"
 #include "spdlog/spdlog.h"
@@ -26,29 +21,6 @@ namespace {
 std::string WithPort(const std::string& address, int port) {
   const size_t colon = address.rfind(':');
   return absl::StrCat(address.substr(0, colon), ":", port);
-}
-
-// Opens and closes a TCP connection to `address` ("host:port", where a
-// wildcard host means this machine), to wake a listener blocked in poll.
-void Poke(const std::string& address) {
-  const size_t colon = address.rfind(':');
-  if (colon == std::string::npos) return;
-  std::string host = address.substr(0, colon);
-  const std::string port = address.substr(colon + 1);
-  if (host.size() >= 2 && host.front() == '[') host = host.substr(1, host.size() - 2);
-  if (host == "0.0.0.0" || host.empty()) host = "127.0.0.1";
-  if (host == "::") host = "::1";
-  addrinfo hints{};
-  hints.ai_socktype = SOCK_STREAM;
-  hints.ai_flags = AI_NUMERICSERV;
-  addrinfo* found = nullptr;
-  if (getaddrinfo(host.c_str(), port.c_str(), &hints, &found) != 0) return;
-  const int fd = socket(found->ai_family, SOCK_STREAM | SOCK_CLOEXEC, 0);
-  if (fd >= 0) {
-    (void)connect(fd, found->ai_addr, found->ai_addrlen);
-    close(fd);
-  }
-  freeaddrinfo(found);
 }
 
 std::shared_ptr<grpc::ServerCredentials> Credentials(const ServerOptions& options) {
@@ -83,14 +55,16 @@ absl::StatusOr<std::unique_ptr<grpc::Server>> StartGrpc(const ServerOptions& opt
 }  // namespace
 
 struct Server::Impl {
-  Impl(core::Registry& registry, metrics::Metrics& metrics, const std::string& admin_token)
-      : picker(registry, metrics, calls), admin(registry, metrics, admin_token, calls) {}
+  Impl(control::ControlPlane& control, data::DataPlane& data_plane,
+       const core::SnapshotMap& snapshots, metrics::Metrics& metrics,
+       const std::string& admin_token)
+      : picker(data_plane, metrics, calls),
+        admin(control, snapshots, metrics, admin_token, calls) {}
   CallTracker calls;  // Before the services, which hold it.
   PickerService picker;
   AdminService admin;
   std::unique_ptr<grpc::Server> data;
   std::unique_ptr<grpc::Server> admin_server;
-  std::unique_ptr<prometheus::Exposer> exposer;
 };
 
 Server::Server(std::unique_ptr<Impl> impl) : impl_(std::move(impl)) {}
@@ -98,7 +72,9 @@ Server::Server(std::unique_ptr<Impl> impl) : impl_(std::move(impl)) {}
 Server::~Server() { Shutdown(std::chrono::milliseconds(0)); }
 
 absl::StatusOr<std::unique_ptr<Server>> Server::Start(const ServerOptions& options,
-                                                      core::Registry& registry,
+                                                      control::ControlPlane& control,
+                                                      data::DataPlane& data_plane,
+                                                      const core::SnapshotMap& snapshots,
                                                       metrics::Metrics& metrics) {
   // Reflection finds grpc.health.v1 only if its descriptor is linked in;
   // naming a message keeps the linker from dropping it.
@@ -111,7 +87,7 @@ absl::StatusOr<std::unique_ptr<Server>> Server::Start(const ServerOptions& optio
   if (!options.tls_client_ca.empty() && options.tls_cert.empty()) {
     return absl::InvalidArgumentError("--tls-client-ca needs --tls-cert and --tls-key");
   }
-  auto impl = std::make_unique<Impl>(registry, metrics, options.admin_token);
+  auto impl = std::make_unique<Impl>(control, data_plane, snapshots, metrics, options.admin_token);
 
   int data_port = 0, admin_port = 0;
   auto data = StartGrpc(options, options.listen, &impl->picker, "--listen", &data_port);
@@ -122,22 +98,9 @@ absl::StatusOr<std::unique_ptr<Server>> Server::Start(const ServerOptions& optio
   if (!admin.ok()) return admin.status();
   impl->admin_server = *std::move(admin);
 
-  try {
-    impl->exposer = std::make_unique<prometheus::Exposer>(options.metrics_listen);
-  } catch (const std::exception& e) {
-    return absl::UnavailableError(absl::StrCat("cannot listen on ", options.metrics_listen,
-                                               " (--metrics-listen): ", e.what()));
-  }
-  for (const auto& collectable : metrics.collectables()) {
-    impl->exposer->RegisterCollectable(collectable);
-  }
-  const std::vector<int> metrics_ports = impl->exposer->GetListeningPorts();
-
   std::unique_ptr<Server> server(new Server(std::move(impl)));
   server->data_address_ = WithPort(options.listen, data_port);
   server->admin_address_ = WithPort(options.admin_listen, admin_port);
-  server->metrics_address_ =
-      WithPort(options.metrics_listen, metrics_ports.empty() ? 0 : metrics_ports.front());
   return server;
 }
 
@@ -220,18 +183,6 @@ void Server::Shutdown(std::chrono::milliseconds grace) {
   } else {
     spdlog::info("drain: in-flight calls finished in {} ms", drained.count());
   }
-  // civetweb (behind the metrics listener) looks at its stop flag only
-  // between polls of its socket, two seconds each; a connection wakes it.
-  std::atomic<bool> metrics_stopped{false};
-  std::thread stop_metrics([this, &metrics_stopped] {
-    impl_->exposer.reset();
-    metrics_stopped.store(true);
-  });
-  while (!metrics_stopped.load()) {
-    Poke(metrics_address_);
-    std::this_thread::sleep_for(std::chrono::milliseconds(20));
-  }
-  stop_metrics.join();
   impl_.reset();
 }
 

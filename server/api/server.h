@@ -1,5 +1,6 @@
-// The three listeners of picker-server: data (Picker), admin (Admin), both
-// with grpc.health.v1 and reflection, and metrics (Prometheus text).
+// The two gRPC listeners of picker-server: data (Picker) and admin (Admin),
+// both with grpc.health.v1 and reflection, and their drain. (The metrics
+// listener is server/metrics' MetricsEndpoint.)
 #ifndef PICKER_SERVER_API_SERVER_H_
 #define PICKER_SERVER_API_SERVER_H_
 
@@ -9,7 +10,9 @@
 #include <string>
 
 #include "absl/status/statusor.h"
-#include "server/core/registry.h"
+#include "server/control/control_plane.h"
+#include "server/core/snapshot_map.h"
+#include "server/data/data_plane.h"
 #include "server/metrics/metrics.h"
 
 namespace picker::api {
@@ -17,7 +20,6 @@ namespace picker::api {
 struct ServerOptions {
   std::string listen = "0.0.0.0:50051";
   std::string admin_listen = "127.0.0.1:50052";
-  std::string metrics_listen = "0.0.0.0:9464";
   // PEM contents. With a certificate and key, both gRPC listeners serve TLS;
   // with a client CA too, clients must present a certificate it signed.
   std::string tls_cert;
@@ -32,15 +34,17 @@ struct ServerOptions {
 class Server {
  public:
   // Binds every listener; a taken or bad address is an error naming it.
+  // The planes, snapshots and metrics must outlive the server.
   static absl::StatusOr<std::unique_ptr<Server>> Start(const ServerOptions& options,
-                                                       core::Registry& registry,
+                                                       control::ControlPlane& control,
+                                                       data::DataPlane& data,
+                                                       const core::SnapshotMap& snapshots,
                                                        metrics::Metrics& metrics);
   ~Server();
 
   // The bound addresses (the real port when 0 was asked for).
   const std::string& data_address() const { return data_address_; }
   const std::string& admin_address() const { return admin_address_; }
-  const std::string& metrics_address() const { return metrics_address_; }
 
   // Drains: health turns NOT_SERVING, listeners stop taking calls, in-flight
   // calls get until `grace` to finish. Connections still open once the last
@@ -55,7 +59,7 @@ class Server {
   void CloseIdleConnections(std::chrono::steady_clock::time_point deadline,
                             const std::atomic<bool>& drained);
   std::unique_ptr<Impl> impl_;
-  std::string data_address_, admin_address_, metrics_address_;
+  std::string data_address_, admin_address_;
 };
 
 }  // namespace picker::api

@@ -1,15 +1,18 @@
 #include "server/config/config_file.h"
 
+#include <cerrno>
 #include <cstring>
 #include <fstream>
 #include <map>
 #include <sstream>
 
+#include "absl/container/flat_hash_map.h"
 #include "absl/strings/ascii.h"
 #include "absl/strings/match.h"
 #include "absl/strings/numbers.h"
 #include "absl/strings/str_cat.h"
-#include "server/api/convert.h"
+#include "absl/strings/str_split.h"
+#include "absl/time/time.h"
 #include "server/core/address.h"
 #include "server/core/validate.h"
 #include "yaml-cpp/yaml.h"
@@ -17,16 +20,42 @@
 namespace picker::config {
 namespace {
 
+// Where a field of the core configuration was set in the file: its node
+// and its path as the file spells it (`upstreams[0].leaseTtl`).
+struct Origin {
+  YAML::Node node;
+  std::string path;
+};
+// Keyed by the field's path in the core types (`lease_ttl`), as core's
+// validation names it.
+using Origins = std::map<std::string, Origin, std::less<>>;
+
+// "ring_hash" -> "ringHash", per dotted segment.
+std::string CamelCase(absl::string_view snake) {
+  std::string out;
+  bool upper = false;
+  for (char c : snake) {
+    if (c == '_') {
+      upper = true;
+      continue;
+    }
+    out += upper ? absl::ascii_toupper(c) : c;
+    upper = false;
+  }
+  return out;
+}
+
 // Carries the file name and the position of a node into error messages.
 class Reader {
  public:
   explicit Reader(std::string source) : source_(std::move(source)) {}
 
-  absl::Status Error(const YAML::Node& node, const std::string& field,
-                     absl::string_view why) const {
-    const YAML::Mark mark = node.Mark();
+  absl::Status At(const YAML::Node& node, absl::string_view message) const {
     return absl::InvalidArgumentError(
-        absl::StrCat(source_, ":", mark.line + 1, ": ", field, ": ", why));
+        absl::StrCat(source_, ":", node.Mark().line + 1, ": ", message));
+  }
+  absl::Status Error(const YAML::Node& node, absl::string_view field, absl::string_view why) const {
+    return At(node, absl::StrCat(field, ": ", why));
   }
 
   // Fails on keys the schema does not know, so that typos do not pass.
@@ -57,6 +86,14 @@ class Reader {
     return value;
   }
 
+  absl::StatusOr<double> Number(const YAML::Node& node, const std::string& field) const {
+    double value = 0;
+    if (!node.IsScalar() || !absl::SimpleAtod(node.Scalar(), &value)) {
+      return Error(node, field, "must be a number");
+    }
+    return value;
+  }
+
   absl::StatusOr<bool> Bool(const YAML::Node& node, const std::string& field) const {
     bool value = false;
     if (!node.IsScalar() || !YAML::convert<bool>::decode(node, value)) {
@@ -65,219 +102,275 @@ class Reader {
     return value;
   }
 
-  // Durations as Kubernetes and Kong Mesh write them: 500ms, 30s, 5m, 1h.
-  absl::StatusOr<google::protobuf::Duration> Duration(const YAML::Node& node,
-                                                      const std::string& field) const {
-    const std::string text = node.IsScalar() ? node.Scalar() : "";
-    const size_t unit_at = text.find_first_not_of("0123456789");
-    const std::string unit = unit_at == std::string::npos ? "" : text.substr(unit_at);
-    int64_t value = 0;
-    const int64_t millis = unit == "ms"  ? 1
-                           : unit == "s" ? 1000
-                           : unit == "m" ? 60000
-                           : unit == "h" ? 3600000
-                                         : 0;
-    if (millis == 0 || !absl::SimpleAtoi(text.substr(0, unit_at), &value) ||
-        value > int64_t{1} << 40) {
-      return Error(node, field, "must be a duration such as 500ms, 30s, 5m or 1h");
+  // Durations as Go, Kubernetes and Kong Mesh write them: 500ms, 1.5s,
+  // 1m30s, 1h; whole milliseconds, at most a year.
+  absl::StatusOr<core::Millis> Duration(const YAML::Node& node, const std::string& field) const {
+    absl::Duration d;
+    if (!node.IsScalar() || !absl::ParseDuration(node.Scalar(), &d) || d < absl::ZeroDuration() ||
+        d > absl::Hours(24 * 365) || d % absl::Milliseconds(1) != absl::ZeroDuration()) {
+      return Error(node, field,
+                   "must be a duration such as 500ms, 1.5s, 1m30s or 1h (whole milliseconds, at "
+                   "most a year)");
     }
-    google::protobuf::Duration d;
-    d.set_seconds(value * millis / 1000);
-    d.set_nanos(static_cast<int32_t>(value * millis % 1000) * 1000000);
-    return d;
+    return core::Millis(absl::ToInt64Milliseconds(d));
+  }
+
+  // A core error, "<prefix><core path>: <why>", reported at the place in
+  // the file of the deepest field it is about (or of `fallback`).
+  absl::Status AtField(const absl::Status& error, absl::string_view prefix, const Origins& origins,
+                       const Origin& fallback) const {
+    absl::string_view message = error.message();
+    const size_t colon = message.find(": ");
+    absl::string_view path = colon == absl::string_view::npos ? "" : message.substr(0, colon);
+    if (!absl::ConsumePrefix(&path, prefix)) return At(fallback.node, message);
+    const Origin* origin = &fallback;
+    absl::string_view rest = path;
+    for (absl::string_view key = path; !key.empty();
+         key = key.substr(0, std::min(key.rfind('.'), key.size() - 1))) {
+      if (auto it = origins.find(key); it != origins.end()) {
+        origin = &it->second;
+        rest = path.substr(key.size());
+        break;
+      }
+      if (key.find('.') == absl::string_view::npos) break;
+    }
+    return At(origin->node, absl::StrCat(origin->path, CamelCase(rest), message.substr(colon)));
   }
 
  private:
   std::string source_;
 };
 
-#define PICKER_ASSIGN(lhs, expr)                \
-  do {                                          \
-    auto _result = (expr);                      \
-    if (!_result.ok()) return _result.status(); \
-    lhs = *std::move(_result);                  \
+// One mapping of the file beside the core struct it fills: reads its keys
+// into fields and notes where each came from.
+class Scope {
+ public:
+  Scope(const Reader& r, YAML::Node map, std::string path, std::string core, Origins& origins)
+      : r_(r),
+        map_(std::move(map)),
+        path_(std::move(path)),
+        core_(std::move(core)),
+        origins_(origins) {}
+
+  const Reader& r() const { return r_; }
+  const YAML::Node& node() const { return map_; }
+  const std::string& path() const { return path_; }
+  YAML::Node operator[](const char* key) const { return map_[key]; }
+  std::string PathOf(absl::string_view key) const { return absl::StrCat(path_, ".", key); }
+  std::string CoreOf(absl::string_view key) const {
+    return core_.empty() ? std::string(key) : absl::StrCat(core_, ".", key);
+  }
+
+  absl::Status Keys(std::initializer_list<const char*> keys) const {
+    return r_.OnlyKeys(map_, path_, keys);
+  }
+  Scope Child(const char* key, absl::string_view core_key) const {
+    Note(map_[key], key, core_key);
+    return Scope(r_, map_[key], PathOf(key), CoreOf(core_key), origins_);
+  }
+  // Item `i` of the list at `key`.
+  Scope Item(const char* key, size_t i, absl::string_view core_key) const {
+    const std::string index = absl::StrCat("[", i, "]");
+    Note(map_[key][i], absl::StrCat(key, index), absl::StrCat(core_key, index));
+    return Scope(r_, map_[key][i], PathOf(absl::StrCat(key, index)),
+                 CoreOf(absl::StrCat(core_key, index)), origins_);
+  }
+  void Note(const YAML::Node& node, absl::string_view key, absl::string_view core_key) const {
+    origins_[CoreOf(core_key)] = Origin{node, PathOf(key)};
+  }
+
+  // Reads `key`, when present, with `parse(node, path)` into `out`.
+  template <typename T, typename Parse>
+  absl::Status Read(const char* key, absl::string_view core_key, T& out, Parse parse) const {
+    const YAML::Node n = map_[key];
+    if (!n) return absl::OkStatus();
+    auto value = parse(n, PathOf(key));
+    if (!value.ok()) return value.status();
+    out = static_cast<T>(*value);
+    Note(n, key, core_key);
+    return absl::OkStatus();
+  }
+  template <typename T>
+  absl::Status Unsigned(const char* key, absl::string_view core_key, T& out, uint64_t max) const {
+    return Read(key, core_key, out,
+                [&](const YAML::Node& n, const std::string& p) { return r_.Unsigned(n, p, max); });
+  }
+  absl::Status Duration(const char* key, absl::string_view core_key, core::Millis& out) const {
+    return Read(key, core_key, out,
+                [&](const YAML::Node& n, const std::string& p) { return r_.Duration(n, p); });
+  }
+  absl::Status Bool(const char* key, absl::string_view core_key, bool& out) const {
+    return Read(key, core_key, out,
+                [&](const YAML::Node& n, const std::string& p) { return r_.Bool(n, p); });
+  }
+  absl::Status String(const char* key, absl::string_view core_key, std::string& out) const {
+    return Read(key, core_key, out,
+                [&](const YAML::Node& n, const std::string& p) { return r_.String(n, p); });
+  }
+
+ private:
+  const Reader& r_;
+  const YAML::Node map_;
+  const std::string path_;
+  const std::string core_;
+  Origins& origins_;
+};
+
+#define PICKER_RETURN_IF_ERROR(expr)          \
+  do {                                        \
+    if (absl::Status _s = (expr); !_s.ok()) { \
+      return _s;                              \
+    }                                         \
   } while (0)
 
-absl::Status HashPolicies(const Reader& r, const YAML::Node& list, const std::string& field,
-                          google::protobuf::RepeatedPtrField<v1::HashPolicy>* out) {
-  if (!list.IsSequence()) return r.Error(list, field, "must be a list");
-  for (size_t i = 0; i < list.size(); ++i) {
-    const YAML::Node node = list[i];
-    const std::string path = absl::StrCat(field, "[", i, "]");
-    if (absl::Status s = r.OnlyKeys(node, path,
-                                    {"type", "terminal", "header", "cookie", "connection",
-                                     "queryParameter", "filterState"});
-        !s.ok()) {
-      return s;
+// The policy's own block, e.g. `header: {name: x-user}`, under `type`.
+absl::Status HashPolicyOfType(const Scope& s, const std::string& type, core::HashPolicy& p) {
+  using Kind = core::HashPolicy::Kind;
+  struct Shape {
+    const char* type;
+    const char* block;
+    const char* core_block;
+    const char* key;
+    Kind kind;
+  };
+  static constexpr Shape kShapes[] = {
+      {"Header", "header", "header", "name", Kind::kHeader},
+      {"Cookie", "cookie", "cookie", "name", Kind::kCookie},
+      {"QueryParameter", "queryParameter", "query_parameter", "name", Kind::kQueryParameter},
+      {"FilterState", "filterState", "filter_state", "key", Kind::kFilterState}};
+  for (const Shape& shape : kShapes) {
+    if (type != shape.type) continue;
+    p.kind = shape.kind;
+    if (!s[shape.block] || !s[shape.block][shape.key]) {
+      return s.r().Error(s.node(), absl::StrCat(s.PathOf(shape.block), ".", shape.key),
+                         "is required");
     }
-    v1::HashPolicy* p = out->Add();
-    if (node["terminal"]) {
-      bool terminal;
-      PICKER_ASSIGN(terminal, r.Bool(node["terminal"], path + ".terminal"));
-      p->set_terminal(terminal);
-    }
-    if (!node["type"]) return r.Error(node, path + ".type", "is required");
-    std::string type;
-    PICKER_ASSIGN(type, r.String(node["type"], path + ".type"));
-    if (type == "Header") {
-      const YAML::Node h = node["header"];
-      if (!h || !h["name"]) return r.Error(node, path + ".header.name", "is required");
-      PICKER_ASSIGN(*p->mutable_header()->mutable_name(),
-                    r.String(h["name"], path + ".header.name"));
-    } else if (type == "Cookie") {
-      const YAML::Node c = node["cookie"];
-      if (!c || !c["name"]) return r.Error(node, path + ".cookie.name", "is required");
-      PICKER_ASSIGN(*p->mutable_cookie()->mutable_name(),
-                    r.String(c["name"], path + ".cookie.name"));
-      if (c["ttl"])
-        PICKER_ASSIGN(*p->mutable_cookie()->mutable_ttl(),
-                      r.Duration(c["ttl"], path + ".cookie.ttl"));
-      if (c["path"])
-        PICKER_ASSIGN(*p->mutable_cookie()->mutable_path(),
-                      r.String(c["path"], path + ".cookie.path"));
-    } else if (type == "Connection") {
-      const YAML::Node c = node["connection"];
-      const YAML::Node ip = c ? (c["sourceIP"] ? c["sourceIP"] : c["sourceIp"]) : YAML::Node();
-      if (!ip) return r.Error(node, path + ".connection.sourceIP", "is required");
-      bool source_ip;
-      PICKER_ASSIGN(source_ip, r.Bool(ip, path + ".connection.sourceIP"));
-      p->mutable_connection()->set_source_ip(source_ip);
-    } else if (type == "QueryParameter") {
-      const YAML::Node q = node["queryParameter"];
-      if (!q || !q["name"]) return r.Error(node, path + ".queryParameter.name", "is required");
-      PICKER_ASSIGN(*p->mutable_query_parameter()->mutable_name(),
-                    r.String(q["name"], path + ".queryParameter.name"));
-    } else if (type == "FilterState") {
-      const YAML::Node f = node["filterState"];
-      if (!f || !f["key"]) return r.Error(node, path + ".filterState.key", "is required");
-      PICKER_ASSIGN(*p->mutable_filter_state()->mutable_key(),
-                    r.String(f["key"], path + ".filterState.key"));
-    } else {
-      return r.Error(node["type"], path + ".type",
+    const Scope block = s.Child(shape.block, shape.core_block);
+    PICKER_RETURN_IF_ERROR(block.Keys(
+        p.kind == Kind::kCookie ? std::initializer_list<const char*>{"name", "ttl", "path"}
+                                : std::initializer_list<const char*>{shape.key}));
+    PICKER_RETURN_IF_ERROR(block.String(shape.key, shape.key, p.name));
+    if (p.kind == Kind::kHeader) p.name = absl::AsciiStrToLower(p.name);
+    PICKER_RETURN_IF_ERROR(block.Duration("ttl", "ttl", p.cookie_ttl));
+    return block.String("path", "path", p.cookie_path);
+  }
+  if (type == "Connection") {
+    p.kind = Kind::kSourceIp;
+    const YAML::Node c = s["connection"];
+    const char* key = c && c["sourceIp"] ? "sourceIp" : "sourceIP";
+    if (!c || !c[key]) return s.r().Error(s.node(), s.PathOf("connection.sourceIP"), "is required");
+    bool source_ip = false;
+    PICKER_RETURN_IF_ERROR(s.Child("connection", "connection").Bool(key, "source_ip", source_ip));
+    if (!source_ip) return s.r().Error(c[key], s.PathOf("connection.sourceIP"), "must be true");
+    return absl::OkStatus();
+  }
+  return s.r().Error(s["type"], s.PathOf("type"),
                      "must be Header, Cookie, Connection, QueryParameter or FilterState");
-    }
+}
+
+absl::Status HashPolicies(const Scope& parent, std::vector<core::HashPolicy>& out) {
+  const YAML::Node list = parent["hashPolicies"];
+  if (!list) return absl::OkStatus();
+  if (!list.IsSequence()) {
+    return parent.r().Error(list, parent.PathOf("hashPolicies"), "must be a list");
+  }
+  for (size_t i = 0; i < list.size(); ++i) {
+    const Scope s = parent.Item("hashPolicies", i, "hash_policies");
+    PICKER_RETURN_IF_ERROR(s.Keys(
+        {"type", "terminal", "header", "cookie", "connection", "queryParameter", "filterState"}));
+    core::HashPolicy& policy = out.emplace_back();
+    PICKER_RETURN_IF_ERROR(s.Bool("terminal", "terminal", policy.terminal));
+    if (!s["type"]) return s.r().Error(s.node(), s.PathOf("type"), "is required");
+    std::string type;
+    PICKER_RETURN_IF_ERROR(s.String("type", "type", type));
+    PICKER_RETURN_IF_ERROR(HashPolicyOfType(s, type, policy));
   }
   return absl::OkStatus();
 }
 
-absl::Status LoadBalancer(const Reader& r, const YAML::Node& node, const std::string& field,
-                          v1::LoadBalancer* out) {
-  if (absl::Status s = r.OnlyKeys(
-          node, field, {"type", "roundRobin", "leastRequest", "ringHash", "random", "maglev"});
-      !s.ok()) {
-    return s;
-  }
-  if (!node["type"]) return r.Error(node, field + ".type", "is required");
-  std::string type;
-  PICKER_ASSIGN(type, r.String(node["type"], field + ".type"));
-  if (type == "RoundRobin") {
-    out->mutable_round_robin();
-  } else if (type == "Random") {
-    out->mutable_random();
-  } else if (type == "LeastRequest") {
-    v1::LeastRequest* lr = out->mutable_least_request();
-    if (const YAML::Node n = node["leastRequest"]) {
-      const std::string f = field + ".leastRequest";
-      if (absl::Status s = r.OnlyKeys(n, f, {"choiceCount", "activeRequestBias"}); !s.ok())
-        return s;
-      if (n["choiceCount"]) {
-        uint64_t v;
-        PICKER_ASSIGN(v, r.Unsigned(n["choiceCount"], f + ".choiceCount", 1u << 16));
-        if (v == 1) return r.Error(n["choiceCount"], f + ".choiceCount", "must be at least 2");
-        lr->set_choice_count(static_cast<uint32_t>(v));
-      }
-      if (n["activeRequestBias"]) {
-        double bias = 0;
-        if (!absl::SimpleAtod(n["activeRequestBias"].Scalar(), &bias) || bias < 0) {
-          return r.Error(n["activeRequestBias"], f + ".activeRequestBias", "must be a number >= 0");
-        }
-        lr->set_active_request_bias(bias);
-      }
-    }
-  } else if (type == "RingHash") {
-    v1::RingHash* rh = out->mutable_ring_hash();
-    if (const YAML::Node n = node["ringHash"]) {
-      const std::string f = field + ".ringHash";
-      if (absl::Status s = r.OnlyKeys(
-              n, f,
-              {"hashFunction", "minRingSize", "maxRingSize", "hashPolicies", "hashBalanceFactor"});
-          !s.ok()) {
-        return s;
-      }
-      if (n["hashFunction"]) {
-        std::string fn;
-        PICKER_ASSIGN(fn, r.String(n["hashFunction"], f + ".hashFunction"));
-        if (fn == "XXHash" || fn == "XX_HASH") {
-          rh->set_hash_function(v1::XX_HASH);
-        } else if (fn == "MurmurHash2" || fn == "MURMUR_HASH_2") {
-          rh->set_hash_function(v1::MURMUR_HASH_2);
-        } else {
-          return r.Error(n["hashFunction"], f + ".hashFunction",
-                         "must be XXHash, XX_HASH, MurmurHash2 or MURMUR_HASH_2");
-        }
-      }
-      if (n["minRingSize"]) {
-        uint64_t v;
-        PICKER_ASSIGN(v, r.Unsigned(n["minRingSize"], f + ".minRingSize", core::kMaxRingSize));
-        rh->set_min_ring_size(v);
-      }
-      if (n["maxRingSize"]) {
-        uint64_t v;
-        PICKER_ASSIGN(v, r.Unsigned(n["maxRingSize"], f + ".maxRingSize", core::kMaxRingSize));
-        rh->set_max_ring_size(v);
-      }
-      if (rh->min_ring_size() > 0 && rh->max_ring_size() > 0 &&
-          rh->min_ring_size() > rh->max_ring_size()) {
-        return r.Error(n["minRingSize"], f + ".minRingSize", "must not exceed maxRingSize");
-      }
-      if (n["hashBalanceFactor"]) {
-        uint64_t v;
-        PICKER_ASSIGN(v, r.Unsigned(n["hashBalanceFactor"], f + ".hashBalanceFactor", 1u << 20));
-        if (v < 100)
-          return r.Error(n["hashBalanceFactor"], f + ".hashBalanceFactor", "must be at least 100");
-        rh->set_hash_balance_factor(static_cast<uint32_t>(v));
-      }
-      if (n["hashPolicies"]) {
-        if (absl::Status s = HashPolicies(r, n["hashPolicies"], f + ".hashPolicies",
-                                          rh->mutable_hash_policies());
-            !s.ok()) {
-          return s;
-        }
-      }
-    }
-  } else if (type == "Maglev") {
-    v1::Maglev* m = out->mutable_maglev();
-    if (const YAML::Node n = node["maglev"]) {
-      const std::string f = field + ".maglev";
-      if (absl::Status s = r.OnlyKeys(n, f, {"tableSize", "hashPolicies", "hashBalanceFactor"});
-          !s.ok()) {
-        return s;
-      }
-      if (n["tableSize"]) {
-        uint64_t v;
-        PICKER_ASSIGN(v, r.Unsigned(n["tableSize"], f + ".tableSize", core::kMaxMaglevTableSize));
-        if (!core::IsPrime(v))
-          return r.Error(n["tableSize"], f + ".tableSize", "must be a prime number");
-        m->set_table_size(v);
-      }
-      if (n["hashBalanceFactor"]) {
-        uint64_t v;
-        PICKER_ASSIGN(v, r.Unsigned(n["hashBalanceFactor"], f + ".hashBalanceFactor", 1u << 20));
-        if (v < 100)
-          return r.Error(n["hashBalanceFactor"], f + ".hashBalanceFactor", "must be at least 100");
-        m->set_hash_balance_factor(static_cast<uint32_t>(v));
-      }
-      if (n["hashPolicies"]) {
-        if (absl::Status s =
-                HashPolicies(r, n["hashPolicies"], f + ".hashPolicies", m->mutable_hash_policies());
-            !s.ok()) {
-          return s;
-        }
-      }
-    }
+absl::Status HashFunction(const Scope& s, core::HashFunction& out) {
+  std::string name;
+  PICKER_RETURN_IF_ERROR(s.String("hashFunction", "hash_function", name));
+  if (name.empty() || name == "XXHash" || name == "XX_HASH") {
+    out = core::HashFunction::kXxHash;
+  } else if (name == "MurmurHash2" || name == "MURMUR_HASH_2") {
+    out = core::HashFunction::kMurmurHash2;
   } else {
-    return r.Error(node["type"], field + ".type",
-                   "must be RoundRobin, LeastRequest, RingHash, Random or Maglev");
+    return s.r().Error(s["hashFunction"], s.PathOf("hashFunction"),
+                       "must be XXHash, XX_HASH, MurmurHash2 or MURMUR_HASH_2");
+  }
+  return absl::OkStatus();
+}
+
+absl::Status BalanceFactor(const Scope& s, core::LoadBalancerConfig& lb) {
+  if (!s["hashBalanceFactor"]) return absl::OkStatus();
+  uint32_t factor = 0;
+  PICKER_RETURN_IF_ERROR(s.Unsigned("hashBalanceFactor", "hash_balance_factor", factor, 1u << 20));
+  lb.hash_balance_factor = factor;
+  return absl::OkStatus();
+}
+
+// The options block of the strategy `lb.kind`, e.g. `ringHash: {...}`.
+absl::Status StrategyOptions(const Scope& s, core::LoadBalancerConfig& lb) {
+  switch (lb.kind) {
+    case core::StrategyKind::kLeastRequest:
+      PICKER_RETURN_IF_ERROR(s.Keys({"choiceCount", "activeRequestBias"}));
+      PICKER_RETURN_IF_ERROR(s.Unsigned("choiceCount", "choice_count", lb.choice_count, 1u << 16));
+      return s.Read("activeRequestBias", "active_request_bias", lb.active_request_bias,
+                    [&](const YAML::Node& n, const std::string& p) { return s.r().Number(n, p); });
+    case core::StrategyKind::kRingHash:
+      PICKER_RETURN_IF_ERROR(s.Keys(
+          {"hashFunction", "minRingSize", "maxRingSize", "hashPolicies", "hashBalanceFactor"}));
+      PICKER_RETURN_IF_ERROR(HashFunction(s, lb.hash_function));
+      PICKER_RETURN_IF_ERROR(
+          s.Unsigned("minRingSize", "min_ring_size", lb.min_ring_size, UINT64_MAX));
+      PICKER_RETURN_IF_ERROR(
+          s.Unsigned("maxRingSize", "max_ring_size", lb.max_ring_size, UINT64_MAX));
+      PICKER_RETURN_IF_ERROR(BalanceFactor(s, lb));
+      return HashPolicies(s, lb.hash_policies);
+    case core::StrategyKind::kMaglev:
+      PICKER_RETURN_IF_ERROR(s.Keys({"tableSize", "hashPolicies", "hashBalanceFactor"}));
+      PICKER_RETURN_IF_ERROR(s.Unsigned("tableSize", "table_size", lb.table_size, UINT64_MAX));
+      PICKER_RETURN_IF_ERROR(BalanceFactor(s, lb));
+      return HashPolicies(s, lb.hash_policies);
+    case core::StrategyKind::kRoundRobin:
+    case core::StrategyKind::kRandom:
+      return s.Keys({});
+  }
+  return absl::OkStatus();
+}
+
+absl::Status LoadBalancer(const Scope& s, core::LoadBalancerConfig& lb) {
+  static constexpr core::StrategyKind kKinds[] = {
+      core::StrategyKind::kRoundRobin, core::StrategyKind::kLeastRequest,
+      core::StrategyKind::kRingHash, core::StrategyKind::kRandom, core::StrategyKind::kMaglev};
+  PICKER_RETURN_IF_ERROR(
+      s.Keys({"type", "roundRobin", "leastRequest", "ringHash", "random", "maglev"}));
+  if (!s["type"]) return s.r().Error(s.node(), s.PathOf("type"), "is required");
+  std::string type;
+  PICKER_RETURN_IF_ERROR(s.String("type", "type", type));
+  bool known = false;
+  for (core::StrategyKind kind : kKinds) {
+    const std::string name = core::StrategyName(kind);
+    const std::string block = CamelCase(name);
+    if (type == absl::StrCat(absl::AsciiStrToUpper(block.substr(0, 1)), block.substr(1))) {
+      lb.kind = kind;
+      known = true;
+    }
+  }
+  if (!known) {
+    return s.r().Error(s["type"], s.PathOf("type"),
+                       "must be RoundRobin, LeastRequest, RingHash, Random or Maglev");
+  }
+  for (core::StrategyKind kind : kKinds) {
+    const std::string block = CamelCase(core::StrategyName(kind));
+    if (!s[block.c_str()]) continue;
+    // A block of another strategy would be ignored: refuse it.
+    if (kind != lb.kind) {
+      return s.r().Error(s[block.c_str()], s.PathOf(block),
+                         absl::StrCat("does not go with type: ", type));
+    }
+    PICKER_RETURN_IF_ERROR(StrategyOptions(s.Child(block.c_str(), core::StrategyName(kind)), lb));
   }
   return absl::OkStatus();
 }
@@ -285,247 +378,221 @@ absl::Status LoadBalancer(const Reader& r, const YAML::Node& node, const std::st
 // Active health checks with Kong's knobs: `type` (http, tcp or grpc, in any
 // case), `httpPath`, `healthyHttpStatuses`, `interval` (0 or absent: off),
 // `timeout`, `healthySuccesses`, `unhealthyFailures`.
-absl::Status ActiveHealth(const Reader& r, const YAML::Node& a, const std::string& f,
-                          v1::HealthChecks::Active* out) {
-  if (absl::Status s = r.OnlyKeys(a, f,
-                                  {"type", "httpPath", "healthyHttpStatuses", "interval", "timeout",
-                                   "healthySuccesses", "unhealthyFailures"});
-      !s.ok()) {
-    return s;
+absl::Status ActiveHealth(const Scope& s, core::ActiveHealthConfig& out) {
+  PICKER_RETURN_IF_ERROR(s.Keys({"type", "httpPath", "healthyHttpStatuses", "interval", "timeout",
+                                 "healthySuccesses", "unhealthyFailures"}));
+  std::string type = "http";
+  PICKER_RETURN_IF_ERROR(s.String("type", "type", type));
+  type = absl::AsciiStrToLower(type);
+  using Type = core::ActiveHealthConfig::Type;
+  if (type == "http" || type == "tcp" || type == "grpc") {
+    out.type = type == "http" ? Type::kHttp : type == "tcp" ? Type::kTcp : Type::kGrpc;
+  } else {
+    return s.r().Error(s["type"], s.PathOf("type"), "must be http, tcp or grpc");
   }
-  if (a["type"]) {
-    std::string type;
-    PICKER_ASSIGN(type, r.String(a["type"], f + ".type"));
-    type = absl::AsciiStrToLower(type);
-    if (type == "http") {
-      out->set_type(v1::HealthChecks::Active::HTTP);
-    } else if (type == "tcp") {
-      out->set_type(v1::HealthChecks::Active::TCP);
-    } else if (type == "grpc") {
-      out->set_type(v1::HealthChecks::Active::GRPC);
-    } else {
-      return r.Error(a["type"], f + ".type", "must be http, tcp or grpc");
-    }
-  }
-  if (a["httpPath"])
-    PICKER_ASSIGN(*out->mutable_http_path(), r.String(a["httpPath"], f + ".httpPath"));
-  if (const YAML::Node statuses = a["healthyHttpStatuses"]) {
+  PICKER_RETURN_IF_ERROR(s.String("httpPath", "http_path", out.http_path));
+  if (const YAML::Node statuses = s["healthyHttpStatuses"]) {
     if (!statuses.IsSequence()) {
-      return r.Error(statuses, f + ".healthyHttpStatuses", "must be a list");
+      return s.r().Error(statuses, s.PathOf("healthyHttpStatuses"), "must be a list");
     }
+    s.Note(statuses, "healthyHttpStatuses", "healthy_http_statuses");
+    out.healthy_http_statuses.clear();
     for (size_t i = 0; i < statuses.size(); ++i) {
-      uint64_t v;
-      PICKER_ASSIGN(v,
-                    r.Unsigned(statuses[i], absl::StrCat(f, ".healthyHttpStatuses[", i, "]"), 999));
-      out->add_healthy_http_statuses(static_cast<uint32_t>(v));
+      absl::StatusOr<uint64_t> status = s.r().Unsigned(
+          statuses[i], absl::StrCat(s.PathOf("healthyHttpStatuses"), "[", i, "]"), 999);
+      if (!status.ok()) return status.status();
+      out.healthy_http_statuses.push_back(static_cast<uint32_t>(*status));
     }
   }
-  if (a["interval"])
-    PICKER_ASSIGN(*out->mutable_interval(), r.Duration(a["interval"], f + ".interval"));
-  if (a["timeout"])
-    PICKER_ASSIGN(*out->mutable_timeout(), r.Duration(a["timeout"], f + ".timeout"));
-  if (a["healthySuccesses"]) {
-    uint64_t v;
-    PICKER_ASSIGN(v, r.Unsigned(a["healthySuccesses"], f + ".healthySuccesses", 255));
-    out->set_healthy_successes(static_cast<uint32_t>(v));
+  PICKER_RETURN_IF_ERROR(s.Duration("interval", "interval", out.interval));
+  PICKER_RETURN_IF_ERROR(s.Duration("timeout", "timeout", out.timeout));
+  PICKER_RETURN_IF_ERROR(
+      s.Unsigned("healthySuccesses", "healthy_successes", out.healthy_successes, 255));
+  return s.Unsigned("unhealthyFailures", "unhealthy_failures", out.unhealthy_failures, 255);
+}
+
+absl::Status PassiveHealth(const Scope& s, core::PassiveHealthConfig& out) {
+  PICKER_RETURN_IF_ERROR(
+      s.Keys({"consecutiveFailures", "baseEjectionTime", "maxEjectionTime", "maxEjectionPercent"}));
+  PICKER_RETURN_IF_ERROR(
+      s.Unsigned("consecutiveFailures", "consecutive_failures", out.consecutive_failures, 1000000));
+  PICKER_RETURN_IF_ERROR(
+      s.Duration("baseEjectionTime", "base_ejection_time", out.base_ejection_time));
+  PICKER_RETURN_IF_ERROR(s.Duration("maxEjectionTime", "max_ejection_time", out.max_ejection_time));
+  return s.Unsigned("maxEjectionPercent", "max_ejection_percent", out.max_ejection_percent, 100);
+}
+
+absl::Status HealthChecks(const Scope& s, core::UpstreamConfig& config) {
+  PICKER_RETURN_IF_ERROR(s.Keys({"passive", "active"}));
+  if (s["active"]) PICKER_RETURN_IF_ERROR(ActiveHealth(s.Child("active", "active"), config.active));
+  if (s["passive"]) {
+    PICKER_RETURN_IF_ERROR(PassiveHealth(s.Child("passive", "passive"), config.passive));
   }
-  if (a["unhealthyFailures"]) {
-    uint64_t v;
-    PICKER_ASSIGN(v, r.Unsigned(a["unhealthyFailures"], f + ".unhealthyFailures", 255));
-    out->set_unhealthy_failures(static_cast<uint32_t>(v));
+  return absl::OkStatus();
+}
+
+absl::StatusOr<core::TargetConfig> Target(const Scope& s) {
+  PICKER_RETURN_IF_ERROR(s.Keys({"target", "weight", "zone", "hashKey"}));
+  core::TargetConfig target;
+  if (!s["target"]) return s.r().Error(s.node(), s.PathOf("target"), "is required");
+  std::string address;
+  PICKER_RETURN_IF_ERROR(s.String("target", "address", address));
+  absl::StatusOr<std::string> canonical = core::CanonicalAddress(address, s.PathOf("target"));
+  if (!canonical.ok()) return s.r().At(s["target"], canonical.status().message());
+  target.address = *std::move(canonical);
+  PICKER_RETURN_IF_ERROR(s.Unsigned("weight", "weight", target.weight, core::kMaxTargetWeight));
+  PICKER_RETURN_IF_ERROR(s.String("zone", "zone", target.zone));
+  PICKER_RETURN_IF_ERROR(s.String("hashKey", "hash_key", target.hash_key));
+  return target;
+}
+
+absl::Status Targets(const Reader& r, const YAML::Node& node, const std::string& field,
+                     std::vector<core::TargetConfig>& out) {
+  if (!node) return absl::OkStatus();
+  if (!node.IsSequence()) return r.Error(node, field + ".targets", "must be a list");
+  std::map<std::string, size_t> seen;
+  for (size_t i = 0; i < node.size(); ++i) {
+    Origins origins;
+    const Scope s(r, node[i], absl::StrCat(field, ".targets[", i, "]"), "", origins);
+    absl::StatusOr<core::TargetConfig> target = Target(s);
+    if (!target.ok()) return target.status();
+    if (absl::Status v = core::ValidateTarget(*target, "target"); !v.ok()) {
+      return r.AtField(v, "target.", origins, Origin{node[i], s.path()});
+    }
+    if (auto [it, fresh] = seen.emplace(target->address, i); !fresh) {
+      return r.Error(node[i]["target"], s.PathOf("target"),
+                     absl::StrCat("duplicates targets[", it->second, "]"));
+    }
+    out.push_back(*std::move(target));
   }
+  return absl::OkStatus();
+}
+
+absl::Status UpstreamFields(const Scope& s, core::UpstreamConfig& c) {
+  if (s["loadBalancer"]) {
+    PICKER_RETURN_IF_ERROR(LoadBalancer(s.Child("loadBalancer", "load_balancer"), c.load_balancer));
+  }
+  if (s["localityAwareness"]) {
+    const Scope locality = s.Child("localityAwareness", "locality_awareness");
+    PICKER_RETURN_IF_ERROR(locality.Keys({"disabled"}));
+    bool disabled = false;
+    PICKER_RETURN_IF_ERROR(locality.Bool("disabled", "disabled", disabled));
+    c.locality_aware = !disabled;
+  }
+  PICKER_RETURN_IF_ERROR(s.Unsigned("panicThresholdPercent", "panic_threshold_percent",
+                                    c.panic_threshold_percent, UINT32_MAX));
+  PICKER_RETURN_IF_ERROR(s.Duration("leaseTtl", "lease_ttl", c.lease_ttl));
+  PICKER_RETURN_IF_ERROR(
+      s.Unsigned("maxActiveRequests", "max_active_requests", c.max_active_requests, UINT32_MAX));
+  PICKER_RETURN_IF_ERROR(s.Unsigned("maxActiveRequestsPerTarget", "max_active_requests_per_target",
+                                    c.max_active_requests_per_target, UINT32_MAX));
+  if (s["healthChecks"])
+    PICKER_RETURN_IF_ERROR(HealthChecks(s.Child("healthChecks", "health_checks"), c));
   return absl::OkStatus();
 }
 
 absl::Status Upstream(const Reader& r, const YAML::Node& node, const std::string& field,
                       DeclaredUpstream& out) {
-  if (absl::Status s = r.OnlyKeys(
-          node, field,
-          {"name", "loadBalancer", "localityAwareness", "panicThresholdPercent", "leaseTtl",
-           "targets", "maxActiveRequests", "maxActiveRequestsPerTarget", "healthChecks"});
-      !s.ok()) {
-    return s;
+  Origins origins;
+  const Scope s(r, node, field, "", origins);
+  PICKER_RETURN_IF_ERROR(
+      s.Keys({"name", "loadBalancer", "localityAwareness", "panicThresholdPercent", "leaseTtl",
+              "targets", "maxActiveRequests", "maxActiveRequestsPerTarget", "healthChecks"}));
+  if (!s["name"]) return r.Error(node, s.PathOf("name"), "is required");
+  core::UpstreamConfig& c = out.config;
+  PICKER_RETURN_IF_ERROR(s.String("name", "name", c.name));
+  PICKER_RETURN_IF_ERROR(UpstreamFields(s, c));
+  core::ReplaceZerosWithDefaults(c);
+  if (absl::Status v = core::ValidateUpstreamConfig(c); !v.ok()) {
+    return r.AtField(v, "upstream.", origins, Origin{node, field});
   }
-  v1::Upstream u;
-  if (!node["name"]) return r.Error(node, field + ".name", "is required");
-  PICKER_ASSIGN(*u.mutable_name(), r.String(node["name"], field + ".name"));
-  if (absl::Status s = core::ValidateUpstreamName(u.name(), field + ".name"); !s.ok()) {
-    return r.Error(node["name"], field + ".name", "letters, digits, '.', '_' and '-', 1..128");
-  }
-  if (node["loadBalancer"]) {
-    if (absl::Status s = LoadBalancer(r, node["loadBalancer"], field + ".loadBalancer",
-                                      u.mutable_load_balancer());
-        !s.ok()) {
-      return s;
-    }
-  }
-  if (const YAML::Node n = node["localityAwareness"]) {
-    if (absl::Status s = r.OnlyKeys(n, field + ".localityAwareness", {"disabled"}); !s.ok())
-      return s;
-    if (n["disabled"]) {
-      bool disabled;
-      PICKER_ASSIGN(disabled, r.Bool(n["disabled"], field + ".localityAwareness.disabled"));
-      u.mutable_locality_awareness()->set_disabled(disabled);
-    }
-  }
-  if (node["panicThresholdPercent"]) {
-    uint64_t v;
-    PICKER_ASSIGN(v,
-                  r.Unsigned(node["panicThresholdPercent"], field + ".panicThresholdPercent", 100));
-    u.set_panic_threshold_percent(static_cast<uint32_t>(v));
-  }
-  if (node["leaseTtl"]) {
-    PICKER_ASSIGN(*u.mutable_lease_ttl(), r.Duration(node["leaseTtl"], field + ".leaseTtl"));
-  }
-  if (node["maxActiveRequests"]) {
-    uint64_t v;
-    PICKER_ASSIGN(v,
-                  r.Unsigned(node["maxActiveRequests"], field + ".maxActiveRequests", UINT32_MAX));
-    u.set_max_active_requests(static_cast<uint32_t>(v));
-  }
-  if (node["maxActiveRequestsPerTarget"]) {
-    uint64_t v;
-    PICKER_ASSIGN(v, r.Unsigned(node["maxActiveRequestsPerTarget"],
-                                field + ".maxActiveRequestsPerTarget", UINT32_MAX));
-    u.set_max_active_requests_per_target(static_cast<uint32_t>(v));
-  }
-  if (const YAML::Node hc = node["healthChecks"]) {
-    const std::string f = field + ".healthChecks";
-    if (absl::Status s = r.OnlyKeys(hc, f, {"passive", "active"}); !s.ok()) return s;
-    if (const YAML::Node a = hc["active"]) {
-      if (absl::Status s =
-              ActiveHealth(r, a, f + ".active", u.mutable_health_checks()->mutable_active());
-          !s.ok()) {
-        return s;
-      }
-    }
-    if (const YAML::Node p = hc["passive"]) {
-      const std::string pf = f + ".passive";
-      if (absl::Status s = r.OnlyKeys(
-              p, pf,
-              {"consecutiveFailures", "baseEjectionTime", "maxEjectionTime", "maxEjectionPercent"});
-          !s.ok()) {
-        return s;
-      }
-      v1::HealthChecks::Passive* out = u.mutable_health_checks()->mutable_passive();
-      if (p["consecutiveFailures"]) {
-        uint64_t v;
-        PICKER_ASSIGN(v,
-                      r.Unsigned(p["consecutiveFailures"], pf + ".consecutiveFailures", 1000000));
-        out->set_consecutive_failures(static_cast<uint32_t>(v));
-      }
-      if (p["baseEjectionTime"]) {
-        PICKER_ASSIGN(*out->mutable_base_ejection_time(),
-                      r.Duration(p["baseEjectionTime"], pf + ".baseEjectionTime"));
-      }
-      if (p["maxEjectionTime"]) {
-        PICKER_ASSIGN(*out->mutable_max_ejection_time(),
-                      r.Duration(p["maxEjectionTime"], pf + ".maxEjectionTime"));
-      }
-      if (p["maxEjectionPercent"]) {
-        uint64_t v;
-        PICKER_ASSIGN(v, r.Unsigned(p["maxEjectionPercent"], pf + ".maxEjectionPercent", 100));
-        out->set_max_ejection_percent(static_cast<uint32_t>(v));
-      }
-    }
-  }
-  absl::StatusOr<core::UpstreamConfig> config = api::FromProto(u);
-  if (!config.ok()) return r.Error(node, field, config.status().message());
-  if (absl::Status s = core::ValidateUpstreamConfig(*config); !s.ok()) {
-    return r.Error(node, field, s.message());
-  }
-  out.config = *std::move(config);
-
-  if (const YAML::Node targets = node["targets"]) {
-    if (!targets.IsSequence()) return r.Error(targets, field + ".targets", "must be a list");
-    std::map<std::string, size_t> seen;
-    for (size_t i = 0; i < targets.size(); ++i) {
-      const YAML::Node t = targets[i];
-      const std::string tf = absl::StrCat(field, ".targets[", i, "]");
-      if (absl::Status s = r.OnlyKeys(t, tf, {"target", "weight", "zone", "hashKey"}); !s.ok()) {
-        return s;
-      }
-      core::TargetConfig target;
-      if (!t["target"]) return r.Error(t, tf + ".target", "is required");
-      std::string address;
-      PICKER_ASSIGN(address, r.String(t["target"], tf + ".target"));
-      absl::StatusOr<std::string> canonical = core::CanonicalAddress(address, tf + ".target");
-      if (!canonical.ok())
-        return r.Error(t["target"], tf + ".target", canonical.status().message());
-      target.address = *canonical;
-      if (t["weight"]) {
-        uint64_t v;
-        PICKER_ASSIGN(v, r.Unsigned(t["weight"], tf + ".weight", core::kMaxTargetWeight));
-        target.weight = static_cast<uint32_t>(v);
-      }
-      if (t["zone"]) PICKER_ASSIGN(target.zone, r.String(t["zone"], tf + ".zone"));
-      if (t["hashKey"]) PICKER_ASSIGN(target.hash_key, r.String(t["hashKey"], tf + ".hashKey"));
-      if (!seen.emplace(target.address, i).second) {
-        return r.Error(t["target"], tf + ".target",
-                       absl::StrCat("duplicates targets[", seen[target.address], "]"));
-      }
-      out.targets.push_back(std::move(target));
-    }
-  }
-  return absl::OkStatus();
+  return Targets(r, node["targets"], field, out.targets);
 }
 
-#undef PICKER_ASSIGN
+absl::StatusOr<std::vector<DeclaredUpstream>> Upstreams(const Reader& r, const YAML::Node& root) {
+  std::vector<DeclaredUpstream> out;
+  PICKER_RETURN_IF_ERROR(r.OnlyKeys(root, "config", {"upstreams"}));
+  const YAML::Node upstreams = root["upstreams"];
+  if (!upstreams) return out;
+  if (!upstreams.IsSequence()) return r.Error(upstreams, "upstreams", "must be a list");
+  std::map<std::string, size_t> names;
+  for (size_t i = 0; i < upstreams.size(); ++i) {
+    DeclaredUpstream& u = out.emplace_back();
+    const std::string field = absl::StrCat("upstreams[", i, "]");
+    PICKER_RETURN_IF_ERROR(Upstream(r, upstreams[i], field, u));
+    if (auto [it, fresh] = names.emplace(u.config.name, i); !fresh) {
+      return r.Error(upstreams[i]["name"], field + ".name",
+                     absl::StrCat("duplicates upstreams[", it->second, "]"));
+    }
+  }
+  return out;
+}
+
+#undef PICKER_RETURN_IF_ERROR
+
+// True when the published upstream already is what `declared` says.
+bool Matches(const DeclaredUpstream& declared, const core::UpstreamSnapshot& current) {
+  if (current.config() != declared.config) return false;
+  if (current.targets().size() != declared.targets.size()) return false;
+  for (const core::TargetConfig& target : declared.targets) {
+    const std::optional<uint32_t> index = current.Find(target.address);
+    if (!index || current.targets()[*index].config != target) return false;
+  }
+  return true;
+}
 
 }  // namespace
 
 absl::StatusOr<std::vector<DeclaredUpstream>> ParseConfig(const std::string& text,
                                                           const std::string& source) {
   Reader r(source);
-  YAML::Node root;
+  std::vector<YAML::Node> documents;
   try {
-    root = YAML::Load(text);
+    documents = YAML::LoadAll(text);
   } catch (const YAML::Exception& e) {
     return absl::InvalidArgumentError(
         absl::StrCat(source, ":", e.mark.line + 1, ": not valid YAML: ", e.msg));
   }
-  std::vector<DeclaredUpstream> out;
-  if (root.IsNull()) return out;
+  if (documents.empty() || (documents.size() == 1 && documents[0].IsNull())) {
+    return absl::InvalidArgumentError(
+        absl::StrCat(source, ": the file is empty (write `upstreams: []` to declare none)"));
+  }
+  if (documents.size() > 1) {
+    return r.Error(documents[1], "config",
+                   "a second YAML document (after ---): the file holds one document");
+  }
   try {
-    if (absl::Status s = r.OnlyKeys(root, "config", {"upstreams"}); !s.ok()) return s;
-    const YAML::Node upstreams = root["upstreams"];
-    if (!upstreams) return out;
-    if (!upstreams.IsSequence()) return r.Error(upstreams, "upstreams", "must be a list");
-    std::map<std::string, size_t> names;
-    for (size_t i = 0; i < upstreams.size(); ++i) {
-      DeclaredUpstream& u = out.emplace_back();
-      const std::string field = absl::StrCat("upstreams[", i, "]");
-      if (absl::Status s = Upstream(r, upstreams[i], field, u); !s.ok()) return s;
-      if (!names.emplace(u.config.name, i).second) {
-        return r.Error(upstreams[i]["name"], field + ".name",
-                       absl::StrCat("duplicates upstreams[", names[u.config.name], "]"));
-      }
-    }
+    return Upstreams(r, documents[0]);
   } catch (const YAML::Exception& e) {
     return absl::InvalidArgumentError(absl::StrCat(source, ":", e.mark.line + 1, ": ", e.msg));
   }
-  return out;
 }
 
 absl::StatusOr<std::vector<DeclaredUpstream>> LoadConfigFile(const std::string& path) {
   std::ifstream in(path);
-  if (!in) return absl::NotFoundError(absl::StrCat(path, ": cannot read the config file"));
+  if (!in) {
+    return absl::NotFoundError(
+        absl::StrCat(path, ": cannot read the config file: ", std::strerror(errno)));
+  }
   std::stringstream text;
   text << in.rdbuf();
   return ParseConfig(text.str(), path);
 }
 
-absl::Status ApplyConfig(const std::vector<DeclaredUpstream>& upstreams, core::Registry& registry) {
+std::vector<core::Change> PlanConfig(const std::vector<DeclaredUpstream>& upstreams,
+                                     const core::SnapshotMap& current) {
+  std::vector<core::Change> changes;
   for (const DeclaredUpstream& u : upstreams) {
-    absl::Status status = registry.Find(u.config.name) ? registry.UpdateUpstream(u.config).status()
-                                                       : registry.CreateUpstream(u.config).status();
-    if (status.ok()) status = registry.ReplaceTargets(u.config.name, u.targets).status();
-    if (!status.ok()) {
-      return absl::Status(status.code(),
-                          absl::StrCat("upstream \"", u.config.name, "\": ", status.message()));
+    const std::shared_ptr<const core::UpstreamSnapshot> snapshot = current.Find(u.config.name);
+    if (snapshot && Matches(u, *snapshot)) continue;
+    if (!snapshot) {
+      changes.push_back(core::CreateUpstream{u.config});
+    } else if (snapshot->config() != u.config) {
+      changes.push_back(core::UpdateUpstream{u.config});
     }
+    changes.push_back(core::ReplaceTargets{u.config.name, u.targets});
   }
-  return absl::OkStatus();
+  return changes;
 }
 
 }  // namespace picker::config

@@ -1,7 +1,7 @@
 // The declarative configuration file (--config FILE, YAML).
 //
-// It declares upstreams and their targets at start. The load-balancer part
-// has the shape of Kong Mesh's MeshLoadBalancingStrategy, targets the shape of
+// It declares upstreams and their targets. The load-balancer part has the
+// shape of Kong Mesh's MeshLoadBalancingStrategy, targets the shape of
 // Kong's declarative targets:
 //
 //   upstreams:
@@ -20,8 +20,12 @@
 //         - target: 10.0.0.1:8080
 //           weight: 100
 //
-// The whole file is checked before anything is applied: a bad file is an
-// error naming the file, line and field, and changes nothing.
+// The file maps to core types; the rules are core's (validate.h), and an
+// error names the file, the line and the field as the file spells it. The
+// whole file is checked before anything is applied: a bad file changes
+// nothing. Durations take Go's syntax (500ms, 1.5s, 1m30s).
+//
+// Folder: server/config owns the file's format. It may use core/ only.
 #ifndef PICKER_SERVER_CONFIG_CONFIG_FILE_H_
 #define PICKER_SERVER_CONFIG_CONFIG_FILE_H_
 
@@ -29,8 +33,9 @@
 #include <vector>
 
 #include "absl/status/statusor.h"
+#include "server/core/changes.h"
 #include "server/core/config.h"
-#include "server/core/registry.h"
+#include "server/core/snapshot_map.h"
 
 namespace picker::config {
 
@@ -45,11 +50,13 @@ absl::StatusOr<std::vector<DeclaredUpstream>> LoadConfigFile(const std::string& 
 absl::StatusOr<std::vector<DeclaredUpstream>> ParseConfig(const std::string& text,
                                                           const std::string& source);
 
-// Makes the registry match the declarations: a declared upstream is created,
-// or has its configuration and target set replaced (targets already present
-// keep their counters and health). Upstreams the file does not mention are
-// left as they are.
-absl::Status ApplyConfig(const std::vector<DeclaredUpstream>& upstreams, core::Registry& registry);
+// The changes that make the published upstreams match the declarations: a
+// declared upstream is created, or has its configuration and target set
+// replaced (targets already present keep their counters and health).
+// Upstreams the file does not mention are left as they are, and those that
+// already match need no change, so applying a file twice changes nothing.
+std::vector<core::Change> PlanConfig(const std::vector<DeclaredUpstream>& upstreams,
+                                     const core::SnapshotMap& current);
 
 }  // namespace picker::config
 

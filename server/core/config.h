@@ -1,14 +1,22 @@
 // Domain configuration of upstreams and targets, free of protobuf and gRPC.
 //
-// The API layer and the declarative config file both translate into these
-// types; `Validate*` functions and `Canonical*` helpers are the one place the
-// rules live. Every field holds an effective value: defaults are filled in by
-// the translators, so the rest of the core never sees "unset".
+// The API layer, the declarative config file and the store all translate
+// into these types; validate.h holds the one copy of the rules. Every field
+// holds an effective value: a default-constructed config is all defaults,
+// and translators that take "0 means the default" (the API, the config
+// file) call ReplaceZerosWithDefaults, so the rest of the core never sees
+// "unset".
+//
+//   UpstreamConfig config;
+//   config.name = "users";
+//   config.load_balancer.kind = StrategyKind::kRingHash;
+//   absl::Status valid = ValidateUpstreamConfig(config);
 #ifndef PICKER_SERVER_CORE_CONFIG_H_
 #define PICKER_SERVER_CORE_CONFIG_H_
 
 #include <chrono>
 #include <cstdint>
+#include <optional>
 #include <string>
 #include <vector>
 
@@ -51,7 +59,7 @@ struct LoadBalancerConfig {
   uint64_t table_size = 65537;
   // RingHash and Maglev.
   std::vector<HashPolicy> hash_policies;
-  uint32_t hash_balance_factor = 0;  // 0 = bounded load off; else >= 100.
+  std::optional<uint32_t> hash_balance_factor;  // Unset: bounded load off; else >= 100.
 
   bool operator==(const LoadBalancerConfig&) const = default;
 };
@@ -96,6 +104,14 @@ struct UpstreamConfig {
 
   bool operator==(const UpstreamConfig&) const = default;
 };
+
+// The convention of the API and the config file, where a field left out
+// reads as 0: a 0 in choice_count, the ring and table sizes, lease_ttl, the
+// passive ejection times, the active timeout and the active counts means
+// the default. (A 0 keeps its own meaning where it has one: passive
+// consecutive_failures 0 turns passive checks off, panic threshold 0 never
+// panics, interval 0 turns active checks off.)
+void ReplaceZerosWithDefaults(UpstreamConfig& config);
 
 inline constexpr uint32_t kDefaultTargetWeight = 100;
 inline constexpr uint32_t kMaxTargetWeight = 65535;

@@ -32,12 +32,44 @@ const char* ReleaseOutcomeName(ReleaseOutcome outcome) {
   return "unknown";
 }
 
-void DurationHistogram::Observe(std::chrono::nanoseconds duration) {
+const char* CheckResultName(CheckResult result) {
+  switch (result) {
+    case CheckResult::kSuccess:
+      return "success";
+    case CheckResult::kFailure:
+      return "failure";
+    case CheckResult::kTimeout:
+      return "timeout";
+  }
+  return "unknown";
+}
+
+void HistogramCounts::Observe(const HistogramBounds& bounds, std::chrono::nanoseconds duration) {
   const double seconds = duration.count() * 1e-9;
-  const size_t bucket = std::lower_bound(bounds_.begin(), bounds_.end(), seconds) - bounds_.begin();
-  buckets_[bucket].fetch_add(1, std::memory_order_relaxed);
-  sum_ns_.fetch_add(static_cast<uint64_t>(std::max<int64_t>(0, duration.count())),
-                    std::memory_order_relaxed);
+  const size_t bucket = std::lower_bound(bounds.begin(), bounds.end(), seconds) - bounds.begin();
+  buckets[bucket].fetch_add(1, std::memory_order_relaxed);
+  sum_ns.fetch_add(static_cast<uint64_t>(std::max<int64_t>(0, duration.count())),
+                   std::memory_order_relaxed);
+}
+
+ValueHistogram::ValueHistogram(std::vector<double> bounds)
+    : bounds_(std::move(bounds)), buckets_(bounds_.size() + 1, 0) {}
+
+void ValueHistogram::Observe(double value) {
+  const size_t bucket = std::lower_bound(bounds_.begin(), bounds_.end(), value) - bounds_.begin();
+  std::lock_guard lock(mu_);
+  ++buckets_[bucket];
+  sum_ += value;
+}
+
+uint64_t ValueHistogram::BucketCount(size_t i) const {
+  std::lock_guard lock(mu_);
+  return buckets_[i];
+}
+
+double ValueHistogram::Sum() const {
+  std::lock_guard lock(mu_);
+  return sum_;
 }
 
 }  // namespace picker::core

@@ -9,7 +9,11 @@
 #include <chrono>
 #include <cstddef>
 #include <cstdint>
+#include <mutex>
 #include <tuple>
+#include <vector>
+
+#include "server/core/per_thread.h"
 
 namespace picker::core {
 
@@ -20,6 +24,10 @@ const char* PickResultName(PickResult result);
 enum class ReleaseOutcome : uint8_t { kSuccess, kFailure, kTimeout, kExpired, kAbandoned };
 inline constexpr size_t kReleaseOutcomeCount = 5;
 const char* ReleaseOutcomeName(ReleaseOutcome outcome);
+
+enum class CheckResult : uint8_t { kSuccess, kFailure, kTimeout };
+inline constexpr size_t kCheckResultCount = 3;
+const char* CheckResultName(CheckResult result);
 
 // Upper bounds of a histogram's buckets, in seconds.
 using HistogramBounds = std::array<double, 16>;
@@ -32,23 +40,85 @@ inline constexpr HistogramBounds kPickDurationBounds = {1e-6, 2.5e-6, 5e-6, 1e-5
                                                         1e-4, 2.5e-4, 5e-4, 1e-3, 2.5e-3, 5e-3,
                                                         1e-2, 2.5e-2, 0.1,  1};
 
-// A fixed-bucket histogram of durations, lock-free: an observation is two
-// relaxed increments, so the pick path never waits on a metrics lock.
+// The counts of a fixed-bucket histogram of durations, lock-free: an
+// observation is two relaxed increments, so the pick path never waits on a
+// metrics lock.
+struct HistogramCounts {
+  std::array<std::atomic<uint64_t>, std::tuple_size_v<HistogramBounds> + 1> buckets{};
+  std::atomic<uint64_t> sum_ns{0};
+
+  void Observe(const HistogramBounds& bounds, std::chrono::nanoseconds duration);
+};
+
+// A histogram that the picks of one upstream (or another narrow source)
+// observe.
 class DurationHistogram {
  public:
   explicit DurationHistogram(const HistogramBounds& bounds = kRequestDurationBounds)
       : bounds_(bounds) {}
 
-  void Observe(std::chrono::nanoseconds duration);
+  void Observe(std::chrono::nanoseconds duration) { counts_.Observe(bounds_, duration); }
   const HistogramBounds& bounds() const { return bounds_; }
   // Non-cumulative count of bucket i; i == bounds().size() is the +Inf bucket.
-  uint64_t BucketCount(size_t i) const { return buckets_[i].load(std::memory_order_relaxed); }
-  double SumSeconds() const { return sum_ns_.load(std::memory_order_relaxed) * 1e-9; }
+  uint64_t BucketCount(size_t i) const {
+    return counts_.buckets[i].load(std::memory_order_relaxed);
+  }
+  double SumSeconds() const { return counts_.sum_ns.load(std::memory_order_relaxed) * 1e-9; }
 
  private:
   const HistogramBounds& bounds_;
-  std::array<std::atomic<uint64_t>, std::tuple_size_v<HistogramBounds> + 1> buckets_{};
-  std::atomic<uint64_t> sum_ns_{0};
+  HistogramCounts counts_;
+};
+
+// A histogram that every pick observes: one shard of counts per thread, so
+// that picks on different cores do not write the same counters. Reads add
+// the shards up.
+class PerThreadDurationHistogram {
+ public:
+  explicit PerThreadDurationHistogram(const HistogramBounds& bounds) : bounds_(bounds) {}
+
+  void Observe(std::chrono::nanoseconds duration) { shards_.Local().Observe(bounds_, duration); }
+  const HistogramBounds& bounds() const { return bounds_; }
+  uint64_t BucketCount(size_t i) const {
+    return shards_.Sum(
+        [i](const HistogramCounts& c) { return c.buckets[i].load(std::memory_order_relaxed); });
+  }
+  double SumSeconds() const {
+    return shards_.Sum([](const HistogramCounts& c) {
+      return c.sum_ns.load(std::memory_order_relaxed);
+    }) * 1e-9;
+  }
+
+ private:
+  const HistogramBounds& bounds_;
+  PerThread<HistogramCounts> shards_;
+};
+
+// A histogram of values with bounds chosen at construction, for figures
+// off the pick path.
+class ValueHistogram {
+ public:
+  explicit ValueHistogram(std::vector<double> bounds);
+
+  void Observe(double value);
+  const std::vector<double>& bounds() const { return bounds_; }
+  // Non-cumulative count of bucket i; i == bounds().size() is the +Inf bucket.
+  uint64_t BucketCount(size_t i) const;
+  double Sum() const;
+
+ private:
+  const std::vector<double> bounds_;
+  mutable std::mutex mu_;
+  std::vector<uint64_t> buckets_;  // Guarded by mu_.
+  double sum_ = 0;                 // Guarded by mu_.
+};
+
+// The control plane's writer, batch by batch (group commit): how long the
+// store took to make a batch durable, and how many writes it answered.
+struct WriterStats {
+  ValueHistogram commit_duration{
+      {1e-4, 2.5e-4, 5e-4, 1e-3, 2.5e-3, 5e-3, 1e-2, 2.5e-2, 5e-2, 0.1, 0.25, 0.5, 1, 2.5, 10}};
+  ValueHistogram commit_writes{{1, 2, 4, 8, 16, 32, 64}};
 };
 
 struct UpstreamCounters {
@@ -57,6 +127,10 @@ struct UpstreamCounters {
   std::atomic<uint64_t> panic_picks{0};
   std::atomic<uint64_t> ejections{0};
   DurationHistogram request_duration;
+  // Active health checks (written by the prober).
+  std::array<std::atomic<uint64_t>, kCheckResultCount> checks{};
+  std::atomic<uint64_t> checks_turned_healthy{0};
+  std::atomic<uint64_t> checks_turned_unhealthy{0};
 
   void CountPick(PickResult r) {
     picks[static_cast<size_t>(r)].fetch_add(1, std::memory_order_relaxed);

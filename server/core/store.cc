@@ -1,29 +1,145 @@
 #include "server/core/store.h"
 
+#include <algorithm>
+#include <thread>
+
+#include "absl/strings/match.h"
+#include "absl/strings/str_cat.h"
+
 namespace picker::core {
 
-absl::StatusOr<std::vector<UpstreamRecord>> MemoryStore::Load() {
-  std::lock_guard lock(mu_);
-  std::vector<UpstreamRecord> out;
-  for (const auto& [name, record] : records_) out.push_back(record);
-  return out;
+bool IsCompacted(const absl::Status& status) {
+  return status.code() == absl::StatusCode::kOutOfRange &&
+         absl::StartsWith(status.message(), "compacted");
 }
 
-absl::Status MemoryStore::Put(const UpstreamRecord& record) {
-  std::lock_guard lock(mu_);
-  records_[record.config.name] = record;
+absl::Status CheckExpectedRevision(absl::string_view name, uint64_t expected, uint64_t actual) {
+  if (expected == kAnyRevision || expected == actual) return absl::OkStatus();
+  return absl::AbortedError(absl::StrCat("upstream \"", name, "\" changed meanwhile (revision ",
+                                         actual, ", expected ", expected, ")"));
+}
+
+// ---------------------------------------------------------------------------
+// ChangeFeed.
+
+void ChangeFeed::Reset(uint64_t revision) {
+  revision_ = revision;
+  history_.clear();
+}
+
+uint64_t ChangeFeed::Commit(std::vector<StoreEvent> events) {
+  for (StoreEvent& event : events) {
+    event.revision = ++revision_;
+    history_.push_back(event);
+  }
+  while (history_.size() > history_limit_) history_.pop_front();
+  if (!events.empty()) {
+    for (StoreWatcher* watcher : watchers_) watcher->OnChanges(events);
+  }
+  return revision_;
+}
+
+void ChangeFeed::Add(StoreWatcher* watcher) {
+  if (std::find(watchers_.begin(), watchers_.end(), watcher) == watchers_.end()) {
+    watchers_.push_back(watcher);
+  }
+}
+
+absl::Status ChangeFeed::Watch(uint64_t revision, StoreWatcher* watcher) {
+  const uint64_t oldest_kept = history_.empty() ? revision_ + 1 : history_.front().revision;
+  if (revision + 1 < oldest_kept) {
+    return absl::OutOfRangeError(absl::StrCat("compacted: the changes after revision ", revision,
+                                              " are no longer kept (the oldest kept is ",
+                                              oldest_kept, ")"));
+  }
+  if (revision > revision_) {
+    return absl::InvalidArgumentError(absl::StrCat(
+        "revision ", revision, " is ahead of the store's latest revision ", revision_));
+  }
+  std::vector<StoreEvent> missed;
+  for (const StoreEvent& event : history_) {
+    if (event.revision > revision) missed.push_back(event);
+  }
+  if (!missed.empty()) watcher->OnChanges(missed);
+  Add(watcher);
   return absl::OkStatus();
 }
 
-absl::Status MemoryStore::Delete(absl::string_view name) {
-  std::lock_guard lock(mu_);
-  if (auto it = records_.find(name); it != records_.end()) records_.erase(it);
-  return absl::OkStatus();
+void ChangeFeed::Remove(StoreWatcher* watcher) {
+  watchers_.erase(std::remove(watchers_.begin(), watchers_.end(), watcher), watchers_.end());
 }
 
-absl::StatusOr<uint64_t> MemoryStore::NextEpoch() {
+// ---------------------------------------------------------------------------
+// MemoryStore.
+
+MemoryStore::MemoryStore(uint64_t boot, size_t history) : boot_(boot), feed_(history) {
+  feed_.Reset(boot << kRevisionBootShift);
+}
+
+void MemoryStore::Reopen() {
   std::lock_guard lock(mu_);
-  return ++epoch_;
+  ++boot_;
+  feed_.Reset(boot_ << kRevisionBootShift);
+  for (auto& [name, record] : records_) record.mod_revision = feed_.revision();
+}
+
+void MemoryStore::InterruptWatches() {
+  std::vector<StoreWatcher*> lost;
+  {
+    std::lock_guard lock(mu_);
+    lost = feed_.RemoveAll();
+  }
+  for (StoreWatcher* watcher : lost) watcher->OnWatchLost();
+}
+
+absl::StatusOr<StoreState> MemoryStore::Load(StoreWatcher* watcher) {
+  std::lock_guard lock(mu_);
+  StoreState state;
+  state.revision = feed_.revision();
+  for (const auto& [name, record] : records_) state.records.push_back(record);
+  if (watcher != nullptr) feed_.Add(watcher);
+  return state;
+}
+
+absl::Status MemoryStore::Watch(uint64_t revision, StoreWatcher* watcher) {
+  std::lock_guard lock(mu_);
+  return feed_.Watch(revision, watcher);
+}
+
+void MemoryStore::Unwatch(StoreWatcher* watcher) {
+  std::lock_guard lock(mu_);
+  feed_.Remove(watcher);
+}
+
+absl::StatusOr<uint64_t> MemoryStore::Write(StoreEvent event, uint64_t expected_revision) {
+  std::lock_guard lock(mu_);
+  auto it = records_.find(event.name);
+  const uint64_t current = it == records_.end() ? 0 : it->second.mod_revision;
+  if (absl::Status s = CheckExpectedRevision(event.name, expected_revision, current); !s.ok()) {
+    return s;
+  }
+  if (!event.record && it == records_.end()) return feed_.revision();
+  if (event.record) {
+    records_[event.name] = RevisionedRecord{*event.record, feed_.revision() + 1};
+  } else {
+    records_.erase(it);
+  }
+  return feed_.Commit({std::move(event)});
+}
+
+absl::StatusOr<uint64_t> MemoryStore::Put(const UpstreamRecord& record,
+                                          uint64_t expected_revision) {
+  return Write(StoreEvent{0, record.config.name, record}, expected_revision);
+}
+
+absl::StatusOr<uint64_t> MemoryStore::Delete(absl::string_view name, uint64_t expected_revision) {
+  return Write(StoreEvent{0, std::string(name), std::nullopt}, expected_revision);
+}
+
+absl::StatusOr<uint64_t> MemoryStore::CommitBatch() {
+  // Every write was committed when it was made.
+  std::lock_guard lock(mu_);
+  return feed_.revision();
 }
 
 }  // namespace picker::core

@@ -172,7 +172,7 @@ uint32_t UpstreamSnapshot::PickFrom(const HostSet& set, uint64_t hash,
                                     absl::FunctionRef<bool(uint32_t)> avoid_target,
                                     absl::FunctionRef<uint64_t()> random) const {
   if (set.pickable.empty()) return kNoHost;
-  const uint32_t host = set.strategy->Pick(PickParams{
+  const uint32_t host = set.strategy.Pick(PickParams{
       .hash = hash,
       .avoid = [&](uint32_t h) { return avoid_target(set.pickable[h]); },
       .random = random,

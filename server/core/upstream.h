@@ -19,6 +19,7 @@
 #include "absl/container/flat_hash_map.h"
 #include "absl/types/span.h"
 #include "server/core/config.h"
+#include "server/core/record.h"
 #include "server/core/stats.h"
 #include "server/core/strategy/strategy.h"
 
@@ -43,9 +44,6 @@ struct UpstreamLive {
   std::atomic<uint64_t> active_requests{0};
   UpstreamCounters counters;
 };
-
-// Operator override of a target's health (SetTargetHealth).
-enum class HealthOverride : uint8_t { kNone, kHealthy, kUnhealthy };
 
 // Why a target's health is what it is (a bit set).
 enum HealthReason : uint32_t {
@@ -76,7 +74,7 @@ struct SnapshotTarget {
 // ones: the healthy ones, or all of weight > 0 when the set is in panic.
 struct HostSet {
   std::vector<uint32_t> pickable;  // strategy host index -> target index
-  std::unique_ptr<Strategy> strategy;
+  BuiltStrategy strategy;
   uint32_t total = 0;    // Targets of weight > 0.
   uint32_t healthy = 0;  // Of those, healthy.
   bool panic = false;
@@ -108,7 +106,7 @@ class UpstreamSnapshot {
   std::optional<WallTime> next_health_change() const { return next_health_change_; }
   // Time it took to build every ring, table or queue of the snapshot.
   std::chrono::nanoseconds build_duration() const { return build_duration_; }
-  StrategyStats strategy_stats() const { return all_.strategy->Stats(); }
+  StrategyStats strategy_stats() const { return all_.strategy.strategy->Stats(); }
 
   // Index of the target with this canonical address, if any.
   std::optional<uint32_t> Find(absl::string_view canonical_address) const;

@@ -100,9 +100,10 @@ absl::Status ValidateLoadBalancer(const LoadBalancerConfig& lb) {
     case StrategyKind::kRandom:
       return absl::OkStatus();
   }
-  if (lb.hash_balance_factor != 0 && lb.hash_balance_factor < 100) {
-    return Invalid(field + ".hash_balance_factor",
-                   absl::StrCat("must be at least 100 (percent), got ", lb.hash_balance_factor));
+  if (lb.hash_balance_factor && *lb.hash_balance_factor < 100) {
+    return Invalid(
+        field + ".hash_balance_factor",
+        absl::StrCat("must be at least 100 (percent) when set, got ", *lb.hash_balance_factor));
   }
   return ValidateHashPolicies(lb);
 }

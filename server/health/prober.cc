@@ -12,6 +12,7 @@ namespace picker::health {
 // What the prober knows of one checked target. Only touched under mu_.
 struct Prober::TargetState {
   std::shared_ptr<core::TargetLive> live;
+  std::shared_ptr<core::UpstreamLive> upstream_live;  // Its counters.
   std::string upstream;
   std::string address;
   core::ActiveHealthConfig config;
@@ -23,7 +24,6 @@ struct Prober::TargetState {
   bool unhealthy = false;  // The checks' verdict, mirrored in live->active_unhealthy.
   uint32_t successes = 0;  // Consecutive.
   uint32_t failures = 0;   // Consecutive.
-  bool seen = false;       // Still in the registry at the last refresh.
   // Reused across checks; shared with the job that runs a check.
   std::shared_ptr<GrpcHealthChannel> grpc;
 };
@@ -60,7 +60,7 @@ ProbeResult RunProbe(const core::ActiveHealthConfig& config, const std::string& 
 
 }  // namespace
 
-Prober::Prober(core::Registry& registry, Options options) : registry_(registry), options_(options) {
+Prober::Prober(core::HealthEvents& health, Options options) : health_(health), options_(options) {
   // Before any worker thread exists: libcurl's global init is not thread-safe.
   InitHttpProbes();
 }
@@ -104,7 +104,19 @@ void Prober::Stop() {
 
 std::map<std::string, UpstreamCheckStats> Prober::Stats() const {
   std::lock_guard lock(mu_);
-  std::map<std::string, UpstreamCheckStats> stats = stats_;
+  std::map<std::string, UpstreamCheckStats> stats;
+  for (const auto& [name, live] : checked_) {
+    const core::UpstreamCounters& c = live->counters;
+    auto count = [&](core::CheckResult r) {
+      return c.checks[static_cast<size_t>(r)].load(std::memory_order_relaxed);
+    };
+    stats[name] = UpstreamCheckStats{count(core::CheckResult::kSuccess),
+                                     count(core::CheckResult::kFailure),
+                                     count(core::CheckResult::kTimeout),
+                                     c.checks_turned_unhealthy.load(std::memory_order_relaxed),
+                                     c.checks_turned_healthy.load(std::memory_order_relaxed),
+                                     0};
+  }
   for (const auto& [key, state] : targets_) {
     if (state->unhealthy) ++stats[state->upstream].unhealthy_targets;
   }
@@ -113,20 +125,14 @@ std::map<std::string, UpstreamCheckStats> Prober::Stats() const {
 
 void Prober::SchedulerLoop() {
   core::NameThisThread("health-sched");
-  Clock::time_point next_refresh = Clock::now();
   std::unique_lock lock(mu_);
   while (!stopping_) {
     lock.unlock();
-    Clock::time_point now = Clock::now();
-    if (now >= next_refresh) {
-      Refresh(now);
-      next_refresh = now + options_.refresh_interval;
-    }
-    const Clock::time_point next_probe = QueueDue(now);
+    const Clock::time_point next_probe = QueueDue(Clock::now());
     lock.lock();
-    // Woken early by Stop, or by a finished probe whose next check may be
-    // due before `next_probe`.
-    scheduler_cv_.wait_until(lock, std::min(next_probe, next_refresh),
+    // Woken early by Stop, by a finished probe whose next check may be due
+    // before `next_probe`, or by a newly published target.
+    scheduler_cv_.wait_until(lock, std::min(next_probe, Clock::now() + std::chrono::hours(1)),
                              [this] { return stopping_ || wake_; });
     wake_ = false;
   }
@@ -151,77 +157,85 @@ void Prober::WorkerLoop() {
   }
 }
 
-void Prober::Refresh(Clock::time_point now) {
-  // List takes the registry's writer lock briefly; done outside mu_ so that
-  // workers finishing probes never wait on admin writes.
-  const std::vector<std::shared_ptr<const core::UpstreamSnapshot>> upstreams = registry_.List();
-  absl::flat_hash_set<std::string> to_mark;
+void Prober::TrackLocked(const core::UpstreamSnapshot& snapshot, const core::SnapshotTarget& target,
+                         Clock::time_point now) {
+  const std::string& upstream = snapshot.config().name;
+  const core::ActiveHealthConfig& config = snapshot.config().active;
+  std::unique_ptr<TargetState>& state = targets_[target.live.get()];
+  if (state == nullptr) {
+    state = std::make_unique<TargetState>();
+    state->live = target.live;
+    state->upstream = upstream;
+    state->address = target.config.address;
+    state->config = config;
+    state->generation = next_generation_++;
+    state->next_due = now;  // First check at once, as Envoy.
+    due_.push(Due{now, target.live.get(), state->generation});
+    // A verdict left by an earlier prober (Stop/Start) is kept.
+    state->unhealthy = target.live->active_unhealthy.load(std::memory_order_acquire);
+  } else if (state->config != config || state->address != target.config.address) {
+    // Counts made under another check say nothing about this one.
+    if (state->config.type != config.type || state->address != target.config.address) {
+      state->grpc.reset();
+    }
+    state->config = config;
+    state->address = target.config.address;
+    state->successes = 0;
+    state->failures = 0;
+    if (now + config.interval < state->next_due) {
+      // A shorter interval takes effect at once.
+      state->next_due = now + config.interval;
+      due_.push(Due{state->next_due, target.live.get(), state->generation});
+    }
+  }
+  if (state->config.type == core::ActiveHealthConfig::Type::kGrpc && !state->grpc) {
+    state->grpc = std::make_shared<GrpcHealthChannel>(state->address);
+  }
+  state->upstream_live = snapshot.live_ptr();
+}
+
+bool Prober::DropLocked(const std::string& upstream,
+                        const absl::flat_hash_set<core::TargetLive*>& keep) {
+  bool gave_back = false;
+  for (auto it = targets_.begin(); it != targets_.end();) {
+    TargetState& state = *it->second;
+    if (state.upstream != upstream || keep.contains(it->first)) {
+      ++it;
+      continue;
+    }
+    // A target deleted, its upstream deleted, or checks turned off: the
+    // health the checks had taken away is given back.
+    if (state.unhealthy) {
+      state.live->active_unhealthy.store(false, std::memory_order_release);
+      gave_back = true;
+    }
+    targets_.erase(it++);
+  }
+  return gave_back;
+}
+
+void Prober::OnPublished(const std::string& name,
+                         const std::shared_ptr<const core::UpstreamSnapshot>& snapshot) {
+  const bool checked = snapshot != nullptr && snapshot->config().active.interval.count() > 0;
+  absl::flat_hash_set<core::TargetLive*> keep;
+  bool gave_back = false;
   {
     std::lock_guard lock(mu_);
-    for (auto& [key, state] : targets_) state->seen = false;
-    absl::flat_hash_set<std::string> checked;
-    for (const auto& snapshot : upstreams) {
-      const core::UpstreamConfig& config = snapshot->config();
-      if (config.active.interval.count() <= 0) continue;
-      checked.insert(config.name);
+    const Clock::time_point now = Clock::now();
+    if (checked) {
+      checked_[name] = snapshot->live_ptr();
       for (const core::SnapshotTarget& target : snapshot->targets()) {
-        std::unique_ptr<TargetState>& state = targets_[target.live.get()];
-        if (state == nullptr) {
-          state = std::make_unique<TargetState>();
-          state->live = target.live;
-          state->upstream = config.name;
-          state->address = target.config.address;
-          state->config = config.active;
-          state->generation = next_generation_++;
-          state->next_due = now;  // First check at once, as Envoy.
-          due_.push(Due{now, target.live.get(), state->generation});
-          // A verdict left by an earlier prober (Stop/Start) is kept.
-          state->unhealthy = target.live->active_unhealthy.load(std::memory_order_acquire);
-        } else if (state->config != config.active || state->address != target.config.address) {
-          // Counts made under another check say nothing about this one.
-          if (state->config.type != config.active.type || state->address != target.config.address) {
-            state->grpc.reset();
-          }
-          state->config = config.active;
-          state->address = target.config.address;
-          state->successes = 0;
-          state->failures = 0;
-          if (now + config.active.interval < state->next_due) {
-            // A shorter interval takes effect at once.
-            state->next_due = now + config.active.interval;
-            due_.push(Due{state->next_due, target.live.get(), state->generation});
-          }
-        }
-        if (state->config.type == core::ActiveHealthConfig::Type::kGrpc && !state->grpc) {
-          state->grpc = std::make_shared<GrpcHealthChannel>(state->address);
-        }
-        state->seen = true;
+        TrackLocked(*snapshot, target, now);
+        keep.insert(target.live.get());
       }
+    } else {
+      checked_.erase(name);
     }
-    // Targets deleted, upstreams deleted, or checks turned off: forget them,
-    // and give back the health the checks had taken away.
-    for (auto it = targets_.begin(); it != targets_.end();) {
-      TargetState& state = *it->second;
-      if (state.seen) {
-        ++it;
-        continue;
-      }
-      if (state.unhealthy) {
-        state.live->active_unhealthy.store(false, std::memory_order_release);
-        to_mark.insert(state.upstream);
-      }
-      targets_.erase(it++);
-    }
-    for (auto it = stats_.begin(); it != stats_.end();) {
-      if (checked.contains(it->first)) {
-        ++it;
-      } else {
-        it = stats_.erase(it);
-      }
-    }
-    for (const std::string& name : checked) stats_.try_emplace(name);
+    gave_back = DropLocked(name, keep);
+    wake_ = true;
   }
-  for (const std::string& name : to_mark) registry_.MarkHealthChanged(name);
+  scheduler_cv_.notify_all();
+  if (gave_back) health_.HealthChanged(name);
 }
 
 Prober::Clock::time_point Prober::QueueDue(Clock::time_point now) {
@@ -253,63 +267,60 @@ Prober::Clock::time_point Prober::QueueDue(Clock::time_point now) {
   return next;
 }
 
+bool Prober::JudgeLocked(TargetState& state, const ProbeResult& result) {
+  core::UpstreamCounters& counters = state.upstream_live->counters;
+  if (result.ok()) {
+    state.failures = 0;
+    ++state.successes;
+    if (!state.unhealthy ||
+        state.successes < std::max<uint32_t>(state.config.healthy_successes, 1)) {
+      return false;
+    }
+    state.unhealthy = false;
+    counters.checks_turned_healthy.fetch_add(1, std::memory_order_relaxed);
+    state.live->active_unhealthy.store(false, std::memory_order_release);
+    spdlog::info("active health check: target {} of upstream {} is healthy after {} successes",
+                 state.address, state.upstream, state.successes);
+    return true;
+  }
+  state.successes = 0;
+  ++state.failures;
+  if (state.unhealthy || state.failures < std::max<uint32_t>(state.config.unhealthy_failures, 1)) {
+    spdlog::debug("active health check of {} in {}: {}", state.address, state.upstream,
+                  result.detail);
+    return false;
+  }
+  state.unhealthy = true;
+  counters.checks_turned_unhealthy.fetch_add(1, std::memory_order_relaxed);
+  state.live->active_unhealthy.store(true, std::memory_order_release);
+  spdlog::warn(
+      "active health check: target {} of upstream {} is unhealthy after {} failures (last: {})",
+      state.address, state.upstream, state.failures, result.detail);
+  return true;
+}
+
 void Prober::Complete(const Job& job, const ProbeResult& result, Clock::time_point started) {
-  std::string mark;
+  std::string changed;
   {
     std::lock_guard lock(mu_);
     auto it = targets_.find(job.key);
     if (it == targets_.end() || it->second->generation != job.generation) return;
     TargetState& state = *it->second;
-    UpstreamCheckStats& stats = stats_[state.upstream];
-    switch (result.kind) {
-      case ProbeResult::Kind::kSuccess:
-        ++stats.successes;
-        break;
-      case ProbeResult::Kind::kFailure:
-        ++stats.failures;
-        break;
-      case ProbeResult::Kind::kTimeout:
-        ++stats.timeouts;
-        break;
-    }
+    const core::CheckResult counted =
+        result.kind == ProbeResult::Kind::kSuccess   ? core::CheckResult::kSuccess
+        : result.kind == ProbeResult::Kind::kTimeout ? core::CheckResult::kTimeout
+                                                     : core::CheckResult::kFailure;
+    state.upstream_live->counters.checks[static_cast<size_t>(counted)].fetch_add(
+        1, std::memory_order_relaxed);
     state.in_flight = false;
     wake_ = true;
     state.next_due = std::max(started + state.config.interval, Clock::now());
     due_.push(Due{state.next_due, job.key, state.generation});
-    if (result.ok()) {
-      state.failures = 0;
-      ++state.successes;
-      if (state.unhealthy &&
-          state.successes >= std::max<uint32_t>(state.config.healthy_successes, 1)) {
-        state.unhealthy = false;
-        ++stats.turned_healthy;
-        state.live->active_unhealthy.store(false, std::memory_order_release);
-        mark = state.upstream;
-        spdlog::info("active health check: target {} of upstream {} is healthy after {} successes",
-                     state.address, state.upstream, state.successes);
-      }
-    } else {
-      state.successes = 0;
-      ++state.failures;
-      if (!state.unhealthy &&
-          state.failures >= std::max<uint32_t>(state.config.unhealthy_failures, 1)) {
-        state.unhealthy = true;
-        ++stats.turned_unhealthy;
-        state.live->active_unhealthy.store(true, std::memory_order_release);
-        mark = state.upstream;
-        spdlog::warn(
-            "active health check: target {} of upstream {} is unhealthy after {} failures "
-            "(last: {})",
-            state.address, state.upstream, state.failures, result.detail);
-      } else {
-        spdlog::debug("active health check of {} in {}: {}", state.address, state.upstream,
-                      result.detail);
-      }
-    }
+    if (JudgeLocked(state, result)) changed = state.upstream;
   }
   // The next check of this target may be due before the scheduler's wake-up.
   scheduler_cv_.notify_all();
-  if (!mark.empty()) registry_.MarkHealthChanged(mark);
+  if (!changed.empty()) health_.HealthChanged(changed);
 }
 
 }  // namespace picker::health

@@ -1,7 +1,14 @@
 // Active health checks: probes the targets of every upstream whose
 // configuration turns them on (ActiveHealthConfig::interval > 0), off the pick
-// path, and feeds the results to the registry through
-// TargetLive::active_unhealthy and Registry::MarkHealthChanged.
+// path, and feeds the results back through TargetLive::active_unhealthy and
+// core::HealthEvents (the control plane rebuilds the snapshot). It follows
+// the upstreams from what the control plane publishes (PublishListener),
+// one upstream at a time, never by reading the whole list; its counts go to
+// the upstream's live counters, where metrics read them.
+//
+//   Prober prober(control_plane);
+//   prober.Start();
+//   control_plane.AddListener(&prober);
 //
 // Semantics (Kong's knobs, Envoy's behaviour):
 // - A target starts healthy, as in Kong. Envoy holds a new host out of
@@ -27,7 +34,10 @@
 // probes, each bounded by its timeout, so a slow or silent target holds one
 // worker for at most its timeout and the others carry on. Checks take no
 // lock that picks take; a verdict reaches picks through a snapshot rebuild
-// on the registry's maintenance thread.
+// on the control plane's thread.
+//
+// Folder: server/health owns the active checks and their probes. It may use
+// core/, and gRPC and libcurl as clients of the targets it probes.
 #ifndef PICKER_SERVER_HEALTH_PROBER_H_
 #define PICKER_SERVER_HEALTH_PROBER_H_
 
@@ -45,15 +55,17 @@
 #include <vector>
 
 #include "absl/container/flat_hash_map.h"
+#include "absl/container/flat_hash_set.h"
 #include "server/core/config.h"
-#include "server/core/registry.h"
+#include "server/core/health_events.h"
+#include "server/core/snapshot_map.h"
 #include "server/core/upstream.h"
 #include "server/health/probes.h"
 
 namespace picker::health {
 
-// Counts of one upstream's checks since the prober started (monotonic while
-// the upstream exists; dropped when it is deleted or its checks turned off).
+// Counts of one upstream's checks while the upstream exists (kept in its
+// live counters; listed only while its checks are on).
 struct UpstreamCheckStats {
   uint64_t successes = 0;
   uint64_t failures = 0;          // Errors, unlisted HTTP statuses, NOT_SERVING.
@@ -66,21 +78,18 @@ struct UpstreamCheckStats {
   bool operator==(const UpstreamCheckStats&) const = default;
 };
 
-class Prober {
+class Prober final : public core::PublishListener {
  public:
   struct Options {
     // Probes that may run at once. Each silent target (no answer, packets
     // dropped) holds a worker for its timeout; up to `threads` of them at a
     // time cannot delay the checks of the others.
     int threads = 16;
-    // How often the list of upstreams and targets is re-read to pick up
-    // admin changes. Checks themselves run at their own intervals.
-    std::chrono::milliseconds refresh_interval{100};
   };
 
-  // `registry` must outlive the prober.
-  explicit Prober(core::Registry& registry) : Prober(registry, Options()) {}
-  Prober(core::Registry& registry, Options options);
+  // `health` must outlive the prober.
+  explicit Prober(core::HealthEvents& health) : Prober(health, Options()) {}
+  Prober(core::HealthEvents& health, Options options);
   ~Prober();  // Stops.
   Prober(const Prober&) = delete;
   Prober& operator=(const Prober&) = delete;
@@ -92,7 +101,12 @@ class Prober {
   // one thread (the server's main).
   void Stop();
 
-  // Per-upstream counts, keyed by upstream name. Cheap: a copy under a lock.
+  // An upstream was published (or deleted: null): its targets' checks are
+  // added, changed or dropped to match.
+  void OnPublished(const std::string& name,
+                   const std::shared_ptr<const core::UpstreamSnapshot>& snapshot) override;
+
+  // Per-upstream counts of the upstreams checked now, keyed by name.
   std::map<std::string, UpstreamCheckStats> Stats() const;
 
  private:
@@ -109,13 +123,20 @@ class Prober {
 
   void SchedulerLoop();
   void WorkerLoop();
-  // Re-reads the registry: adds, updates and drops target states.
-  void Refresh(Clock::time_point now);
+  // Adds or updates the state of one checked target. Requires mu_.
+  void TrackLocked(const core::UpstreamSnapshot& snapshot, const core::SnapshotTarget& target,
+                   Clock::time_point now);
+  // Counts a probe's result toward the target's verdict; true when the
+  // verdict changed. Requires mu_.
+  bool JudgeLocked(TargetState& state, const ProbeResult& result);
+  // Drops the states of `upstream`'s targets not in `keep`; true if one the
+  // checks held unhealthy was given back its health. Requires mu_.
+  bool DropLocked(const std::string& upstream, const absl::flat_hash_set<core::TargetLive*>& keep);
   // Queues the probes that are due; returns when the next one is.
   Clock::time_point QueueDue(Clock::time_point now);
   void Complete(const Job& job, const ProbeResult& result, Clock::time_point started);
 
-  core::Registry& registry_;
+  core::HealthEvents& health_;
   const Options options_;
 
   mutable std::mutex mu_;
@@ -131,7 +152,8 @@ class Prober {
   // with the number of targets.
   std::priority_queue<Due, std::vector<Due>, std::greater<Due>> due_;
   std::deque<Job> queue_;  // Due checks waiting for a worker.
-  std::map<std::string, UpstreamCheckStats> stats_;
+  // The upstreams checked now, with their live counters.
+  std::map<std::string, std::shared_ptr<core::UpstreamLive>> checked_;
   uint64_t next_generation_ = 1;
 
   std::thread scheduler_;

@@ -1,17 +1,22 @@
 // Prometheus metrics of picker, exposed on --metrics-listen at /metrics.
 //
 // Per-upstream figures are read from the core's atomics when Prometheus
-// scrapes (UpstreamCollector), so picks never look up a labelled series.
-// Labels are bounded: upstream names (from configuration), strategies,
-// results, outcomes, states; `target` only with --metrics-per-target.
-// Nothing on the pick path takes a lock: the pick latency histogram is a
-// core::DurationHistogram (relaxed atomics) that the collector also reads at
-// scrape time.
+// scrapes (the published snapshots and their live counters), so picks never
+// look up a labelled series. Labels are bounded: upstream names (from
+// configuration), strategies, results, outcomes, states; `target` only with
+// --metrics-per-target. Nothing on the pick path takes a lock: the pick
+// latency histogram is a core::PerThreadDurationHistogram (a shard per
+// thread) that the collector adds up at scrape time.
+//
+//   Metrics metrics(snapshots, writer_stats, /*per_target=*/false, "0.1.0");
+//   metrics.pick_duration().Observe(elapsed);       // on the pick path
+//   auto endpoint = MetricsEndpoint::Start("0.0.0.0:9464", metrics);
+//
+// Folder: server/metrics owns the metric names and the /metrics listener.
+// It reads core/ only.
 #ifndef PICKER_SERVER_METRICS_METRICS_H_
 #define PICKER_SERVER_METRICS_METRICS_H_
 
-#include <chrono>
-#include <cstddef>
 #include <memory>
 #include <string>
 #include <vector>
@@ -19,19 +24,16 @@
 #include "prometheus/collectable.h"
 #include "prometheus/counter.h"
 #include "prometheus/family.h"
-#include "prometheus/histogram.h"
 #include "prometheus/registry.h"
-#include "server/core/registry.h"
+#include "server/core/snapshot_map.h"
 #include "server/core/stats.h"
-#include "server/health/prober.h"
 
 namespace picker::metrics {
 
 class Metrics {
  public:
-  // `prober`, when set, adds the active health checks' counts; both it and
-  // `registry` must outlive the metrics.
-  Metrics(const core::Registry& registry, const health::Prober* prober, bool per_target,
+  // `snapshots` and `writer` must outlive the metrics.
+  Metrics(const core::SnapshotMap& snapshots, const core::WriterStats& writer, bool per_target,
           const std::string& version);
 
   // What the exposer serves: the prometheus-cpp registry of the metrics
@@ -41,24 +43,19 @@ class Metrics {
   }
 
   // Pick latency inside picker (from request to answer), all upstreams.
-  core::DurationHistogram& pick_duration() { return pick_duration_; }
+  core::PerThreadDurationHistogram& pick_duration() { return pick_duration_; }
   // Picks naming an upstream that does not exist (not labelled by the
   // client-supplied name, which is unbounded).
   prometheus::Counter& unknown_upstream_picks() { return *unknown_upstream_picks_; }
   // Admin RPCs by method and gRPC status code name.
   void CountAdminOperation(const std::string& method, const std::string& code);
-  // One group commit of the admin writer: how long the store took to make
-  // it durable, and how many admin writes it answered.
-  void ObserveStoreCommit(std::chrono::nanoseconds duration, size_t writes);
 
  private:
   std::shared_ptr<prometheus::Registry> registry_;
-  core::DurationHistogram pick_duration_{core::kPickDurationBounds};
+  core::PerThreadDurationHistogram pick_duration_{core::kPickDurationBounds};
   std::shared_ptr<prometheus::Collectable> collector_;
   prometheus::Counter* unknown_upstream_picks_;
   prometheus::Family<prometheus::Counter>* admin_operations_;
-  prometheus::Histogram* store_commit_duration_;
-  prometheus::Histogram* store_commit_writes_;
 };
 
 }  // namespace picker::metrics

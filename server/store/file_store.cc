@@ -17,8 +17,8 @@
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_join.h"
 #include "google/protobuf/arena.h"
-#include "server/api/convert.h"
 #include "server/core/hash/hash.h"
+#include "server/store/record_codec.h"
 #include "server/store/store.pb.h"
 #include "spdlog/spdlog.h"
 
@@ -112,10 +112,10 @@ struct Framed {
   std::string payload;
 };
 
-// Reads and checks a file framed as `framing` says.
-absl::StatusOr<Framed> ReadFramed(const Framing& framing, const std::string& path) {
-  std::string data;
-  if (absl::Status s = ReadFile(path, &data); !s.ok()) return s;
+// Checks `data` framed as `framing` says. With `padded`, bytes after the
+// payload are allowed (the meta file's slots are padded with zeros).
+absl::StatusOr<Framed> ParseFramed(const Framing& framing, std::string data,
+                                   const std::string& path, bool padded = false) {
   const size_t header = framing.header_size();
   if (data.empty()) return absl::DataLossError(absl::StrCat(path, ": empty"));
   if (data.size() < header || !std::string_view(data).starts_with(framing.magic)) {
@@ -129,16 +129,24 @@ absl::StatusOr<Framed> ReadFramed(const Framing& framing, const std::string& pat
   }
   const uint64_t length = LoadU64(fields);
   const uint64_t checksum = LoadU64(fields + 8);
-  if (data.size() - header != length) {
-    return absl::DataLossError(absl::StrCat(path, ": truncated record (", data.size() - header,
-                                            " of ", length, " bytes)"));
+  const uint64_t available = data.size() - header;
+  if (padded ? available < length : available != length) {
+    return absl::DataLossError(
+        absl::StrCat(path, ": truncated record (", available, " of ", length, " bytes)"));
   }
-  data.erase(0, header);
+  data = data.substr(header, length);
   if (core::XxHash64(data, framed.seq) != checksum) {
     return absl::DataLossError(absl::StrCat(path, ": checksum mismatch"));
   }
   framed.payload = std::move(data);
   return framed;
+}
+
+// Reads and checks a file framed as `framing` says.
+absl::StatusOr<Framed> ReadFramed(const Framing& framing, const std::string& path) {
+  std::string data;
+  if (absl::Status s = ReadFile(path, &data); !s.ok()) return s;
+  return ParseFramed(framing, std::move(data), path);
 }
 
 // Serializes `message` into `data` after `header_size` bytes left for the
@@ -180,15 +188,8 @@ absl::Status EncodeUpstream(const core::UpstreamRecord& record, std::string* dat
   bool encoded = false;
   {
     google::protobuf::Arena arena(options);
-    auto& stored =
-        *google::protobuf::Arena::CreateMessage<picker::store::v1::StoredUpstream>(&arena);
-    *stored.mutable_upstream() = api::ToProto(record.config);
-    stored.mutable_targets()->Reserve(static_cast<int>(record.targets.size()));
-    for (const core::StoredTarget& t : record.targets) {
-      picker::store::v1::StoredTarget* out = stored.add_targets();
-      api::ToProto(t.config, out->mutable_target());
-      out->set_health_override(api::ToProto(t.health_override));
-    }
+    auto& stored = *google::protobuf::Arena::CreateMessage<v1::StoredUpstream>(&arena);
+    Encode(record, &stored);
     encoded = EncodePayload(stored, kSlotFraming.header_size(), data);
     allocated = arena.SpaceAllocated();
   }
@@ -208,25 +209,12 @@ absl::StatusOr<core::UpstreamRecord> ParseUpstream(const std::string& payload,
   // messages were mallocs and frees that fragmented the heap the loaded
   // state then grows in.
   google::protobuf::Arena arena;
-  auto& stored = *google::protobuf::Arena::CreateMessage<picker::store::v1::StoredUpstream>(&arena);
+  auto& stored = *google::protobuf::Arena::CreateMessage<v1::StoredUpstream>(&arena);
   if (!stored.ParseFromString(payload)) {
     return absl::DataLossError(absl::StrCat(path, ": record does not parse"));
   }
-  absl::StatusOr<core::UpstreamConfig> config = api::FromProto(stored.upstream());
-  if (!config.ok()) {
-    return absl::DataLossError(absl::StrCat(path, ": ", config.status().message()));
-  }
-  core::UpstreamRecord record;
-  record.config = *std::move(config);
-  record.targets.reserve(stored.targets_size());
-  for (const picker::store::v1::StoredTarget& t : stored.targets()) {
-    absl::StatusOr<core::TargetConfig> target = api::FromProto(t.target(), "target");
-    absl::StatusOr<core::HealthOverride> health = api::FromProto(t.health_override());
-    if (!target.ok() || !health.ok()) {
-      return absl::DataLossError(absl::StrCat(path, ": bad target record"));
-    }
-    record.targets.push_back({*std::move(target), *health});
-  }
+  absl::StatusOr<core::UpstreamRecord> record = Decode(stored);
+  if (!record.ok()) return absl::DataLossError(absl::StrCat(path, ": ", record.status().message()));
   return record;
 }
 
@@ -250,7 +238,94 @@ absl::Status ReplaceFile(const std::string& path, const std::string& tmp, const 
   return absl::OkStatus();
 }
 
+// ---------------------------------------------------------------------------
+// The boot counter: the file `meta`, two slots of kMetaSlotBytes, each a
+// numbered framed Meta record padded with zeros. The newer whole slot wins;
+// a start overwrites the other in place (one pwrite, one fdatasync), into
+// blocks that exist since the file was created, so a full disk does not stop
+// a start.
+
+constexpr size_t kMetaSlotBytes = 256;
+
+// The meta slot bytes for `boot`, numbered `seq`.
+std::string MetaSlot(uint64_t boot, uint64_t seq) {
+  v1::Meta meta;
+  meta.set_boot(boot);
+  std::string data;
+  EncodePayload(meta, kSlotFraming.header_size(), &data);
+  Seal(kSlotFraming, seq, &data);
+  data.resize(kMetaSlotBytes, '\0');
+  return data;
+}
+
+// The boot of 0.1.0's meta.rec, or 0 when it has none.
+absl::StatusOr<uint64_t> LegacyBoot(const std::string& path) {
+  if (!fs::exists(path)) return 0;
+  absl::StatusOr<Framed> record = ReadFramed(kRecordFraming, path);
+  if (!record.ok()) return record.status();
+  v1::LegacyMeta meta;
+  if (!meta.ParseFromString(record->payload)) {
+    return absl::DataLossError(absl::StrCat(path, ": record does not parse"));
+  }
+  return meta.epoch();
+}
+
+// Creates `meta` holding `boot` (the first start, or the first since 0.1.0).
+absl::Status CreateMeta(const std::string& dir, uint64_t boot) {
+  const std::string path = (fs::path(dir) / "meta").string();
+  const int dir_fd = ::open(dir.c_str(), O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+  if (dir_fd < 0) return Errno("cannot open directory", dir);
+  absl::Status status = ReplaceFile(
+      path, path + ".tmp", MetaSlot(boot, 1) + std::string(kMetaSlotBytes, '\0'), dir_fd, dir);
+  ::close(dir_fd);
+  return status;
+}
+
+// Counts this start: the boot after the newest one in `meta`.
+absl::StatusOr<uint64_t> CountBoot(const std::string& dir) {
+  const std::string path = (fs::path(dir) / "meta").string();
+  const std::string legacy = (fs::path(dir) / "meta.rec").string();
+  if (!fs::exists(path)) {
+    absl::StatusOr<uint64_t> last = LegacyBoot(legacy);
+    if (!last.ok()) return last.status();
+    if (absl::Status s = CreateMeta(dir, *last + 1); !s.ok()) return s;
+    if (*last > 0 && ::unlink(legacy.c_str()) != 0) return Errno("cannot remove", legacy);
+    return *last + 1;
+  }
+  std::string data;
+  if (absl::Status s = ReadFile(path, &data); !s.ok()) return s;
+  data.resize(2 * kMetaSlotBytes, '\0');
+  std::optional<Framed> newest;
+  int newest_slot = 0;
+  for (int k = 0; k < 2; ++k) {
+    absl::StatusOr<Framed> slot = ParseFramed(
+        kSlotFraming, data.substr(k * kMetaSlotBytes, kMetaSlotBytes), path, /*padded=*/true);
+    if (slot.ok() && (!newest || slot->seq > newest->seq)) {
+      newest = *std::move(slot);
+      newest_slot = k;
+    }
+  }
+  v1::Meta meta;
+  if (!newest || !meta.ParseFromString(newest->payload)) {
+    return absl::DataLossError(absl::StrCat(path, ": no whole boot counter"));
+  }
+  const uint64_t boot = meta.boot() + 1;
+  const int fd = ::open(path.c_str(), O_WRONLY | O_CLOEXEC);
+  if (fd < 0) return Errno("cannot open", path);
+  absl::Cleanup close_fd = [fd] { ::close(fd); };
+  const std::string slot = MetaSlot(boot, newest->seq + 1);
+  const off_t at = static_cast<off_t>((1 - newest_slot) * kMetaSlotBytes);
+  if (::pwrite(fd, slot.data(), slot.size(), at) != static_cast<ssize_t>(slot.size())) {
+    return Errno("cannot write", path);
+  }
+  if (::fdatasync(fd) != 0) return Errno("cannot sync", path);
+  return boot;
+}
+
 }  // namespace
+
+// ---------------------------------------------------------------------------
+// Opening.
 
 absl::StatusOr<std::unique_ptr<FileStore>> FileStore::Open(const std::string& dir) {
   std::error_code ec;
@@ -274,7 +349,12 @@ absl::StatusOr<std::unique_ptr<FileStore>> FileStore::Open(const std::string& di
     ::close(fd);
     return error;
   }
-  return std::unique_ptr<FileStore>(new FileStore(dir, fd, upstreams_fd));
+  std::unique_ptr<FileStore> store(new FileStore(dir, fd, upstreams_fd));
+  absl::StatusOr<uint64_t> boot = CountBoot(dir);
+  if (!boot.ok()) return boot.status();
+  store->boot_ = *boot;
+  store->feed_.Reset(*boot << core::kRevisionBootShift);
+  return store;
 }
 
 FileStore::~FileStore() {
@@ -309,13 +389,8 @@ absl::Status FileStore::PlaceCreatedLocked(const std::string& name, Slots& slots
 
 std::string FileStore::UpstreamsDir() const { return (fs::path(dir_) / "upstreams").string(); }
 
-absl::StatusOr<std::vector<core::UpstreamRecord>> FileStore::Load() {
-  // The files of each upstream, by name.
-  struct Files {
-    std::string slot[2];
-    std::string legacy;
-  };
-  std::map<std::string, Files> found;
+std::map<std::string, FileStore::Found> FileStore::ScanUpstreams() {
+  std::map<std::string, Found> found;
   for (const fs::directory_entry& entry : fs::directory_iterator(UpstreamsDir())) {
     const std::string file = entry.path().filename().string();
     if (IsTemporary(file)) {
@@ -335,85 +410,147 @@ absl::StatusOr<std::vector<core::UpstreamRecord>> FileStore::Load() {
           entry.path().string();
     }
   }
+  return found;
+}
 
-  std::lock_guard<std::mutex> lock(mu_);
-  slots_.clear();
+absl::StatusOr<core::UpstreamRecord> FileStore::LoadUpstream(const std::string& name,
+                                                             const Found& files, Slots& slots) {
+  std::optional<Framed> newest;
+  std::string newest_path;
+  std::vector<std::string> damaged;
+  for (int k = 0; k < 2; ++k) {
+    if (files.slot[k].empty()) continue;
+    slots.exists[k] = true;
+    absl::StatusOr<Framed> content = ReadFramed(kSlotFraming, files.slot[k]);
+    if (!content.ok()) {
+      damaged.emplace_back(content.status().message());
+      slots.size[k] = kUnknownSize;
+      continue;
+    }
+    slots.size[k] = kSlotFraming.header_size() + content->payload.size();
+    if (!newest || content->seq > newest->seq) {
+      newest = *std::move(content);
+      newest_path = files.slot[k];
+      slots.durable = k;
+    }
+  }
+  if (!newest && !files.legacy.empty()) {
+    absl::StatusOr<Framed> legacy = ReadFramed(kRecordFraming, files.legacy);
+    if (legacy.ok()) {
+      newest = *std::move(legacy);
+      newest_path = files.legacy;
+    } else {
+      damaged.emplace_back(legacy.status().message());
+    }
+  }
+  if (!newest) {
+    return absl::DataLossError(
+        absl::StrCat("no whole record of upstream \"", name, "\": ", absl::StrJoin(damaged, "; ")));
+  }
+  if (!damaged.empty()) {
+    // With slots, only an interrupted write, never acknowledged, leaves a
+    // damaged slot beside a whole one; the whole one is the last record
+    // acknowledged.
+    spdlog::warn("store: {}; loading the record in {}, taken to be the last one acknowledged",
+                 absl::StrJoin(damaged, "; "), newest_path);
+  }
+  absl::StatusOr<core::UpstreamRecord> record = ParseUpstream(newest->payload, newest_path);
+  if (!record.ok()) return record.status();
+  if (record->config.name != name) {
+    return absl::DataLossError(
+        absl::StrCat(newest_path, ": holds upstream \"", record->config.name, "\""));
+  }
+  slots.seq = newest->seq;
+  if (slots.durable < 0) {
+    // From the layout before slots: its record becomes slot 0.
+    std::string data(kSlotFraming.header_size(), '\0');
+    data += newest->payload;
+    slots.seq = 1;
+    Seal(kSlotFraming, slots.seq, &data);
+    if (absl::Status s = ReplaceFile(SlotPath(name, 0), SlotPath(name, 0) + ".tmp", data,
+                                     upstreams_fd_, UpstreamsDir());
+        !s.ok()) {
+      return s;
+    }
+    slots.durable = 0;
+    slots.exists[0] = true;
+    slots.size[0] = data.size();
+  }
+  if (!files.legacy.empty()) {
+    // Its content is in a slot now (synced before): the old file goes.
+    if (::unlink(files.legacy.c_str()) != 0) return Errno("cannot remove", files.legacy);
+  }
+  return record;
+}
+
+absl::StatusOr<std::vector<core::RevisionedRecord>> FileStore::ScanLocked() {
+  const std::map<std::string, Found> found = ScanUpstreams();
   slots_.reserve(found.size());
-  std::vector<core::UpstreamRecord> records;
+  std::vector<core::RevisionedRecord> records;
   records.reserve(found.size());
   for (const auto& [name, files] : found) {
     Slots slots;
-    std::optional<Framed> newest;
-    std::string newest_path;
-    std::vector<std::string> damaged;
-    for (int k = 0; k < 2; ++k) {
-      if (files.slot[k].empty()) continue;
-      slots.exists[k] = true;
-      absl::StatusOr<Framed> content = ReadFramed(kSlotFraming, files.slot[k]);
-      if (!content.ok()) {
-        damaged.emplace_back(content.status().message());
-        slots.size[k] = kUnknownSize;
-        continue;
-      }
-      slots.size[k] = kSlotFraming.header_size() + content->payload.size();
-      if (!newest || content->seq > newest->seq) {
-        newest = *std::move(content);
-        newest_path = files.slot[k];
-        slots.durable = k;
-      }
-    }
-    if (!newest && !files.legacy.empty()) {
-      absl::StatusOr<Framed> legacy = ReadFramed(kRecordFraming, files.legacy);
-      if (legacy.ok()) {
-        newest = *std::move(legacy);
-        newest_path = files.legacy;
-      } else {
-        damaged.emplace_back(legacy.status().message());
-      }
-    }
-    if (!newest) {
-      return absl::DataLossError(absl::StrCat("no whole record of upstream \"", name,
-                                              "\": ", absl::StrJoin(damaged, "; ")));
-    }
-    if (!damaged.empty()) {
-      // With slots, only an interrupted write, never acknowledged, leaves a
-      // damaged slot beside a whole one; the whole one is the last record
-      // acknowledged.
-      spdlog::warn("store: {}; loading the record in {}, taken to be the last one acknowledged",
-                   absl::StrJoin(damaged, "; "), newest_path);
-    }
-    absl::StatusOr<core::UpstreamRecord> record = ParseUpstream(newest->payload, newest_path);
+    absl::StatusOr<core::UpstreamRecord> record = LoadUpstream(name, files, slots);
     if (!record.ok()) return record.status();
-    if (record->config.name != name) {
-      return absl::DataLossError(
-          absl::StrCat(newest_path, ": holds upstream \"", record->config.name, "\""));
-    }
-    slots.seq = newest->seq;
-    if (slots.durable < 0) {
-      // From the layout before slots: its record becomes slot 0.
-      std::string data(kSlotFraming.header_size(), '\0');
-      data += newest->payload;
-      slots.seq = 1;
-      Seal(kSlotFraming, slots.seq, &data);
-      if (absl::Status s = ReplaceFile(SlotPath(name, 0), SlotPath(name, 0) + ".tmp", data,
-                                       upstreams_fd_, UpstreamsDir());
-          !s.ok()) {
-        return s;
-      }
-      slots.durable = 0;
-      slots.exists[0] = true;
-      slots.size[0] = data.size();
-    }
-    if (!files.legacy.empty()) {
-      // Its content is in a slot now (synced before): the old file goes.
-      if (::unlink(files.legacy.c_str()) != 0) return Errno("cannot remove", files.legacy);
-    }
-    slots_.emplace(name, slots);
-    records.push_back(*std::move(record));
+    slots.mod_revision = feed_.revision();
+    slots_.emplace(name, slots);  // Unless a write came first.
+    records.push_back(core::RevisionedRecord{*std::move(record), feed_.revision()});
   }
   if (absl::Status s = SyncUpstreamsDir(); !s.ok()) return s;
+  scanned_ = true;
   return records;
 }
+
+// ---------------------------------------------------------------------------
+// Reading and watching.
+
+absl::StatusOr<std::vector<core::RevisionedRecord>> FileStore::ReadAllLocked() {
+  std::map<std::string, const Slots*> durable;
+  for (const auto& [name, slots] : slots_) {
+    if (slots.durable >= 0) durable.emplace(name, &slots);
+  }
+  std::vector<core::RevisionedRecord> records;
+  records.reserve(durable.size());
+  for (const auto& [name, slots] : durable) {
+    const std::string path = SlotPath(name, slots->durable);
+    absl::StatusOr<Framed> content = ReadFramed(kSlotFraming, path);
+    if (!content.ok()) return content.status();
+    absl::StatusOr<core::UpstreamRecord> record = ParseUpstream(content->payload, path);
+    if (!record.ok()) return record.status();
+    records.push_back(core::RevisionedRecord{*std::move(record), slots->mod_revision});
+  }
+  return records;
+}
+
+absl::StatusOr<core::StoreState> FileStore::Load(core::StoreWatcher* watcher) {
+  std::lock_guard<std::mutex> lock(mu_);
+  core::StoreState state;
+  state.revision = feed_.revision();
+  absl::StatusOr<std::vector<core::RevisionedRecord>> records =
+      scanned_ ? ReadAllLocked() : ScanLocked();
+  if (!records.ok()) return records.status();
+  state.records = *std::move(records);
+  if (watcher != nullptr) feed_.Add(watcher);
+  return state;
+}
+
+absl::Status FileStore::Watch(uint64_t revision, core::StoreWatcher* watcher) {
+  std::lock_guard<std::mutex> lock(mu_);
+  return feed_.Watch(revision, watcher);
+}
+
+void FileStore::Unwatch(core::StoreWatcher* watcher) {
+  std::lock_guard<std::mutex> lock(mu_);
+  feed_.Remove(watcher);
+}
+
+uint64_t FileStore::ModRevisionLocked(absl::string_view name) const {
+  auto it = slots_.find(name);
+  return it == slots_.end() || it->second.durable < 0 ? 0 : it->second.mod_revision;
+}
+
+// ---------------------------------------------------------------------------
+// Writing.
 
 void FileStore::CloseFilesLocked(Slots& slots) {
   for (int& fd : slots.fd) {
@@ -460,40 +597,26 @@ absl::Status FileStore::WriteSlotLocked(const std::string& name, Slots& slots, i
   return absl::OkStatus();
 }
 
-absl::Status FileStore::Put(const core::UpstreamRecord& record) {
-  // The encoded record's string is kept from write to write (up to a bound):
-  // a new one of tens of kilobytes each time came from the top of the heap,
-  // which the free gave back to the kernel, so that every write faulted its
-  // pages in afresh; that doubled the cost of a 1000-target write.
-  thread_local std::string data;
-  absl::Cleanup release_large = [] {
-    if (data.capacity() > kMaxBufferKept) std::string().swap(data);
-  };
-  if (absl::Status s = EncodeUpstream(record, &data); !s.ok()) return s;
-  const std::string& name = record.config.name;
-
-  std::lock_guard<std::mutex> lock(mu_);
-  const bool staging = StagingLocked();
-  auto it = slots_.find(name);
-  if (it == slots_.end() && !staging) {
-    // A new upstream outside a batch: slot 0, whole or absent, at once.
-    Seal(kSlotFraming, 1, &data);
-    if (absl::Status s = ReplaceFile(SlotPath(name, 0), SlotPath(name, 0) + ".tmp", data,
-                                     upstreams_fd_, UpstreamsDir());
-        !s.ok()) {
-      return s;
-    }
-    Slots& slots = slots_[name];
-    slots.seq = 1;
-    slots.durable = 0;
-    slots.exists[0] = true;
-    slots.size[0] = data.size();
-    return absl::OkStatus();
+absl::Status FileStore::CreateLocked(const std::string& name, std::string& data) {
+  // A new upstream outside a batch: slot 0, whole or absent, at once.
+  Seal(kSlotFraming, 1, &data);
+  if (absl::Status s = ReplaceFile(SlotPath(name, 0), SlotPath(name, 0) + ".tmp", data,
+                                   upstreams_fd_, UpstreamsDir());
+      !s.ok()) {
+    return s;
   }
+  Slots& slots = slots_[name];
+  slots.seq = 1;
+  slots.durable = 0;
+  slots.exists[0] = true;
+  slots.size[0] = data.size();
+  return absl::OkStatus();
+}
+
+absl::Status FileStore::WriteLocked(const std::string& name, std::string& data, bool staging) {
   // A new upstream in a batch is written to a temporary file that the commit
   // renames into slot 0; until then its slot 0 is that file.
-  if (it == slots_.end()) it = slots_.emplace(name, Slots{}).first;
-  Slots& slots = it->second;
+  Slots& slots = slots_[name];
   auto staged = staged_.find(name);
   const bool has_staged_write = staged != staged_.end() && !staged->second.remove;
   // The slot of a staged write, or else the one not holding the durable record.
@@ -540,6 +663,37 @@ absl::Status FileStore::Put(const core::UpstreamRecord& record) {
   return absl::OkStatus();
 }
 
+absl::StatusOr<uint64_t> FileStore::Put(const core::UpstreamRecord& record,
+                                        uint64_t expected_revision) {
+  // The encoded record's string is kept from write to write (up to a bound):
+  // a new one of tens of kilobytes each time came from the top of the heap,
+  // which the free gave back to the kernel, so that every write faulted its
+  // pages in afresh; that doubled the cost of a 1000-target write.
+  thread_local std::string data;
+  absl::Cleanup release_large = [] {
+    if (data.capacity() > kMaxBufferKept) std::string().swap(data);
+  };
+  if (absl::Status s = EncodeUpstream(record, &data); !s.ok()) return s;
+  const std::string& name = record.config.name;
+
+  std::lock_guard<std::mutex> lock(mu_);
+  if (absl::Status s =
+          core::CheckExpectedRevision(name, expected_revision, ModRevisionLocked(name));
+      !s.ok()) {
+    return s;
+  }
+  const bool staging = StagingLocked();
+  absl::Status status = !slots_.contains(name) && !staging ? CreateLocked(name, data)
+                                                           : WriteLocked(name, data, staging);
+  if (!status.ok()) return status;
+  if (staging) {
+    staged_[name].record = record;
+    return 0;
+  }
+  slots_[name].mod_revision = feed_.revision() + 1;
+  return feed_.Commit({core::StoreEvent{0, name, record}});
+}
+
 absl::Status FileStore::RemoveLocked(const std::string& name) {
   auto it = slots_.find(name);
   if (it == slots_.end()) return absl::OkStatus();
@@ -559,16 +713,24 @@ absl::Status FileStore::RemoveLocked(const std::string& name) {
   return absl::OkStatus();
 }
 
-absl::Status FileStore::Delete(absl::string_view name_view) {
+absl::StatusOr<uint64_t> FileStore::Delete(absl::string_view name_view,
+                                           uint64_t expected_revision) {
   const std::string name(name_view);
   std::lock_guard<std::mutex> lock(mu_);
+  if (absl::Status s =
+          core::CheckExpectedRevision(name, expected_revision, ModRevisionLocked(name));
+      !s.ok()) {
+    return s;
+  }
   if (StagingLocked()) {
     if (slots_.contains(name)) staged_[name] = Staged{.remove = true};
-    return absl::OkStatus();
+    return 0;
   }
+  if (!slots_.contains(name)) return feed_.revision();
   staged_.erase(name);
   if (absl::Status s = RemoveLocked(name); !s.ok()) return s;
-  return SyncUpstreamsDir();
+  if (absl::Status s = SyncUpstreamsDir(); !s.ok()) return s;
+  return feed_.Commit({core::StoreEvent{0, name, std::nullopt}});
 }
 
 void FileStore::BeginBatch() {
@@ -576,13 +738,7 @@ void FileStore::BeginBatch() {
   batch_owner_ = std::this_thread::get_id();
 }
 
-absl::Status FileStore::CommitBatch() {
-  std::lock_guard<std::mutex> lock(mu_);
-  std::map<std::string, Staged> staged;
-  staged.swap(staged_);
-  batch_owner_.reset();
-  if (absl::Status s = std::exchange(batch_error_, absl::OkStatus()); !s.ok()) return s;
-  // The written slots first, then the removals.
+absl::Status FileStore::SyncStagedLocked(const std::map<std::string, Staged>& staged) {
   const std::pair<const std::string, Staged>* only_write = nullptr;
   size_t writes = 0;
   for (const auto& change : staged) {
@@ -591,20 +747,31 @@ absl::Status FileStore::CommitBatch() {
   if (writes == 1) {
     const auto& [name, change] = *only_write;
     auto it = slots_.find(name);
-    if (it != slots_.end()) {
-      absl::StatusOr<int> fd = SlotFileLocked(name, it->second, change.slot);
-      if (!fd.ok()) return fd.status();
-      if (::fdatasync(*fd) != 0) {
-        return Errno("cannot sync", WritePath(name, it->second, change.slot));
-      }
+    if (it == slots_.end()) return absl::OkStatus();
+    absl::StatusOr<int> fd = SlotFileLocked(name, it->second, change.slot);
+    if (!fd.ok()) return fd.status();
+    if (::fdatasync(*fd) != 0) {
+      return Errno("cannot sync", WritePath(name, it->second, change.slot));
     }
   } else if (writes > 1) {
     // One syncfs of the filesystem instead of an fdatasync per file, each
     // of which would wait for a flush of its own.
     if (::syncfs(upstreams_fd_) != 0) return Errno("cannot syncfs", UpstreamsDir());
   }
+  return absl::OkStatus();
+}
+
+absl::StatusOr<uint64_t> FileStore::CommitBatch() {
+  std::lock_guard<std::mutex> lock(mu_);
+  std::map<std::string, Staged> staged;
+  staged.swap(staged_);
+  batch_owner_.reset();
+  if (absl::Status s = std::exchange(batch_error_, absl::OkStatus()); !s.ok()) return s;
+  // The written slots first, then the removals.
+  if (absl::Status s = SyncStagedLocked(staged); !s.ok()) return s;
   bool names_changed = false;
-  for (const auto& [name, change] : staged) {
+  std::vector<core::StoreEvent> events;
+  for (auto& [name, change] : staged) {
     if (change.remove) {
       if (absl::Status s = RemoveLocked(name); !s.ok()) return s;
       names_changed = true;
@@ -614,33 +781,14 @@ absl::Status FileStore::CommitBatch() {
         names_changed = true;
       }
       it->second.durable = change.slot;
+      it->second.mod_revision = feed_.revision() + events.size() + 1;
     }
+    events.push_back(core::StoreEvent{0, name, std::move(change.record)});
   }
-  return names_changed ? SyncUpstreamsDir() : absl::OkStatus();
-}
-
-absl::StatusOr<uint64_t> FileStore::NextEpoch() {
-  const std::string path = (fs::path(dir_) / "meta.rec").string();
-  picker::store::v1::StoreMeta meta;
-  if (fs::exists(path)) {
-    absl::StatusOr<Framed> record = ReadFramed(kRecordFraming, path);
-    if (!record.ok()) return record.status();
-    if (!meta.ParseFromString(record->payload)) {
-      return absl::DataLossError(absl::StrCat(path, ": record does not parse"));
-    }
+  if (names_changed) {
+    if (absl::Status s = SyncUpstreamsDir(); !s.ok()) return s;
   }
-  meta.set_epoch(meta.epoch() + 1);
-  std::string data;
-  if (!EncodePayload(meta, kRecordFraming.header_size(), &data)) {
-    return absl::InternalError("cannot encode the store's meta record");
-  }
-  Seal(kRecordFraming, 0, &data);
-  const int dir_fd = ::open(dir_.c_str(), O_RDONLY | O_DIRECTORY | O_CLOEXEC);
-  if (dir_fd < 0) return Errno("cannot open directory", dir_);
-  absl::Status status = ReplaceFile(path, path + ".tmp", data, dir_fd, dir_);
-  ::close(dir_fd);
-  if (!status.ok()) return status;
-  return meta.epoch();
+  return feed_.Commit(std::move(events));
 }
 
 }  // namespace picker::store

@@ -17,8 +17,16 @@
 // leave it with nothing but a torn record; its second slot is created, with
 // a directory sync, by its second write. A lock on the directory keeps a
 // second server from sharing it. Records of the layout before slots (one
-// `u-<name>.rec` per upstream, replaced by rename) are moved into slots by
-// Load.
+// `u-<name>.rec` per upstream, replaced by rename) are moved into slots at
+// open.
+//
+// Revisions: a start's changes are numbered from (boot << 32) + 1, so they
+// grow across restarts without being written; the boot counter is kept in
+// the file `meta`, two framed slots overwritten in place (so that a start
+// needs no free disk space). Every record the first Load reads is at the
+// start's revision, boot << 32. Watchers are told of every committed change;
+// the last ChangeFeed::kDefaultHistory changes are kept for watchers that
+// come back, and changes from before this start are gone (compacted).
 //
 // In a batch (core::Store::BeginBatch), a Put writes its slot (or a new
 // upstream's temporary file) without syncing it, and a Delete only notes
@@ -30,7 +38,11 @@
 // staged, go to the staged slot, so that the other slot keeps the durable
 // record until the commit. A staged write that reached the page cache may
 // be loaded after a crash of the process before its commit; it was never
-// acknowledged, so either answer is right.
+// acknowledged, so either answer is right. Watchers hear of a batch's
+// changes, numbered, once the commit has made them durable.
+//
+// Folder: server/store owns the embedded store's files and record schema
+// (store.proto). It may use core/ only.
 #ifndef PICKER_SERVER_STORE_FILE_STORE_H_
 #define PICKER_SERVER_STORE_FILE_STORE_H_
 
@@ -51,21 +63,28 @@ namespace picker::store {
 
 class FileStore final : public core::Store {
  public:
-  // Creates the directory if needed and locks it.
+  // Creates the directory if needed, locks it, and counts this start's
+  // boot. The first Load reads the records (moving old layouts into the
+  // current one); write to a directory that holds records only after it.
   static absl::StatusOr<std::unique_ptr<FileStore>> Open(const std::string& dir);
   ~FileStore() override;
 
-  absl::StatusOr<std::vector<core::UpstreamRecord>> Load() override;
-  absl::Status Put(const core::UpstreamRecord& record) override;
-  absl::Status Delete(absl::string_view name) override;
-  absl::StatusOr<uint64_t> NextEpoch() override;
+  absl::StatusOr<core::StoreState> Load(core::StoreWatcher* watcher) override;
+  absl::Status Watch(uint64_t revision, core::StoreWatcher* watcher) override;
+  void Unwatch(core::StoreWatcher* watcher) override;
+  absl::StatusOr<uint64_t> Put(const core::UpstreamRecord& record,
+                               uint64_t expected_revision = core::kAnyRevision) override;
+  absl::StatusOr<uint64_t> Delete(absl::string_view name,
+                                  uint64_t expected_revision = core::kAnyRevision) override;
   void BeginBatch() override;
-  absl::Status CommitBatch() override;
+  absl::StatusOr<uint64_t> CommitBatch() override;
+  uint64_t boot() const override { return boot_; }
 
  private:
   // What the store knows of one upstream's slot files.
   struct Slots {
-    uint64_t seq = 0;  // The newest record's sequence number.
+    uint64_t seq = 0;           // The newest record's sequence number.
+    uint64_t mod_revision = 0;  // Of the newest durable record.
     // The slot of the newest durable record (0 or 1); -1 while the
     // upstream's creation is staged (see WritePath).
     int durable = -1;
@@ -78,10 +97,26 @@ class FileStore final : public core::Store {
     bool remove = false;
     int slot = -1;     // The slot written (not for a removal).
     std::string data;  // The bytes written, to restore if a later write fails.
+    std::optional<core::UpstreamRecord> record;  // For the watchers.
+  };
+  // The files of one upstream found at open.
+  struct Found {
+    std::string slot[2];
+    std::string legacy;
   };
 
   FileStore(std::string dir, int lock_fd, int upstreams_fd)
       : dir_(std::move(dir)), lock_fd_(lock_fd), upstreams_fd_(upstreams_fd) {}
+  // Reads the records from the directory (the first Load); moves old
+  // layouts into slots. Requires mu_.
+  absl::StatusOr<std::vector<core::RevisionedRecord>> ScanLocked();
+  // Loads one upstream's newest whole record from the files found.
+  absl::StatusOr<core::UpstreamRecord> LoadUpstream(const std::string& name, const Found& files,
+                                                    Slots& slots);
+  std::map<std::string, Found> ScanUpstreams();
+  // Reads the newest durable record of every upstream (a Load after the
+  // first). Requires mu_.
+  absl::StatusOr<std::vector<core::RevisionedRecord>> ReadAllLocked();
   std::string SlotPath(absl::string_view name, int slot) const;
   // Where a slot is written: its file, or, for slot 0 of an upstream whose
   // creation is staged, the temporary file the commit renames into place.
@@ -91,8 +126,11 @@ class FileStore final : public core::Store {
   std::string UpstreamsDir() const;
   // True when the calling thread began the current batch. Requires mu_.
   bool StagingLocked() const { return batch_owner_ == std::this_thread::get_id(); }
-  // An upstream's first record: through a temporary file renamed over slot 0.
-  absl::Status CreateLocked(const std::string& name, const std::string& data);
+  // An upstream's first record, outside a batch: a temporary file renamed
+  // over slot 0.
+  absl::Status CreateLocked(const std::string& name, std::string& data);
+  // A write of an existing record, or of any record in a batch.
+  absl::Status WriteLocked(const std::string& name, std::string& data, bool staging);
   // The open file of a slot, opened (or created, with a directory sync)
   // if need be.
   absl::StatusOr<int> SlotFileLocked(const std::string& name, Slots& slots, int slot);
@@ -103,18 +141,25 @@ class FileStore final : public core::Store {
   // Removes both slot files of `name`, the older first, so that a crash in
   // between leaves the newest record.
   absl::Status RemoveLocked(const std::string& name);
+  // Syncs the slots a batch wrote: one fdatasync for one, a syncfs for more.
+  absl::Status SyncStagedLocked(const std::map<std::string, Staged>& staged);
   // Makes the names in the upstreams directory durable.
   absl::Status SyncUpstreamsDir();
+  // The mod revision of `name`'s durable record (0: none). Requires mu_.
+  uint64_t ModRevisionLocked(absl::string_view name) const;
 
   const std::string dir_;
   const int lock_fd_;
   // The upstreams directory, open for the store's life: commits sync it.
   const int upstreams_fd_;
+  uint64_t boot_ = 0;
 
-  std::mutex mu_;  // Guards everything below; held across a write's I/O.
+  mutable std::mutex mu_;  // Guards everything below; held across a write's I/O.
   std::optional<std::thread::id> batch_owner_;
   absl::flat_hash_map<std::string, Slots> slots_;
   std::map<std::string, Staged> staged_;
+  bool scanned_ = false;  // The first Load has read the directory.
+  core::ChangeFeed feed_;
   // Slot files are kept open from write to write, which saves an open (a
   // path walk) and a close per write; past kMaxOpenFiles they are all
   // closed, so the store never holds more than that many descriptors.

@@ -8,8 +8,8 @@
 #include "picker/v1/admin.pb.h"
 #include "server/api/convert.h"
 #include "server/core/address.h"
-#include "server/core/registry.h"
 #include "server/core/validate.h"
+#include "tests/support/local_picker.h"
 
 extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
   picker::v1::ReplaceTargetsRequest request;
@@ -38,17 +38,17 @@ extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
     if (t.ok()) targets.push_back(*t);
   }
   picker::core::MemoryStore store;
-  auto registry = picker::core::Registry::Open(&store, {});
-  if (!registry.ok() || !(*registry)->CreateUpstream(*config).ok()) __builtin_trap();
-  if (!(*registry)->ReplaceTargets(config->name, targets).ok()) return 0;
+  picker::testing::LocalPicker picker(store);
+  if (!picker.CreateUpstream(*config).ok()) __builtin_trap();
+  if (!picker.ReplaceTargets(config->name, targets).ok()) return 0;
   for (int i = 0; i < 4; ++i) {
-    picker::core::PickInput input;
+    picker::testing::PickInput input;
     input.upstream = config->name;
     input.hash = i * 0x9e3779b97f4a7c15ULL;
-    auto pick = (*registry)->Pick(input);
+    auto pick = picker.Pick(input);
     if (pick.ok()) {
-      (void)(*registry)->Release(config->name, pick->lease_id, picker::core::Outcome::kFailure,
-                                 std::nullopt);
+      (void)picker.Release(config->name, pick->lease_id, picker::testing::Outcome::kFailure,
+                           std::nullopt);
     }
   }
   return 0;

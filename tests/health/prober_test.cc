@@ -1,6 +1,6 @@
-// The prober against a real registry (in-memory store) and real servers on
-// loopback: transitions after the configured counts, what picks see, timeouts,
-// overrides, and checks turned off.
+// The prober against the real control and data planes (in-memory store)
+// and real servers on loopback: transitions after the configured counts, what
+// picks see, timeouts, overrides, and checks turned off.
 #include "server/health/prober.h"
 
 #include <chrono>
@@ -10,9 +10,9 @@
 
 #include "gmock/gmock.h"
 #include "gtest/gtest.h"
-#include "server/core/registry.h"
 #include "server/core/store.h"
 #include "tests/health/test_servers.h"
+#include "tests/support/local_picker.h"
 
 namespace picker::health {
 namespace {
@@ -26,12 +26,12 @@ using Type = core::ActiveHealthConfig::Type;
 
 class ProberTest : public ::testing::Test {
  protected:
-  void SetUp() override {
-    registry_ = *core::Registry::Open(
-        &store_, core::Registry::Options{.maintenance_interval = milliseconds(5)});
-  }
+  void SetUp() override { registry_ = std::make_unique<::picker::testing::LocalPicker>(store_); }
   void TearDown() override {
-    if (prober_) prober_->Stop();
+    if (prober_) {
+      registry_->control().RemoveListener(prober_.get());
+      prober_->Stop();
+    }
   }
 
   // An upstream checked every 20 ms; panic off so an unhealthy target is
@@ -60,9 +60,10 @@ class ProberTest : public ::testing::Test {
   }
 
   void StartProber(int threads = 4) {
-    prober_ = std::make_unique<Prober>(
-        *registry_, Prober::Options{.threads = threads, .refresh_interval = milliseconds(10)});
+    if (prober_) registry_->control().RemoveListener(prober_.get());
+    prober_ = std::make_unique<Prober>(registry_->control(), Prober::Options{.threads = threads});
     prober_->Start();
+    registry_->control().AddListener(prober_.get());
   }
 
   // The target as the current snapshot has it.
@@ -80,15 +81,16 @@ class ProberTest : public ::testing::Test {
   std::set<std::string> Picked(const std::string& upstream, int n = 20) {
     std::set<std::string> picked;
     for (int i = 0; i < n; ++i) {
-      core::PickInput input;
+      ::picker::testing::PickInput input;
       input.upstream = upstream;
-      absl::StatusOr<core::PickOutput> pick = registry_->Pick(input);
+      absl::StatusOr<::picker::testing::PickOutput> pick = registry_->Pick(input);
       if (!pick.ok()) {
         picked.insert("error: " + pick.status().ToString());
         continue;
       }
       picked.insert(pick->target->config.address);
-      (void)registry_->Release(upstream, pick->lease_id, core::Outcome::kSuccess, std::nullopt);
+      (void)registry_->Release(upstream, pick->lease_id, ::picker::testing::Outcome::kSuccess,
+                               std::nullopt);
     }
     return picked;
   }
@@ -100,7 +102,7 @@ class ProberTest : public ::testing::Test {
   }
 
   core::MemoryStore store_;
-  std::unique_ptr<core::Registry> registry_;
+  std::unique_ptr<::picker::testing::LocalPicker> registry_;
   std::unique_ptr<Prober> prober_;
   std::shared_ptr<const core::UpstreamSnapshot> snapshot_;
 };

@@ -22,10 +22,10 @@
 #include "absl/container/flat_hash_set.h"
 #include "gtest/gtest.h"
 #include "server/core/hash/hash_policy.h"
-#include "server/core/registry.h"
 #include "server/core/store.h"
 #include "server/core/strategy/edf_scheduler.h"
 #include "tests/support/fake_request.h"
+#include "tests/support/local_picker.h"
 
 // Options and configs are built with designated initializers naming only
 // the fields set; the rest keep their defaults on purpose.
@@ -33,6 +33,11 @@
 
 namespace picker::core {
 namespace {
+
+using ::picker::testing::LocalPicker;
+using ::picker::testing::Outcome;
+using ::picker::testing::PickInput;
+using ::picker::testing::PickOutput;
 
 // Long enough for thousands of picks and hundreds of snapshot swaps even at
 // ThreadSanitizer's speed, short enough for CI.
@@ -83,10 +88,11 @@ class LeaseQueue {
 class ConcurrencyTest : public ::testing::Test {
  protected:
   void SetUp() override {
-    // A short maintenance interval so expiry and health rebuilds race with
-    // everything else; a low lease limit so the overloaded path runs too.
-    registry_ = *Registry::Open(&store_, Registry::Options{.maintenance_interval = Millis(2),
-                                                           .max_leases_per_upstream = 48});
+    // A short expiry granularity so expiry races with everything else; a
+    // low lease limit so the overloaded path runs too.
+    registry_ = std::make_unique<LocalPicker>(
+        store_,
+        LocalPicker::Options{.max_leases_per_upstream = 48, .expiry_granularity = Millis(2)});
   }
 
   UpstreamConfig BaseConfig(const std::string& name, StrategyKind kind) {
@@ -227,7 +233,8 @@ class ConcurrencyTest : public ::testing::Test {
             config.load_balancer.choice_count = static_cast<uint32_t>(2 + rng() % 3);
           }
           if (config.load_balancer.kind == StrategyKind::kRingHash) {
-            config.load_balancer.hash_balance_factor = rng() % 2 == 0 ? 0 : 150;
+            config.load_balancer.hash_balance_factor =
+                rng() % 2 == 0 ? std::nullopt : std::optional<uint32_t>(150);
           }
           ASSERT_TRUE(registry_->UpdateUpstream(config).ok());
           break;
@@ -246,7 +253,7 @@ class ConcurrencyTest : public ::testing::Test {
         }
         case 3: {
           // What the active health prober does: flip a live flag, ask for a
-          // rebuild on the maintenance thread.
+          // rebuild on the control plane's thread.
           std::shared_ptr<const UpstreamSnapshot> snapshot = registry_->Find(name);
           if (snapshot->targets().empty()) break;
           TargetLive& live = *snapshot->targets()[rng() % snapshot->targets().size()].live;
@@ -255,7 +262,7 @@ class ConcurrencyTest : public ::testing::Test {
           break;
         }
         default:
-          // Maintenance on this thread too, racing the background one.
+          // Lease expiry on this thread too, racing the data plane's timer.
           registry_->RunMaintenance();
           break;
       }
@@ -264,7 +271,7 @@ class ConcurrencyTest : public ::testing::Test {
   }
 
   MemoryStore store_;
-  std::unique_ptr<Registry> registry_;
+  std::unique_ptr<LocalPicker> registry_;
   std::atomic<bool> stop_{false};
   Tally tally_;
   LeaseQueue queue_;

@@ -4,11 +4,23 @@
 
 #include "gmock/gmock.h"
 #include "gtest/gtest.h"
+#include "tests/support/local_picker.h"
 
 namespace picker::config {
 namespace {
 
 using ::testing::HasSubstr;
+
+// Applies a file's plan through the control plane, as picker-server does.
+absl::Status ApplyConfig(const std::vector<DeclaredUpstream>& declared,
+                         testing::LocalPicker& picker) {
+  for (core::Change& change : PlanConfig(declared, picker.snapshots())) {
+    if (auto written = picker.control().Write(std::move(change)); !written.ok()) {
+      return written.status();
+    }
+  }
+  return absl::OkStatus();
+}
 
 std::string Error(const std::string& yaml) {
   absl::StatusOr<std::vector<DeclaredUpstream>> parsed = ParseConfig(yaml, "f.yaml");
@@ -97,7 +109,7 @@ TEST(ConfigFileTest, ErrorsNameFileLineAndField) {
 
 TEST(ConfigFileTest, ApplyCreatesThenReplaces) {
   core::MemoryStore store;
-  auto registry = *core::Registry::Open(&store, {});
+  auto registry = std::make_unique<testing::LocalPicker>(store);
   auto first = *ParseConfig(
       "upstreams:\n- name: u\n  targets:\n  - target: 10.0.0.1:80\n  - target: 10.0.0.2:80\n", "a");
   ASSERT_TRUE(ApplyConfig(first, *registry).ok());
@@ -111,6 +123,80 @@ TEST(ConfigFileTest, ApplyCreatesThenReplaces) {
   EXPECT_EQ(snapshot->config().load_balancer.kind, core::StrategyKind::kRandom);
   ASSERT_EQ(snapshot->targets().size(), 1u);
   EXPECT_EQ(snapshot->targets()[0].config.weight, 5u);
+}
+
+}  // namespace
+}  // namespace picker::config
+
+namespace picker::config {
+namespace {
+
+TEST(ConfigFileTest, ApplyingTheSameFileAgainPlansNothing) {
+  core::MemoryStore store;
+  testing::LocalPicker picker(store);
+  auto declared = *ParseConfig(
+      "upstreams:\n- name: u\n  loadBalancer: {type: Maglev}\n  targets:\n"
+      "  - target: 10.0.0.2:80\n  - target: 10.0.0.1:80\n    weight: 5\n",
+      "f.yaml");
+  ASSERT_TRUE(ApplyConfig(declared, picker).ok());
+  const uint64_t revision = picker.control().revision();
+  EXPECT_TRUE(PlanConfig(declared, picker.snapshots()).empty());
+  ASSERT_TRUE(ApplyConfig(declared, picker).ok());
+  EXPECT_EQ(picker.control().revision(), revision);
+  declared[0].targets[1].weight = 6;
+  EXPECT_EQ(PlanConfig(declared, picker.snapshots()).size(), 1u);  // ReplaceTargets only.
+}
+
+TEST(ConfigFileTest, CoreRulesAreReportedAtTheirLine) {
+  EXPECT_THAT(Error("upstreams:\n- name: u\n  loadBalancer:\n    type: RingHash\n"
+                    "    ringHash:\n      minRingSize: 4096\n      maxRingSize: 2048\n"),
+              HasSubstr("f.yaml:6: upstreams[0].loadBalancer.ringHash.minRingSize: "));
+  EXPECT_THAT(Error("upstreams:\n- name: u\n  loadBalancer:\n    type: Maglev\n"
+                    "    maglev:\n      hashBalanceFactor: 99\n"),
+              HasSubstr("f.yaml:6: upstreams[0].loadBalancer.maglev.hashBalanceFactor: must be "
+                        "at least 100"));
+  EXPECT_THAT(Error("upstreams:\n- name: u\n  healthChecks:\n    passive:\n"
+                    "      baseEjectionTime: 10s\n      maxEjectionTime: 1s\n"),
+              HasSubstr("f.yaml:6: upstreams[0].healthChecks.passive.maxEjectionTime: "));
+  EXPECT_THAT(Error("upstreams:\n- name: u\n  loadBalancer:\n    type: RingHash\n"
+                    "    ringHash:\n      hashPolicies:\n      - type: Header\n"
+                    "        header: {name: ''}\n"),
+              HasSubstr("upstreams[0].loadBalancer.ringHash.hashPolicies[0].header.name: is "
+                        "required"));
+  // The field path once, not twice.
+  const std::string no_port = Error("upstreams:\n- name: u\n  targets:\n  - target: 10.0.0.1\n");
+  EXPECT_EQ(no_port.find("upstreams[0].targets[0].target"),
+            no_port.rfind("upstreams[0].targets[0].target"))
+      << no_port;
+  EXPECT_THAT(Error("upstreams:\n- name: u\n  targets:\n  - target: 10.0.0.1:80\n"
+                    "    zone: " +
+                    std::string(300, 'z') + "\n"),
+              HasSubstr("f.yaml:5: upstreams[0].targets[0].zone: "));
+}
+
+TEST(ConfigFileTest, DurationsTakeGoSyntax) {
+  auto parsed = ParseConfig(
+      "upstreams:\n- name: u\n  leaseTtl: 1m30s\n  healthChecks:\n"
+      "    passive: {baseEjectionTime: 1.5s}\n",
+      "f.yaml");
+  ASSERT_TRUE(parsed.ok()) << parsed.status();
+  EXPECT_EQ((*parsed)[0].config.lease_ttl, core::Millis(90000));
+  EXPECT_EQ((*parsed)[0].config.passive.base_ejection_time, core::Millis(1500));
+  EXPECT_THAT(Error("upstreams:\n- name: u\n  leaseTtl: -1s\n"), HasSubstr("leaseTtl"));
+  EXPECT_THAT(Error("upstreams:\n- name: u\n  leaseTtl: 1.5ms\n"), HasSubstr("leaseTtl"));
+}
+
+TEST(ConfigFileTest, WhatWouldBeIgnoredIsAnError) {
+  EXPECT_THAT(Error("upstreams:\n- name: u\n  loadBalancer:\n    type: RingHash\n"
+                    "    maglev: {tableSize: 7}\n"),
+              HasSubstr("f.yaml:5: upstreams[0].loadBalancer.maglev: does not go with type"));
+  EXPECT_THAT(Error(""), HasSubstr("f.yaml: the file is empty"));
+  EXPECT_THAT(Error("# nothing\n"), HasSubstr("f.yaml: the file is empty"));
+  EXPECT_THAT(Error("upstreams: []\n---\nupstreams: [{name: v}]\n"),
+              HasSubstr("a second YAML document"));
+  EXPECT_TRUE(ParseConfig("upstreams: []\n", "f.yaml").ok());
+  absl::StatusOr<std::vector<DeclaredUpstream>> missing = LoadConfigFile("/nonexistent/x.yaml");
+  EXPECT_THAT(std::string(missing.status().message()), HasSubstr("No such file or directory"));
 }
 
 }  // namespace

@@ -18,8 +18,8 @@
 #include <vector>
 
 #include "gtest/gtest.h"
-#include "server/api/convert.h"
 #include "server/core/hash/hash.h"
+#include "server/store/record_codec.h"
 #include "server/store/store.pb.h"
 
 namespace picker::store {
@@ -53,11 +53,20 @@ class FileStoreTest : public ::testing::Test {
     return record;
   }
 
+  // The records a Load answers.
+  static absl::StatusOr<std::vector<core::UpstreamRecord>> Records(FileStore& store) {
+    absl::StatusOr<core::StoreState> state = store.Load(nullptr);
+    if (!state.ok()) return state.status();
+    std::vector<core::UpstreamRecord> out;
+    for (core::RevisionedRecord& r : state->records) out.push_back(std::move(r.record));
+    return out;
+  }
+
   // Name -> weight of the single target, as a fresh open loads them.
   std::map<std::string, uint32_t> Loaded() {
     std::unique_ptr<FileStore> store = Open();
     std::map<std::string, uint32_t> out;
-    absl::StatusOr<std::vector<core::UpstreamRecord>> records = store->Load();
+    absl::StatusOr<std::vector<core::UpstreamRecord>> records = Records(*store);
     EXPECT_TRUE(records.ok()) << records.status();
     for (const core::UpstreamRecord& r : *records) out[r.config.name] = r.targets[0].config.weight;
     return out;
@@ -107,7 +116,7 @@ TEST_F(FileStoreTest, RecordsOfEverySizeRoundTrip) {
     for (const core::UpstreamRecord& r : written) ASSERT_TRUE(store->Put(r).ok()) << r.config.name;
   }
   std::unique_ptr<FileStore> store = Open();
-  absl::StatusOr<std::vector<core::UpstreamRecord>> loaded = store->Load();
+  absl::StatusOr<std::vector<core::UpstreamRecord>> loaded = Records(*store);
   ASSERT_TRUE(loaded.ok()) << loaded.status();
   ASSERT_EQ(loaded->size(), written.size());
   for (const core::UpstreamRecord& want : written) {
@@ -194,7 +203,7 @@ TEST_F(FileStoreTest, ARecordShrinksInPlace) {
     for (int n : {1000, 1000, 3, 2}) ASSERT_TRUE(store->Put(with_targets(n)).ok()) << n;
   }
   std::unique_ptr<FileStore> store = Open();
-  absl::StatusOr<std::vector<core::UpstreamRecord>> loaded = store->Load();
+  absl::StatusOr<std::vector<core::UpstreamRecord>> loaded = Records(*store);
   ASSERT_TRUE(loaded.ok()) << loaded.status();
   ASSERT_EQ(loaded->size(), 1u);
   EXPECT_EQ((*loaded)[0].targets.size(), 2u);
@@ -222,7 +231,7 @@ TEST_F(FileStoreTest, ADamagedSlotLoadsTheRecordBeforeIt) {
   EXPECT_EQ(Loaded(), (std::map<std::string, uint32_t>{{"a", 2}, {"b", 1}}));
   {
     std::unique_ptr<FileStore> store = Open();
-    ASSERT_TRUE(store->Load().ok());
+    ASSERT_TRUE(store->Load(nullptr).ok());
     ASSERT_TRUE(store->Put(Record("a", 4)).ok());
     // Over the damaged slot: the one before stays whole.
     EXPECT_EQ(fs::file_size(Slot("a", 0)), fs::file_size(Slot("a", 1)));
@@ -240,7 +249,7 @@ TEST_F(FileStoreTest, NoWholeSlotStopsTheLoadWithTheFileNames) {
   fs::resize_file(Slot("lone", 0), 10);
   {
     std::unique_ptr<FileStore> store = Open();
-    absl::StatusOr<std::vector<core::UpstreamRecord>> loaded = store->Load();
+    absl::StatusOr<std::vector<core::UpstreamRecord>> loaded = Records(*store);
     ASSERT_FALSE(loaded.ok());
     EXPECT_EQ(loaded.status().code(), absl::StatusCode::kDataLoss);
     EXPECT_NE(loaded.status().message().find("u-lone.slot0"), std::string::npos) << loaded.status();
@@ -248,7 +257,7 @@ TEST_F(FileStoreTest, NoWholeSlotStopsTheLoadWithTheFileNames) {
   fs::remove(Slot("lone", 0));
   for (int k = 0; k < 2; ++k) fs::resize_file(Slot("a", k), 40);
   std::unique_ptr<FileStore> store = Open();
-  absl::StatusOr<std::vector<core::UpstreamRecord>> loaded = store->Load();
+  absl::StatusOr<std::vector<core::UpstreamRecord>> loaded = Records(*store);
   ASSERT_FALSE(loaded.ok());
   EXPECT_NE(loaded.status().message().find("u-a.slot0"), std::string::npos) << loaded.status();
   EXPECT_NE(loaded.status().message().find("u-a.slot1"), std::string::npos) << loaded.status();
@@ -259,12 +268,9 @@ TEST_F(FileStoreTest, NoWholeSlotStopsTheLoadWithTheFileNames) {
 TEST_F(FileStoreTest, RecordsOfTheLayoutBeforeSlotsAreMovedIntoSlots) {
   fs::create_directories(dir_ / "upstreams");
   {
+    // The store's schema reads those records as they are (store.proto).
     picker::store::v1::StoredUpstream stored;
-    core::UpstreamRecord record = Record("old", 7);
-    *stored.mutable_upstream() = api::ToProto(record.config);
-    picker::store::v1::StoredTarget* target = stored.add_targets();
-    api::ToProto(record.targets[0].config, target->mutable_target());
-    target->set_health_override(api::ToProto(core::HealthOverride::kNone));
+    Encode(Record("old", 7), &stored);
     const std::string payload = stored.SerializeAsString();
     std::string file = "PICKREC1";
     auto put_u64 = [&file](uint64_t v) {
@@ -281,7 +287,7 @@ TEST_F(FileStoreTest, RecordsOfTheLayoutBeforeSlotsAreMovedIntoSlots) {
   EXPECT_EQ(Files(), (std::set<std::string>{"u-old.slot0"}));
   {
     std::unique_ptr<FileStore> store = Open();
-    ASSERT_TRUE(store->Load().ok());
+    ASSERT_TRUE(store->Load(nullptr).ok());
     ASSERT_TRUE(store->Put(Record("old", 8)).ok());
   }
   EXPECT_EQ(Loaded(), (std::map<std::string, uint32_t>{{"old", 8}}));
@@ -392,7 +398,7 @@ TEST_F(FileStoreTest, AFailedWriteLeavesTheRecordBeforeIt) {
     ASSERT_TRUE(store->Put(Record("a", 1)).ok());
     ASSERT_TRUE(store->Put(Record("a", 2)).ok());
     FileSizeLimit limit(4096);
-    absl::Status failed = store->Put(Large("a", 3));
+    absl::Status failed = store->Put(Large("a", 3)).status();
     EXPECT_FALSE(failed.ok());
     EXPECT_NE(failed.message().find("u-a.slot0"), std::string::npos) << failed;
   }

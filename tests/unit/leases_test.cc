@@ -25,10 +25,10 @@ class LeaseTableTest : public ::testing::Test {
 };
 
 TEST_F(LeaseTableTest, AcquireRaisesAndReleaseLowersBothCounters) {
-  const uint64_t a = table_.Acquire(target_, upstream_, Millis(60000));
-  const uint64_t b = table_.Acquire(target_, upstream_, Millis(60000));
+  const uint64_t a = *table_.Acquire(target_, upstream_, Millis(60000));
+  const uint64_t b = *table_.Acquire(target_, upstream_, Millis(60000));
   EXPECT_NE(a, b);
-  EXPECT_EQ(a >> LeaseTable::kSequenceBits, 7u);
+  EXPECT_EQ(LeaseId::Decode(a).boot, 7u);
   EXPECT_EQ(target_->active_requests.load(), 2u);
   EXPECT_EQ(upstream_->active_requests.load(), 2u);
 
@@ -41,23 +41,22 @@ TEST_F(LeaseTableTest, AcquireRaisesAndReleaseLowersBothCounters) {
 }
 
 TEST_F(LeaseTableTest, ReleaseTellsReleasedTwiceFromNeverIssued) {
-  const uint64_t id = table_.Acquire(target_, upstream_, Millis(60000));
+  const uint64_t id = *table_.Acquire(target_, upstream_, Millis(60000));
   ASSERT_EQ(table_.Release(id, upstream_.get()).state, LeaseState::kReleased);
   EXPECT_EQ(table_.Release(id, upstream_.get()).state, LeaseState::kAlreadyReleased);
   EXPECT_EQ(target_->active_requests.load(), 0u);
-  // A sequence not handed out yet, sequence 0, and a later epoch.
+  // A sequence not handed out yet, sequence 0, and a later boot.
   EXPECT_EQ(table_.Release(id + 1, upstream_.get()).state, LeaseState::kNeverIssued);
-  EXPECT_EQ(table_.Release(uint64_t{7} << LeaseTable::kSequenceBits, upstream_.get()).state,
+  EXPECT_EQ(table_.Release(LeaseId{7, 0, 0}.Encode(), upstream_.get()).state,
             LeaseState::kNeverIssued);
-  EXPECT_EQ(table_.Release(uint64_t{8} << LeaseTable::kSequenceBits | 1, upstream_.get()).state,
+  EXPECT_EQ(table_.Release(LeaseId{8, 0, 1}.Encode(), upstream_.get()).state,
             LeaseState::kNeverIssued);
   // An earlier run's lease ended with that run.
-  EXPECT_EQ(table_.Release(uint64_t{6} << LeaseTable::kSequenceBits | 1, upstream_.get()).state,
-            LeaseState::kExpired);
+  EXPECT_EQ(table_.Release(LeaseId{6, 0, 1}.Encode(), upstream_.get()).state, LeaseState::kExpired);
 }
 
 TEST_F(LeaseTableTest, ALeaseOfAnotherUpstreamIsNeverIssuedThereAndStaysOpen) {
-  const uint64_t id = table_.Acquire(target_, upstream_, Millis(60000));
+  const uint64_t id = *table_.Acquire(target_, upstream_, Millis(60000));
   UpstreamLive other;
   EXPECT_EQ(table_.Release(id, &other).state, LeaseState::kNeverIssued);
   EXPECT_EQ(target_->active_requests.load(), 1u);
@@ -65,8 +64,8 @@ TEST_F(LeaseTableTest, ALeaseOfAnotherUpstreamIsNeverIssuedThereAndStaysOpen) {
 }
 
 TEST_F(LeaseTableTest, ExpiryEndsDueLeasesOnceAndALateReleaseIsToldSo) {
-  const uint64_t short_lived = table_.Acquire(target_, upstream_, Millis(10));
-  const uint64_t long_lived = table_.Acquire(target_, upstream_, Millis(60000));
+  const uint64_t short_lived = *table_.Acquire(target_, upstream_, Millis(10));
+  const uint64_t long_lived = *table_.Acquire(target_, upstream_, Millis(60000));
   const LeaseTable::Clock::time_point later = LeaseTable::Clock::now() + milliseconds(100);
   EXPECT_EQ(table_.ExpireDue(later), 1u);
   EXPECT_EQ(table_.ExpireDue(later), 0u);
@@ -78,7 +77,7 @@ TEST_F(LeaseTableTest, ExpiryEndsDueLeasesOnceAndALateReleaseIsToldSo) {
 }
 
 TEST_F(LeaseTableTest, AbandonEndsALeaseOnceAndCountsIt) {
-  const uint64_t id = table_.Acquire(target_, upstream_, Millis(60000));
+  const uint64_t id = *table_.Acquire(target_, upstream_, Millis(60000));
   EXPECT_TRUE(table_.Abandon(id));
   EXPECT_FALSE(table_.Abandon(id));
   EXPECT_EQ(target_->active_requests.load(), 0u);
@@ -91,10 +90,10 @@ TEST_F(LeaseTableTest, DeadlinesOfReleasedLeasesDoNotPileUp) {
   // along: maintenance keeps the deadlines near the open leases' count
   // instead of one per pick made in the last TTL.
   std::vector<uint64_t> held;
-  for (int i = 0; i < 64; ++i) held.push_back(table_.Acquire(target_, upstream_, Millis(3600000)));
+  for (int i = 0; i < 64; ++i) held.push_back(*table_.Acquire(target_, upstream_, Millis(3600000)));
   for (int round = 0; round < 20; ++round) {
     for (int i = 0; i < 10000; ++i) {
-      const uint64_t id = table_.Acquire(target_, upstream_, Millis(3600000));
+      const uint64_t id = *table_.Acquire(target_, upstream_, Millis(3600000));
       ASSERT_EQ(table_.Release(id, upstream_.get()).state, LeaseState::kReleased);
     }
     EXPECT_EQ(table_.ExpireDue(LeaseTable::Clock::now()), 0u);

@@ -12,15 +12,16 @@ namespace {
 using testing::PickInputs;
 using testing::PickWith;
 using testing::ScriptedRandom;
+using testing::Stateful;
 using testing::TestHosts;
 
-uint32_t PickScripted(LeastRequestStrategy& lb, ScriptedRandom& random) {
+uint32_t PickScripted(const Stateful<LeastRequestStrategy>& lb, ScriptedRandom& random) {
   return PickWith(lb, PickInputs{.random = [&] { return random(); }});
 }
 
 TEST(LeastRequestTest, EnvoyNormal) {
   TestHosts hosts = TestHosts::Loopback(80, 2);
-  LeastRequestStrategy lb(hosts.hosts(), 2, 1.0, 0);
+  Stateful<LeastRequestStrategy> lb(0, hosts.hosts(), 2, 1.0);
   hosts.SetActive(0, 1);
   hosts.SetActive(1, 2);
   // Envoy scripts 0, 2, 3: the 0 goes to priority selection, which picker
@@ -42,12 +43,12 @@ TEST(LeastRequestTest, EnvoyPowerOfNChoices) {
 
   // P2C and P5C consume exactly choice_count randoms (Envoy: one more, for
   // the priority).
-  LeastRequestStrategy p2c(hosts.hosts(), 2, 1.0, 0);
+  Stateful<LeastRequestStrategy> p2c(0, hosts.hosts(), 2, 1.0);
   ScriptedRandom zeros2({0, 0, 0, 0, 0, 0});
   EXPECT_EQ(PickScripted(p2c, zeros2), 0u);
   EXPECT_EQ(zeros2.calls(), 2u);
 
-  LeastRequestStrategy p5c(hosts.hosts(), 5, 1.0, 0);
+  Stateful<LeastRequestStrategy> p5c(0, hosts.hosts(), 5, 1.0);
   ScriptedRandom zeros5({0, 0, 0, 0, 0, 0});
   EXPECT_EQ(PickScripted(p5c, zeros5), 0u);
   EXPECT_EQ(zeros5.calls(), 5u);
@@ -61,7 +62,7 @@ TEST(LeastRequestTest, TiesKeepTheFirstSample) {
   TestHosts hosts = TestHosts::Loopback(80, 3);
   hosts.SetActive(1, 2);
   hosts.SetActive(2, 2);
-  LeastRequestStrategy lb(hosts.hosts(), 2, 1.0, 0);
+  Stateful<LeastRequestStrategy> lb(0, hosts.hosts(), 2, 1.0);
   ScriptedRandom r({1, 2});
   EXPECT_EQ(PickScripted(lb, r), 1u);  // 2 is not strictly less loaded.
 }
@@ -69,7 +70,7 @@ TEST(LeastRequestTest, TiesKeepTheFirstSample) {
 // Envoy's WeightImbalance test: weights 1 and 2, the random seed 0.
 TEST(LeastRequestTest, EnvoyWeightImbalance) {
   TestHosts hosts = TestHosts::Loopback(80, 2, {1, 2});
-  LeastRequestStrategy lb(hosts.hosts(), 2, 1.0, 0);
+  Stateful<LeastRequestStrategy> lb(0, hosts.hosts(), 2, 1.0);
   auto next = [&] { return PickWith(lb, PickInputs{}); };
   // 2:1 for hosts[1].
   for (uint32_t want : {1, 0, 1, 1, 0, 1}) EXPECT_EQ(next(), want);
@@ -84,7 +85,7 @@ TEST(LeastRequestTest, EnvoyWeightImbalance) {
 
 TEST(LeastRequestTest, BiasZeroIsWeightedRoundRobin) {
   TestHosts hosts = TestHosts::Loopback(80, 2, {1, 2});
-  LeastRequestStrategy lb(hosts.hosts(), 2, 0.0, 0);
+  Stateful<LeastRequestStrategy> lb(0, hosts.hosts(), 2, 0.0);
   hosts.SetActive(1, 50);  // Ignored with bias 0.
   std::vector<uint32_t> got;
   for (int i = 0; i < 6; ++i) got.push_back(PickWith(lb, PickInputs{}));
@@ -97,7 +98,7 @@ TEST(LeastRequestTest, LargerBiasShiftsHarderAwayFromLoad) {
   TestHosts hosts = TestHosts::Loopback(80, 2, {1, 2});
   hosts.SetActive(1, 3);
   auto share_of_host0 = [&](double bias) {
-    LeastRequestStrategy lb(hosts.hosts(), 2, bias, 0);
+    Stateful<LeastRequestStrategy> lb(0, hosts.hosts(), 2, bias);
     int host0 = 0;
     for (int i = 0; i < 9000; ++i) host0 += PickWith(lb, PickInputs{}) == 0;
     return host0 / 9000.0;
@@ -109,7 +110,7 @@ TEST(LeastRequestTest, LargerBiasShiftsHarderAwayFromLoad) {
 TEST(LeastRequestTest, PrefersTheLessLoaded) {
   TestHosts hosts = TestHosts::Loopback(80, 4);
   hosts.SetActive(0, 10);
-  LeastRequestStrategy lb(hosts.hosts(), 2, 1.0, 0);
+  Stateful<LeastRequestStrategy> lb(0, hosts.hosts(), 2, 1.0);
   std::mt19937_64 rng(4);
   int busy = 0;
   constexpr int kPicks = 40000;
@@ -125,12 +126,12 @@ TEST(LeastRequestTest, AvoidSkipsExcludedHosts) {
   hosts.SetActive(1, 0);
   hosts.SetActive(0, 5);
   hosts.SetActive(2, 5);
-  LeastRequestStrategy lb(hosts.hosts(), 2, 1.0, 0);
+  Stateful<LeastRequestStrategy> lb(0, hosts.hosts(), 2, 1.0);
   for (int i = 0; i < 50; ++i) {
     EXPECT_NE(PickWith(lb, PickInputs{.avoid = [](uint32_t h) { return h == 1; }}), 1u);
   }
   TestHosts weighted = TestHosts::Loopback(80, 3, {1, 2, 3});
-  LeastRequestStrategy wlb(weighted.hosts(), 2, 1.0, 0);
+  Stateful<LeastRequestStrategy> wlb(0, weighted.hosts(), 2, 1.0);
   for (int i = 0; i < 50; ++i) {
     EXPECT_EQ(PickWith(wlb, PickInputs{.avoid = [](uint32_t h) { return h != 0; }}), 0u);
   }
@@ -143,10 +144,10 @@ TEST(LeastRequestTest, AvoidSkipsExcludedHosts) {
 
 TEST(LeastRequestTest, SingleAndNoHosts) {
   TestHosts one = TestHosts::Loopback(80, 1);
-  LeastRequestStrategy lb(one.hosts(), 2, 1.0, 0);
+  Stateful<LeastRequestStrategy> lb(0, one.hosts(), 2, 1.0);
   EXPECT_EQ(PickWith(lb, PickInputs{}), 0u);
   TestHosts none(std::vector<std::string>{});
-  LeastRequestStrategy empty(none.hosts(), 2, 1.0, 0);
+  Stateful<LeastRequestStrategy> empty(0, none.hosts(), 2, 1.0);
   EXPECT_EQ(PickWith(empty, PickInputs{}), kNoHost);
 }
 

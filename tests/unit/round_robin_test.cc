@@ -32,9 +32,10 @@ namespace {
 
 using testing::PickInputs;
 using testing::PickWith;
+using testing::Stateful;
 using testing::TestHosts;
 
-std::vector<uint32_t> Sequence(Strategy& lb, int n) {
+std::vector<uint32_t> Sequence(const Stateful<RoundRobinStrategy>& lb, int n) {
   std::vector<uint32_t> out;
   for (int i = 0; i < n; ++i) out.push_back(PickWith(lb, PickInputs{}));
   return out;
@@ -43,25 +44,25 @@ std::vector<uint32_t> Sequence(Strategy& lb, int n) {
 TEST(RoundRobinTest, EqualWeightsRotateFromSeed) {
   // Envoy's round robin test: seed 1 on 3 hosts gives 1, 2, 0, 1.
   TestHosts hosts = TestHosts::Loopback(80, 3);
-  RoundRobinStrategy lb(hosts.hosts(), 1);
+  Stateful<RoundRobinStrategy> lb(1, hosts.hosts());
   EXPECT_EQ(Sequence(lb, 4), (std::vector<uint32_t>{1, 2, 0, 1}));
 }
 
 TEST(RoundRobinTest, LargeSeedWrapsModuloHostCount) {
   TestHosts hosts = TestHosts::Loopback(80, 3);
-  RoundRobinStrategy lb(hosts.hosts(), 3000000000002ULL);  // % 3 == 2
+  Stateful<RoundRobinStrategy> lb(3000000000002ULL, hosts.hosts());  // % 3 == 2
   EXPECT_EQ(Sequence(lb, 3), (std::vector<uint32_t>{2, 0, 1}));
 }
 
 TEST(RoundRobinTest, EnvoyEdfVectors) {
   TestHosts a = TestHosts::Loopback(80, 2, {1, 2});
-  RoundRobinStrategy seed0(a.hosts(), 0);
+  Stateful<RoundRobinStrategy> seed0(0, a.hosts());
   EXPECT_EQ(Sequence(seed0, 6), (std::vector<uint32_t>{1, 0, 1, 1, 0, 1}));
-  RoundRobinStrategy seed1(a.hosts(), 1);
+  Stateful<RoundRobinStrategy> seed1(1, a.hosts());
   EXPECT_EQ(Sequence(seed1, 6), (std::vector<uint32_t>{0, 1, 1, 0, 1, 1}));
 
   TestHosts b = TestHosts::Loopback(80, 3, {2, 1, 3});
-  RoundRobinStrategy lb(b.hosts(), 0);
+  Stateful<RoundRobinStrategy> lb(0, b.hosts());
   EXPECT_EQ(Sequence(lb, 12), (std::vector<uint32_t>{2, 0, 2, 1, 0, 2, 2, 0, 2, 1, 0, 2}));
 }
 
@@ -157,7 +158,7 @@ TEST(EdfSchedulerTest, PicksAsEnvoysPopAndPush) {
 
 TEST(RoundRobinTest, WeightedSharesAreExact) {
   TestHosts hosts = TestHosts::Loopback(80, 3, {1, 3, 6});
-  RoundRobinStrategy lb(hosts.hosts(), 12345);
+  Stateful<RoundRobinStrategy> lb(12345, hosts.hosts());
   std::vector<int> counts(3, 0);
   for (uint32_t h : Sequence(lb, 10000)) ++counts[h];
   EXPECT_NEAR(counts[0], 1000, 2);
@@ -167,7 +168,7 @@ TEST(RoundRobinTest, WeightedSharesAreExact) {
 
 TEST(RoundRobinTest, AvoidSkipsExcludedHosts) {
   TestHosts hosts = TestHosts::Loopback(80, 4);
-  RoundRobinStrategy lb(hosts.hosts(), 0);
+  Stateful<RoundRobinStrategy> lb(0, hosts.hosts());
   for (int i = 0; i < 20; ++i) {
     const uint32_t h = PickWith(lb, PickInputs{.avoid = [](uint32_t h) { return h == 1; }});
     EXPECT_NE(h, 1u);
@@ -180,7 +181,7 @@ TEST(RoundRobinTest, AvoidSkipsExcludedHosts) {
 
 TEST(RoundRobinTest, AvoidEverythingReturnsTheOriginalPick) {
   TestHosts hosts = TestHosts::Loopback(80, 3);
-  RoundRobinStrategy lb(hosts.hosts(), 1);
+  Stateful<RoundRobinStrategy> lb(1, hosts.hosts());
   EXPECT_EQ(PickWith(lb, PickInputs{.avoid = [](uint32_t) { return true; }}), 1u);
 }
 
@@ -188,25 +189,25 @@ TEST(RoundRobinTest, AvoidWorksWithManyHostsBeyondTheRetryBound) {
   // 50 hosts, all but host 37 avoided: the retries (10) cannot reach it,
   // the scan does.
   TestHosts hosts = TestHosts::Loopback(1000, 50, std::vector<uint32_t>(50, 1));
-  RoundRobinStrategy lb(hosts.hosts(), 0);
+  Stateful<RoundRobinStrategy> lb(0, hosts.hosts());
   EXPECT_EQ(PickWith(lb, PickInputs{.avoid = [](uint32_t h) { return h != 37; }}), 37u);
   TestHosts weighted = TestHosts::Loopback(1000, 50, [] {
     std::vector<uint32_t> w(50, 1);
     w[0] = 100;
     return w;
   }());
-  RoundRobinStrategy wlb(weighted.hosts(), 0);
+  Stateful<RoundRobinStrategy> wlb(0, weighted.hosts());
   EXPECT_EQ(PickWith(wlb, PickInputs{.avoid = [](uint32_t h) { return h != 37; }}), 37u);
 }
 
 TEST(RoundRobinTest, NoHosts) {
   TestHosts none(std::vector<std::string>{});
-  RoundRobinStrategy lb(none.hosts(), 0);
+  Stateful<RoundRobinStrategy> lb(0, none.hosts());
   EXPECT_EQ(PickWith(lb, PickInputs{}), kNoHost);
 }
 
-void ConcurrentPicks(RoundRobinStrategy& lb, size_t host_count, int threads, int per_thread,
-                     std::vector<uint64_t>& totals) {
+void ConcurrentPicks(const Stateful<RoundRobinStrategy>& lb, size_t host_count, int threads,
+                     int per_thread, std::vector<uint64_t>& totals) {
   std::vector<std::vector<uint64_t>> counts(threads, std::vector<uint64_t>(host_count, 0));
   std::vector<std::thread> workers;
   for (int t = 0; t < threads; ++t) {
@@ -228,7 +229,7 @@ void ConcurrentPicks(RoundRobinStrategy& lb, size_t host_count, int threads, int
 
 TEST(RoundRobinTest, ConcurrentEqualPicksSpreadExactly) {
   TestHosts hosts = TestHosts::Loopback(80, 5);
-  RoundRobinStrategy lb(hosts.hosts(), 7);
+  Stateful<RoundRobinStrategy> lb(7, hosts.hosts());
   std::vector<uint64_t> totals;
   ConcurrentPicks(lb, 5, 4, 50000, totals);
   // The shared atomic cursor hands out consecutive positions: 200000 picks
@@ -238,7 +239,7 @@ TEST(RoundRobinTest, ConcurrentEqualPicksSpreadExactly) {
 
 TEST(RoundRobinTest, ConcurrentWeightedPicksFollowWeights) {
   TestHosts hosts = TestHosts::Loopback(80, 3, {1, 2, 5});
-  RoundRobinStrategy lb(hosts.hosts(), 7);
+  Stateful<RoundRobinStrategy> lb(7, hosts.hosts());
   std::vector<uint64_t> totals;
   ConcurrentPicks(lb, 3, 4, 40000, totals);
   EXPECT_NEAR(totals[0], 20000, 3);
@@ -249,7 +250,7 @@ TEST(RoundRobinTest, ConcurrentWeightedPicksFollowWeights) {
 TEST(RoundRobinTest, PicksDoNotAllocate) {
   TestHosts equal = TestHosts::Loopback(80, 4);
   TestHosts weighted = TestHosts::Loopback(80, 4, {1, 2, 3, 4});
-  RoundRobinStrategy a(equal.hosts(), 0), b(weighted.hosts(), 0);
+  Stateful<RoundRobinStrategy> a(0, equal.hosts()), b(0, weighted.hosts());
   auto avoid = [](uint32_t h) { return h == 0; };
   auto random = [] { return uint64_t{0}; };
   const PickParams params{.hash = 0, .avoid = avoid, .random = random};

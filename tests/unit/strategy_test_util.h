@@ -67,17 +67,43 @@ struct PickInputs {
   uint64_t upstream_active_requests = 0;
 };
 
-inline uint32_t PickWith(Strategy& strategy, const PickInputs& in) {
+// A strategy with the pick state it made from `seed`, as a snapshot holds
+// them (for the strategies whose picks change something).
+template <typename S>
+struct Stateful {
+  template <typename... Args>
+  explicit Stateful(uint64_t seed, Args&&... args)
+      : strategy(std::forward<Args>(args)...), state(strategy.NewPickState(seed)) {}
+
+  uint32_t Pick(const PickParams& params) const { return strategy.Pick(params, state.get()); }
+  StrategyStats Stats() const { return strategy.Stats(); }
+
+  const S strategy;
+  const std::unique_ptr<PickState> state;
+};
+
+inline uint32_t PickWith(const Strategy& strategy, PickState* state, const PickInputs& in) {
   std::mt19937_64 fallback(12345);
   auto avoid = [&](uint32_t h) { return in.avoid ? in.avoid(h) : false; };
   auto random = [&]() -> uint64_t { return in.random ? in.random() : fallback(); };
   return strategy.Pick(PickParams{.hash = in.hash,
                                   .avoid = avoid,
                                   .random = random,
-                                  .upstream_active_requests = in.upstream_active_requests});
+                                  .upstream_active_requests = in.upstream_active_requests},
+                       state);
 }
 
-inline uint32_t PickHash(Strategy& strategy, uint64_t hash) {
+// Picks of a strategy whose picks change nothing (it has no pick state).
+inline uint32_t PickWith(const Strategy& strategy, const PickInputs& in) {
+  return PickWith(strategy, nullptr, in);
+}
+
+template <typename S>
+uint32_t PickWith(const Stateful<S>& stateful, const PickInputs& in) {
+  return PickWith(stateful.strategy, stateful.state.get(), in);
+}
+
+inline uint32_t PickHash(const Strategy& strategy, uint64_t hash) {
   return PickWith(strategy, PickInputs{.hash = hash});
 }
 

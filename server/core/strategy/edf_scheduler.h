@@ -37,13 +37,15 @@ class EdfScheduler {
   bool empty() const { return heap_.empty(); }
   size_t memory_bytes() const { return heap_.capacity() * sizeof(Entry); }
 
- private:
+  // One host's place in the schedule; a schedule holds one per host.
   struct Entry {
     double deadline;
     // Tie breaker between equal deadlines: first inserted, first picked.
     uint64_t order_offset;
     uint32_t host;
   };
+
+ private:
   // std heap functions build a max-heap; "less" here means "later", so the
   // front is the earliest deadline.
   static bool Later(const Entry& a, const Entry& b) {

@@ -9,20 +9,28 @@
 
 namespace picker::core {
 
+struct LeastRequestStrategy::State final : PickState {
+  SpinLock edf_lock;
+  EdfScheduler edf;  // Guarded by edf_lock.
+};
+
 LeastRequestStrategy::LeastRequestStrategy(std::vector<StrategyHost> hosts, uint32_t choice_count,
-                                           double active_request_bias, uint64_t seed)
+                                           double active_request_bias)
     : hosts_(std::move(hosts)),
       choice_count_(choice_count < 1 ? 2 : choice_count),
       // Envoy falls back to 1.0 for a negative or NaN bias.
       active_request_bias_((active_request_bias < 0.0 || std::isnan(active_request_bias))
                                ? 1.0
                                : active_request_bias),
-      weighted_(hosts_.size() > 1 && !WeightsAreEqual(hosts_)) {
-  if (weighted_) {
-    edf_ = EdfScheduler::CreateWithPicks(
-        static_cast<uint32_t>(hosts_.size()), [this](uint32_t i) { return EffectiveWeight(i); },
-        static_cast<uint32_t>(seed));
-  }
+      weighted_(hosts_.size() > 1 && !WeightsAreEqual(hosts_)) {}
+
+std::unique_ptr<PickState> LeastRequestStrategy::NewPickState(uint64_t seed) const {
+  if (!weighted_) return nullptr;
+  auto state = std::make_unique<State>();
+  state->edf = EdfScheduler::CreateWithPicks(
+      static_cast<uint32_t>(hosts_.size()), [this](uint32_t i) { return EffectiveWeight(i); },
+      static_cast<uint32_t>(seed));
+  return state;
 }
 
 double LeastRequestStrategy::EffectiveWeight(uint32_t host) const {
@@ -35,10 +43,11 @@ double LeastRequestStrategy::EffectiveWeight(uint32_t host) const {
   return weight / std::pow(static_cast<double>(divisor), active_request_bias_);
 }
 
-uint32_t LeastRequestStrategy::PickOnce(const PickParams& params) {
+uint32_t LeastRequestStrategy::PickOnce(const PickParams& params, PickState* state) const {
   if (weighted_) {
-    std::lock_guard<SpinLock> lock(edf_lock_);
-    return edf_.PickAndAdd([this](uint32_t i) { return EffectiveWeight(i); });
+    State& own = static_cast<State&>(*state);
+    std::lock_guard<SpinLock> lock(own.edf_lock);
+    return own.edf.PickAndAdd([this](uint32_t i) { return EffectiveWeight(i); });
   }
   const uint64_t n = hosts_.size();
   uint32_t candidate = kNoHost;
@@ -55,16 +64,18 @@ uint32_t LeastRequestStrategy::PickOnce(const PickParams& params) {
   return candidate;
 }
 
-uint32_t LeastRequestStrategy::Pick(const PickParams& params) {
+uint32_t LeastRequestStrategy::Pick(const PickParams& params, PickState* state) const {
   if (hosts_.empty()) return kNoHost;
   if (hosts_.size() == 1) return PickAvoiding(1, params, [] { return 0u; });
   return PickAvoiding(static_cast<uint32_t>(hosts_.size()), params,
-                      [this, &params] { return PickOnce(params); });
+                      [this, &params, state] { return PickOnce(params, state); });
 }
 
 StrategyStats LeastRequestStrategy::Stats() const {
   StrategyStats stats;
-  stats.memory_bytes = hosts_.capacity() * sizeof(StrategyHost) + edf_.memory_bytes();
+  // The schedule, when there is one, holds one entry per host.
+  stats.memory_bytes = hosts_.capacity() * sizeof(StrategyHost) +
+                       (weighted_ ? hosts_.size() * sizeof(EdfScheduler::Entry) : 0);
   return stats;
 }
 

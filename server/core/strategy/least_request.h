@@ -3,6 +3,7 @@
 #define PICKER_SERVER_CORE_STRATEGY_LEAST_REQUEST_H_
 
 #include <cstdint>
+#include <memory>
 #include <vector>
 
 #include "server/core/spin_lock.h"
@@ -19,24 +20,27 @@ namespace picker::core {
 // Envoy's pick also spends one random() on choosing the priority before the
 // samples; picker chooses priorities outside the strategy, so the strategy
 // consumes exactly `choice_count` randoms per attempt.
+//
+// The EDF schedule is the pick state; with equal weights picks change
+// nothing and there is none.
 class LeastRequestStrategy final : public Strategy {
  public:
   LeastRequestStrategy(std::vector<StrategyHost> hosts, uint32_t choice_count,
-                       double active_request_bias, uint64_t seed);
+                       double active_request_bias);
 
-  uint32_t Pick(const PickParams& params) override;
+  std::unique_ptr<PickState> NewPickState(uint64_t seed) const override;
+  uint32_t Pick(const PickParams& params, PickState* state) const override;
   StrategyStats Stats() const override;
 
  private:
-  uint32_t PickOnce(const PickParams& params);
+  struct State;
+  uint32_t PickOnce(const PickParams& params, PickState* state) const;
   double EffectiveWeight(uint32_t host) const;
 
   const std::vector<StrategyHost> hosts_;
   const uint32_t choice_count_;
   const double active_request_bias_;
   const bool weighted_;
-  SpinLock edf_lock_;
-  EdfScheduler edf_;  // Guarded by edf_lock_; empty unless weighted_.
 };
 
 }  // namespace picker::core

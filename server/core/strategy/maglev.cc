@@ -177,7 +177,7 @@ MaglevStrategy::MaglevStrategy(std::vector<StrategyHost> hosts, uint64_t table_s
                         ? std::optional<BoundedLoad>(std::in_place, hosts, hash_balance_factor)
                         : std::nullopt) {}
 
-uint32_t MaglevStrategy::Pick(const PickParams& params) {
+uint32_t MaglevStrategy::Pick(const PickParams& params, PickState* /*state*/) const {
   if (host_count_ == 0) return kNoHost;
   return PickHashedAvoiding(host_count_, params, [&](uint64_t hash, uint32_t attempt) {
     const uint32_t host = table_.ChooseHost(hash, attempt);

@@ -52,7 +52,7 @@ class MaglevStrategy final : public Strategy {
   MaglevStrategy(std::vector<StrategyHost> hosts, uint64_t table_size,
                  uint32_t hash_balance_factor);
 
-  uint32_t Pick(const PickParams& params) override;
+  uint32_t Pick(const PickParams& params, PickState* state) const override;
   StrategyStats Stats() const override;
 
   const MaglevTable& table() const { return table_; }

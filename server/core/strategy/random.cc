@@ -32,7 +32,7 @@ uint32_t RandomStrategy::PickOnce(const PickParams& params) const {
       PartitionPoint(cumulative, host_count_, [point](uint64_t c) { return c <= point; }));
 }
 
-uint32_t RandomStrategy::Pick(const PickParams& params) {
+uint32_t RandomStrategy::Pick(const PickParams& params, PickState* /*state*/) const {
   if (host_count_ == 0) return kNoHost;
   return PickAvoiding(host_count_, params, [this, &params] { return PickOnce(params); });
 }

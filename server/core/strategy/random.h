@@ -18,7 +18,7 @@ class RandomStrategy final : public Strategy {
  public:
   explicit RandomStrategy(std::vector<StrategyHost> hosts);
 
-  uint32_t Pick(const PickParams& params) override;
+  uint32_t Pick(const PickParams& params, PickState* state) const override;
   StrategyStats Stats() const override;
 
  private:

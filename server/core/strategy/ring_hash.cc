@@ -138,7 +138,7 @@ RingHashStrategy::RingHashStrategy(std::vector<StrategyHost> hosts, uint64_t min
                         ? std::optional<BoundedLoad>(std::in_place, hosts, hash_balance_factor)
                         : std::nullopt) {}
 
-uint32_t RingHashStrategy::Pick(const PickParams& params) {
+uint32_t RingHashStrategy::Pick(const PickParams& params, PickState* /*state*/) const {
   if (host_count_ == 0) return kNoHost;
   return PickHashedAvoiding(host_count_, params, [&](uint64_t hash, uint32_t attempt) {
     const uint32_t host = ring_.ChooseHost(hash, attempt);

@@ -73,7 +73,7 @@ class RingHashStrategy final : public Strategy {
   RingHashStrategy(std::vector<StrategyHost> hosts, uint64_t min_ring_size, uint64_t max_ring_size,
                    HashFunction hash_function, uint32_t hash_balance_factor);
 
-  uint32_t Pick(const PickParams& params) override;
+  uint32_t Pick(const PickParams& params, PickState* state) const override;
   StrategyStats Stats() const override;
 
   const HashRing& ring() const { return ring_; }

@@ -7,36 +7,51 @@
 
 namespace picker::core {
 
-RoundRobinStrategy::RoundRobinStrategy(std::vector<StrategyHost> hosts, uint64_t seed)
+struct RoundRobinStrategy::State final : PickState {
+  explicit State(uint64_t seed) : cursor(seed) {}
+  std::atomic<uint64_t> cursor;
+  SpinLock edf_lock;
+  EdfScheduler edf;  // Guarded by edf_lock; empty unless weighted.
+};
+
+RoundRobinStrategy::RoundRobinStrategy(std::vector<StrategyHost> hosts)
     : hosts_(std::move(hosts)),
       // Envoy builds no schedule for equal weights or a single host.
-      weighted_(hosts_.size() > 1 && !WeightsAreEqual(hosts_)),
-      cursor_(seed) {
+      weighted_(hosts_.size() > 1 && !WeightsAreEqual(hosts_)) {}
+
+std::unique_ptr<PickState> RoundRobinStrategy::NewPickState(uint64_t seed) const {
+  auto state = std::make_unique<State>(seed);
   if (weighted_) {
     // Envoy's createWithPicks takes a uint32_t: the seed is truncated.
-    edf_ = EdfScheduler::CreateWithPicks(
+    state->edf = EdfScheduler::CreateWithPicks(
         static_cast<uint32_t>(hosts_.size()),
         [this](uint32_t i) { return static_cast<double>(hosts_[i].weight); },
         static_cast<uint32_t>(seed));
   }
+  return state;
 }
 
-uint32_t RoundRobinStrategy::PickOnce() {
+uint32_t RoundRobinStrategy::PickOnce(State& state) const {
   if (!weighted_) {
-    return static_cast<uint32_t>(cursor_.fetch_add(1, std::memory_order_relaxed) % hosts_.size());
+    return static_cast<uint32_t>(state.cursor.fetch_add(1, std::memory_order_relaxed) %
+                                 hosts_.size());
   }
-  std::lock_guard<SpinLock> lock(edf_lock_);
-  return edf_.PickAndAdd([this](uint32_t i) { return static_cast<double>(hosts_[i].weight); });
+  std::lock_guard<SpinLock> lock(state.edf_lock);
+  return state.edf.PickAndAdd([this](uint32_t i) { return static_cast<double>(hosts_[i].weight); });
 }
 
-uint32_t RoundRobinStrategy::Pick(const PickParams& params) {
+uint32_t RoundRobinStrategy::Pick(const PickParams& params, PickState* state) const {
   if (hosts_.empty()) return kNoHost;
-  return PickAvoiding(static_cast<uint32_t>(hosts_.size()), params, [this] { return PickOnce(); });
+  State& own = static_cast<State&>(*state);
+  return PickAvoiding(static_cast<uint32_t>(hosts_.size()), params,
+                      [this, &own] { return PickOnce(own); });
 }
 
 StrategyStats RoundRobinStrategy::Stats() const {
   StrategyStats stats;
-  stats.memory_bytes = hosts_.capacity() * sizeof(StrategyHost) + edf_.memory_bytes();
+  // The schedule, when there is one, holds one entry per host.
+  stats.memory_bytes = hosts_.capacity() * sizeof(StrategyHost) +
+                       (weighted_ ? hosts_.size() * sizeof(EdfScheduler::Entry) : 0);
   return stats;
 }
 

@@ -4,6 +4,7 @@
 
 #include <atomic>
 #include <cstdint>
+#include <memory>
 #include <vector>
 
 #include "server/core/spin_lock.h"
@@ -14,23 +15,22 @@ namespace picker::core {
 
 // Equal weights: plain rotation `hosts[cursor++ % n]` with the cursor
 // starting at `seed` (a lock-free atomic). Unequal weights: Envoy's EDF
-// schedule created with `seed` pre-picks; picks serialise on a spin lock that
-// only picks of this strategy take.
+// schedule created with `seed` pre-picks; picks serialise on a spin lock
+// that only picks of this strategy take. Both live in the pick state.
 class RoundRobinStrategy final : public Strategy {
  public:
-  RoundRobinStrategy(std::vector<StrategyHost> hosts, uint64_t seed);
+  explicit RoundRobinStrategy(std::vector<StrategyHost> hosts);
 
-  uint32_t Pick(const PickParams& params) override;
+  std::unique_ptr<PickState> NewPickState(uint64_t seed) const override;
+  uint32_t Pick(const PickParams& params, PickState* state) const override;
   StrategyStats Stats() const override;
 
  private:
-  uint32_t PickOnce();
+  struct State;
+  uint32_t PickOnce(State& state) const;
 
   const std::vector<StrategyHost> hosts_;
   const bool weighted_;
-  std::atomic<uint64_t> cursor_;
-  SpinLock edf_lock_;
-  EdfScheduler edf_;  // Guarded by edf_lock_; empty unless weighted_.
 };
 
 }  // namespace picker::core

@@ -10,25 +10,37 @@
 
 namespace picker::core {
 
-std::unique_ptr<Strategy> BuildStrategy(const LoadBalancerConfig& config,
-                                        std::vector<StrategyHost> hosts, uint64_t seed) {
+namespace {
+
+std::unique_ptr<const Strategy> NewStrategy(const LoadBalancerConfig& config,
+                                            std::vector<StrategyHost> hosts) {
+  const uint32_t balance = config.hash_balance_factor.value_or(0);
   switch (config.kind) {
     case StrategyKind::kRoundRobin:
-      return std::make_unique<RoundRobinStrategy>(std::move(hosts), seed);
+      return std::make_unique<RoundRobinStrategy>(std::move(hosts));
     case StrategyKind::kLeastRequest:
       return std::make_unique<LeastRequestStrategy>(std::move(hosts), config.choice_count,
-                                                    config.active_request_bias, seed);
+                                                    config.active_request_bias);
     case StrategyKind::kRingHash:
       return std::make_unique<RingHashStrategy>(std::move(hosts), config.min_ring_size,
                                                 config.max_ring_size, config.hash_function,
-                                                config.hash_balance_factor);
+                                                balance);
     case StrategyKind::kRandom:
       return std::make_unique<RandomStrategy>(std::move(hosts));
     case StrategyKind::kMaglev:
-      return std::make_unique<MaglevStrategy>(std::move(hosts), config.table_size,
-                                              config.hash_balance_factor);
+      return std::make_unique<MaglevStrategy>(std::move(hosts), config.table_size, balance);
   }
-  return std::make_unique<RoundRobinStrategy>(std::move(hosts), seed);
+  return std::make_unique<RoundRobinStrategy>(std::move(hosts));
+}
+
+}  // namespace
+
+BuiltStrategy BuildStrategy(const LoadBalancerConfig& config, std::vector<StrategyHost> hosts,
+                            uint64_t seed) {
+  BuiltStrategy built;
+  built.strategy = NewStrategy(config, std::move(hosts));
+  built.state = built.strategy->NewPickState(seed);
+  return built;
 }
 
 }  // namespace picker::core

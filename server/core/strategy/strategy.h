@@ -1,11 +1,15 @@
 // The interface every load-balancing strategy implements.
 //
 // A strategy is built once per upstream snapshot from the hosts that can be
-// picked (weight > 0, in host-set order) and is then only read by picks, on
-// many threads at once. Whatever it builds (a ring, a table) is built in
-// `BuildStrategy`, never in `Pick`. The small mutable state a strategy needs
-// (a round-robin cursor, an EDF queue) lives inside it and is touched only by
-// picks: admin writes never lock it, they build a new strategy instead.
+// picked (weight > 0, in host-set order) and is then only read: Pick is a
+// const function of what was built (a ring, a table, cumulative weights),
+// called on many threads at once. The little that picks change as they go
+// (a round-robin cursor, an EDF schedule) is a separate PickState that the
+// strategy makes and the snapshot keeps beside it; admin writes never touch
+// it, they build a new strategy and a new state instead.
+//
+//   BuiltStrategy built = BuildStrategy(config, hosts, seed);
+//   uint32_t host = built.Pick(params);   // strategy->Pick(params, state)
 #ifndef PICKER_SERVER_CORE_STRATEGY_STRATEGY_H_
 #define PICKER_SERVER_CORE_STRATEGY_STRATEGY_H_
 
@@ -62,20 +66,39 @@ struct StrategyStats {
   size_t memory_bytes = 0;  // heap bytes held by the built structure.
 };
 
+// What the picks of one built strategy change as they go: a round-robin
+// cursor, an EDF schedule. Users see it as picks that alternate, so one state
+// is shared by every thread that picks the strategy.
+class PickState {
+ public:
+  virtual ~PickState() = default;
+};
+
 class Strategy {
  public:
   virtual ~Strategy() = default;
-  // Returns the index of the chosen host, or kNoHost when built from no host.
-  // Thread-safe.
-  virtual uint32_t Pick(const PickParams& params) = 0;
+  // A state for picks, started from `seed` (Envoy draws it at random per
+  // worker; tests fix it). Null for strategies whose picks change nothing
+  // (Random, RingHash, Maglev, LeastRequest with equal weights).
+  virtual std::unique_ptr<PickState> NewPickState(uint64_t seed) const { return nullptr; }
+  // Returns the index of the chosen host, or kNoHost when built from no
+  // host. Thread-safe. `state` is what NewPickState made for this strategy.
+  virtual uint32_t Pick(const PickParams& params, PickState* state) const = 0;
   virtual StrategyStats Stats() const = 0;
 };
 
-// Builds the strategy that `config.kind` names over `hosts`. `config` has been
-// validated. `seed` starts round-robin cursors and EDF schedules (Envoy draws
-// it at random per worker; tests fix it).
-std::unique_ptr<Strategy> BuildStrategy(const LoadBalancerConfig& config,
-                                        std::vector<StrategyHost> hosts, uint64_t seed);
+// A strategy and the state its picks change, as a snapshot holds them.
+struct BuiltStrategy {
+  std::unique_ptr<const Strategy> strategy;
+  std::unique_ptr<PickState> state;
+
+  uint32_t Pick(const PickParams& params) const { return strategy->Pick(params, state.get()); }
+};
+
+// Builds the strategy that `config.kind` names over `hosts`, and its pick
+// state from `seed`. `config` has been validated.
+BuiltStrategy BuildStrategy(const LoadBalancerConfig& config, std::vector<StrategyHost> hosts,
+                            uint64_t seed);
 
 }  // namespace picker::core
 

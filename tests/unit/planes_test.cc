@@ -1,6 +1,6 @@
-// The registry end to end in one process: admin writes, picks, releases,
-// lease expiry and passive health, with the in-memory store.
-#include "server/core/registry.h"
+// The control and data planes end to end in one process: admin writes,
+// picks, releases, lease expiry and passive health, with the in-memory store.
+#include "tests/support/local_picker.h"
 
 #include <atomic>
 #include <thread>
@@ -13,13 +13,22 @@
 namespace picker::core {
 namespace {
 
+using ::picker::testing::LocalPicker;
+using ::picker::testing::Outcome;
+using ::picker::testing::PickInput;
+using ::picker::testing::PickOutput;
 using ::testing::HasSubstr;
 
-class RegistryTest : public ::testing::Test {
+// The records the store holds, by name.
+std::vector<UpstreamRecord> Stored(Store& store) {
+  std::vector<UpstreamRecord> out;
+  for (RevisionedRecord& r : store.Load(nullptr)->records) out.push_back(std::move(r.record));
+  return out;
+}
+
+class PlanesTest : public ::testing::Test {
  protected:
-  void SetUp() override {
-    registry_ = *Registry::Open(&store_, Registry::Options{.maintenance_interval = Millis(5)});
-  }
+  void SetUp() override { registry_ = std::make_unique<LocalPicker>(store_); }
 
   void Create(const std::string& name, StrategyKind kind = StrategyKind::kRoundRobin,
               Millis ttl = Millis(60000)) {
@@ -50,10 +59,10 @@ class RegistryTest : public ::testing::Test {
   }
 
   MemoryStore store_;
-  std::unique_ptr<Registry> registry_;
+  std::unique_ptr<LocalPicker> registry_;
 };
 
-TEST_F(RegistryTest, RoundRobinAlternatesAndCountsActive) {
+TEST_F(PlanesTest, RoundRobinAlternatesAndCountsActive) {
   Create("u");
   Put("u", "10.0.0.1:80");
   Put("u", "10.0.0.2:80");
@@ -80,10 +89,10 @@ TEST_F(RegistryTest, RoundRobinAlternatesAndCountsActive) {
             absl::StatusCode::kNotFound);
 }
 
-TEST_F(RegistryTest, RejectedWritesChangeNothing) {
+TEST_F(PlanesTest, RejectedWritesChangeNothing) {
   Create("u");
   Put("u", "10.0.0.1:80");
-  const std::vector<StoredTarget> before = (*store_.Load())[0].targets;
+  const std::vector<StoredTarget> before = Stored(store_)[0].targets;
   EXPECT_EQ(registry_->PutTarget("u", {.address = "10.0.0.1:80", .weight = 70000}).status().code(),
             absl::StatusCode::kInvalidArgument);
   EXPECT_EQ(registry_->ReplaceTargets("u", {{.address = "[::1]:80"}, {.address = "[0::1]:80"}})
@@ -96,11 +105,11 @@ TEST_F(RegistryTest, RejectedWritesChangeNothing) {
   duplicate.name = "u";
   duplicate.load_balancer.kind = StrategyKind::kMaglev;
   EXPECT_EQ(registry_->CreateUpstream(duplicate).status().code(), absl::StatusCode::kAlreadyExists);
-  EXPECT_EQ((*store_.Load())[0].targets, before);
+  EXPECT_EQ(Stored(store_)[0].targets, before);
   EXPECT_EQ(registry_->Find("u")->config().load_balancer.kind, StrategyKind::kRoundRobin);
 }
 
-TEST_F(RegistryTest, PutTargetKeepsOmittedFieldsAndPlace) {
+TEST_F(PlanesTest, PutTargetKeepsOmittedFieldsAndPlace) {
   Create("u");
   ASSERT_TRUE(registry_->PutTarget("u", {.address = "a.example:80", .zone = "z1"}).ok());
   Put("u", "b.example:80");
@@ -112,7 +121,7 @@ TEST_F(RegistryTest, PutTargetKeepsOmittedFieldsAndPlace) {
   EXPECT_EQ(targets[0].config.zone, "z1");
 }
 
-TEST_F(RegistryTest, WeightZeroAndNoTargetsAreUnavailable) {
+TEST_F(PlanesTest, WeightZeroAndNoTargetsAreUnavailable) {
   Create("u");
   EXPECT_EQ(Pick("u").status().code(), absl::StatusCode::kUnavailable);
   Put("u", "10.0.0.1:80", 0);
@@ -120,7 +129,7 @@ TEST_F(RegistryTest, WeightZeroAndNoTargetsAreUnavailable) {
   EXPECT_EQ(Pick("missing").status().code(), absl::StatusCode::kNotFound);
 }
 
-TEST_F(RegistryTest, ExcludeAvoidsTargetWhenAnotherExists) {
+TEST_F(PlanesTest, ExcludeAvoidsTargetWhenAnotherExists) {
   Create("u");
   Put("u", "[::1]:80");
   Put("u", "10.0.0.2:80");
@@ -133,7 +142,7 @@ TEST_F(RegistryTest, ExcludeAvoidsTargetWhenAnotherExists) {
   EXPECT_TRUE(Pick("u", {"[::1]:80", "10.0.0.2:80"}).ok());
 }
 
-TEST_F(RegistryTest, ManualOverrideAndPanic) {
+TEST_F(PlanesTest, ManualOverrideAndPanic) {
   Create("u");
   Put("u", "10.0.0.1:80");
   Put("u", "10.0.0.2:80");
@@ -151,7 +160,7 @@ TEST_F(RegistryTest, ManualOverrideAndPanic) {
 
 // Envoy's isHostSetInPanic: the plain healthy share against the threshold,
 // unless the overprovisioned health (1.4 x) reaches 100%.
-TEST_F(RegistryTest, PanicFollowsEnvoysRule) {
+TEST_F(PlanesTest, PanicFollowsEnvoysRule) {
   struct Case {
     int targets, healthy;
     uint32_t threshold;
@@ -188,7 +197,7 @@ TEST_F(RegistryTest, PanicFollowsEnvoysRule) {
 
 // Envoy's priority loads as Kong Mesh configures them: the client's zone is
 // priority 0 and takes min(100, 1.4 x its healthy share) of the picks.
-TEST_F(RegistryTest, LocalityPrefersClientZoneAndSpills) {
+TEST_F(PlanesTest, LocalityPrefersClientZoneAndSpills) {
   Create("u");
   for (const char* a : {"10.0.1.1:80", "10.0.1.2:80"}) {
     ASSERT_TRUE(registry_->PutTarget("u", {.address = a, .zone = "a"}).ok());
@@ -224,7 +233,7 @@ TEST_F(RegistryTest, LocalityPrefersClientZoneAndSpills) {
   EXPECT_NEAR(zone_share("b", "a"), 1.0 / 3, 0.08);  // Zones ignored: 1 of 3 healthy targets.
 }
 
-TEST_F(RegistryTest, LeasesExpire) {
+TEST_F(PlanesTest, LeasesExpire) {
   Create("u", StrategyKind::kRoundRobin, Millis(30));
   Put("u", "10.0.0.1:80");
   const uint64_t id = Pick("u")->lease_id;
@@ -235,7 +244,7 @@ TEST_F(RegistryTest, LeasesExpire) {
   EXPECT_EQ(Active("u"), 0u);
 }
 
-TEST_F(RegistryTest, PassiveEjectionAndReturn) {
+TEST_F(PlanesTest, PassiveEjectionAndReturn) {
   UpstreamConfig config;
   config.name = "u";
   config.passive.consecutive_failures = 3;
@@ -272,7 +281,7 @@ TEST_F(RegistryTest, PassiveEjectionAndReturn) {
 
 // Many threads pick, release, let leases expire and remove targets at once;
 // afterwards every counter is back to exactly zero.
-TEST_F(RegistryTest, CountersReturnToZeroUnderConcurrency) {
+TEST_F(PlanesTest, CountersReturnToZeroUnderConcurrency) {
   Create("u", StrategyKind::kLeastRequest, Millis(20));
   for (int i = 1; i <= 8; ++i) Put("u", "10.0.0." + std::to_string(i) + ":80");
   std::vector<std::shared_ptr<TargetLive>> lives;
@@ -311,25 +320,26 @@ TEST_F(RegistryTest, CountersReturnToZeroUnderConcurrency) {
   for (const auto& live : lives) EXPECT_EQ(live->active_requests.load(), 0u);
 }
 
-TEST_F(RegistryTest, StatePersistsAcrossOpen) {
+TEST_F(PlanesTest, StatePersistsAcrossOpen) {
   Create("u", StrategyKind::kMaglev);
   Put("u", "10.0.0.1:80", 7);
   ASSERT_TRUE(registry_->SetTargetHealth("u", "10.0.0.1:80", HealthOverride::kUnhealthy).ok());
-  const uint64_t old_lease_epoch = registry_->leases().epoch();
+  const uint64_t old_lease_epoch = registry_->leases().boot();
   registry_.reset();
-  registry_ = *Registry::Open(&store_, {});
+  store_.Reopen();
+  registry_ = std::make_unique<LocalPicker>(store_);
   auto snapshot = registry_->Find("u");
   ASSERT_NE(snapshot, nullptr);
   EXPECT_EQ(snapshot->config().load_balancer.kind, StrategyKind::kMaglev);
   EXPECT_EQ(snapshot->targets()[0].config.weight, 7u);
   EXPECT_EQ(snapshot->targets()[0].health_override, HealthOverride::kUnhealthy);
-  EXPECT_GT(registry_->leases().epoch(), old_lease_epoch);
+  EXPECT_GT(registry_->leases().boot(), old_lease_epoch);
 }
 
 // Open builds the upstreams' snapshots on several threads once there are
 // enough of them: every upstream comes back with its own strategy and
 // targets.
-TEST_F(RegistryTest, ManyUpstreamsAreRebuiltOnOpen) {
+TEST_F(PlanesTest, ManyUpstreamsAreRebuiltOnOpen) {
   constexpr int kUpstreams = 300;
   const StrategyKind kinds[] = {StrategyKind::kRoundRobin, StrategyKind::kMaglev,
                                 StrategyKind::kRingHash, StrategyKind::kLeastRequest};
@@ -340,7 +350,8 @@ TEST_F(RegistryTest, ManyUpstreamsAreRebuiltOnOpen) {
     Put(name, "10.2." + std::to_string(i / 256) + "." + std::to_string(i % 256) + ":80");
   }
   registry_.reset();
-  registry_ = *Registry::Open(&store_, {});
+  store_.Reopen();
+  registry_ = std::make_unique<LocalPicker>(store_);
   for (int i = 0; i < kUpstreams; ++i) {
     const std::string name = "u" + std::to_string(i);
     std::shared_ptr<const UpstreamSnapshot> snapshot = registry_->Find(name);
@@ -361,26 +372,26 @@ TEST_F(RegistryTest, ManyUpstreamsAreRebuiltOnOpen) {
 // real FileStore cannot be made to fail).
 class FailingStore : public MemoryStore {
  public:
-  absl::Status Put(const UpstreamRecord& record) override {
+  absl::StatusOr<uint64_t> Put(const UpstreamRecord& record, uint64_t expected) override {
     if (failing) return absl::InternalError("cannot fsync: No space left on device");
-    return MemoryStore::Put(record);
+    return MemoryStore::Put(record, expected);
   }
-  absl::Status Delete(absl::string_view name) override {
+  absl::StatusOr<uint64_t> Delete(absl::string_view name, uint64_t expected) override {
     if (failing) return absl::InternalError("cannot remove: Input/output error");
-    return MemoryStore::Delete(name);
+    return MemoryStore::Delete(name, expected);
   }
   bool failing = false;
 };
 
-TEST(RegistryStoreFailureTest, AFailedWriteChangesNeitherTheStoreNorWhatPicksSee) {
+TEST(PlanesStoreFailureTest, AFailedWriteChangesNeitherTheStoreNorWhatPicksSee) {
   FailingStore store;
-  std::unique_ptr<Registry> registry = *Registry::Open(&store, Registry::Options{});
+  auto registry = std::make_unique<LocalPicker>(store);
   UpstreamConfig config;
   config.name = "u";
   ASSERT_TRUE(registry->CreateUpstream(config).ok());
   ASSERT_TRUE(registry->PutTarget("u", TargetPatch{.address = "10.0.0.1:80", .weight = 100}).ok());
   const std::shared_ptr<const UpstreamSnapshot> before = registry->Find("u");
-  const std::vector<UpstreamRecord> stored_before = *store.Load();
+  const std::vector<UpstreamRecord> stored_before = Stored(store);
 
   store.failing = true;
   UpstreamConfig other;
@@ -403,7 +414,7 @@ TEST(RegistryStoreFailureTest, AFailedWriteChangesNeitherTheStoreNorWhatPicksSee
   // Picks still see the snapshot from before the failures, and so does the
   // store.
   EXPECT_EQ(registry->Find("u"), before);
-  EXPECT_EQ(*store.Load(), stored_before);
+  EXPECT_EQ(Stored(store), stored_before);
   ASSERT_EQ(registry->Find("u")->targets().size(), 1u);
   EXPECT_EQ(registry->Find("u")->targets()[0].config.weight, 100u);
 
@@ -412,7 +423,7 @@ TEST(RegistryStoreFailureTest, AFailedWriteChangesNeitherTheStoreNorWhatPicksSee
   ASSERT_TRUE(registry->PutTarget("u", TargetPatch{.address = "10.0.0.2:80", .weight = 100}).ok());
   EXPECT_EQ(registry->Find("u")->targets().size(), 2u);
   EXPECT_NE(registry->Find("u")->config().lease_ttl, Millis(1234));
-  EXPECT_EQ(store.Load()->size(), 1u);
+  EXPECT_EQ(Stored(store).size(), 1u);
 }
 
 }  // namespace

@@ -1,0 +1,41 @@
+// What is stored about one upstream: its configuration and its targets with
+// their operator overrides, in host-set order. A record is written whole.
+//
+//   UpstreamRecord record;
+//   record.config.name = "users";
+//   record.targets.push_back({TargetConfig{.address = "10.0.0.1:8080"}});
+#ifndef PICKER_SERVER_CORE_RECORD_H_
+#define PICKER_SERVER_CORE_RECORD_H_
+
+#include <cstdint>
+#include <vector>
+
+#include "server/core/config.h"
+
+namespace picker::core {
+
+// Operator override of a target's health (SetTargetHealth).
+enum class HealthOverride : uint8_t { kNone, kHealthy, kUnhealthy };
+
+struct StoredTarget {
+  TargetConfig config;
+  HealthOverride health_override = HealthOverride::kNone;
+  bool operator==(const StoredTarget&) const = default;
+};
+
+struct UpstreamRecord {
+  UpstreamConfig config;
+  std::vector<StoredTarget> targets;  // Host-set order.
+  bool operator==(const UpstreamRecord&) const = default;
+};
+
+// A record as a store holds it: with the revision of the change that wrote
+// it last (its mod revision, as etcd calls it).
+struct RevisionedRecord {
+  UpstreamRecord record;
+  uint64_t mod_revision = 0;
+};
+
+}  // namespace picker::core
+
+#endif  // PICKER_SERVER_CORE_RECORD_H_

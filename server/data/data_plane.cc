@@ -1,0 +1,233 @@
+#include "server/data/data_plane.h"
+
+#include <algorithm>
+
+#include "absl/container/inlined_vector.h"
+#include "absl/strings/str_cat.h"
+#include "server/core/address.h"
+#include "server/core/random.h"
+#include "server/core/thread_name.h"
+
+namespace picker::data {
+namespace {
+
+using core::PickResult;
+
+int64_t UnixMillis(core::WallTime t) {
+  return std::chrono::duration_cast<core::Millis>(t.time_since_epoch()).count();
+}
+
+bool IsConsistentHashing(core::StrategyKind kind) {
+  return kind == core::StrategyKind::kRingHash || kind == core::StrategyKind::kMaglev;
+}
+
+}  // namespace
+
+DataPlane::DataPlane(const core::SnapshotMap& snapshots, core::HealthEvents& health, uint64_t boot,
+                     Options options)
+    : snapshots_(snapshots), health_(health), options_(std::move(options)), leases_(boot) {
+  leases_.OnEarlierDeadline([this] {
+    {
+      std::lock_guard lock(expiry_mu_);
+      expiry_woken_ = true;
+    }
+    expiry_cv_.notify_one();
+  });
+  expiry_ = std::thread([this] { ExpiryLoop(); });
+}
+
+DataPlane::~DataPlane() {
+  {
+    std::lock_guard lock(expiry_mu_);
+    stopping_ = true;
+  }
+  expiry_cv_.notify_one();
+  expiry_.join();
+}
+
+void DataPlane::ExpiryLoop() {
+  // A timer: it sleeps until the earliest lease deadline (an acquire with
+  // an earlier one wakes it), expires what is due, and sleeps again.
+  core::NameThisThread("lease-expiry");
+  while (true) {
+    const auto now = core::LeaseTable::Clock::now();
+    leases_.ExpireDue(now);
+    auto next = std::max(leases_.NextDeadline(), now + options_.expiry_granularity);
+    leases_.PlanExpiry(next);
+    next = std::max(std::min(next, leases_.NextDeadline()), now + options_.expiry_granularity);
+    std::unique_lock lock(expiry_mu_);
+    expiry_cv_.wait_until(lock, next, [this] { return stopping_ || expiry_woken_; });
+    if (stopping_) return;
+    expiry_woken_ = false;
+  }
+}
+
+absl::Status DataPlane::CheckCapacity(const core::UpstreamSnapshot& snapshot) const {
+  const core::UpstreamConfig& config = snapshot.config();
+  core::UpstreamLive& live = snapshot.live();
+  const uint64_t active = live.active_requests.load(std::memory_order_relaxed);
+  const core::Limit& limit = options_.max_leases_per_upstream;
+  if (active >= limit.value) {
+    live.counters.CountPick(PickResult::kOverloaded);
+    return absl::ResourceExhaustedError(absl::StrCat("upstream \"", config.name, "\" holds ",
+                                                     active, " leases, the limit is ", limit.value,
+                                                     " (", limit.name, ")"));
+  }
+  if (config.max_active_requests > 0 && active >= config.max_active_requests) {
+    live.counters.CountPick(PickResult::kOverloaded);
+    return absl::ResourceExhaustedError(absl::StrCat("upstream \"", config.name,
+                                                     "\" is at its max_active_requests (",
+                                                     config.max_active_requests, ")"));
+  }
+  if (snapshot.pickable_count() == 0) {
+    live.counters.CountPick(PickResult::kUnavailable);
+    return absl::UnavailableError(
+        absl::StrCat("upstream \"", config.name, "\" has no target that can be picked (",
+                     snapshot.targets().size(), " targets, ", snapshot.healthy_count(), " healthy",
+                     config.panic_threshold_percent == 0 ? ", panic mode off" : "", ")"));
+  }
+  return absl::OkStatus();
+}
+
+uint64_t DataPlane::RequestHash(const core::UpstreamSnapshot& snapshot, const PickInput& input,
+                                std::vector<core::GeneratedCookie>* cookies) const {
+  if (input.hash) return *input.hash;
+  const core::LoadBalancerConfig& lb = snapshot.config().load_balancer;
+  if (IsConsistentHashing(lb.kind) && !lb.hash_policies.empty() && input.attributes != nullptr) {
+    std::optional<uint64_t> computed = core::ComputeRequestHash(lb.hash_policies, *input.attributes,
+                                                                snapshot.config().name, cookies);
+    if (computed) return *computed;
+  }
+  // No hash: a random target, as in Envoy.
+  return core::ThreadRandom();
+}
+
+absl::Status DataPlane::Choose(const core::UpstreamSnapshot& snapshot, const PickInput& input,
+                               PickOutput& out) {
+  const core::UpstreamConfig& config = snapshot.config();
+  const uint64_t hash = RequestHash(snapshot, input, &out.cookies);
+  if (IsConsistentHashing(config.load_balancer.kind)) out.hash = hash;
+  absl::InlinedVector<uint32_t, 4> excluded;
+  for (size_t i = 0; i < input.exclude.size(); ++i) {
+    absl::StatusOr<std::string> address =
+        core::CanonicalAddress(*input.exclude[i], absl::StrCat("exclude[", i, "]"));
+    if (!address.ok()) return address.status();
+    if (std::optional<uint32_t> index = snapshot.Find(*address)) excluded.push_back(*index);
+  }
+  const std::vector<core::SnapshotTarget>& targets = snapshot.targets();
+  const uint32_t cap = config.max_active_requests_per_target;
+  auto at_cap = [&](uint32_t t) {
+    return cap > 0 && targets[t].live->active_requests.load(std::memory_order_relaxed) >= cap;
+  };
+  auto avoid = [&](uint32_t t) {
+    return at_cap(t) || std::find(excluded.begin(), excluded.end(), t) != excluded.end();
+  };
+  const uint32_t chosen = snapshot.Pick(hash, input.client_zone, avoid, core::ThreadRandom);
+  core::UpstreamCounters& counters = snapshot.live().counters;
+  if (chosen == core::kNoHost) {
+    counters.CountPick(PickResult::kUnavailable);
+    return absl::UnavailableError(
+        absl::StrCat("upstream \"", config.name, "\" has no target that can be picked"));
+  }
+  if (at_cap(chosen)) {
+    counters.CountPick(PickResult::kOverloaded);
+    return absl::ResourceExhaustedError(
+        absl::StrCat("upstream \"", config.name,
+                     "\": every target is at its max_active_requests_per_target (", cap, ")"));
+  }
+  const core::SnapshotTarget& target = targets[chosen];
+  std::optional<uint64_t> lease =
+      leases_.Acquire(target.live, snapshot.live_ptr(), config.lease_ttl);
+  if (!lease) {
+    counters.CountPick(PickResult::kOverloaded);
+    return absl::ResourceExhaustedError(
+        "lease_id: this boot of picker-server has issued every lease id it can; a restart "
+        "starts a new boot");
+  }
+  out.lease_id = *lease;
+  out.lease_ttl = config.lease_ttl;
+  out.target = &target;
+  counters.CountPick(PickResult::kOk);
+  if (snapshot.panic()) counters.panic_picks.fetch_add(1, std::memory_order_relaxed);
+  return absl::OkStatus();
+}
+
+absl::StatusOr<PickOutput> DataPlane::Pick(const PickInput& input) {
+  std::shared_ptr<const core::UpstreamSnapshot> snapshot = snapshots_.Find(input.upstream);
+  if (!snapshot) return core::UnknownUpstream(input.upstream);
+  if (absl::Status s = CheckCapacity(*snapshot); !s.ok()) return s;
+  PickOutput out;
+  if (absl::Status s = Choose(*snapshot, input, out); !s.ok()) return s;
+  out.snapshot = std::move(snapshot);
+  return out;
+}
+
+absl::StatusOr<core::LeaseState> DataPlane::Release(
+    absl::string_view upstream, uint64_t lease_id, Outcome outcome,
+    std::optional<std::chrono::nanoseconds> latency) {
+  std::shared_ptr<const core::UpstreamSnapshot> snapshot = snapshots_.Find(upstream);
+  if (!snapshot) return core::UnknownUpstream(upstream);
+  core::LeaseTable::ReleaseResult result = leases_.Release(lease_id, &snapshot->live());
+  switch (result.state) {
+    case core::LeaseState::kNeverIssued:
+      return absl::NotFoundError(
+          absl::StrCat("lease_id: ", lease_id, " was never issued by upstream \"", upstream, "\""));
+    case core::LeaseState::kReleased:
+      break;
+    case core::LeaseState::kAlreadyReleased:
+    case core::LeaseState::kExpired:
+      return result.state;
+  }
+  core::UpstreamCounters& counters = result.upstream->counters;
+  switch (outcome) {
+    case Outcome::kSuccess:
+      counters.CountRelease(core::ReleaseOutcome::kSuccess);
+      break;
+    case Outcome::kFailure:
+      counters.CountRelease(core::ReleaseOutcome::kFailure);
+      break;
+    case Outcome::kTimeout:
+      counters.CountRelease(core::ReleaseOutcome::kTimeout);
+      break;
+  }
+  if (latency) counters.request_duration.Observe(*latency);
+  RecordOutcome(*snapshot, result.target, outcome);
+  return core::LeaseState::kReleased;
+}
+
+void DataPlane::RecordOutcome(const core::UpstreamSnapshot& snapshot,
+                              const std::shared_ptr<core::TargetLive>& target, Outcome outcome) {
+  if (outcome == Outcome::kSuccess) {
+    if (target->consecutive_failures.load(std::memory_order_relaxed) != 0) {
+      target->consecutive_failures.store(0, std::memory_order_relaxed);
+    }
+    return;
+  }
+  const core::PassiveHealthConfig& passive = snapshot.config().passive;
+  if (passive.consecutive_failures == 0) return;
+  const uint32_t failures = target->consecutive_failures.fetch_add(1) + 1;
+  if (failures < passive.consecutive_failures) return;
+  {
+    std::lock_guard lock(ejection_mu_);
+    const int64_t now_ms = UnixMillis(std::chrono::system_clock::now());
+    if (target->ejected_until_ms.load() > now_ms) return;
+    uint32_t ejected = 0, total = 0;
+    for (const core::SnapshotTarget& t : snapshot.targets()) {
+      if (t.config.weight == 0) continue;
+      ++total;
+      if (t.live->ejected_until_ms.load() > now_ms) ++ejected;
+    }
+    // At least one target may always be ejected; beyond that the percentage
+    // bounds how much of the upstream passive health can take away.
+    if (ejected > 0 && (ejected + 1) * 100 > passive.max_ejection_percent * total) return;
+    const uint32_t ejections = target->ejections.fetch_add(1) + 1;
+    const core::Millis duration =
+        std::min(passive.base_ejection_time * ejections, passive.max_ejection_time);
+    target->ejected_until_ms.store(now_ms + duration.count());
+    target->consecutive_failures.store(0);
+    snapshot.live().counters.ejections.fetch_add(1, std::memory_order_relaxed);
+  }
+  health_.HealthChanged(snapshot.config().name);
+}
+
+}  // namespace picker::data

@@ -1,0 +1,115 @@
+// The data plane: finds an upstream's published snapshot, picks a target,
+// keeps the leases, releases them, and feeds the outcomes to passive
+// health. It only reads what the control plane publishes (SnapshotMap) and
+// reports health changes back (HealthEvents): it never takes the control
+// plane's lock, and a pick allocates nothing it can avoid.
+//
+//   DataPlane data(snapshots, control_plane, store.boot(), {});
+//   absl::StatusOr<PickOutput> pick = data.Pick({.upstream = "users"});
+//   data.Release("users", pick->lease_id, Outcome::kSuccess, latency);
+//
+// Folder: server/data owns the pick path and the leases. It may use core/
+// only.
+#ifndef PICKER_SERVER_DATA_DATA_PLANE_H_
+#define PICKER_SERVER_DATA_DATA_PLANE_H_
+
+#include <chrono>
+#include <condition_variable>
+#include <cstdint>
+#include <memory>
+#include <mutex>
+#include <optional>
+#include <string>
+#include <thread>
+#include <vector>
+
+#include "absl/status/statusor.h"
+#include "absl/strings/string_view.h"
+#include "absl/types/span.h"
+#include "server/core/changes.h"
+#include "server/core/hash/hash_policy.h"
+#include "server/core/health_events.h"
+#include "server/core/leases.h"
+#include "server/core/snapshot_map.h"
+#include "server/core/upstream.h"
+
+namespace picker::data {
+
+struct PickInput {
+  absl::string_view upstream;
+  const core::RequestAttributesView* attributes = nullptr;  // May be null.
+  absl::string_view client_zone;
+  absl::Span<const std::string* const> exclude;  // Addresses, any spelling.
+  std::optional<uint64_t> hash;
+};
+
+struct PickOutput {
+  std::shared_ptr<const core::UpstreamSnapshot> snapshot;  // Keeps `target` alive.
+  const core::SnapshotTarget* target = nullptr;
+  uint64_t lease_id = 0;
+  core::Millis lease_ttl{0};
+  std::optional<uint64_t> hash;  // Set for consistent-hashing strategies.
+  std::vector<core::GeneratedCookie> cookies;
+};
+
+enum class Outcome : uint8_t { kSuccess, kFailure, kTimeout };
+
+class DataPlane {
+ public:
+  struct Options {
+    // Outstanding leases (active requests) per upstream; Pick answers
+    // RESOURCE_EXHAUSTED beyond.
+    core::Limit max_leases_per_upstream{1000000, "max_leases_per_upstream"};
+    // Leases expire at most this late: the expiry timer wakes no more
+    // often than this under load.
+    core::Millis expiry_granularity{10};
+  };
+
+  // `snapshots` and `health` must outlive the data plane. `boot` is the
+  // store's (lease_id.h).
+  DataPlane(const core::SnapshotMap& snapshots, core::HealthEvents& health, uint64_t boot,
+            Options options);
+  ~DataPlane();  // Stops the expiry timer.
+  DataPlane(const DataPlane&) = delete;
+  DataPlane& operator=(const DataPlane&) = delete;
+
+  absl::StatusOr<PickOutput> Pick(const PickInput& input);
+  absl::StatusOr<core::LeaseState> Release(absl::string_view upstream, uint64_t lease_id,
+                                           Outcome outcome,
+                                           std::optional<std::chrono::nanoseconds> latency);
+  // Ends a lease whose client went away (counted as abandoned).
+  bool Abandon(uint64_t lease_id) { return leases_.Abandon(lease_id); }
+
+  core::LeaseTable& leases() { return leases_; }
+
+ private:
+  // RESOURCE_EXHAUSTED when the upstream holds as many leases as it may.
+  absl::Status CheckCapacity(const core::UpstreamSnapshot& snapshot) const;
+  // The request's hash: given, from the hash policies, or random.
+  uint64_t RequestHash(const core::UpstreamSnapshot& snapshot, const PickInput& input,
+                       std::vector<core::GeneratedCookie>* cookies) const;
+  // Chooses a target and opens its lease.
+  absl::Status Choose(const core::UpstreamSnapshot& snapshot, const PickInput& input,
+                      PickOutput& out);
+  // Passive health: counts an outcome against the target, ejecting it when
+  // it reaches the limit.
+  void RecordOutcome(const core::UpstreamSnapshot& snapshot,
+                     const std::shared_ptr<core::TargetLive>& target, Outcome outcome);
+  void ExpiryLoop();
+
+  const core::SnapshotMap& snapshots_;
+  core::HealthEvents& health_;
+  const Options options_;
+  core::LeaseTable leases_;
+  std::mutex ejection_mu_;  // Serialises ejection decisions.
+
+  std::mutex expiry_mu_;
+  std::condition_variable expiry_cv_;
+  bool expiry_woken_ = false;
+  bool stopping_ = false;
+  std::thread expiry_;
+};
+
+}  // namespace picker::data
+
+#endif  // PICKER_SERVER_DATA_DATA_PLANE_H_
