@@ -96,6 +96,11 @@ absl::Status ApplyConfig(const std::vector<picker::config::DeclaredUpstream>& de
   return absl::OkStatus();
 }
 
+// `status` with its message after `context: `.
+absl::Status WithContext(const absl::Status& status, absl::string_view context) {
+  return absl::Status(status.code(), absl::StrCat(context, ": ", status.message()));
+}
+
 absl::StatusOr<std::string> ReadFile(const std::string& path) {
   std::ifstream in(path, std::ios::binary);
   if (!in) return absl::NotFoundError(absl::StrCat("cannot read ", path));
@@ -104,26 +109,21 @@ absl::StatusOr<std::string> ReadFile(const std::string& path) {
   return contents.str();
 }
 
-int Run() {
-  // Signals are taken synchronously by the main thread: block them before
-  // any other thread starts so that every thread inherits the mask.
-  sigset_t signals;
-  sigemptyset(&signals);
-  sigaddset(&signals, SIGTERM);
-  sigaddset(&signals, SIGINT);
-  pthread_sigmask(SIG_BLOCK, &signals, nullptr);
+// What start-up stops with: the error, logged, and exit code 1.
+int Fail(absl::string_view context, const absl::Status& status) {
+  spdlog::critical("{}{}", std::string(context), status.ToString());
+  return 1;
+}
 
-  // A bad config file must stop start-up before anything is opened or bound.
-  std::vector<picker::config::DeclaredUpstream> declared;
-  if (const std::string path = absl::GetFlag(FLAGS_config); !path.empty()) {
-    auto parsed = picker::config::LoadConfigFile(path);
-    if (!parsed.ok()) {
-      spdlog::critical("bad --config: {}", std::string(parsed.status().message()));
-      return 1;
-    }
-    declared = *std::move(parsed);
-  }
+// The declarations of --config; a bad file stops start-up before anything
+// is opened or bound.
+absl::StatusOr<std::vector<picker::config::DeclaredUpstream>> ReadDeclarations() {
+  const std::string path = absl::GetFlag(FLAGS_config);
+  if (path.empty()) return std::vector<picker::config::DeclaredUpstream>{};
+  return picker::config::LoadConfigFile(path);
+}
 
+absl::StatusOr<picker::api::ServerOptions> ServerOptionsFromFlags() {
   picker::api::ServerOptions options;
   options.listen = absl::GetFlag(FLAGS_listen);
   options.admin_listen = absl::GetFlag(FLAGS_admin_listen);
@@ -135,72 +135,77 @@ int Run() {
         std::pair{absl::GetFlag(FLAGS_admin_token_file), &options.admin_token}}) {
     if (flag.empty()) continue;
     absl::StatusOr<std::string> contents = ReadFile(flag);
-    if (!contents.ok()) {
-      spdlog::critical("{}", contents.status().ToString());
-      return 1;
-    }
+    if (!contents.ok()) return contents.status();
     *out = *std::move(contents);
   }
   options.admin_token = std::string(absl::StripAsciiWhitespace(options.admin_token));
   if (!absl::GetFlag(FLAGS_admin_token_file).empty() && options.admin_token.empty()) {
-    spdlog::critical("--admin-token-file {} holds no token", absl::GetFlag(FLAGS_admin_token_file));
-    return 1;
+    return absl::InvalidArgumentError(absl::StrCat(
+        "--admin-token-file ", absl::GetFlag(FLAGS_admin_token_file), " holds no token"));
   }
+  return options;
+}
 
-  const std::string data_dir = absl::GetFlag(FLAGS_data_dir);
-  auto store = picker::store::FileStore::Open(data_dir);
-  if (!store.ok()) {
-    spdlog::critical("cannot open the store in {}: {}", data_dir, store.status().ToString());
-    return 1;
-  }
+// The store, the published snapshots, and the two planes over them.
+struct Planes {
+  std::unique_ptr<picker::store::FileStore> store;
   picker::core::SnapshotMap snapshots;
   picker::core::WriterStats writer_stats;
-  picker::control::ControlPlane::Options control_options;
-  control_options.limits = {
+  std::unique_ptr<picker::control::ControlPlane> control;
+  std::unique_ptr<picker::data::DataPlane> data;
+};
+
+// Opens the store, starts the control plane on it, applies --config (and
+// --demo) through it, and starts the data plane.
+absl::Status StartPlanes(const std::vector<picker::config::DeclaredUpstream>& declared,
+                         Planes& planes) {
+  const std::string data_dir = absl::GetFlag(FLAGS_data_dir);
+  auto store = picker::store::FileStore::Open(data_dir);
+  if (!store.ok()) return WithContext(store.status(), "cannot open the store in " + data_dir);
+  planes.store = *std::move(store);
+  picker::control::ControlPlane::Options options;
+  options.limits = {
       .upstreams = {absl::GetFlag(FLAGS_max_upstreams), "--max-upstreams"},
       .targets_per_upstream = {absl::GetFlag(FLAGS_max_targets_per_upstream),
                                "--max-targets-per-upstream"},
       .hash_policies = {absl::GetFlag(FLAGS_max_hash_policies), "--max-hash-policies"}};
-  auto control =
-      picker::control::ControlPlane::Start(**store, snapshots, writer_stats, control_options);
-  if (!control.ok()) {
-    spdlog::critical("cannot load the store in {}: {}", data_dir, control.status().ToString());
-    return 1;
-  }
-  if (absl::Status s = ApplyConfig(declared, **control, snapshots); !s.ok()) {
-    spdlog::critical("cannot apply --config: {}", s.ToString());
-    return 1;
+  auto control = picker::control::ControlPlane::Start(*planes.store, planes.snapshots,
+                                                      planes.writer_stats, options);
+  if (!control.ok()) return WithContext(control.status(), "cannot load the store in " + data_dir);
+  planes.control = *std::move(control);
+  if (absl::Status s = ApplyConfig(declared, *planes.control, planes.snapshots); !s.ok()) {
+    return WithContext(s, "cannot apply --config");
   }
   if (!declared.empty()) {
     spdlog::info("applied {} upstreams from {}", declared.size(), absl::GetFlag(FLAGS_config));
   }
-  if (absl::GetFlag(FLAGS_demo)) CreateDemoUpstream(**control, snapshots);
-  picker::data::DataPlane data(
-      snapshots, **control, (*store)->boot(),
-      {.max_leases_per_upstream = {absl::GetFlag(FLAGS_max_leases_per_upstream),
-                                   "--max-leases-per-upstream"}});
+  if (absl::GetFlag(FLAGS_demo)) CreateDemoUpstream(*planes.control, planes.snapshots);
+  planes.data = std::make_unique<picker::data::DataPlane>(
+      planes.snapshots, *planes.control, planes.store->boot(),
+      picker::data::DataPlane::Options{
+          .max_leases_per_upstream = {absl::GetFlag(FLAGS_max_leases_per_upstream),
+                                      "--max-leases-per-upstream"}});
+  return absl::OkStatus();
+}
 
+// Serves until SIGTERM or SIGINT (blocked in `signals`), then drains.
+int Serve(const picker::api::ServerOptions& options, Planes& planes, const sigset_t& signals) {
   // Active health checks run on their own threads for the upstreams that
   // turn them on; they follow what the control plane publishes.
-  picker::health::Prober prober(**control);
+  picker::health::Prober prober(*planes.control);
   prober.Start();
-  (*control)->AddListener(&prober);
-  picker::metrics::Metrics metrics(snapshots, writer_stats, absl::GetFlag(FLAGS_metrics_per_target),
-                                   kVersion);
-  auto server = picker::api::Server::Start(options, **control, data, snapshots, metrics);
-  if (!server.ok()) {
-    spdlog::critical("{}", server.status().ToString());
-    return 1;
-  }
+  planes.control->AddListener(&prober);
+  picker::metrics::Metrics metrics(planes.snapshots, planes.writer_stats,
+                                   absl::GetFlag(FLAGS_metrics_per_target), kVersion);
+  auto server =
+      picker::api::Server::Start(options, *planes.control, *planes.data, planes.snapshots, metrics);
+  if (!server.ok()) return Fail("", server.status());
   auto endpoint =
       picker::metrics::MetricsEndpoint::Start(absl::GetFlag(FLAGS_metrics_listen), metrics);
-  if (!endpoint.ok()) {
-    spdlog::critical("{}", endpoint.status().ToString());
-    return 1;
-  }
+  if (!endpoint.ok()) return Fail("", endpoint.status());
   spdlog::info("picker-server {} listening data={} admin={} metrics={} data-dir={}{}{}", kVersion,
                (*server)->data_address(), (*server)->admin_address(), (*endpoint)->address(),
-               data_dir, options.tls_cert.empty() ? "" : " tls=on",
+               absl::GetFlag(FLAGS_data_dir), options.tls_cert.empty() ? "" : " tls=on",
                options.admin_token.empty() ? "" : " admin-token=on");
 
   int signal = 0;
@@ -209,12 +214,30 @@ int Run() {
   (*server)->Shutdown(std::chrono::milliseconds(absl::GetFlag(FLAGS_drain_timeout_ms)));
   server->reset();
   (*endpoint)->Stop();
-  (*control)->RemoveListener(&prober);
+  planes.control->RemoveListener(&prober);
   prober.Stop();
   // Every acknowledged admin write is already on disk (the store syncs each
   // one), so there is nothing left to flush.
   spdlog::info("stopped");
   return 0;
+}
+
+int Run() {
+  // Signals are taken synchronously by the main thread: block them before
+  // any other thread starts so that every thread inherits the mask.
+  sigset_t signals;
+  sigemptyset(&signals);
+  sigaddset(&signals, SIGTERM);
+  sigaddset(&signals, SIGINT);
+  pthread_sigmask(SIG_BLOCK, &signals, nullptr);
+
+  auto declared = ReadDeclarations();
+  if (!declared.ok()) return Fail("bad --config: ", declared.status());
+  auto options = ServerOptionsFromFlags();
+  if (!options.ok()) return Fail("", options.status());
+  Planes planes;
+  if (absl::Status s = StartPlanes(*declared, planes); !s.ok()) return Fail("", s);
+  return Serve(*options, planes, signals);
 }
 
 }  // namespace

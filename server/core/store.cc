@@ -83,13 +83,13 @@ void MemoryStore::Reopen() {
   for (auto& [name, record] : records_) record.mod_revision = feed_.revision();
 }
 
+std::vector<StoreWatcher*> MemoryStore::DropWatches() {
+  std::lock_guard lock(mu_);
+  return feed_.RemoveAll();
+}
+
 void MemoryStore::InterruptWatches() {
-  std::vector<StoreWatcher*> lost;
-  {
-    std::lock_guard lock(mu_);
-    lost = feed_.RemoveAll();
-  }
-  for (StoreWatcher* watcher : lost) watcher->OnWatchLost();
+  for (StoreWatcher* watcher : DropWatches()) watcher->OnWatchLost();
 }
 
 absl::StatusOr<StoreState> MemoryStore::Load(StoreWatcher* watcher) {

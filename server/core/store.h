@@ -163,6 +163,9 @@ class MemoryStore : public Store {
   // Stops delivering to every watcher and tells each (OnWatchLost), as a
   // lost connection to a shared store would.
   void InterruptWatches();
+  // Stops delivering to every watcher without telling them (the loss is
+  // noticed later): returns them.
+  std::vector<StoreWatcher*> DropWatches();
   // As a restart would leave it: the records kept, the next boot, the
   // history of changes gone. No watcher may be left.
   void Reopen();

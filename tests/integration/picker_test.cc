@@ -65,6 +65,26 @@ TEST_F(PickerTest, ReleaseUnknownLeaseOrUpstreamIsNotFound) {
   ASSERT_OK(Release(name, pick.value.lease_id()).status);
 }
 
+// Ids no boot of this store can have issued (lease_id.h): boot 0 (an id
+// from before the first boot, such as 12345), sequence 0, a sequence the
+// issuing shard has not reached, a boot still to come.
+TEST_F(PickerTest, LeaseIdsNoBootIssuedAreNotFound) {
+  const std::string name = MakeUpstream("round_robin {}", {MakeTarget("10.0.0.1:80")});
+  auto pick = Pick(name);
+  ASSERT_OK(pick.status);
+  const uint64_t id = pick.value.lease_id();
+  const uint64_t boot = id >> 40;
+  ASSERT_GT(boot, 0u);
+  for (uint64_t never :
+       {uint64_t{12345}, boot << 40, id + (uint64_t{1} << 33), (boot + 1) << 40 | 1}) {
+    auto release = Release(name, never);
+    EXPECT_CODE(release.status, NOT_FOUND);
+    EXPECT_THAT(release.status.error_message(), HasSubstr("never issued")) << never;
+  }
+  // (A lease of an earlier boot answers EXPIRED: RestartTest.)
+  ASSERT_OK(Release(name, id).status);
+}
+
 TEST_F(PickerTest, PickUnknownUpstreamIsNotFound) {
   const std::string missing = NewName("missing");
   auto pick = Pick(missing);

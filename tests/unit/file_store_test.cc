@@ -8,6 +8,8 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
+#include <map>
+
 #include <fstream>
 
 #include <algorithm>
@@ -451,6 +453,118 @@ TEST_F(FileStoreTest, AnEmptyBatchCommits) {
   EXPECT_TRUE(store->Put(Record("after", 1)).ok());
   store.reset();
   EXPECT_EQ(Loaded(), (std::map<std::string, uint32_t>{{"after", 1}}));
+}
+
+// What a watcher heard: "name@revision" ("-name@revision" for a delete).
+class Recorder : public core::StoreWatcher {
+ public:
+  void OnChanges(const std::vector<core::StoreEvent>& events) override {
+    for (const core::StoreEvent& e : events) {
+      heard.push_back((e.record ? "" : "-") + e.name + "@" + std::to_string(e.revision));
+    }
+  }
+  std::vector<std::string> heard;
+};
+
+TEST_F(FileStoreTest, RevisionsGrowAcrossRestartsAndLoadsTellThem) {
+  uint64_t before = 0;
+  {
+    std::unique_ptr<FileStore> store = Open();
+    ASSERT_TRUE(store->Load(nullptr).ok());
+    before = *store->Put(Record("a", 1));
+    EXPECT_EQ(before, (store->boot() << core::kRevisionBootShift) + 1);
+    EXPECT_EQ(*store->Delete("a"), before + 1);
+    before = *store->Put(Record("b", 1));
+  }
+  std::unique_ptr<FileStore> store = Open();
+  absl::StatusOr<core::StoreState> state = store->Load(nullptr);
+  ASSERT_TRUE(state.ok()) << state.status();
+  EXPECT_GT(state->revision, before);
+  ASSERT_EQ(state->records.size(), 1u);
+  EXPECT_EQ(state->records[0].mod_revision, state->revision);
+  EXPECT_GT(*store->Put(Record("b", 2)), state->revision);
+}
+
+TEST_F(FileStoreTest, TheBootCounterIsWrittenInPlace) {
+  uint64_t first_boot = 0;
+  { first_boot = Open()->boot(); }
+  struct stat before {};
+  ASSERT_EQ(::stat((dir_ / "meta").c_str(), &before), 0);
+  uint64_t boot = first_boot;
+  for (int i = 0; i < 3; ++i) {
+    const uint64_t next = Open()->boot();
+    EXPECT_EQ(next, boot + 1);
+    boot = next;
+  }
+  struct stat after {};
+  ASSERT_EQ(::stat((dir_ / "meta").c_str(), &after), 0);
+  EXPECT_EQ(after.st_ino, before.st_ino);  // No file created or renamed.
+  EXPECT_EQ(after.st_size, before.st_size);
+}
+
+TEST_F(FileStoreTest, WatchersHearABatchOnceItIsCommitted) {
+  std::unique_ptr<FileStore> store = Open();
+  Recorder watcher;
+  const uint64_t base = store->Load(&watcher)->revision;
+  ASSERT_TRUE(store->Put(Record("kept", 1)).ok());
+  store->BeginBatch();
+  EXPECT_EQ(*store->Put(Record("b", 1)), 0u);  // Numbered at the commit.
+  EXPECT_EQ(*store->Put(Record("a", 1)), 0u);
+  EXPECT_EQ(*store->Delete("kept"), 0u);
+  EXPECT_EQ(watcher.heard.size(), 1u);
+  EXPECT_EQ(*store->CommitBatch(), base + 4);
+  const std::string b = std::to_string(base);
+  auto at = [&](int n) { return std::to_string(base + n); };
+  EXPECT_EQ(watcher.heard, (std::vector<std::string>{"kept@" + at(1), "a@" + at(2), "b@" + at(3),
+                                                     "-kept@" + at(4)}));
+}
+
+TEST_F(FileStoreTest, AWatcherResumesWithinAStartAndIsToldCompactedAfterARestart) {
+  uint64_t seen = 0;
+  {
+    std::unique_ptr<FileStore> store = Open();
+    Recorder watcher;
+    seen = store->Load(&watcher)->revision;
+    ASSERT_TRUE(store->Put(Record("a", 1)).ok());
+    store->Unwatch(&watcher);
+    ASSERT_TRUE(store->Put(Record("a", 2)).ok());
+    ASSERT_TRUE(store->Watch(seen + 1, &watcher).ok());
+    EXPECT_EQ(watcher.heard.size(), 2u);  // The one it saw, then the one it missed.
+    seen = store->Load(nullptr)->revision;
+    store->Unwatch(&watcher);
+  }
+  std::unique_ptr<FileStore> store = Open();
+  Recorder watcher;
+  EXPECT_TRUE(core::IsCompacted(store->Watch(seen, &watcher)));
+  ASSERT_TRUE(store->Load(&watcher).ok());
+}
+
+// A data directory written by picker-server 0.1.0 (tests/fixtures) loads
+// with every record, and moves its boot counter into the new file.
+TEST_F(FileStoreTest, ADirectoryOfRelease010Loads) {
+  fs::copy(fs::path(PICKER_SOURCE_DIR) / "tests/fixtures/datadir-0.1.0", dir_,
+           fs::copy_options::recursive);
+  {
+    std::unique_ptr<FileStore> store = Open();
+    EXPECT_EQ(store->boot(), 2u);  // meta.rec counted one boot.
+    absl::StatusOr<std::vector<core::UpstreamRecord>> records = Records(*store);
+    ASSERT_TRUE(records.ok()) << records.status();
+    std::vector<std::string> names;
+    for (const core::UpstreamRecord& r : *records) names.push_back(r.config.name);
+    EXPECT_EQ(names, (std::vector<std::string>{"lr", "maglev", "rand", "ring", "rr"}));
+    const core::UpstreamRecord& ring = (*records)[3];
+    EXPECT_EQ(ring.config.load_balancer.hash_function, core::HashFunction::kMurmurHash2);
+    EXPECT_EQ(ring.config.load_balancer.hash_balance_factor, 150u);
+    EXPECT_EQ(ring.config.load_balancer.hash_policies.size(), 5u);
+    EXPECT_EQ(ring.config.lease_ttl, core::Millis(1500));
+    EXPECT_EQ(ring.targets[0].config.hash_key, "u1");
+    const core::UpstreamRecord& maglev = (*records)[1];
+    EXPECT_EQ(maglev.targets[1].health_override, core::HealthOverride::kUnhealthy);
+    EXPECT_EQ(maglev.targets[2].health_override, core::HealthOverride::kHealthy);
+    EXPECT_EQ(maglev.config.active.type, core::ActiveHealthConfig::Type::kGrpc);
+  }
+  EXPECT_FALSE(fs::exists(dir_ / "meta.rec"));
+  EXPECT_EQ(Open()->boot(), 3u);
 }
 
 }  // namespace

@@ -320,6 +320,82 @@ TEST_F(PlanesTest, CountersReturnToZeroUnderConcurrency) {
   for (const auto& live : lives) EXPECT_EQ(live->active_requests.load(), 0u);
 }
 
+// Until the control plane has applied `revision` (another writer's change
+// arrives through the feed, on the control plane's thread).
+void WaitForRevision(LocalPicker& picker, uint64_t revision) {
+  for (int i = 0; i < 1000 && picker.control().revision() < revision; ++i) {
+    std::this_thread::sleep_for(Millis(1));
+  }
+}
+
+UpstreamRecord RecordOf(const std::string& name, std::vector<std::string> addresses) {
+  UpstreamRecord record;
+  record.config.name = name;
+  for (const std::string& a : addresses) record.targets.push_back({TargetConfig{.address = a}});
+  return record;
+}
+
+// What another replica sharing the store does: it commits to the store, and
+// picks here follow, as they follow local writes.
+TEST_F(PlanesTest, AChangeCommittedByAnotherWriterIsServedAsALocalOne) {
+  const uint64_t created = *store_.Put(RecordOf("other", {"10.0.0.9:80"}));
+  WaitForRevision(*registry_, created);
+  absl::StatusOr<PickOutput> pick = Pick("other");
+  ASSERT_TRUE(pick.ok()) << pick.status();
+  EXPECT_EQ(pick->target->config.address, "10.0.0.9:80");
+
+  // A local write builds on the other writer's record.
+  Put("other", "10.0.0.8:80");
+  EXPECT_EQ(registry_->Find("other")->targets().size(), 2u);
+  const uint64_t replaced = *store_.Put(RecordOf("other", {"10.0.0.7:80"}));
+  WaitForRevision(*registry_, replaced);
+  for (int i = 0; i < 4; ++i) EXPECT_EQ(Pick("other")->target->config.address, "10.0.0.7:80");
+  // The lease taken before lives on; its target's count goes back to 0.
+  EXPECT_EQ(*registry_->Release("other", pick->lease_id, Outcome::kSuccess, std::nullopt),
+            LeaseState::kReleased);
+
+  const uint64_t deleted = *store_.Delete("other");
+  WaitForRevision(*registry_, deleted);
+  EXPECT_EQ(Pick("other").status().code(), absl::StatusCode::kNotFound);
+}
+
+// A control plane whose watch was lost resumes after the last revision it
+// applied; when the store no longer has those changes, it loads the whole
+// state again and serves it.
+TEST(PlanesResyncTest, AWatchLostResumesOrReloadsAfterCompacted) {
+  MemoryStore store(1, /*history=*/4);
+  LocalPicker picker(store);
+  ASSERT_TRUE(picker.CreateUpstream(UpstreamConfig{.name = "kept"}).ok());
+  ASSERT_TRUE(picker.PutTarget("kept", {.address = "10.0.0.1:80"}).ok());
+  ASSERT_TRUE(picker.CreateUpstream(UpstreamConfig{.name = "gone"}).ok());
+
+  store.InterruptWatches();  // Resynced on the control plane's thread.
+  ASSERT_TRUE(store.Put(RecordOf("kept", {"10.0.0.2:80"})).ok());
+  const uint64_t resumed = *store.Put(RecordOf("new", {"10.0.0.3:80"}));
+  WaitForRevision(picker, resumed);
+  EXPECT_EQ(picker.Find("kept")->targets()[0].config.address, "10.0.0.2:80");
+  EXPECT_NE(picker.Find("new"), nullptr);
+
+  // A loss noticed only after more changes than the store keeps.
+  const std::vector<StoreWatcher*> lost = store.DropWatches();
+  ASSERT_EQ(lost.size(), 1u);
+  for (int i = 0; i < 6; ++i) {
+    ASSERT_TRUE(store.Put(RecordOf("kept", {"10.0.1." + std::to_string(i) + ":80"})).ok());
+  }
+  ASSERT_TRUE(store.Delete("gone").ok());
+  const uint64_t last = *store.Put(RecordOf("late", {"10.0.0.4:80"}));
+  EXPECT_NE(picker.Find("gone"), nullptr);  // Not heard of yet.
+  EXPECT_TRUE(IsCompacted(store.Watch(resumed, lost[0])));
+  lost[0]->OnWatchLost();
+  WaitForRevision(picker, last);  // Compacted: loaded again.
+  EXPECT_EQ(picker.control().revision(), last);
+  EXPECT_EQ(picker.Find("gone"), nullptr);
+  EXPECT_EQ(picker.Find("kept")->targets()[0].config.address, "10.0.1.5:80");
+  absl::StatusOr<PickOutput> pick = picker.Pick(PickInput{.upstream = "late"});
+  ASSERT_TRUE(pick.ok()) << pick.status();
+  EXPECT_EQ(pick->target->config.address, "10.0.0.4:80");
+}
+
 TEST_F(PlanesTest, StatePersistsAcrossOpen) {
   Create("u", StrategyKind::kMaglev);
   Put("u", "10.0.0.1:80", 7);
