@@ -9,10 +9,7 @@
 // thread waits for the store. Reads answer from the published snapshots.
 // Requests arrive as bytes and are parsed here (wire.h), so that one that
 // does not parse gets INVALID_ARGUMENT.
-//
-// Folder: server/api is the gRPC layer: it validates, maps messages and
-// translates status codes, and owns no threads or policies. It may use
-// control/, data/, metrics/ and core/.
+
 #ifndef PICKER_SERVER_API_ADMIN_SERVICE_H_
 #define PICKER_SERVER_API_ADMIN_SERVICE_H_
 

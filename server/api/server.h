@@ -1,6 +1,10 @@
 // The two gRPC listeners of picker-server: data (Picker) and admin (Admin),
 // both with grpc.health.v1 and reflection, and their drain. (The metrics
 // listener is server/metrics' MetricsEndpoint.)
+//
+// Folder: server/api is the gRPC layer: it validates, maps messages and
+// translates status codes, and owns no threads or policies. It may use
+// control/, data/, metrics/ and core/.
 #ifndef PICKER_SERVER_API_SERVER_H_
 #define PICKER_SERVER_API_SERVER_H_
 

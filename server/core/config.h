@@ -11,6 +11,11 @@
 //   config.name = "users";
 //   config.load_balancer.kind = StrategyKind::kRingHash;
 //   absl::Status valid = ValidateUpstreamConfig(config);
+//
+// Folder: server/core is the domain: configuration and its rules, admin
+// changes, snapshots and their published map, leases, the store interface.
+// It uses nothing of picker's outside itself, no gRPC and no threads of its
+// own; hash/ and strategy/ are its parts that everything else builds on.
 #ifndef PICKER_SERVER_CORE_CONFIG_H_
 #define PICKER_SERVER_CORE_CONFIG_H_
 

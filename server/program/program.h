@@ -1,5 +1,8 @@
 // What each of picker's programs (picker-server, picker-bench, picker-scale)
 // does with its command line and its process before it starts gRPC.
+//
+// Folder: server/program owns what programs do at start. It uses abseil
+// only.
 #ifndef PICKER_SERVER_PROGRAM_PROGRAM_H_
 #define PICKER_SERVER_PROGRAM_PROGRAM_H_
 

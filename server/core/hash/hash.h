@@ -1,4 +1,7 @@
 // The two hash functions Envoy uses for consistent hashing.
+//
+// Folder: server/core/hash owns the hash functions and hash-policy
+// evaluation. It uses core's config types only.
 #ifndef PICKER_SERVER_CORE_HASH_HASH_H_
 #define PICKER_SERVER_CORE_HASH_HASH_H_
 

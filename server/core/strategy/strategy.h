@@ -10,6 +10,9 @@
 //
 //   BuiltStrategy built = BuildStrategy(config, hosts, seed);
 //   uint32_t host = built.Pick(params);   // strategy->Pick(params, state)
+//
+// Folder: server/core/strategy owns the strategies, one pair of files each.
+// It uses core's config types and hash/ only.
 #ifndef PICKER_SERVER_CORE_STRATEGY_STRATEGY_H_
 #define PICKER_SERVER_CORE_STRATEGY_STRATEGY_H_
 
