@@ -164,113 +164,155 @@ void PrintLease(const picker::Lease& lease) {
   std::cout << std::endl;
 }
 
-int Run(const Args& args) {
+// What both commands share: the server, the upstream, the client's options
+// and what a release reports.
+struct Common {
+  std::string addr;
+  std::string upstream;
+  picker::ClientOptions options;
+  picker::Outcome outcome = picker::Outcome::kSuccess;
+  std::optional<std::chrono::nanoseconds> latency;  // Unset: measured.
+};
+
+// Reads the flags both commands take; returns a usage error, empty when fine.
+// Read before the command is looked at: a bad one of these flags is reported
+// even with an unknown command.
+std::string ParseCommon(const Args& args, Common* common) {
   const std::string* addr = args.Get("addr");
   const std::string* upstream = args.Get("upstream");
-  if (addr == nullptr) return UsageError("--addr is required");
-  if (upstream == nullptr) return UsageError("--upstream is required");
-
-  picker::ClientOptions options;
+  if (addr == nullptr) return "--addr is required";
+  if (upstream == nullptr) return "--upstream is required";
+  common->addr = *addr;
+  common->upstream = *upstream;
   if (const std::string* v = args.Get("deadline-ms")) {
     uint64_t ms;
-    if (!ParseUint(*v, &ms) || ms == 0) return UsageError("--deadline-ms wants a positive number");
-    options.deadline = std::chrono::milliseconds(ms);
+    if (!ParseUint(*v, &ms) || ms == 0) return "--deadline-ms wants a positive number";
+    common->options.deadline = std::chrono::milliseconds(ms);
   }
-  options.use_stream = args.Has("stream");
-
-  picker::Outcome outcome = picker::Outcome::kSuccess;
+  common->options.use_stream = args.Has("stream");
   if (const std::string* v = args.Get("outcome")) {
-    if (!ParseOutcome(*v, &outcome)) {
-      return UsageError("--outcome wants success, failure or timeout, got '" + *v + "'");
+    if (!ParseOutcome(*v, &common->outcome)) {
+      return "--outcome wants success, failure or timeout, got '" + *v + "'";
     }
   }
-  std::optional<std::chrono::nanoseconds> latency;
   if (const std::string* v = args.Get("latency-ms")) {
     uint64_t ms;
-    if (!ParseUint(*v, &ms)) return UsageError("--latency-ms wants a number");
-    latency = std::chrono::milliseconds(ms);
+    if (!ParseUint(*v, &ms)) return "--latency-ms wants a number";
+    common->latency = std::chrono::milliseconds(ms);
   }
+  return "";
+}
 
-  if (args.command == "release") {
-    const std::string* id_text = args.Get("lease-id");
-    uint64_t lease_id;
-    if (id_text == nullptr || !ParseUint(*id_text, &lease_id) || lease_id == 0) {
-      return UsageError("release needs --lease-id (a positive number)");
-    }
-    options.use_stream = false;
-    auto client = picker::Client::Create(*addr, options);
-    if (!client.ok()) return UsageError(client.status().ToString());
-    auto state = (*client)->Release(*upstream, lease_id, outcome, latency);
-    if (!state.ok()) {
-      std::cerr << "picker-cli: release failed: " << state.status().ToString() << "\n";
-      return 1;
-    }
-    std::cout << "released lease_id=" << lease_id << " state=" << picker::ReleaseStateName(*state)
-              << std::endl;
-    return 0;
+// Prints the answer to the release of `lease_id`; returns the exit status.
+int ReportRelease(uint64_t lease_id, const absl::StatusOr<picker::ReleaseState>& state) {
+  if (!state.ok()) {
+    std::cerr << "picker-cli: release failed: " << state.status().ToString() << "\n";
+    return 1;
   }
+  std::cout << "released lease_id=" << lease_id << " state=" << picker::ReleaseStateName(*state)
+            << std::endl;
+  return 0;
+}
 
-  if (args.command != "pick") return UsageError("unknown command '" + args.command + "'");
+// picker-cli release: one unary Release of a lease picked earlier.
+int RunRelease(const Args& args, Common common) {
+  const std::string* id_text = args.Get("lease-id");
+  uint64_t lease_id;
+  if (id_text == nullptr || !ParseUint(*id_text, &lease_id) || lease_id == 0) {
+    return UsageError("release needs --lease-id (a positive number)");
+  }
+  // One release by id: a unary call, with no stream to open and flush.
+  common.options.use_stream = false;
+  auto client = picker::Client::Create(common.addr, common.options);
+  if (!client.ok()) return UsageError(client.status().ToString());
+  return ReportRelease(
+      lease_id, (*client)->Release(common.upstream, lease_id, common.outcome, common.latency));
+}
+
+// What picker-cli pick does, from its flags.
+struct PickPlan {
   picker::PickOptions pick;
-  pick.upstream = *upstream;
+  uint64_t count = 1;
+  uint64_t hold_ms = 0;
+  bool release = false;
+};
+
+// Reads the pick flags; returns a usage error, empty when fine.
+std::string ParsePick(const Args& args, const std::string& upstream, PickPlan* plan) {
+  picker::PickOptions& pick = plan->pick;
+  pick.upstream = upstream;
   for (const auto& [flag, map] :
        {std::pair{"header", &pick.headers}, std::pair{"cookie", &pick.cookies},
         std::pair{"query", &pick.query_params}, std::pair{"filter-state", &pick.filter_state}}) {
-    if (std::string error = ParsePairs(args, flag, map); !error.empty()) return UsageError(error);
+    if (std::string error = ParsePairs(args, flag, map); !error.empty()) return error;
   }
   if (const std::string* v = args.Get("source-ip")) pick.source_ip = *v;
   if (const std::string* v = args.Get("zone")) pick.client_zone = *v;
   if (const std::string* v = args.Get("hash")) {
     uint64_t hash;
-    if (!ParseUint(*v, &hash)) return UsageError("--hash wants an unsigned 64-bit number");
+    if (!ParseUint(*v, &hash)) return "--hash wants an unsigned 64-bit number";
     pick.hash = hash;
   }
   if (auto it = args.values.find("exclude"); it != args.values.end()) pick.exclude = it->second;
-  uint64_t count = 1;
   if (const std::string* v = args.Get("count")) {
-    if (!ParseUint(*v, &count) || count == 0) return UsageError("--count wants a positive number");
+    if (!ParseUint(*v, &plan->count) || plan->count == 0) return "--count wants a positive number";
   }
-  uint64_t hold_ms = 0;
   if (const std::string* v = args.Get("hold-ms")) {
-    if (!ParseUint(*v, &hold_ms)) return UsageError("--hold-ms wants a number");
+    if (!ParseUint(*v, &plan->hold_ms)) return "--hold-ms wants a number";
   }
-  const bool release = args.Has("release");
+  plan->release = args.Has("release");
+  return "";
+}
 
-  auto client = picker::Client::Create(*addr, options);
+// One pick, printed, then the lease released or left open; returns the
+// exit status.
+int PickOnce(picker::Client& client, const PickPlan& plan, const Common& common) {
+  absl::StatusOr<picker::Lease> lease = client.Pick(plan.pick);
+  if (!lease.ok()) {
+    std::cerr << "picker-cli: pick failed: " << lease.status().ToString() << "\n";
+    return 1;
+  }
+  PrintLease(*lease);
+  if (plan.hold_ms > 0) std::this_thread::sleep_for(std::chrono::milliseconds(plan.hold_ms));
+  if (!plan.release) {
+    // Left open for a later `picker-cli release` by id, or for its TTL.
+    lease->Detach();
+    return 0;
+  }
+  lease->set_outcome(common.outcome);
+  if (common.latency) lease->set_latency(*common.latency);
+  const uint64_t id = lease->lease_id();
+  return ReportRelease(id, lease->Release());
+}
+
+// picker-cli pick: --count picks, stopping at the first failure.
+int RunPick(const Args& args, const Common& common) {
+  PickPlan plan;
+  if (std::string error = ParsePick(args, common.upstream, &plan); !error.empty()) {
+    return UsageError(error);
+  }
+  auto client = picker::Client::Create(common.addr, common.options);
   if (!client.ok()) return UsageError(client.status().ToString());
   int status = 0;
-  for (uint64_t i = 0; i < count; ++i) {
-    absl::StatusOr<picker::Lease> lease = (*client)->Pick(pick);
-    if (!lease.ok()) {
-      std::cerr << "picker-cli: pick failed: " << lease.status().ToString() << "\n";
-      status = 1;
-      break;
-    }
-    PrintLease(*lease);
-    if (hold_ms > 0) std::this_thread::sleep_for(std::chrono::milliseconds(hold_ms));
-    if (!release) {
-      lease->Detach();
-      continue;
-    }
-    lease->set_outcome(outcome);
-    if (latency) lease->set_latency(*latency);
-    const uint64_t id = lease->lease_id();
-    absl::StatusOr<picker::ReleaseState> state = lease->Release();
-    if (!state.ok()) {
-      std::cerr << "picker-cli: release failed: " << state.status().ToString() << "\n";
-      status = 1;
-      break;
-    }
-    std::cout << "released lease_id=" << id << " state=" << picker::ReleaseStateName(*state)
-              << std::endl;
+  for (uint64_t i = 0; i < plan.count && status == 0; ++i) {
+    status = PickOnce(**client, plan, common);
   }
-  if (status == 0 && options.use_stream) {
+  // With --stream, releases are batched; the last batch must go before exit.
+  if (status == 0 && common.options.use_stream) {
     if (absl::Status s = (*client)->Flush(); !s.ok()) {
       std::cerr << "picker-cli: flushing releases failed: " << s.ToString() << "\n";
       status = 1;
     }
   }
   return status;
+}
+
+int Run(const Args& args) {
+  Common common;
+  if (std::string error = ParseCommon(args, &common); !error.empty()) return UsageError(error);
+  if (args.command == "release") return RunRelease(args, common);
+  if (args.command != "pick") return UsageError("unknown command '" + args.command + "'");
+  return RunPick(args, common);
 }
 
 }  // namespace

@@ -18,6 +18,7 @@
 #include <cstring>
 #include <filesystem>
 #include <fstream>
+#include <optional>
 #include <sstream>
 
 #include "absl/strings/match.h"
@@ -41,52 +42,33 @@ std::string FieldOf(const std::string& line, const std::string& key) {
   return line.substr(start, end == std::string::npos ? std::string::npos : end - start);
 }
 
-}  // namespace
-
-absl::StatusOr<std::unique_ptr<SpawnedServer>> SpawnedServer::Start(
-    const std::string& path, const std::vector<std::string>& extra_args,
-    std::chrono::milliseconds timeout, const std::string& data_dir) {
-  if (access(path.c_str(), X_OK) != 0) {
-    return absl::NotFoundError(absl::StrCat("--spawn-server ", path, ": not an executable"));
+// A fresh data directory under /tmp.
+absl::StatusOr<std::string> MakeDataDir() {
+  char dir_template[] = "/tmp/picker-bench-XXXXXX";
+  if (mkdtemp(dir_template) == nullptr) {
+    return absl::InternalError(absl::StrCat("mkdtemp: ", std::strerror(errno)));
   }
-  std::unique_ptr<SpawnedServer> server(new SpawnedServer());
-  if (data_dir.empty()) {
-    char dir_template[] = "/tmp/picker-bench-XXXXXX";
-    if (mkdtemp(dir_template) == nullptr) {
-      return absl::InternalError(absl::StrCat("mkdtemp: ", std::strerror(errno)));
-    }
-    server->data_dir_ = dir_template;
-  } else {
-    server->data_dir_ = data_dir;
-  }
+  return std::string(dir_template);
+}
 
-  // Ports 0: the server binds free ports and prints them. Metrics on
-  // loopback too: a benchmark has no business listening on other interfaces.
+// The server's command line. Ports 0: the server binds free ports and
+// prints them. Metrics on loopback too: a benchmark has no business
+// listening on other interfaces.
+std::vector<std::string> ServerCommand(const std::string& path, const std::string& data_dir,
+                                       const std::vector<std::string>& extra_args) {
   std::vector<std::string> args = {path, "--listen=127.0.0.1:0", "--admin-listen=127.0.0.1:0",
-                                   "--metrics-listen=127.0.0.1:0",
-                                   "--data-dir=" + server->data_dir_};
+                                   "--metrics-listen=127.0.0.1:0", "--data-dir=" + data_dir};
   args.insert(args.end(), extra_args.begin(), extra_args.end());
+  return args;
+}
+
+// Starts `args` in a child whose stdout and stderr go to `log_fd`; the
+// child's pid.
+absl::StatusOr<pid_t> ForkExec(std::vector<std::string> args, int log_fd) {
+  // Built before the fork: the child may not allocate.
   std::vector<char*> argv;
   for (std::string& a : args) argv.push_back(a.data());
   argv.push_back(nullptr);
-
-  // The server's output goes to a file, read only to find the listening
-  // line and for error messages. Read from a pipe as it came, it woke a
-  // thread of this process for every log line (each admin write logs an
-  // audit line), taking CPU from the loops being measured. The file is on
-  // tmpfs where there is one: the kernel's write-back of a file on disk
-  // would slow the machine during the measurement.
-  int log_fd = -1;
-  for (const char* dir : {"/dev/shm", "/tmp"}) {
-    std::string log_template = absl::StrCat(dir, "/picker-bench-log-XXXXXX");
-    log_fd = mkostemp(log_template.data(), O_CLOEXEC);
-    if (log_fd >= 0) {
-      server->log_path_ = log_template;
-      break;
-    }
-  }
-  if (log_fd < 0) return absl::InternalError(absl::StrCat("mkostemp: ", std::strerror(errno)));
-  server->log_fd_ = log_fd;
   const pid_t parent = getpid();
   const pid_t pid = fork();
   if (pid < 0) return absl::InternalError(absl::StrCat("fork: ", std::strerror(errno)));
@@ -106,42 +88,93 @@ absl::StatusOr<std::unique_ptr<SpawnedServer>> SpawnedServer::Start(
     execv(argv[0], argv.data());
     _exit(127);
   }
-  server->pid_ = pid;
+  return pid;
+}
 
+// The whole "listening data=..." line of `log`, once its newline is there;
+// nullopt before.
+std::optional<std::string> ListeningLine(const std::string& log) {
+  const size_t at = log.find("listening data=");
+  if (at == std::string::npos) return std::nullopt;
+  const size_t eol = log.find('\n', at);
+  if (eol == std::string::npos) return std::nullopt;
+  const size_t begin = log.rfind('\n', at);
+  const size_t from = begin == std::string::npos ? 0 : begin + 1;
+  return log.substr(from, eol - from);
+}
+
+}  // namespace
+
+absl::StatusOr<std::unique_ptr<SpawnedServer>> SpawnedServer::Start(
+    const std::string& path, const std::vector<std::string>& extra_args,
+    std::chrono::milliseconds timeout, const std::string& data_dir) {
+  if (access(path.c_str(), X_OK) != 0) {
+    return absl::NotFoundError(absl::StrCat("--spawn-server ", path, ": not an executable"));
+  }
+  std::unique_ptr<SpawnedServer> server(new SpawnedServer());
+  if (data_dir.empty()) {
+    absl::StatusOr<std::string> fresh = MakeDataDir();
+    if (!fresh.ok()) return fresh.status();
+    server->data_dir_ = *std::move(fresh);
+  } else {
+    server->data_dir_ = data_dir;
+  }
+  // From here on, an error return removes the directory and the log with
+  // `server`.
+  if (absl::Status s = server->OpenLog(); !s.ok()) return s;
+  absl::StatusOr<pid_t> pid =
+      ForkExec(ServerCommand(path, server->data_dir_, extra_args), server->log_fd_);
+  if (!pid.ok()) return pid.status();
+  server->pid_ = *pid;
+  if (absl::Status s = server->WaitForPorts(path, timeout); !s.ok()) return s;
+  return server;
+}
+
+absl::Status SpawnedServer::OpenLog() {
+  // The server's output goes to a file, read only to find the listening
+  // line and for error messages. Read from a pipe as it came, it woke a
+  // thread of this process for every log line (each admin write logs an
+  // audit line), taking CPU from the loops being measured. The file is on
+  // tmpfs where there is one: the kernel's write-back of a file on disk
+  // would slow the machine during the measurement.
+  for (const char* dir : {"/dev/shm", "/tmp"}) {
+    std::string log_template = absl::StrCat(dir, "/picker-bench-log-XXXXXX");
+    const int log_fd = mkostemp(log_template.data(), O_CLOEXEC);
+    if (log_fd >= 0) {
+      log_fd_ = log_fd;
+      log_path_ = log_template;
+      return absl::OkStatus();
+    }
+  }
+  return absl::InternalError(absl::StrCat("mkostemp: ", std::strerror(errno)));
+}
+
+absl::Status SpawnedServer::WaitForPorts(const std::string& path,
+                                         std::chrono::milliseconds timeout) {
   // Polls the log until the listening line, the child's exit, or the timeout.
   const auto deadline = std::chrono::steady_clock::now() + timeout;
-  while (true) {
-    const std::string log = server->ReadLog();
-    const size_t at = log.find("listening data=");
-    // The whole line: the newline ends it.
-    if (const size_t eol = log.find('\n', at);
-        at != std::string::npos && eol != std::string::npos) {
-      const size_t begin = log.rfind('\n', at);
-      const size_t from = begin == std::string::npos ? 0 : begin + 1;
-      const std::string line = log.substr(from, eol - from);
-      server->data_ = FieldOf(line, "data=");
-      server->admin_ = FieldOf(line, "admin=");
-      server->metrics_ = FieldOf(line, "metrics=");
-      break;
-    }
+  std::optional<std::string> line;
+  while (!(line = ListeningLine(ReadLog()))) {
     int status = 0;
-    if (waitpid(pid, &status, WNOHANG) == pid) {
-      server->pid_ = -1;
+    if (waitpid(pid_, &status, WNOHANG) == pid_) {
+      pid_ = -1;
       return absl::FailedPreconditionError(
-          absl::StrCat(path, " exited before listening; its output:\n", server->RecentLog()));
+          absl::StrCat(path, " exited before listening; its output:\n", RecentLog()));
     }
     if (std::chrono::steady_clock::now() >= deadline) {
       return absl::DeadlineExceededError(absl::StrCat(path, " did not report its ports within ",
                                                       timeout.count(), " ms; its output:\n",
-                                                      server->RecentLog()));
+                                                      RecentLog()));
     }
     usleep(10 * 1000);
   }
-  if (server->data_.empty() || server->admin_.empty()) {
-    return absl::InternalError(
-        absl::StrCat("cannot parse the listening line:\n", server->RecentLog()));
+  data_ = FieldOf(*line, "data=");
+  admin_ = FieldOf(*line, "admin=");
+  metrics_ = FieldOf(*line, "metrics=");
+  if (data_.empty() || admin_.empty()) {
+    return absl::InternalError(absl::StrCat("cannot parse the listening line:\n", RecentLog()));
   }
-  return server;
+  return absl::OkStatus();
 }
 
 std::string SpawnedServer::ReadLog() const {

@@ -11,6 +11,7 @@
 #include <utility>
 #include <vector>
 
+#include "absl/status/status.h"
 #include "absl/status/statusor.h"
 
 namespace picker::bench {
@@ -48,6 +49,10 @@ class SpawnedServer {
 
  private:
   SpawnedServer() = default;
+  // Creates the file the server's output goes to (log_fd_, log_path_).
+  absl::Status OpenLog();
+  // Waits for the started server's listening line and reads its ports.
+  absl::Status WaitForPorts(const std::string& path, std::chrono::milliseconds timeout);
   std::string ReadLog() const;  // The output file's start and end.
 
   pid_t pid_ = -1;

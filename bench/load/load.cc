@@ -399,61 +399,61 @@ v1::PutTargetRequest WeightFlip(const std::string& upstream, const BenchTarget& 
   return request;
 }
 
-}  // namespace
-
-void Measured::Merge(const Measured& other) {
-  ops += other.ops;
-  latency.Merge(other.latency);
-  first_call.Merge(other.first_call);
-}
-
-RunResult RunClosedLoop(const LoadOptions& options) {
+// A run's connections, and a stub of each service on each.
+struct Connections {
   std::vector<std::shared_ptr<grpc::Channel>> channels;
   std::vector<std::unique_ptr<v1::Picker::Stub>> picker_stubs;
   std::vector<std::unique_ptr<Echo::Stub>> echo_stubs;
-  RunResult result;
-  for (int i = 0; i < std::max(1, options.channels); ++i) {
-    channels.push_back(NewChannel(options.address));
-    if (!channels.back()->WaitForConnected(Deadline())) {
-      result.first_error = absl::StrCat("cannot connect to ", options.address);
-      result.errors = 1;
-      return result;
+
+  // Opens options.channels connections; false (with the error in `result`)
+  // if one cannot connect.
+  bool Open(const LoadOptions& options, RunResult* result) {
+    for (int i = 0; i < std::max(1, options.channels); ++i) {
+      channels.push_back(NewChannel(options.address));
+      if (!channels.back()->WaitForConnected(Deadline())) {
+        result->first_error = absl::StrCat("cannot connect to ", options.address);
+        result->errors = 1;
+        return false;
+      }
+      picker_stubs.push_back(v1::Picker::NewStub(channels.back()));
+      echo_stubs.push_back(Echo::NewStub(channels.back()));
     }
-    picker_stubs.push_back(v1::Picker::NewStub(channels.back()));
-    echo_stubs.push_back(Echo::NewStub(channels.back()));
+    return true;
   }
+};
 
-  Shared shared;
-  const auto warmup = std::chrono::duration_cast<Clock::duration>(options.warmup);
-  const auto duration = std::chrono::duration_cast<Clock::duration>(options.duration);
-  shared.measure_start = Clock::now() + warmup;
-  shared.measure_end = shared.measure_start + duration;
-  shared.phase = std::chrono::duration_cast<Clock::duration>(options.phase);
-
+// The run's closed loops, of its workload, spread over the connections.
+std::vector<std::unique_ptr<Slot>> NewSlots(const LoadOptions& options,
+                                            const Connections& connections, Shared& shared) {
   std::vector<std::unique_ptr<Slot>> slots;
   std::random_device seeds;
   for (int i = 0; i < options.concurrency; ++i) {
-    const size_t c = static_cast<size_t>(i) % channels.size();
+    const size_t c = static_cast<size_t>(i) % connections.channels.size();
+    v1::Picker::Stub* picker = connections.picker_stubs[c].get();
+    Echo::Stub* echo = connections.echo_stubs[c].get();
     switch (options.workload) {
       case Workload::kPickerUnary:
-        slots.push_back(std::make_unique<PickReleaseSlot>(
-            shared, picker_stubs[c].get(), options.upstream, options.send_hash, seeds()));
+        slots.push_back(std::make_unique<PickReleaseSlot>(shared, picker, options.upstream,
+                                                          options.send_hash, seeds()));
         break;
       case Workload::kPickerStream:
-        slots.push_back(std::make_unique<PickStreamSlot>(
-            shared, picker_stubs[c].get(), options.upstream, options.send_hash, seeds()));
+        slots.push_back(std::make_unique<PickStreamSlot>(shared, picker, options.upstream,
+                                                         options.send_hash, seeds()));
         break;
       case Workload::kEchoUnary:
-        slots.push_back(std::make_unique<EchoUnarySlot>(shared, echo_stubs[c].get()));
+        slots.push_back(std::make_unique<EchoUnarySlot>(shared, echo));
         break;
       case Workload::kEchoStream:
-        slots.push_back(std::make_unique<EchoStreamSlot>(shared, echo_stubs[c].get()));
+        slots.push_back(std::make_unique<EchoStreamSlot>(shared, echo));
         break;
     }
   }
-  shared.running = static_cast<int>(slots.size());
-  for (auto& slot : slots) slot->Start();
+  return slots;
+}
 
+// Waits out the measured window, calling the window's and the phases'
+// callbacks on time, and sets the seconds each part of `result` measured.
+void MeasureWindow(const LoadOptions& options, const Shared& shared, RunResult* result) {
   std::this_thread::sleep_until(shared.measure_start);
   if (options.on_window_start) options.on_window_start();
   if (shared.phase.count() > 0) {
@@ -463,7 +463,7 @@ RunResult RunClosedLoop(const LoadOptions& options) {
       const Clock::time_point begin = shared.measure_start + k * shared.phase;
       if (begin >= shared.measure_end) break;
       const Clock::time_point end = std::min(begin + shared.phase, shared.measure_end);
-      Measured& part = k % 2 == 1 ? result.on : result.window;
+      Measured& part = k % 2 == 1 ? result->on : result->window;
       part.seconds += std::chrono::duration<double>(end - begin).count();
       if (k > 0) {
         std::this_thread::sleep_until(begin);
@@ -471,24 +471,55 @@ RunResult RunClosedLoop(const LoadOptions& options) {
       }
     }
   } else {
-    result.window.seconds = std::chrono::duration<double>(duration).count();
+    result->window.seconds =
+        std::chrono::duration<double>(shared.measure_end - shared.measure_start).count();
   }
   std::this_thread::sleep_until(shared.measure_end);
   if (options.on_window_end) options.on_window_end();
+}
+
+// Stops the loops and waits for them; false (with the hang in `result`) if
+// some did not stop.
+bool StopSlots(Shared& shared, std::vector<std::unique_ptr<Slot>>& slots, RunResult* result) {
   shared.stop.store(true, std::memory_order_relaxed);
-  {
-    std::unique_lock lock(shared.mu);
-    // Bounded by the calls' deadlines; the extra margin covers their
-    // callbacks.
-    if (!shared.cv.wait_for(lock, kCallDeadline * 2, [&] { return shared.running == 0; })) {
-      // Slots still running own their memory: leak them rather than free it
-      // under a callback, and report the hang.
-      result.first_error = absl::StrCat(shared.running, " loops did not stop");
-      result.errors += static_cast<uint64_t>(shared.running);
-      for (auto& slot : slots) slot.release();
-      return result;
-    }
+  std::unique_lock lock(shared.mu);
+  // Bounded by the calls' deadlines; the extra margin covers their
+  // callbacks.
+  if (shared.cv.wait_for(lock, kCallDeadline * 2, [&] { return shared.running == 0; })) {
+    return true;
   }
+  // Slots still running own their memory: leak them rather than free it
+  // under a callback, and report the hang.
+  result->first_error = absl::StrCat(shared.running, " loops did not stop");
+  result->errors += static_cast<uint64_t>(shared.running);
+  for (auto& slot : slots) slot.release();
+  return false;
+}
+
+}  // namespace
+
+void Measured::Merge(const Measured& other) {
+  ops += other.ops;
+  latency.Merge(other.latency);
+  first_call.Merge(other.first_call);
+}
+
+RunResult RunClosedLoop(const LoadOptions& options) {
+  RunResult result;
+  Connections connections;
+  if (!connections.Open(options, &result)) return result;
+
+  Shared shared;
+  shared.measure_start = Clock::now() + std::chrono::duration_cast<Clock::duration>(options.warmup);
+  shared.measure_end =
+      shared.measure_start + std::chrono::duration_cast<Clock::duration>(options.duration);
+  shared.phase = std::chrono::duration_cast<Clock::duration>(options.phase);
+  std::vector<std::unique_ptr<Slot>> slots = NewSlots(options, connections, shared);
+  shared.running = static_cast<int>(slots.size());
+  for (auto& slot : slots) slot->Start();
+
+  MeasureWindow(options, shared, &result);
+  if (!StopSlots(shared, slots, &result)) return result;
   for (const auto& slot : slots) {
     result.window.Merge(slot->measured[0]);
     result.on.Merge(slot->measured[1]);
@@ -668,6 +699,41 @@ bool SetStrategy(const std::string& strategy, v1::LoadBalancer* lb) {
   return true;
 }
 
+namespace {
+
+// Creates the upstream of `create`; one left by an earlier run is deleted
+// first, so that the bench starts afresh.
+grpc::Status CreateAfresh(v1::Admin::Stub& stub, const v1::CreateUpstreamRequest& create) {
+  v1::Upstream created;
+  grpc::Status status = stub.CreateUpstream(NewContext().get(), create, &created);
+  if (status.error_code() != grpc::StatusCode::ALREADY_EXISTS) return status;
+  v1::DeleteUpstreamRequest del;
+  del.set_name(create.upstream().name());
+  v1::DeleteUpstreamResponse ignored;
+  status = stub.DeleteUpstream(NewContext().get(), del, &ignored);
+  if (!status.ok()) return status;
+  return stub.CreateUpstream(NewContext().get(), create, &created);
+}
+
+// The `count` bench targets of `upstream`, as a request, and in `targets`.
+v1::ReplaceTargetsRequest BenchTargets(const std::string& upstream, int count, bool mixed_weights,
+                                       std::vector<BenchTarget>* targets) {
+  v1::ReplaceTargetsRequest replace;
+  replace.set_upstream(upstream);
+  for (int i = 0; i < count; ++i) {
+    // Documentation addresses would do as well; picker never connects to them.
+    std::string address = absl::StrCat("10.0.", i / 250, ".", i % 250 + 1, ":8080");
+    v1::Target* target = replace.add_targets();
+    const uint32_t weight = mixed_weights && i % 2 == 1 ? 50 : 100;
+    target->set_address(address);
+    target->set_weight(weight);
+    targets->push_back(BenchTarget{std::move(address), weight});
+  }
+  return replace;
+}
+
+}  // namespace
+
 SetupResult SetUpUpstream(const std::string& admin_address, const std::string& upstream,
                           const std::string& strategy, int count, bool mixed_weights) {
   SetupResult result;
@@ -689,47 +755,14 @@ SetupResult SetUpUpstream(const std::string& admin_address, const std::string& u
   // Passive health off: a benchmark's outcomes are all successes anyway, and
   // the upstream should never change under the load for reasons of its own.
   u->mutable_health_checks()->mutable_passive()->set_consecutive_failures(0);
-
-  v1::Upstream created;
-  {
-    grpc::ClientContext context;
-    context.set_deadline(Deadline());
-    grpc::Status status = stub->CreateUpstream(&context, create, &created);
-    if (status.error_code() == grpc::StatusCode::ALREADY_EXISTS) {
-      // A bench upstream left by an earlier run: start afresh.
-      grpc::ClientContext delete_context;
-      delete_context.set_deadline(Deadline());
-      v1::DeleteUpstreamRequest del;
-      del.set_name(upstream);
-      v1::DeleteUpstreamResponse ignored;
-      status = stub->DeleteUpstream(&delete_context, del, &ignored);
-      if (status.ok()) {
-        grpc::ClientContext again;
-        again.set_deadline(Deadline());
-        status = stub->CreateUpstream(&again, create, &created);
-      }
-    }
-    if (!status.ok()) {
-      result.error = absl::StrCat("CreateUpstream ", upstream, ": ", status.error_code(), " ",
-                                  status.error_message());
-      return result;
-    }
+  if (grpc::Status status = CreateAfresh(*stub, create); !status.ok()) {
+    result.error = absl::StrCat("CreateUpstream ", upstream, ": ", status.error_code(), " ",
+                                status.error_message());
+    return result;
   }
-  v1::ReplaceTargetsRequest replace;
-  replace.set_upstream(upstream);
-  for (int i = 0; i < count; ++i) {
-    // Documentation addresses would do as well; picker never connects to them.
-    std::string address = absl::StrCat("10.0.", i / 250, ".", i % 250 + 1, ":8080");
-    v1::Target* target = replace.add_targets();
-    const uint32_t weight = mixed_weights && i % 2 == 1 ? 50 : 100;
-    target->set_address(address);
-    target->set_weight(weight);
-    result.targets.push_back(BenchTarget{std::move(address), weight});
-  }
-  grpc::ClientContext context;
-  context.set_deadline(Deadline());
+  v1::ReplaceTargetsRequest replace = BenchTargets(upstream, count, mixed_weights, &result.targets);
   v1::ReplaceTargetsResponse replaced;
-  grpc::Status status = stub->ReplaceTargets(&context, replace, &replaced);
+  grpc::Status status = stub->ReplaceTargets(NewContext().get(), replace, &replaced);
   if (!status.ok()) {
     result.error =
         absl::StrCat("ReplaceTargets: ", status.error_code(), " ", status.error_message());

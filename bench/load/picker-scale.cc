@@ -11,9 +11,11 @@
 //      takes to load the store and listen, and picks once on every upstream;
 // and prints times, rates and the server's resident memory after each step.
 // Figures are reported, not asserted (see BENCHMARKS.md).
+#include <algorithm>
 #include <chrono>
 #include <cstdio>
 #include <fstream>
+#include <memory>
 #include <random>
 #include <string>
 #include <thread>
@@ -117,6 +119,212 @@ int Fail(const std::string& what, const grpc::Status& status) {
   return 1;
 }
 
+void PrintResident(const char* step, pid_t pid) {
+  std::printf("| %s | RSS %.1f MiB |\n", step, ResidentMiB(pid));
+}
+
+// The flags, read once.
+struct Options {
+  std::string server_path;
+  int upstreams = 0;
+  int targets = 0;
+  std::string strategy;
+  int writers = 1;
+  double pick_seconds = 0;
+  int big_targets = 0;
+  bool restart = false;
+};
+
+// What the steps share: the flags, the server and its channels, and one
+// random sequence (seeded, so runs pick the same upstreams).
+struct Scale {
+  Options options;
+  std::unique_ptr<picker::bench::SpawnedServer> server;
+  std::shared_ptr<grpc::Channel> admin_channel;
+  std::shared_ptr<grpc::Channel> data_channel;
+  std::mt19937_64 random{42};
+};
+
+// Step 1's writes: upstreams u0..u(N-1), dealt out to --writers concurrent
+// admin clients. Returns the first error of a writer, if any.
+grpc::Status CreateUpstreams(const Scale& scale) {
+  const Options& o = scale.options;
+  std::vector<std::thread> threads;
+  std::vector<grpc::Status> errors(o.writers);
+  for (int w = 0; w < o.writers; ++w) {
+    threads.emplace_back([&, w] {
+      // One channel per writer, so that writes travel side by side.
+      grpc::ChannelArguments args;
+      args.SetInt("grpc.channel_id", w);
+      auto stub = picker::v1::Admin::NewStub(grpc::CreateCustomChannel(
+          scale.server->admin_address(), grpc::InsecureChannelCredentials(), args));
+      for (int i = w; i < o.upstreams; i += o.writers) {
+        grpc::Status s = CreateWithTargets(*stub, absl::StrCat("u", i), o.strategy, o.targets, i);
+        if (!s.ok()) {
+          errors[w] = s;
+          return;
+        }
+      }
+    });
+  }
+  for (std::thread& t : threads) t.join();
+  for (const grpc::Status& s : errors) {
+    if (!s.ok()) return s;
+  }
+  return grpc::Status::OK;
+}
+
+// 1. Many upstreams, each written as one CreateUpstream and one ReplaceTargets.
+int LoadManyUpstreams(const Scale& scale) {
+  const Options& o = scale.options;
+  const Clock::time_point start = Clock::now();
+  if (grpc::Status s = CreateUpstreams(scale); !s.ok()) return Fail("creating upstreams", s);
+  const double seconds = Seconds(Clock::now() - start);
+  std::printf(
+      "| %d upstreams x %d targets (%s), %d admin clients | %.1f s, %.0f upstreams/s "
+      "(each a CreateUpstream and a ReplaceTargets, each durable before its answer) |\n",
+      o.upstreams, o.targets, o.strategy.c_str(), o.writers, seconds, o.upstreams / seconds);
+  PrintResident("after loading them", scale.server->pid());
+  return 0;
+}
+
+// 2. Picks on random upstreams, each released, every answer checked.
+int PickOnRandomUpstreams(Scale& scale) {
+  const Options& o = scale.options;
+  auto stub = picker::v1::Picker::NewStub(scale.data_channel);
+  uint64_t picks = 0;
+  const Clock::time_point start = Clock::now();
+  const auto end = start + std::chrono::duration_cast<Clock::duration>(
+                               std::chrono::duration<double>(o.pick_seconds));
+  while (Clock::now() < end) {
+    const int index = static_cast<int>(scale.random() % o.upstreams);
+    if (grpc::Status s = PickAndRelease(*stub, index, o.targets, scale.random()); !s.ok()) {
+      return Fail(absl::StrCat("Pick+Release on u", index), s);
+    }
+    ++picks;
+  }
+  std::printf(
+      "| unary Pick+Release on random upstreams, 1 client | %.0f ops/s over %.0f s, "
+      "every answer a target of its upstream |\n",
+      picks / Seconds(Clock::now() - start), o.pick_seconds);
+  return 0;
+}
+
+// The big upstream's last table rebuild from /metrics, in seconds; -1 if
+// absent. Prometheus does not fix the order of labels, so both are tried.
+double BigRebuildSeconds(const picker::bench::SpawnedServer& server) {
+  auto metrics = picker::bench::HttpGet(server.metrics_address(), "/metrics",
+                                        std::chrono::milliseconds(30000));
+  if (!metrics.ok()) return -1;
+  double rebuild = -1;
+  const std::string series =
+      "picker_table_rebuild_duration_seconds{strategy=\"maglev\",upstream=\"big\"} ";
+  const std::string other =
+      "picker_table_rebuild_duration_seconds{upstream=\"big\",strategy=\"maglev\"} ";
+  for (const std::string& s : {series, other}) {
+    if (size_t at = metrics->find(s); at != std::string::npos) {
+      rebuild = std::stod(metrics->substr(at + s.size()));
+    }
+  }
+  return rebuild;
+}
+
+// 3. One very large Maglev upstream.
+int CreateBigUpstream(const Scale& scale) {
+  const int big = scale.options.big_targets;
+  auto admin = picker::v1::Admin::NewStub(scale.admin_channel);
+  const Clock::time_point start = Clock::now();
+  if (grpc::Status s = CreateWithTargets(*admin, "big", "maglev", big, scale.options.upstreams + 1);
+      !s.ok()) {
+    return Fail("creating the large upstream", s);
+  }
+  const double seconds = Seconds(Clock::now() - start);
+  const double rebuild = BigRebuildSeconds(*scale.server);
+  std::printf(
+      "| one Maglev upstream, %d targets, table 65537 | snapshot build %.1f ms "
+      "(picker_table_rebuild_duration_seconds); CreateUpstream+ReplaceTargets "
+      "round trip %.1f ms |\n",
+      big, rebuild * 1e3, seconds * 1e3);
+  PrintResident("after it", scale.server->pid());
+  return 0;
+}
+
+// 4. A restart on the same data directory: how long until the server
+// listens (it loads every record first), and whether every upstream
+// answers with its own targets then.
+int RestartOnSameData(Scale& scale) {
+  const Options& o = scale.options;
+  const std::string data_dir = scale.server->ReleaseDataDir();
+  scale.server.reset();  // SIGTERM, drain, exit.
+  const Clock::time_point start = Clock::now();
+  auto restarted =
+      picker::bench::SpawnedServer::Start(o.server_path, {}, std::chrono::minutes(10), data_dir);
+  if (!restarted.ok()) {
+    std::fprintf(stderr, "picker-scale: restart: %s\n", restarted.status().ToString().c_str());
+    return 1;
+  }
+  const double seconds = Seconds(Clock::now() - start);
+  auto stub = picker::v1::Picker::NewStub(
+      grpc::CreateChannel((*restarted)->data_address(), grpc::InsecureChannelCredentials()));
+  for (int index = 0; index < o.upstreams; ++index) {
+    if (grpc::Status s = PickAndRelease(*stub, index, o.targets, scale.random()); !s.ok()) {
+      return Fail(absl::StrCat("after the restart, Pick+Release on u", index), s);
+    }
+  }
+  std::printf(
+      "| restart on the same data directory | listening after %.1f s (every record loaded "
+      "first); then every one of the %d upstreams answered a target of its own |\n",
+      seconds, o.upstreams);
+  PrintResident("after it", (*restarted)->pid());
+  return 0;
+}
+
+// Reads the flags; false (with the error printed) without --spawn-server.
+bool ReadOptions(Options* o) {
+  o->server_path = absl::GetFlag(FLAGS_spawn_server);
+  if (o->server_path.empty()) {
+    std::fprintf(stderr, "picker-scale: --spawn-server is required\n");
+    return false;
+  }
+  o->upstreams = absl::GetFlag(FLAGS_upstreams);
+  o->targets = absl::GetFlag(FLAGS_targets);
+  o->strategy = absl::GetFlag(FLAGS_strategy);
+  o->writers = std::max(1, absl::GetFlag(FLAGS_writers));
+  o->pick_seconds = absl::GetFlag(FLAGS_pick_seconds);
+  o->big_targets = absl::GetFlag(FLAGS_big_targets);
+  o->restart = absl::GetFlag(FLAGS_restart);
+  return true;
+}
+
+// Spawns the server with a fresh data directory and opens its channels.
+bool StartServer(Scale& scale) {
+  auto server = picker::bench::SpawnedServer::Start(scale.options.server_path, {},
+                                                    std::chrono::milliseconds(30000));
+  if (!server.ok()) {
+    std::fprintf(stderr, "picker-scale: %s\n", server.status().ToString().c_str());
+    return false;
+  }
+  scale.server = *std::move(server);
+  scale.admin_channel =
+      grpc::CreateChannel(scale.server->admin_address(), grpc::InsecureChannelCredentials());
+  scale.data_channel =
+      grpc::CreateChannel(scale.server->data_address(), grpc::InsecureChannelCredentials());
+  return true;
+}
+
+int RunSteps(Scale& scale) {
+  if (!StartServer(scale)) return 1;
+  std::printf("| step | figure |\n|---|---|\n");
+  PrintResident("idle server", scale.server->pid());
+  if (int status = LoadManyUpstreams(scale); status != 0) return status;
+  if (int status = PickOnRandomUpstreams(scale); status != 0) return status;
+  if (scale.options.big_targets > 0) {
+    if (int status = CreateBigUpstream(scale); status != 0) return status;
+  }
+  if (scale.options.restart) return RestartOnSameData(scale);
+  return 0;
+}
+
 }  // namespace
 
 int main(int argc, char** argv) {
@@ -127,137 +335,7 @@ int main(int argc, char** argv) {
       "large upstream: load and restart times, pick rates, resident memory.\n\n"
       "  picker-scale --spawn-server build/picker-server [--upstreams N --targets M "
       "--big-targets K]\n");
-  const std::string server_path = absl::GetFlag(FLAGS_spawn_server);
-  if (server_path.empty()) {
-    std::fprintf(stderr, "picker-scale: --spawn-server is required\n");
-    return 2;
-  }
-  const int upstreams = absl::GetFlag(FLAGS_upstreams);
-  const int targets = absl::GetFlag(FLAGS_targets);
-  const std::string strategy = absl::GetFlag(FLAGS_strategy);
-  const int writers = std::max(1, absl::GetFlag(FLAGS_writers));
-
-  auto server =
-      picker::bench::SpawnedServer::Start(server_path, {}, std::chrono::milliseconds(30000));
-  if (!server.ok()) {
-    std::fprintf(stderr, "picker-scale: %s\n", server.status().ToString().c_str());
-    return 1;
-  }
-  const pid_t pid = (*server)->pid();
-  auto admin_channel =
-      grpc::CreateChannel((*server)->admin_address(), grpc::InsecureChannelCredentials());
-  auto data_channel =
-      grpc::CreateChannel((*server)->data_address(), grpc::InsecureChannelCredentials());
-  std::printf("| step | figure |\n|---|---|\n");
-  std::printf("| idle server | RSS %.1f MiB |\n", ResidentMiB(pid));
-
-  // 1. Many upstreams, each written as one CreateUpstream and one ReplaceTargets.
-  const Clock::time_point load_start = Clock::now();
-  std::vector<std::thread> threads;
-  std::vector<grpc::Status> errors(writers);
-  for (int w = 0; w < writers; ++w) {
-    threads.emplace_back([&, w] {
-      // One channel per writer, so that writes travel side by side.
-      grpc::ChannelArguments args;
-      args.SetInt("grpc.channel_id", w);
-      auto stub = picker::v1::Admin::NewStub(grpc::CreateCustomChannel(
-          (*server)->admin_address(), grpc::InsecureChannelCredentials(), args));
-      for (int i = w; i < upstreams; i += writers) {
-        grpc::Status s = CreateWithTargets(*stub, absl::StrCat("u", i), strategy, targets, i);
-        if (!s.ok()) {
-          errors[w] = s;
-          return;
-        }
-      }
-    });
-  }
-  for (std::thread& t : threads) t.join();
-  for (const grpc::Status& s : errors) {
-    if (!s.ok()) return Fail("creating upstreams", s);
-  }
-  const double load_seconds = Seconds(Clock::now() - load_start);
-  std::printf(
-      "| %d upstreams x %d targets (%s), %d admin clients | %.1f s, %.0f upstreams/s "
-      "(each a CreateUpstream and a ReplaceTargets, each durable before its answer) |\n",
-      upstreams, targets, strategy.c_str(), writers, load_seconds, upstreams / load_seconds);
-  std::printf("| after loading them | RSS %.1f MiB |\n", ResidentMiB(pid));
-
-  // 2. Picks on random upstreams, each released, every answer checked.
-  auto picker_stub = picker::v1::Picker::NewStub(data_channel);
-  std::mt19937_64 random(42);
-  uint64_t picks = 0;
-  const Clock::time_point pick_start = Clock::now();
-  const auto pick_end =
-      pick_start + std::chrono::duration_cast<Clock::duration>(
-                       std::chrono::duration<double>(absl::GetFlag(FLAGS_pick_seconds)));
-  while (Clock::now() < pick_end) {
-    const int index = static_cast<int>(random() % upstreams);
-    if (grpc::Status s = PickAndRelease(*picker_stub, index, targets, random()); !s.ok()) {
-      return Fail(absl::StrCat("Pick+Release on u", index), s);
-    }
-    ++picks;
-  }
-  std::printf(
-      "| unary Pick+Release on random upstreams, 1 client | %.0f ops/s over %.0f s, "
-      "every answer a target of its upstream |\n",
-      picks / Seconds(Clock::now() - pick_start), absl::GetFlag(FLAGS_pick_seconds));
-
-  // 3. One very large Maglev upstream.
-  if (const int big = absl::GetFlag(FLAGS_big_targets); big > 0) {
-    auto admin = picker::v1::Admin::NewStub(admin_channel);
-    const Clock::time_point big_start = Clock::now();
-    if (grpc::Status s = CreateWithTargets(*admin, "big", "maglev", big, upstreams + 1); !s.ok()) {
-      return Fail("creating the large upstream", s);
-    }
-    const double big_seconds = Seconds(Clock::now() - big_start);
-    auto metrics = picker::bench::HttpGet((*server)->metrics_address(), "/metrics",
-                                          std::chrono::milliseconds(30000));
-    double rebuild = -1;
-    if (metrics.ok()) {
-      const std::string series =
-          "picker_table_rebuild_duration_seconds{strategy=\"maglev\",upstream=\"big\"} ";
-      const std::string other =
-          "picker_table_rebuild_duration_seconds{upstream=\"big\",strategy=\"maglev\"} ";
-      for (const std::string& s : {series, other}) {
-        if (size_t at = metrics->find(s); at != std::string::npos) {
-          rebuild = std::stod(metrics->substr(at + s.size()));
-        }
-      }
-    }
-    std::printf(
-        "| one Maglev upstream, %d targets, table 65537 | snapshot build %.1f ms "
-        "(picker_table_rebuild_duration_seconds); CreateUpstream+ReplaceTargets "
-        "round trip %.1f ms |\n",
-        big, rebuild * 1e3, big_seconds * 1e3);
-    std::printf("| after it | RSS %.1f MiB |\n", ResidentMiB(pid));
-  }
-
-  // 4. A restart on the same data directory: how long until the server
-  // listens (it loads every record first), and whether every upstream
-  // answers with its own targets then.
-  if (absl::GetFlag(FLAGS_restart)) {
-    const std::string data_dir = (*server)->ReleaseDataDir();
-    server->reset();  // SIGTERM, drain, exit.
-    const Clock::time_point restart_start = Clock::now();
-    auto restarted =
-        picker::bench::SpawnedServer::Start(server_path, {}, std::chrono::minutes(10), data_dir);
-    if (!restarted.ok()) {
-      std::fprintf(stderr, "picker-scale: restart: %s\n", restarted.status().ToString().c_str());
-      return 1;
-    }
-    const double restart_seconds = Seconds(Clock::now() - restart_start);
-    auto stub = picker::v1::Picker::NewStub(
-        grpc::CreateChannel((*restarted)->data_address(), grpc::InsecureChannelCredentials()));
-    for (int index = 0; index < upstreams; ++index) {
-      if (grpc::Status s = PickAndRelease(*stub, index, targets, random()); !s.ok()) {
-        return Fail(absl::StrCat("after the restart, Pick+Release on u", index), s);
-      }
-    }
-    std::printf(
-        "| restart on the same data directory | listening after %.1f s (every record loaded "
-        "first); then every one of the %d upstreams answered a target of its own |\n",
-        restart_seconds, upstreams);
-    std::printf("| after it | RSS %.1f MiB |\n", ResidentMiB((*restarted)->pid()));
-  }
-  return 0;
+  Scale scale;
+  if (!ReadOptions(&scale.options)) return 2;
+  return RunSteps(scale);
 }
