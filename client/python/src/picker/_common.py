@@ -6,7 +6,7 @@ from __future__ import annotations
 import dataclasses
 import enum
 import time
-from typing import Dict, List, Mapping, Optional, Sequence, Tuple
+from typing import List, Mapping, Optional, Sequence
 
 import grpc
 from google.protobuf import duration_pb2
@@ -185,5 +185,3 @@ class Stopwatch:
     def elapsed(self) -> float:
         return time.monotonic() - self._start
 
-
-Metadata = Tuple[Tuple[str, str], ...]
