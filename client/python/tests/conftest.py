@@ -13,13 +13,14 @@ import subprocess
 import time
 import urllib.request
 from pathlib import Path
-from typing import Dict, Iterator, List, Optional
+from typing import Callable, Dict, Iterator, List, Optional, TypeVar
 
 import pytest
 
 import picker
 from picker.v1 import admin_pb2
 
+T = TypeVar("T")
 LISTENING = re.compile(r"listening data=(\S+) admin=(\S+) metrics=(\S+)")
 TARGETS = ["10.9.0.1:8080", "10.9.0.2:8080", "10.9.0.3:8080"]
 
@@ -119,17 +120,23 @@ class Upstreams:
         return sum(t.active_requests for t in self.admin.get_upstream_health(name).targets)
 
     def wait_active(self, name: str, want: int, within: float = 3.0) -> int:
-        deadline = time.monotonic() + within
-        while True:
-            got = self.active(name)
-            if got == want or time.monotonic() > deadline:
-                return got
-            time.sleep(0.02)
+        return eventually(lambda: self.active(name), want, within)
 
 
 @pytest.fixture
 def upstreams(admin: picker.AdminClient) -> Upstreams:
     return Upstreams(admin)
+
+
+def eventually(read: Callable[[], T], want: T, within: float = 3.0) -> T:
+    """Polls `read` until it returns `want` (or time runs out); returns the
+    last value, for checks of what the server does after answering."""
+    deadline = time.monotonic() + within
+    while True:
+        got = read()
+        if got == want or time.monotonic() > deadline:
+            return got
+        time.sleep(0.02)
 
 
 def releases(server: Server, upstream: str) -> Dict[str, float]:

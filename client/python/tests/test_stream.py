@@ -8,7 +8,7 @@ import threading
 import pytest
 
 import picker
-from conftest import TARGETS, Server, Upstreams, releases
+from conftest import TARGETS, Server, Upstreams, eventually, releases
 
 
 def test_releases_ride_along_with_the_next_pick(server: Server, upstreams: Upstreams) -> None:
@@ -84,6 +84,6 @@ def test_closing_ends_the_stream_and_its_leases(server: Server, upstreams: Upstr
     lease = client.pick(up)
     client.close()
     assert upstreams.wait_active(up, 0) == 0
-    assert releases(server, up)["abandoned"] == 1
+    assert eventually(lambda: releases(server, up)["abandoned"], 1) == 1
     with pytest.raises(picker.UnavailableError, match="closed"):
         lease.release()

@@ -49,6 +49,7 @@ class _Session:
     def __init__(self, owner: "AsyncStreamPicker", stub: picker_pb2_grpc.PickerStub) -> None:
         self.waiters: Dict[int, _Waiter] = {}
         self.ended = False
+        self.answered = False
         self._owner = owner
         self._outbox: "asyncio.Queue[Optional[picker_pb2.PickStreamRequest]]" = asyncio.Queue()
         self._call = stub.PickStream(self._messages())
@@ -178,9 +179,11 @@ class AsyncStreamPicker:
             raise DeadlineExceededError(
                 "flush: releases not written within %.3f s" % self._options.deadline) from None
 
-    async def close(self, timeout: float) -> None:
+    async def close(self, deadline: float, answered_wait: float) -> None:
         """Sends the queued releases, then ends the stream: the server takes
-        the releases before it sees the end, so none counts as abandoned."""
+        the releases before it sees the end, so none counts as abandoned.
+        Waits for the end `answered_wait` seconds if the stream answered
+        picks, else `deadline` (it may never have connected)."""
         if self.closed:
             return
         try:
@@ -192,7 +195,7 @@ class AsyncStreamPicker:
             self._flusher.cancel()
         session, self._session = self._session, None
         if session is not None:
-            await session.close(timeout)
+            await session.close(answered_wait if session.answered else deadline)
 
     def _live_session(self) -> _Session:
         if self._session is None or self._session.ended:
@@ -232,6 +235,7 @@ class AsyncStreamPicker:
     # ---- called by a session's reader task ----
 
     def _answer(self, session: _Session, response: picker_pb2.PickStreamResponse) -> None:
+        session.answered = True
         waiter = session.waiters.pop(response.request_id, None)
         if waiter is None:
             return

@@ -46,6 +46,7 @@ class _Session:
     def __init__(self, owner: "StreamPicker", stub: picker_pb2_grpc.PickerStub) -> None:
         self.waiters: Dict[int, _Waiter] = {}
         self.ended = False
+        self.answered = False
         self._outbox: "queue.Queue[Optional[picker_pb2.PickStreamRequest]]" = queue.Queue()
         self._owner = owner
         self._call = stub.PickStream(self._messages())
@@ -162,9 +163,11 @@ class StreamPicker:
             raise DeadlineExceededError(
                 "flush: releases not written within %.3f s" % self._options.deadline)
 
-    def close(self, timeout: float) -> None:
+    def close(self, deadline: float, answered_wait: float) -> None:
         """Sends the queued releases, then ends the stream: the server takes
-        the releases before it sees the end, so none counts as abandoned."""
+        the releases before it sees the end, so none counts as abandoned.
+        Waits for the end `answered_wait` seconds if the stream answered
+        picks, else `deadline` (it may never have connected)."""
         with self._mu:
             if self.closed:
                 return
@@ -172,9 +175,9 @@ class StreamPicker:
             self.closed = True
             session, self._session = self._session, None
             self._wake.notify_all()
-        self._flusher.join(timeout)
+        self._flusher.join(deadline)
         if session is not None:
-            session.close(timeout)
+            session.close(answered_wait if session.answered else deadline)
 
     # ---- called with self._mu held ----
 
@@ -224,6 +227,7 @@ class StreamPicker:
 
     def _answer(self, session: _Session, response: picker_pb2.PickStreamResponse) -> None:
         with self._mu:
+            session.answered = True
             waiter = session.waiters.pop(response.request_id, None)
             if waiter is None:
                 return

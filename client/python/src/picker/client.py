@@ -38,6 +38,10 @@ from picker.errors import FailedPreconditionError, PickerError, UnavailableError
 from picker.v1 import picker_pb2, picker_pb2_grpc
 
 _log = logging.getLogger("picker")
+# How long close() waits for the server to end a stream that has answered
+# picks, after the last releases (they count as released, not abandoned,
+# only once it has read them). A stream that never answered waits `deadline`.
+CLOSE_WAIT = 5.0
 _R = TypeVar("_R")
 
 
@@ -248,7 +252,7 @@ class Client:
             return
         self._closed = True
         if self._stream is not None:
-            self._stream.close(self._options.deadline)
+            self._stream.close(self._options.deadline, CLOSE_WAIT)
         if self._owns_channel:
             self._channel.close()
 
