@@ -93,6 +93,12 @@ def test_exclude_avoids_targets(server: Server, upstreams: Upstreams) -> None:
         for _ in range(4):
             with client.pick(up, exclude=TARGETS[:2]) as lease:
                 assert lease.target == TARGETS[2]
+        # A PickArgs is a request to reuse; keywords given with it override its fields.
+        args = picker.PickArgs(up, exclude=TARGETS[1:])
+        with client.pick(args) as lease:
+            assert lease.target == TARGETS[0]
+        with client.pick(args, exclude=[TARGETS[0], TARGETS[2]]) as lease:
+            assert lease.target == TARGETS[1]
 
 
 def test_pick_with_retry_excludes_the_targets_tried(server: Server, upstreams: Upstreams) -> None:

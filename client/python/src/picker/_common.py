@@ -133,13 +133,13 @@ class Options:
 def pick_args(upstream: "str | PickArgs", attributes: Mapping[str, object]) -> PickArgs:
     """PickArgs from an upstream name and pick()'s keyword arguments (None
     means not given); an unknown keyword is a TypeError."""
-    if isinstance(upstream, PickArgs):
-        return dataclasses.replace(upstream, **attributes) if attributes else upstream
-    fields = {f.name for f in dataclasses.fields(PickArgs)}
+    fields = {f.name for f in dataclasses.fields(PickArgs)} - {"upstream"}
     unknown = sorted(set(attributes) - fields)
     if unknown:
         raise TypeError("pick() got unknown argument(s): %s" % ", ".join(unknown))
     given = {k: v for k, v in attributes.items() if v is not None}
+    if isinstance(upstream, PickArgs):
+        return dataclasses.replace(upstream, **given)  # type: ignore[arg-type]
     return PickArgs(upstream=upstream, **given)  # type: ignore[arg-type]
 
 
