@@ -21,6 +21,7 @@
 #include "server/health/prober.h"
 #include "server/metrics/endpoint.h"
 #include "server/metrics/metrics.h"
+#include "server/program/logging.h"
 #include "server/program/program.h"
 #include "server/store/file_store.h"
 #include "spdlog/sinks/stdout_color_sinks.h"
@@ -58,6 +59,9 @@ ABSL_FLAG(uint64_t, max_leases_per_upstream, 1000000,
           "Most outstanding leases (active requests) per upstream; Pick answers "
           "RESOURCE_EXHAUSTED beyond.");
 ABSL_FLAG(std::string, log_level, "info", "Log level: trace, debug, info, warn, error.");
+ABSL_FLAG(std::string, log_format, "text",
+          "Log format on stderr: text, or json (one JSON object per line; audit lines' fields "
+          "as JSON fields).");
 
 namespace {
 
@@ -251,5 +255,10 @@ int main(int argc, char** argv) {
       "Clients call picker.v1.Picker/Pick to learn which target should take their next request\n"
       "and Release when it ends; operators manage upstreams with picker.v1.Admin.\n");
   spdlog::set_level(spdlog::level::from_str(absl::GetFlag(FLAGS_log_level)));
+  if (absl::Status s = picker::program::ConfigureLogging(absl::GetFlag(FLAGS_log_format));
+      !s.ok()) {
+    spdlog::critical("{}", std::string(s.message()));
+    return 1;
+  }
   return Run();
 }

@@ -27,6 +27,7 @@
 #include "prometheus/registry.h"
 #include "server/core/snapshot_map.h"
 #include "server/core/stats.h"
+#include "server/metrics/process_collector.h"
 
 namespace picker::metrics {
 
@@ -37,9 +38,10 @@ class Metrics {
           const std::string& version);
 
   // What the exposer serves: the prometheus-cpp registry of the metrics
-  // kept here and the collector that reads upstreams at scrape time.
+  // kept here, the collector that reads upstreams at scrape time, and the
+  // process_* series.
   std::vector<std::shared_ptr<prometheus::Collectable>> collectables() const {
-    return {registry_, collector_};
+    return {registry_, collector_, process_};
   }
 
   // Pick latency inside picker (from request to answer), all upstreams.
@@ -54,6 +56,7 @@ class Metrics {
   std::shared_ptr<prometheus::Registry> registry_;
   core::PerThreadDurationHistogram pick_duration_{core::kPickDurationBounds};
   std::shared_ptr<prometheus::Collectable> collector_;
+  std::shared_ptr<prometheus::Collectable> process_ = std::make_shared<ProcessCollector>();
   prometheus::Counter* unknown_upstream_picks_;
   prometheus::Family<prometheus::Counter>* admin_operations_;
 };

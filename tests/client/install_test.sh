@@ -22,6 +22,15 @@ for f in include/picker/client.h include/picker/v1/picker.pb.h include/picker/v1
          include/picker/v1/admin.grpc.pb.h bin/picker-cli; do
   [ -e "$work/prefix/$f" ] || fail "not installed: $f"
 done
+# The contract itself, for other languages: the repository's .proto files,
+# unchanged, and complete enough for protoc to compile from the prefix alone.
+for p in picker admin; do
+  cmp -s "$PICKER_SOURCE_DIR/protos/picker/v1/$p.proto" "$work/prefix/include/picker/v1/$p.proto" ||
+    fail "not installed, or not the repository's: include/picker/v1/$p.proto"
+done
+command -v protoc >/dev/null || fail "protoc not found: run scripts/install-deps.sh (Debian protobuf-compiler)"
+protoc -I "$work/prefix/include" --descriptor_set_out="$work/picker.pb" \
+  picker/v1/picker.proto picker/v1/admin.proto || fail "protoc cannot compile the installed .proto files"
 config=$(find "$work/prefix" -name picker-clientConfig.cmake | head -1)
 [ -n "$config" ] || fail "picker-clientConfig.cmake not installed"
 [ -n "$(find "$work/prefix" -name 'picker-clientTargets*.cmake' | head -1)" ] || fail "export file not installed"
@@ -36,7 +45,9 @@ if [ -n "${PICKER_SANITIZE:-}" ]; then
 fi
 "$CMAKE_COMMAND" -S "$PICKER_SOURCE_DIR/examples/client" -B "$work/build" \
   -DCMAKE_PREFIX_PATH="$work/prefix" -DCMAKE_BUILD_TYPE=Release \
-  -DCMAKE_FIND_USE_PACKAGE_REGISTRY=OFF "${flags[@]}"
+  -DCMAKE_FIND_USE_PACKAGE_REGISTRY=OFF "${flags[@]}" | tee "$work/configure.log"
+grep -qx -- "-- picker-client protos: $work/prefix/include/picker/v1" "$work/configure.log" ||
+  fail "picker-client_PROTO_DIR does not name the installed protos' include root"
 found=$(sed -n 's/^picker-client_DIR:PATH=//p' "$work/build/CMakeCache.txt")
 case "$found" in
   "$work/prefix"/*) echo "found picker-client in $found" ;;

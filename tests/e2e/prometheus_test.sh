@@ -1,10 +1,12 @@
 #!/usr/bin/env bash
 # End-to-end test of picker's metrics with a real Prometheus: starts
 # picker-server, makes picks with buf curl (three picks, two released, one
-# lease held), starts Debian's prometheus on 127.0.0.1 with a temp config
-# scraping picker every second, and polls its query API until
-# picker_picks_total{upstream="prom_upstream"} sums to 3 and
-# picker_active_requests{upstream="prom_upstream"} is 1.
+# lease held), checks the process_* series against what /proc says of the
+# server, starts Debian's prometheus on 127.0.0.1 with a temp config scraping
+# picker every second, and polls its query API until
+# picker_picks_total{upstream="prom_upstream"} sums to 3,
+# picker_active_requests{upstream="prom_upstream"} is 1 and the five
+# process_* series are there.
 #
 # Needs PICKER_SERVER and PICKER_SOURCE_DIR (ctest passes both). Tools:
 # prometheus, curl, node_modules/.bin/buf, /usr/bin/python3.
@@ -18,7 +20,9 @@ require_tool curl "Debian package curl"
 require_tool prometheus "Debian package prometheus"
 
 UP=prom_upstream
+started_before=$(date +%s)
 start_server
+started_after=$(date +%s)
 
 # ---- Traffic ------------------------------------------------------------------
 bufc --data "{\"upstream\":{\"name\":\"$UP\"}}" "http://$ADMIN_ADDR/picker.v1.Admin/CreateUpstream" >/dev/null \
@@ -44,6 +48,43 @@ grep -q "^picker_picks_total{.*upstream=\"$UP\"" <<<"$metrics" || fail "/metrics
 grep -q "^picker_active_requests{.*upstream=\"$UP\"" <<<"$metrics" || fail "/metrics has no picker_active_requests for $UP"
 grep -q '^# TYPE picker_picks_total counter' <<<"$metrics" || fail "/metrics: picker_picks_total is not declared a counter"
 grep -q '^# TYPE picker_active_requests gauge' <<<"$metrics" || fail "/metrics: picker_active_requests is not declared a gauge"
+
+# ---- The process_* series, against what the kernel says of the same process --
+ls "/proc/$SERVER_PID/fd" >/dev/null 2>&1 || die "cannot read /proc/$SERVER_PID/fd"
+process_check=$("$PYTHON" - "$SERVER_PID" "$started_before" "$started_after" "$metrics" <<'PY'
+import os, re, sys
+pid, before, after, text = sys.argv[1], float(sys.argv[2]), float(sys.argv[3]), sys.argv[4]
+want = {"process_cpu_seconds_total": "counter", "process_resident_memory_bytes": "gauge",
+        "process_open_fds": "gauge", "process_max_fds": "gauge", "process_start_time_seconds": "gauge"}
+problems, v = [], {}
+for name, kind in want.items():
+    if "# TYPE %s %s" % (name, kind) not in text:
+        problems.append("%s is not declared a %s" % (name, kind))
+    samples = re.findall(r"^%s (\S+)$" % name, text, re.M)
+    if len(samples) != 1:
+        problems.append("%s: %d samples, expected 1" % (name, len(samples)))
+        continue
+    v[name] = float(samples[0])
+stat = open("/proc/%s/stat" % pid).read().rsplit(")", 1)[1].split()
+cpu = (int(stat[11]) + int(stat[12])) / os.sysconf("SC_CLK_TCK")
+rss = int(re.search(r"VmRSS:\s+(\d+) kB", open("/proc/%s/status" % pid).read()).group(1)) * 1024
+fds = len(os.listdir("/proc/%s/fd" % pid))
+soft = re.search(r"Max open files\s+(\d+)", open("/proc/%s/limits" % pid).read()).group(1)
+checks = [
+    ("process_cpu_seconds_total", lambda x: 0 <= x <= cpu + 0.01 and x >= cpu - 1, "CPU %.2fs" % cpu),
+    ("process_resident_memory_bytes", lambda x: rss / 2 <= x <= rss * 2, "VmRSS %d" % rss),
+    ("process_open_fds", lambda x: abs(x - fds) <= 4, "%d entries in /proc/pid/fd" % fds),
+    ("process_max_fds", lambda x: x == float(soft), "soft limit %s" % soft),
+    ("process_start_time_seconds", lambda x: before - 2 <= x <= after + 2,
+     "started between %d and %d" % (before, after)),
+]
+for name, ok, kernel in checks:
+    if name in v and not ok(v[name]):
+        problems.append("%s = %r, but the kernel says %s" % (name, v[name], kernel))
+print("\n".join(problems) if problems else "ok " + " ".join("%s=%g" % kv for kv in sorted(v.items())))
+PY
+)
+if [[ "$process_check" == ok* ]]; then pass "process series plausible: ${process_check#ok }"; else fail "process series: $process_check"; fi
 
 # ---- Prometheus ---------------------------------------------------------------
 PROM_PORT=$(free_port)
@@ -98,6 +139,7 @@ for l in upstream strategy result; do
 done
 wait_for "picker_active_requests{upstream=\"$UP\"}" 1.0
 wait_for "picker_build_info" 1.0
+wait_for 'count({job="picker",__name__=~"process_.*"})' 5.0
 
 # ---- The README's PromQL lines -----------------------------------------------
 # Each query between the promql markers must be valid and return data here
