@@ -19,40 +19,64 @@ namespace picker::control {
 // What the writer keeps of one upstream: its stored record and the live
 // state (counters, health inputs) that outlives its snapshots.
 struct ControlPlane::Upstream {
-  core::UpstreamRecord record;
+  core::RecordPtr record;
   uint64_t mod_revision = 0;
   std::shared_ptr<core::UpstreamLive> live = std::make_shared<core::UpstreamLive>();
   std::vector<core::TargetEntry> targets;  // The record's, with their live state.
   std::shared_ptr<const core::UpstreamSnapshot> snapshot;
 
   // Takes a new record; targets still present keep their live state.
-  void Take(core::UpstreamRecord next, uint64_t revision) {
-    absl::flat_hash_map<std::string, std::shared_ptr<core::TargetLive>> lives;
-    for (core::TargetEntry& t : targets) lives.emplace(t.config.address, std::move(t.live));
+  void Take(core::RecordPtr next, uint64_t revision) {
     std::vector<core::TargetEntry> entries;
-    entries.reserve(next.targets.size());
-    for (const core::StoredTarget& stored : next.targets) {
+    entries.reserve(next->targets.size());
+    size_t old = 0;  // Old entries before it have found their place.
+    for (const core::StoredTarget& stored : next->targets) {
       core::TargetEntry& entry = entries.emplace_back();
       entry.config = stored.config;
       entry.health_override = stored.health_override;
-      if (auto it = lives.find(stored.config.address); it != lives.end()) entry.live = it->second;
+      if (std::shared_ptr<core::TargetLive> live = LiveOf(stored.config.address, old)) {
+        entry.live = std::move(live);
+      }
     }
+    lives_by_address.clear();
     targets = std::move(entries);
     record = std::move(next);
     mod_revision = revision;
   }
+
+ private:
+  // The live state of the old entry at `address`. Both lists keep host-set
+  // order, so most writes find it at `old` or just after (an entry removed);
+  // a map of the old entries is built only when they do not.
+  std::shared_ptr<core::TargetLive> LiveOf(const std::string& address, size_t& old) {
+    for (size_t k = old; k < targets.size() && k < old + 2; ++k) {
+      if (targets[k].config.address == address) {
+        old = k + 1;
+        return std::move(targets[k].live);
+      }
+    }
+    if (lives_by_address.empty()) {
+      for (core::TargetEntry& t : targets) {
+        if (t.live) lives_by_address.emplace(t.config.address, &t.live);
+      }
+    }
+    auto it = lives_by_address.find(address);
+    return it == lives_by_address.end() ? nullptr : std::move(*it->second);
+  }
+  // Keyed by the old entries' addresses, for Take's slow path.
+  absl::flat_hash_map<absl::string_view, std::shared_ptr<core::TargetLive>*> lives_by_address;
 };
 
 struct ControlPlane::Pending {
   core::Change change;
   Done done;
   int attempts = 0;
-  std::optional<core::UpstreamRecord> stored;  // Once staged.
+  core::RecordPtr stored;  // Once staged.
 };
 
 namespace {
 
-using Staged = std::map<std::string, std::optional<core::UpstreamRecord>>;
+using Staged = std::map<std::string, core::RecordPtr>;
 
 // Runs `work(i)` for i in [0, n) on every core.
 void ParallelFor(size_t n, const std::function<void(size_t)>& work) {
@@ -249,9 +273,9 @@ bool ControlPlane::Stage(Pending& pending, Staged& staged,
   const auto applied = upstreams_.find(name);
   const core::UpstreamRecord* current = nullptr;
   if (in_batch != staged.end()) {
-    if (in_batch->second) current = &*in_batch->second;
+    current = in_batch->second.get();
   } else if (applied != upstreams_.end()) {
-    current = &applied->second.record;
+    current = applied->second.record.get();
   }
   size_t count = upstreams_.size();
   for (const auto& [staged_name, record] : staged) {
@@ -270,8 +294,12 @@ bool ControlPlane::Stage(Pending& pending, Staged& staged,
   const uint64_t expected = in_batch != staged.end()      ? core::kAnyRevision
                             : applied != upstreams_.end() ? applied->second.mod_revision
                                                           : 0;
+  core::RecordPtr record;
+  if (mutation->record) {
+    record = std::make_shared<const core::UpstreamRecord>(*std::move(mutation->record));
+  }
   absl::StatusOr<uint64_t> written =
-      mutation->record ? store_.Put(*mutation->record, expected) : store_.Delete(name, expected);
+      record ? store_.Put(record, expected) : store_.Delete(name, expected);
   if (written.status().code() == absl::StatusCode::kAborted &&
       ++pending.attempts < options_.max_attempts) {
     return false;
@@ -280,8 +308,8 @@ bool ControlPlane::Stage(Pending& pending, Staged& staged,
     Fail(pending, written.status());
     return true;
   }
-  staged[name] = mutation->record;
-  pending.stored = std::move(mutation->record);
+  staged[name] = record;
+  pending.stored = std::move(record);
   answers.emplace_back(std::move(pending), *written);
   return true;
 }
@@ -343,10 +371,10 @@ void ControlPlane::AnswerApplied() {
 
 std::shared_ptr<const core::UpstreamSnapshot> ControlPlane::Build(Upstream& upstream) {
   upstream.snapshot =
-      core::UpstreamSnapshot::Build(upstream.record.config, upstream.targets, upstream.live,
+      core::UpstreamSnapshot::Build(upstream.record->config, upstream.targets, upstream.live,
                                     std::chrono::system_clock::now(), core::ThreadRandom());
   if (std::optional<core::WallTime> next = upstream.snapshot->next_health_change()) {
-    timers_.emplace(*next, upstream.record.config.name);
+    timers_.emplace(*next, upstream.record->config.name);
   }
   return upstream.snapshot;
 }
@@ -380,7 +408,7 @@ void ControlPlane::Apply(std::vector<core::StoreEvent> events) {
     }
     removed.erase(event.name);
     Upstream& upstream = upstreams_[event.name];
-    upstream.Take(*std::move(event.record), event.revision);
+    upstream.Take(std::move(event.record), event.revision);
     built[event.name] = Build(upstream);
   }
   if (!built.empty() || !removed.empty()) {
@@ -399,7 +427,8 @@ void ControlPlane::Reconcile(core::StoreState state) {
     auto it = upstreams_.find(name);
     if (it != upstreams_.end() && it->second.mod_revision == stored.mod_revision) continue;
     Upstream& upstream = upstreams_[name];
-    upstream.Take(std::move(stored.record), stored.mod_revision);
+    upstream.Take(std::make_shared<const core::UpstreamRecord>(std::move(stored.record)),
+                  stored.mod_revision);
     changed.push_back(&upstream);
   }
   std::vector<std::string> removed;
@@ -416,12 +445,12 @@ void ControlPlane::Reconcile(core::StoreState state) {
   ParallelFor(changed.size(), [&](size_t i) {
     Upstream& u = *changed[i];
     u.snapshot = core::UpstreamSnapshot::Build(
-        u.record.config, u.targets, u.live, std::chrono::system_clock::now(), core::ThreadRandom());
-    built[i] = {u.record.config.name, u.snapshot};
+        u.record->config, u.targets, u.live, std::chrono::system_clock::now(), core::ThreadRandom());
+    built[i] = {u.record->config.name, u.snapshot};
   });
   for (Upstream* u : changed) {
     if (auto next = u->snapshot->next_health_change())
-      timers_.emplace(*next, u->record.config.name);
+      timers_.emplace(*next, u->record->config.name);
   }
   applied_revision_ = std::max(applied_revision_, state.revision);
   Publish(std::move(built), std::move(removed));

@@ -52,8 +52,8 @@ namespace picker::control {
 struct WriteResult {
   // The store's revision once the write was committed.
   uint64_t revision = 0;
-  // The record the write stored; unset for a deletion.
-  std::optional<core::UpstreamRecord> record;
+  // The record the write stored; null for a deletion.
+  core::RecordPtr record;
   // The upstream's snapshot published with it (or after it); null once
   // the upstream is deleted.
   std::shared_ptr<const core::UpstreamSnapshot> snapshot;
@@ -125,7 +125,7 @@ class ControlPlane final : public core::HealthEvents, private core::StoreWatcher
   void RunBatch(std::vector<Pending> batch);
   // Stages one write of a batch. False when it must wait for the feed and
   // be tried again (another writer changed its upstream).
-  bool Stage(Pending& pending, std::map<std::string, std::optional<core::UpstreamRecord>>& staged,
+  bool Stage(Pending& pending, std::map<std::string, core::RecordPtr>& staged,
              std::vector<std::pair<Pending, uint64_t>>& answers);
   // Applies changes from the feed in revision order and publishes them.
   void Apply(std::vector<core::StoreEvent> events);

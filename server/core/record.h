@@ -8,6 +8,7 @@
 #define PICKER_SERVER_CORE_RECORD_H_
 
 #include <cstdint>
+#include <memory>
 #include <vector>
 
 #include "server/core/config.h"
@@ -28,6 +29,10 @@ struct UpstreamRecord {
   std::vector<StoredTarget> targets;  // Host-set order.
   bool operator==(const UpstreamRecord&) const = default;
 };
+
+// A record shared, immutable, by the store's history, its watchers and the
+// control plane, so that a write copies it once.
+using RecordPtr = std::shared_ptr<const UpstreamRecord>;
 
 // A record as a store holds it: with the revision of the change that wrote
 // it last (its mod revision, as etcd calls it).

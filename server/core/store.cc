@@ -96,7 +96,9 @@ absl::StatusOr<StoreState> MemoryStore::Load(StoreWatcher* watcher) {
   std::lock_guard lock(mu_);
   StoreState state;
   state.revision = feed_.revision();
-  for (const auto& [name, record] : records_) state.records.push_back(record);
+  for (const auto& [name, stored] : records_) {
+    state.records.push_back(RevisionedRecord{*stored.record, stored.mod_revision});
+  }
   if (watcher != nullptr) feed_.Add(watcher);
   return state;
 }
@@ -120,20 +122,20 @@ absl::StatusOr<uint64_t> MemoryStore::Write(StoreEvent event, uint64_t expected_
   }
   if (!event.record && it == records_.end()) return feed_.revision();
   if (event.record) {
-    records_[event.name] = RevisionedRecord{*event.record, feed_.revision() + 1};
+    records_[event.name] = Stored{event.record, feed_.revision() + 1};
   } else {
     records_.erase(it);
   }
   return feed_.Commit({std::move(event)});
 }
 
-absl::StatusOr<uint64_t> MemoryStore::Put(const UpstreamRecord& record,
-                                          uint64_t expected_revision) {
-  return Write(StoreEvent{0, record.config.name, record}, expected_revision);
+absl::StatusOr<uint64_t> MemoryStore::Put(RecordPtr record, uint64_t expected_revision) {
+  const std::string name = record->config.name;
+  return Write(StoreEvent{0, name, std::move(record)}, expected_revision);
 }
 
 absl::StatusOr<uint64_t> MemoryStore::Delete(absl::string_view name, uint64_t expected_revision) {
-  return Write(StoreEvent{0, std::string(name), std::nullopt}, expected_revision);
+  return Write(StoreEvent{0, std::string(name), nullptr}, expected_revision);
 }
 
 absl::StatusOr<uint64_t> MemoryStore::CommitBatch() {

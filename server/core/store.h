@@ -39,7 +39,7 @@ namespace picker::core {
 struct StoreEvent {
   uint64_t revision = 0;
   std::string name;
-  std::optional<UpstreamRecord> record;  // Unset: the upstream was deleted.
+  RecordPtr record;  // Null: the upstream was deleted.
 };
 
 // The whole state at a revision.
@@ -87,8 +87,12 @@ class Store {
   // happens only if the record's mod revision is that (0: absent), else
   // ABORTED. Outside a batch a write is durable and delivered to watchers
   // when it returns, and answers its revision.
-  virtual absl::StatusOr<uint64_t> Put(const UpstreamRecord& record,
+  virtual absl::StatusOr<uint64_t> Put(RecordPtr record,
                                        uint64_t expected_revision = kAnyRevision) = 0;
+  absl::StatusOr<uint64_t> Put(const UpstreamRecord& record,
+                               uint64_t expected_revision = kAnyRevision) {
+    return Put(std::make_shared<const UpstreamRecord>(record), expected_revision);
+  }
   virtual absl::StatusOr<uint64_t> Delete(absl::string_view name,
                                           uint64_t expected_revision = kAnyRevision) = 0;
 
@@ -150,7 +154,8 @@ class MemoryStore : public Store {
   absl::StatusOr<StoreState> Load(StoreWatcher* watcher) override;
   absl::Status Watch(uint64_t revision, StoreWatcher* watcher) override;
   void Unwatch(StoreWatcher* watcher) override;
-  absl::StatusOr<uint64_t> Put(const UpstreamRecord& record,
+  using Store::Put;
+  absl::StatusOr<uint64_t> Put(RecordPtr record,
                                uint64_t expected_revision = kAnyRevision) override;
   absl::StatusOr<uint64_t> Delete(absl::string_view name,
                                   uint64_t expected_revision = kAnyRevision) override;
@@ -175,7 +180,11 @@ class MemoryStore : public Store {
 
   uint64_t boot_;
   mutable std::mutex mu_;
-  std::map<std::string, RevisionedRecord, std::less<>> records_;
+  struct Stored {
+    RecordPtr record;
+    uint64_t mod_revision = 0;
+  };
+  std::map<std::string, Stored, std::less<>> records_;
   ChangeFeed feed_;
 };
 

@@ -663,8 +663,7 @@ absl::Status FileStore::WriteLocked(const std::string& name, std::string& data, 
   return absl::OkStatus();
 }
 
-absl::StatusOr<uint64_t> FileStore::Put(const core::UpstreamRecord& record,
-                                        uint64_t expected_revision) {
+absl::StatusOr<uint64_t> FileStore::Put(core::RecordPtr record, uint64_t expected_revision) {
   // The encoded record's string is kept from write to write (up to a bound):
   // a new one of tens of kilobytes each time came from the top of the heap,
   // which the free gave back to the kernel, so that every write faulted its
@@ -673,8 +672,8 @@ absl::StatusOr<uint64_t> FileStore::Put(const core::UpstreamRecord& record,
   absl::Cleanup release_large = [] {
     if (data.capacity() > kMaxBufferKept) std::string().swap(data);
   };
-  if (absl::Status s = EncodeUpstream(record, &data); !s.ok()) return s;
-  const std::string& name = record.config.name;
+  if (absl::Status s = EncodeUpstream(*record, &data); !s.ok()) return s;
+  const std::string& name = record->config.name;
 
   std::lock_guard<std::mutex> lock(mu_);
   if (absl::Status s =
@@ -691,7 +690,7 @@ absl::StatusOr<uint64_t> FileStore::Put(const core::UpstreamRecord& record,
     return 0;
   }
   slots_[name].mod_revision = feed_.revision() + 1;
-  return feed_.Commit({core::StoreEvent{0, name, record}});
+  return feed_.Commit({core::StoreEvent{0, name, std::move(record)}});
 }
 
 absl::Status FileStore::RemoveLocked(const std::string& name) {
@@ -730,7 +729,7 @@ absl::StatusOr<uint64_t> FileStore::Delete(absl::string_view name_view,
   staged_.erase(name);
   if (absl::Status s = RemoveLocked(name); !s.ok()) return s;
   if (absl::Status s = SyncUpstreamsDir(); !s.ok()) return s;
-  return feed_.Commit({core::StoreEvent{0, name, std::nullopt}});
+  return feed_.Commit({core::StoreEvent{0, name, nullptr}});
 }
 
 void FileStore::BeginBatch() {

@@ -72,7 +72,8 @@ class FileStore final : public core::Store {
   absl::StatusOr<core::StoreState> Load(core::StoreWatcher* watcher) override;
   absl::Status Watch(uint64_t revision, core::StoreWatcher* watcher) override;
   void Unwatch(core::StoreWatcher* watcher) override;
-  absl::StatusOr<uint64_t> Put(const core::UpstreamRecord& record,
+  using core::Store::Put;
+  absl::StatusOr<uint64_t> Put(core::RecordPtr record,
                                uint64_t expected_revision = core::kAnyRevision) override;
   absl::StatusOr<uint64_t> Delete(absl::string_view name,
                                   uint64_t expected_revision = core::kAnyRevision) override;
@@ -97,7 +98,7 @@ class FileStore final : public core::Store {
     bool remove = false;
     int slot = -1;     // The slot written (not for a removal).
     std::string data;  // The bytes written, to restore if a later write fails.
-    std::optional<core::UpstreamRecord> record;  // For the watchers.
+    core::RecordPtr record;  // For the watchers.
   };
   // The files of one upstream found at open.
   struct Found {

@@ -448,7 +448,8 @@ TEST_F(PlanesTest, ManyUpstreamsAreRebuiltOnOpen) {
 // real FileStore cannot be made to fail).
 class FailingStore : public MemoryStore {
  public:
-  absl::StatusOr<uint64_t> Put(const UpstreamRecord& record, uint64_t expected) override {
+  using MemoryStore::Put;
+  absl::StatusOr<uint64_t> Put(RecordPtr record, uint64_t expected) override {
     if (failing) return absl::InternalError("cannot fsync: No space left on device");
     return MemoryStore::Put(record, expected);
   }
