@@ -22,6 +22,7 @@ RUN apt-get update \
       libgtest-dev libgmock-dev libbenchmark-dev \
       python3-grpcio python3-protobuf curl ca-certificates \
       libcurl4-openssl-dev \
+      golang-etcd-server-dev golang-github-gogo-protobuf-dev golang-github-gogo-googleapis-dev \
  && rm -rf /var/lib/apt/lists/*
 WORKDIR /src
 # Only what the server and client builds read (tests and benchmarks are off).

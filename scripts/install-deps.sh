@@ -12,13 +12,14 @@ APT_PACKAGES=(
   libgtest-dev libgmock-dev libbenchmark-dev
   python3-grpcio python3-protobuf curl ca-certificates
   libcurl4-openssl-dev
+  golang-etcd-server-dev golang-github-gogo-protobuf-dev golang-github-gogo-googleapis-dev
 )
 # The end-to-end tests drive the real third-party tools. The Python client
 # (client/python) is installed into a venv that sees Debian's grpcio and
 # protobuf (python3-venv), built with setuptools and wheel (python3-build for
 # its sdist) without any package index, and tested with pytest; its TLS tests
 # make certificates with openssl. The tests of deploy/ read YAML (python3-yaml).
-APT_E2E_PACKAGES=(prometheus docker-compose
+APT_E2E_PACKAGES=(prometheus docker-compose etcd-server etcd-client
   python3-venv python3-setuptools python3-wheel python3-pip python3-build python3-pytest openssl
   python3-yaml)
 # The fuzz stage of scripts/test.sh: clang with its libFuzzer and sanitizer

@@ -11,13 +11,18 @@
 #include <string>
 #include <vector>
 
+#include <unistd.h>
+
 #include "absl/flags/flag.h"
 #include "absl/strings/ascii.h"
 #include "absl/strings/str_cat.h"
+#include "absl/strings/str_split.h"
+#include "absl/time/time.h"
 #include "server/api/server.h"
 #include "server/config/config_file.h"
 #include "server/control/control_plane.h"
 #include "server/data/data_plane.h"
+#include "server/etcd/replication.h"
 #include "server/health/prober.h"
 #include "server/metrics/endpoint.h"
 #include "server/metrics/metrics.h"
@@ -58,6 +63,24 @@ ABSL_FLAG(uint64_t, max_hash_policies, 16, "Most hash policies one upstream may 
 ABSL_FLAG(uint64_t, max_leases_per_upstream, 1000000,
           "Most outstanding leases (active requests) per upstream; Pick answers "
           "RESOURCE_EXHAUSTED beyond.");
+ABSL_FLAG(std::string, etcd_endpoints, "",
+          "Comma-separated etcd URLs (http:// or https://): the configuration and the replicas' "
+          "membership live in etcd, shared by every replica. Without it, the embedded store in "
+          "--data-dir.");
+ABSL_FLAG(std::string, etcd_prefix, "/picker/", "The prefix of picker's keys in etcd.");
+ABSL_FLAG(std::string, replica_id, "",
+          "This replica's id among the members (default: host name and data port).");
+ABSL_FLAG(std::string, advertise_address, "",
+          "Where peers and clients reach this replica's data listener (default: host name and "
+          "data port).");
+ABSL_FLAG(absl::Duration, member_ttl, absl::Seconds(5),
+          "TTL of the etcd lease behind this replica's membership; etcd grants whole seconds, 2 "
+          "at least. A replica that dies is replaced as owner within about this.");
+ABSL_FLAG(std::string, etcd_cacert, "", "PEM CA that signed etcd's certificate (https).");
+ABSL_FLAG(std::string, etcd_cert, "", "PEM client certificate for etcd (--client-cert-auth).");
+ABSL_FLAG(std::string, etcd_key, "", "PEM key of --etcd-cert.");
+ABSL_FLAG(std::string, etcd_user, "", "etcd user, when etcd's authentication is on.");
+ABSL_FLAG(std::string, etcd_password_file, "", "File holding --etcd-user's password.");
 ABSL_FLAG(std::string, log_level, "info", "Log level: trace, debug, info, warn, error.");
 ABSL_FLAG(std::string, log_format, "text",
           "Log format on stderr: text, or json (one JSON object per line; audit lines' fields "
@@ -150,23 +173,81 @@ absl::StatusOr<picker::api::ServerOptions> ServerOptionsFromFlags() {
   return options;
 }
 
-// The store, the published snapshots, and the two planes over them.
+// The store, the published snapshots, and the two planes over them; in
+// etcd mode, the replication behind the store.
 struct Planes {
-  std::unique_ptr<picker::store::FileStore> store;
+  std::unique_ptr<picker::etcd::Replication> replication;
+  std::unique_ptr<picker::store::FileStore> file_store;
+  picker::core::Store* store = nullptr;
+  picker::core::SoloReplica solo;
   picker::core::SnapshotMap snapshots;
   picker::core::WriterStats writer_stats;
   std::unique_ptr<picker::control::ControlPlane> control;
   std::unique_ptr<picker::data::DataPlane> data;
 };
 
+// The store: etcd's when --etcd-endpoints is given, else the file store.
+absl::Status OpenStore(Planes& planes) {
+  const std::string endpoints = absl::GetFlag(FLAGS_etcd_endpoints);
+  if (endpoints.empty()) {
+    const std::string data_dir = absl::GetFlag(FLAGS_data_dir);
+    auto store = picker::store::FileStore::Open(data_dir);
+    if (!store.ok()) return WithContext(store.status(), "cannot open the store in " + data_dir);
+    planes.file_store = *std::move(store);
+    planes.store = planes.file_store.get();
+    return absl::OkStatus();
+  }
+  picker::etcd::Replication::Options options;
+  options.client.endpoints = absl::StrSplit(endpoints, ',', absl::SkipEmpty());
+  options.prefix = absl::GetFlag(FLAGS_etcd_prefix);
+  options.member_ttl = absl::ToChronoSeconds(absl::GetFlag(FLAGS_member_ttl));
+  options.client.user = absl::GetFlag(FLAGS_etcd_user);
+  for (auto [flag, out] :
+       {std::pair{absl::GetFlag(FLAGS_etcd_cacert), &options.client.cacert},
+        std::pair{absl::GetFlag(FLAGS_etcd_cert), &options.client.cert},
+        std::pair{absl::GetFlag(FLAGS_etcd_key), &options.client.key},
+        std::pair{absl::GetFlag(FLAGS_etcd_password_file), &options.client.password}}) {
+    if (flag.empty()) continue;
+    absl::StatusOr<std::string> contents = ReadFile(flag);
+    if (!contents.ok()) return contents.status();
+    *out = *std::move(contents);
+  }
+  options.client.password = std::string(absl::StripAsciiWhitespace(options.client.password));
+  auto replication = picker::etcd::Replication::Connect(std::move(options));
+  if (!replication.ok()) return WithContext(replication.status(), "cannot use etcd");
+  planes.replication = *std::move(replication);
+  planes.store = &planes.replication->store();
+  return absl::OkStatus();
+}
+
+// Names this replica now that its data listener is bound at
+// `data_address`, and joins the members in etcd mode.
+absl::Status JoinReplicas(Planes& planes, const std::string& data_address) {
+  char host[256] = {};
+  gethostname(host, sizeof(host) - 1);
+  const std::string port = data_address.substr(data_address.rfind(':') + 1);
+  std::string id = absl::GetFlag(FLAGS_replica_id);
+  if (id.empty()) id = absl::StrCat(host, ":", port);
+  // The listener's own host, unless it listens on every address.
+  std::string listen_host = data_address.substr(0, data_address.rfind(':'));
+  if (listen_host == "0.0.0.0" || listen_host == "[::]" || listen_host.empty()) listen_host = host;
+  std::string address = absl::GetFlag(FLAGS_advertise_address);
+  if (address.empty()) address = absl::StrCat(listen_host, ":", port);
+  if (!planes.replication) {
+    planes.solo.Set(id, address);
+    return absl::OkStatus();
+  }
+  return WithContext(planes.replication->Join(id, address), "cannot join the replicas in etcd");
+}
+
 // Opens the store, starts the control plane on it, applies --config (and
 // --demo) through it, and starts the data plane.
 absl::Status StartPlanes(const std::vector<picker::config::DeclaredUpstream>& declared,
                          Planes& planes) {
-  const std::string data_dir = absl::GetFlag(FLAGS_data_dir);
-  auto store = picker::store::FileStore::Open(data_dir);
-  if (!store.ok()) return WithContext(store.status(), "cannot open the store in " + data_dir);
-  planes.store = *std::move(store);
+  if (absl::Status s = OpenStore(planes); !s.ok()) return s;
+  const std::string data_dir = absl::GetFlag(FLAGS_etcd_endpoints).empty()
+                                   ? absl::GetFlag(FLAGS_data_dir)
+                                   : "etcd at " + absl::GetFlag(FLAGS_etcd_endpoints);
   picker::control::ControlPlane::Options options;
   options.limits = {
       .upstreams = {absl::GetFlag(FLAGS_max_upstreams), "--max-upstreams"},
@@ -194,19 +275,22 @@ absl::Status StartPlanes(const std::vector<picker::config::DeclaredUpstream>& de
 
 // Serves until SIGTERM or SIGINT (blocked in `signals`), then drains.
 int Serve(const picker::api::ServerOptions& options, Planes& planes, const sigset_t& signals) {
+  const picker::core::Replicas& replicas =
+      planes.replication ? planes.replication->replicas() : planes.solo;
   // Active health checks run on their own threads for the upstreams that
   // turn them on; they follow what the control plane publishes.
   picker::health::Prober prober(*planes.control);
   prober.Start();
   planes.control->AddListener(&prober);
-  picker::metrics::Metrics metrics(planes.snapshots, planes.writer_stats,
+  picker::metrics::Metrics metrics(planes.snapshots, planes.writer_stats, replicas,
                                    absl::GetFlag(FLAGS_metrics_per_target), kVersion);
-  auto server =
-      picker::api::Server::Start(options, *planes.control, *planes.data, planes.snapshots, metrics);
+  auto server = picker::api::Server::Start(options, *planes.control, *planes.data, planes.snapshots,
+                                           replicas, metrics);
   if (!server.ok()) return Fail("", server.status());
   auto endpoint =
       picker::metrics::MetricsEndpoint::Start(absl::GetFlag(FLAGS_metrics_listen), metrics);
   if (!endpoint.ok()) return Fail("", endpoint.status());
+  if (absl::Status s = JoinReplicas(planes, (*server)->data_address()); !s.ok()) return Fail("", s);
   spdlog::info("picker-server {} listening data={} admin={} metrics={} data-dir={}{}{}", kVersion,
                (*server)->data_address(), (*server)->admin_address(), (*endpoint)->address(),
                absl::GetFlag(FLAGS_data_dir), options.tls_cert.empty() ? "" : " tls=on",
@@ -215,6 +299,8 @@ int Serve(const picker::api::ServerOptions& options, Planes& planes, const sigse
   int signal = 0;
   sigwait(&signals, &signal);
   spdlog::info("received {}, draining", signal == SIGTERM ? "SIGTERM" : "SIGINT");
+  // Ownership moves to the others at once; then the calls in flight drain.
+  if (planes.replication) planes.replication->Leave();
   (*server)->Shutdown(std::chrono::milliseconds(absl::GetFlag(FLAGS_drain_timeout_ms)));
   server->reset();
   (*endpoint)->Stop();

@@ -4,12 +4,14 @@
 #include <deque>
 #include <mutex>
 
+#include "absl/container/flat_hash_map.h"
 #include "absl/container/flat_hash_set.h"
 #include "absl/strings/match.h"
 #include "absl/strings/str_cat.h"
 #include "server/api/convert.h"
 #include "server/api/status.h"
 #include "server/api/wire.h"
+#include "server/core/lease_id.h"
 
 namespace picker::api {
 namespace {
@@ -58,6 +60,18 @@ void SetDuration(std::chrono::milliseconds value, google::protobuf::Duration* ou
   out->set_nanos(static_cast<int32_t>(value.count() % 1000) * 1000000);
 }
 
+const std::string& ForwardedMethod(core::Forwarded kind) {
+  static const std::string kPick = "/picker.v1.Picker/Pick";
+  static const std::string kRelease = "/picker.v1.Picker/Release";
+  return kind == core::Forwarded::kPick ? kPick : kRelease;
+}
+
+// A forwarded call keeps its client's deadline, or gets a few seconds.
+std::chrono::system_clock::time_point ForwardDeadline(const grpc::ServerContextBase& context) {
+  const auto fallback = std::chrono::system_clock::now() + std::chrono::seconds(10);
+  return std::min(context.deadline(), fallback);
+}
+
 data::Outcome OutcomeOf(v1::ReleaseRequest::Outcome outcome) {
   switch (outcome) {
     case v1::ReleaseRequest::FAILURE:
@@ -75,8 +89,9 @@ data::Outcome OutcomeOf(v1::ReleaseRequest::Outcome outcome) {
 // are written: its request_id, and so which answer it wanted, is unknown.
 class PickStreamReactor final : public grpc::ServerBidiReactor<grpc::ByteBuffer, grpc::ByteBuffer> {
  public:
-  PickStreamReactor(PickerService& service, data::DataPlane& data, CallTracker& calls)
-      : service_(service), data_(data), calls_(calls) {
+  PickStreamReactor(PickerService& service, data::DataPlane& data, CallTracker& calls,
+                    grpc::CallbackServerContext* context)
+      : service_(service), data_(data), calls_(calls), context_(*context) {
     calls_.Begin();
     StartRead(&wire_);
   }
@@ -97,11 +112,10 @@ class PickStreamReactor final : public grpc::ServerBidiReactor<grpc::ByteBuffer,
       MaybeFinishLocked();
       return;
     }
-    for (const v1::ReleaseRequest& release : request_.releases()) {
-      v1::ReleaseResponse ignored;
-      service_.DoRelease(release, ignored).IgnoreError();
-      std::lock_guard lock(mu_);
-      held_.erase(release.lease_id());
+    for (const v1::ReleaseRequest& release : request_.releases()) Release(release);
+    if (request_.has_pick() && ForwardPick()) {
+      StartRead(&wire_);
+      return;
     }
     if (request_.has_pick()) {
       v1::PickStreamResponse response;
@@ -115,11 +129,7 @@ class PickStreamReactor final : public grpc::ServerBidiReactor<grpc::ByteBuffer,
       }
       std::lock_guard lock(mu_);
       if (lease_id != 0) held_.insert(lease_id);
-      SerializeToWire(response, pending_.emplace_back());
-      if (!writing_) {
-        writing_ = true;
-        StartWrite(&pending_.front());
-      }
+      AnswerLocked(response);
     }
     StartRead(&wire_);
   }
@@ -147,22 +157,111 @@ class PickStreamReactor final : public grpc::ServerBidiReactor<grpc::ByteBuffer,
 
   void OnDone() override {
     for (uint64_t lease_id : held_) data_.Abandon(lease_id);
+    // Leases other replicas issued: their issuer ends them, as abandoned.
+    for (const auto& [lease_id, held] : held_remote_) {
+      v1::ReleaseRequest release;
+      release.set_upstream(held.upstream);
+      release.set_lease_id(lease_id);
+      Forward(
+          held.peer, core::Forwarded::kAbandon, release, [](grpc::Status, grpc::ByteBuffer) {},
+          /*abandon=*/true);
+    }
     CallTracker& calls = calls_;
     delete this;
     calls.End();
   }
 
  private:
+  // A lease this stream picked on another replica.
+  struct Remote {
+    core::Replicas::Peer peer;
+    std::string upstream;
+  };
+
   void MaybeFinishLocked() {
-    if (reads_done_ && !writing_ && !finished_) {
+    if (reads_done_ && !writing_ && forwards_ == 0 && !finished_) {
       finished_ = true;
       Finish(end_);
     }
   }
 
+  // Queues an answer for the client. Requires mu_.
+  void AnswerLocked(const v1::PickStreamResponse& response) {
+    SerializeToWire(response, pending_.emplace_back());
+    if (!writing_) {
+      writing_ = true;
+      StartWrite(&pending_.front());
+    }
+  }
+
+  void Forward(const core::Replicas::Peer& peer, core::Forwarded kind,
+               const google::protobuf::Message& message, Forwarder::Done done,
+               bool abandon = false) {
+    grpc::ByteBuffer wire;
+    SerializeToWire(message, wire);
+    service_.replica_stats().forwarded[static_cast<size_t>(kind)].fetch_add(
+        1, std::memory_order_relaxed);
+    service_.forwarder().Unary(
+        peer,
+        kind == core::Forwarded::kPick ? "/picker.v1.Picker/Pick" : "/picker.v1.Picker/Release",
+        wire, std::chrono::system_clock::now() + std::chrono::seconds(10), std::move(done),
+        abandon);
+  }
+
+  // A release riding along: here, or to the replica that issued its lease.
+  void Release(const v1::ReleaseRequest& release) {
+    if (std::optional<core::Replicas::Peer> peer = service_.ReleaseRoute(context_, release)) {
+      {
+        std::lock_guard lock(mu_);
+        ++forwards_;
+        held_remote_.erase(release.lease_id());
+      }
+      Forward(*peer, core::Forwarded::kRelease, release, [this](grpc::Status, grpc::ByteBuffer) {
+        std::lock_guard lock(mu_);
+        --forwards_;
+        MaybeFinishLocked();
+      });
+      return;
+    }
+    v1::ReleaseResponse ignored;
+    service_.DoRelease(release, ignored).IgnoreError();
+    std::lock_guard lock(mu_);
+    held_.erase(release.lease_id());
+  }
+
+  // The message's pick, when another replica owns its upstream: answered
+  // when the owner answers. False when it is to be served here.
+  bool ForwardPick() {
+    std::optional<core::Replicas::Peer> peer = service_.PickRoute(context_, request_.pick());
+    if (!peer) return false;
+    {
+      std::lock_guard lock(mu_);
+      ++forwards_;
+    }
+    Forward(*peer, core::Forwarded::kPickStream, request_.pick(),
+            [this, peer = *peer, id = request_.request_id(), upstream = request_.pick().upstream()](
+                grpc::Status status, grpc::ByteBuffer answer) {
+              v1::PickStreamResponse response;
+              response.set_request_id(id);
+              if (status.ok() && ParseFromWire(answer, *response.mutable_pick()).ok()) {
+                std::lock_guard lock(mu_);
+                held_remote_[response.pick().lease_id()] = Remote{peer, upstream};
+              } else {
+                response.clear_pick();
+                response.set_code(status.ok() ? grpc::StatusCode::INTERNAL : status.error_code());
+                response.set_message(status.error_message());
+              }
+              std::lock_guard lock(mu_);
+              --forwards_;
+              AnswerLocked(response);
+            });
+    return true;
+  }
+
   PickerService& service_;
   data::DataPlane& data_;
   CallTracker& calls_;
+  const grpc::CallbackServerContext& context_;
   grpc::ByteBuffer wire_;  // The message being read.
   v1::PickStreamRequest request_;
   uint64_t messages_ = 0;
@@ -170,6 +269,8 @@ class PickStreamReactor final : public grpc::ServerBidiReactor<grpc::ByteBuffer,
   std::deque<grpc::ByteBuffer> pending_;
   grpc::Status end_;  // OK, or why the stream stopped reading.
   absl::flat_hash_set<uint64_t> held_;
+  absl::flat_hash_map<uint64_t, Remote> held_remote_;
+  int forwards_ = 0;  // Forwarded calls not answered yet.
   bool writing_ = false;
   bool reads_done_ = false;
   bool finished_ = false;
@@ -177,16 +278,24 @@ class PickStreamReactor final : public grpc::ServerBidiReactor<grpc::ByteBuffer,
 
 }  // namespace
 
-PickerService::PickerService(data::DataPlane& data, metrics::Metrics& metrics, CallTracker& calls)
-    : data_(data), metrics_(metrics), calls_(calls) {
+PickerService::PickerService(data::DataPlane& data, metrics::Metrics& metrics, CallTracker& calls,
+                             const core::Replicas& replicas, Forwarder& forwarder)
+    : data_(data),
+      metrics_(metrics),
+      calls_(calls),
+      replicas_(replicas),
+      forwarder_(forwarder),
+      boot_(data.leases().boot()) {
   CaptureProtobufParseErrors();
 }
 
-template <typename Request, typename Response, typename Handler>
+template <typename Request, typename Response, typename Route, typename Handler>
 grpc::ServerUnaryReactor* PickerService::Unary(grpc::CallbackServerContext* context,
                                                const grpc::ByteBuffer& request_wire,
-                                               grpc::ByteBuffer& response_wire, Handler handler) {
+                                               grpc::ByteBuffer& response_wire, Route route,
+                                               core::Forwarded kind, Handler handler) {
   calls_.Begin();
+  grpc::ServerUnaryReactor* reactor = context->DefaultReactor();
   // Reused by the calls this thread serves, one at a time: once their
   // fields have grown, a call allocates no message memory.
   thread_local Request request;
@@ -194,15 +303,44 @@ grpc::ServerUnaryReactor* PickerService::Unary(grpc::CallbackServerContext* cont
   absl::Status status = ParseFromWire(request_wire, request);
   if (!status.ok()) {
     status = absl::InvalidArgumentError(absl::StrCat("request: ", status.message()));
+  } else if (std::optional<core::Replicas::Peer> peer = route(*context, request)) {
+    // Served by another replica: the request's bytes go there as they came.
+    replicas_.stats().forwarded[static_cast<size_t>(kind)].fetch_add(1, std::memory_order_relaxed);
+    forwarder_.Unary(
+        *peer, ForwardedMethod(kind), request_wire, ForwardDeadline(*context),
+        [this, reactor, out = &response_wire](grpc::Status s, grpc::ByteBuffer answer) {
+          if (s.ok()) *out = std::move(answer);
+          reactor->Finish(s);
+          calls_.End();
+        });
+    return reactor;
   } else {
     response.Clear();
-    status = handler(request, response);
+    status = handler(*context, request, response);
     if (status.ok()) SerializeToWire(response, response_wire);
   }
-  grpc::ServerUnaryReactor* reactor = context->DefaultReactor();
   reactor->Finish(ToGrpc(status));
   calls_.End();
   return reactor;
+}
+
+std::optional<core::Replicas::Peer> PickerService::PickRoute(
+    const grpc::CallbackServerContext& context, const v1::PickRequest& request) const {
+  if (Forwarder::WasForwarded(context)) return std::nullopt;
+  return replicas_.OwnerOf(request.upstream());
+}
+
+std::optional<core::Replicas::Peer> PickerService::ReleaseRoute(
+    const grpc::CallbackServerContext& context, const v1::ReleaseRequest& request) const {
+  if (Forwarder::WasForwarded(context)) return std::nullopt;
+  const uint64_t boot = core::LeaseId::Decode(request.lease_id()).boot;
+  if (boot == boot_ || boot == 0) return std::nullopt;
+  return replicas_.IssuerOf(boot);
+}
+
+bool PickerService::IssuerIsGone(uint64_t lease_id) const {
+  const uint64_t boot = core::LeaseId::Decode(lease_id).boot;
+  return replicas_.shared() && boot != boot_ && boot != 0 && !replicas_.IssuerOf(boot);
 }
 
 absl::Status PickerService::DoPick(const v1::PickRequest& request, v1::PickResponse& response,
@@ -260,6 +398,12 @@ absl::Status PickerService::DoRelease(const v1::ReleaseRequest& request,
     default:
       return absl::InvalidArgumentError("outcome: unknown value (SUCCESS, FAILURE or TIMEOUT)");
   }
+  if (IssuerIsGone(request.lease_id())) {
+    // Issued by a replica that is gone, whose end ended the lease.
+    if (!data_.Knows(request.upstream())) return core::UnknownUpstream(request.upstream());
+    response.set_state(v1::ReleaseResponse::EXPIRED);
+    return absl::OkStatus();
+  }
   absl::StatusOr<core::LeaseState> state =
       data_.Release(request.upstream(), request.lease_id(), OutcomeOf(request.outcome()), latency);
   if (!state.ok()) return state.status();
@@ -283,7 +427,10 @@ grpc::ServerUnaryReactor* PickerService::Pick(grpc::CallbackServerContext* conte
                                               const grpc::ByteBuffer* request,
                                               grpc::ByteBuffer* response) {
   return Unary<v1::PickRequest, v1::PickResponse>(
-      context, *request, *response, [this](const v1::PickRequest& in, v1::PickResponse& out) {
+      context, *request, *response,
+      [this](const auto& c, const v1::PickRequest& in) { return PickRoute(c, in); },
+      core::Forwarded::kPick,
+      [this](const auto&, const v1::PickRequest& in, v1::PickResponse& out) {
         return DoPick(in, out, nullptr);
       });
 }
@@ -292,14 +439,45 @@ grpc::ServerUnaryReactor* PickerService::Release(grpc::CallbackServerContext* co
                                                  const grpc::ByteBuffer* request,
                                                  grpc::ByteBuffer* response) {
   return Unary<v1::ReleaseRequest, v1::ReleaseResponse>(
-      context, *request, *response, [this](const v1::ReleaseRequest& in, v1::ReleaseResponse& out) {
+      context, *request, *response,
+      [this](const auto& c, const v1::ReleaseRequest& in) { return ReleaseRoute(c, in); },
+      core::Forwarded::kRelease,
+      [this](const grpc::CallbackServerContext& c, const v1::ReleaseRequest& in,
+             v1::ReleaseResponse& out) {
+        if (c.client_metadata().count(kAbandonMetadata) > 0) {
+          // A stream on another replica ended holding this lease.
+          out.set_state(data_.Abandon(in.lease_id()) ? v1::ReleaseResponse::RELEASED
+                                                     : v1::ReleaseResponse::ALREADY_RELEASED);
+          return absl::OkStatus();
+        }
         return DoRelease(in, out);
+      });
+}
+
+grpc::ServerUnaryReactor* PickerService::ListMembers(grpc::CallbackServerContext* context,
+                                                     const grpc::ByteBuffer* request,
+                                                     grpc::ByteBuffer* response) {
+  return Unary<v1::ListMembersRequest, v1::ListMembersResponse>(
+      context, *request, *response,
+      [](const auto&, const auto&) { return std::optional<core::Replicas::Peer>(); },
+      core::Forwarded::kPick,
+      [this](const auto&, const v1::ListMembersRequest&, v1::ListMembersResponse& out) {
+        for (const core::Replicas::Peer& peer : replicas_.Members()) {
+          v1::Member* m = out.add_members();
+          m->set_id(peer.id);
+          m->set_address(peer.address);
+        }
+        out.set_ownership_rule(
+            "the owner of an upstream is the member with the highest xxHash64 (seed 0) of "
+            "member_id + \"/\" + upstream_name, ties to the smaller member_id");
+        out.set_self(replicas_.self_id());
+        return absl::OkStatus();
       });
 }
 
 grpc::ServerBidiReactor<grpc::ByteBuffer, grpc::ByteBuffer>* PickerService::PickStream(
     grpc::CallbackServerContext* context) {
-  return new PickStreamReactor(*this, data_, calls_);
+  return new PickStreamReactor(*this, data_, calls_, context);
 }
 
 }  // namespace picker::api

@@ -52,15 +52,28 @@ absl::StatusOr<std::unique_ptr<grpc::Server>> StartGrpc(const ServerOptions& opt
   return server;
 }
 
+// How this replica reaches its peers' data listeners: as a client of the
+// same TLS (presenting its own certificate, for mutual TLS), or in plain.
+std::shared_ptr<grpc::ChannelCredentials> PeerCredentials(const ServerOptions& options) {
+  if (options.tls_cert.empty()) return grpc::InsecureChannelCredentials();
+  grpc::SslCredentialsOptions ssl;
+  ssl.pem_root_certs = options.tls_client_ca.empty() ? options.tls_cert : options.tls_client_ca;
+  ssl.pem_cert_chain = options.tls_cert;
+  ssl.pem_private_key = options.tls_key;
+  return grpc::SslCredentials(ssl);
+}
+
 }  // namespace
 
 struct Server::Impl {
-  Impl(control::ControlPlane& control, data::DataPlane& data_plane,
-       const core::SnapshotMap& snapshots, metrics::Metrics& metrics,
-       const std::string& admin_token)
-      : picker(data_plane, metrics, calls),
-        admin(control, snapshots, metrics, admin_token, calls) {}
+  Impl(const ServerOptions& options, control::ControlPlane& control, data::DataPlane& data_plane,
+       const core::SnapshotMap& snapshots, const core::Replicas& replicas,
+       metrics::Metrics& metrics)
+      : forwarder(PeerCredentials(options), replicas),
+        picker(data_plane, metrics, calls, replicas, forwarder),
+        admin(control, snapshots, metrics, options.admin_token, calls) {}
   CallTracker calls;  // Before the services, which hold it.
+  Forwarder forwarder;
   PickerService picker;
   AdminService admin;
   std::unique_ptr<grpc::Server> data;
@@ -71,11 +84,9 @@ Server::Server(std::unique_ptr<Impl> impl) : impl_(std::move(impl)) {}
 
 Server::~Server() { Shutdown(std::chrono::milliseconds(0)); }
 
-absl::StatusOr<std::unique_ptr<Server>> Server::Start(const ServerOptions& options,
-                                                      control::ControlPlane& control,
-                                                      data::DataPlane& data_plane,
-                                                      const core::SnapshotMap& snapshots,
-                                                      metrics::Metrics& metrics) {
+absl::StatusOr<std::unique_ptr<Server>> Server::Start(
+    const ServerOptions& options, control::ControlPlane& control, data::DataPlane& data_plane,
+    const core::SnapshotMap& snapshots, const core::Replicas& replicas, metrics::Metrics& metrics) {
   // Reflection finds grpc.health.v1 only if its descriptor is linked in;
   // naming a message keeps the linker from dropping it.
   (void)grpc::health::v1::HealthCheckRequest::descriptor();
@@ -87,7 +98,7 @@ absl::StatusOr<std::unique_ptr<Server>> Server::Start(const ServerOptions& optio
   if (!options.tls_client_ca.empty() && options.tls_cert.empty()) {
     return absl::InvalidArgumentError("--tls-client-ca needs --tls-cert and --tls-key");
   }
-  auto impl = std::make_unique<Impl>(control, data_plane, snapshots, metrics, options.admin_token);
+  auto impl = std::make_unique<Impl>(options, control, data_plane, snapshots, replicas, metrics);
 
   int data_port = 0, admin_port = 0;
   auto data = StartGrpc(options, options.listen, &impl->picker, "--listen", &data_port);

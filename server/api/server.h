@@ -15,6 +15,7 @@
 
 #include "absl/status/statusor.h"
 #include "server/control/control_plane.h"
+#include "server/core/replicas.h"
 #include "server/core/snapshot_map.h"
 #include "server/data/data_plane.h"
 #include "server/metrics/metrics.h"
@@ -38,11 +39,12 @@ struct ServerOptions {
 class Server {
  public:
   // Binds every listener; a taken or bad address is an error naming it.
-  // The planes, snapshots and metrics must outlive the server.
+  // The planes, snapshots, replicas and metrics must outlive the server.
   static absl::StatusOr<std::unique_ptr<Server>> Start(const ServerOptions& options,
                                                        control::ControlPlane& control,
                                                        data::DataPlane& data,
                                                        const core::SnapshotMap& snapshots,
+                                                       const core::Replicas& replicas,
                                                        metrics::Metrics& metrics);
   ~Server();
 

@@ -341,8 +341,12 @@ void ControlPlane::RunBatch(std::vector<Pending> batch) {
     unanswered_.emplace_back(revision == 0 ? *committed : revision, std::move(pending));
   }
   if (!retry.empty()) {
-    std::lock_guard lock(mu_);
+    std::unique_lock lock(mu_);
     for (auto it = retry.rbegin(); it != retry.rend(); ++it) writes_.push_front(std::move(*it));
+    // Another writer changed their upstreams: give the feed a moment to
+    // bring that change before they are tried again on top of it.
+    cv_.wait_for(lock, std::chrono::milliseconds(100),
+                 [this] { return stopping_ || !events_.empty(); });
   }
   // The batch's changes come back through the feed: a store that delivers
   // on commit has queued them by now.
@@ -444,8 +448,9 @@ void ControlPlane::Reconcile(core::StoreState state) {
   std::vector<core::SnapshotMap::Named> built(changed.size());
   ParallelFor(changed.size(), [&](size_t i) {
     Upstream& u = *changed[i];
-    u.snapshot = core::UpstreamSnapshot::Build(
-        u.record->config, u.targets, u.live, std::chrono::system_clock::now(), core::ThreadRandom());
+    u.snapshot =
+        core::UpstreamSnapshot::Build(u.record->config, u.targets, u.live,
+                                      std::chrono::system_clock::now(), core::ThreadRandom());
     built[i] = {u.record->config.name, u.snapshot};
   });
   for (Upstream* u : changed) {

@@ -66,8 +66,9 @@ class ControlPlane final : public core::HealthEvents, private core::StoreWatcher
     // Writes committed together at most, so that the first one's answer
     // does not wait on an unbounded queue behind it.
     size_t max_batch = 64;
-    // Attempts of a write whose upstream another writer changed meanwhile.
-    int max_attempts = 5;
+    // Attempts of a write whose upstream another writer changed meanwhile
+    // (each after the feed brought news, or 100 ms).
+    int max_attempts = 10;
   };
 
   // Loads the store, publishes every upstream's first snapshot (built on

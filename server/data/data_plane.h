@@ -77,6 +77,8 @@ class DataPlane {
   absl::StatusOr<core::LeaseState> Release(absl::string_view upstream, uint64_t lease_id,
                                            Outcome outcome,
                                            std::optional<std::chrono::nanoseconds> latency);
+  // True when `upstream` is published.
+  bool Knows(absl::string_view upstream) const { return snapshots_.Find(upstream) != nullptr; }
   // Ends a lease whose client went away (counted as abandoned).
   bool Abandon(uint64_t lease_id) { return leases_.Abandon(lease_id); }
 

@@ -195,14 +195,63 @@ void AddChecks(Families& f, const core::UpstreamSnapshot& snapshot) {
   f.check_unhealthy.metric.push_back(Gauge({L("upstream", name)}, held));
 }
 
+// How many replicas there are, what this one owns and forwards, and how it
+// is doing with etcd.
+std::vector<MetricFamily> ReplicaFamilies(const core::Replicas& replicas,
+                                          const core::SnapshotMap& snapshots) {
+  MetricFamily members =
+      NewFamily("picker_replicas", "Live replicas this replica sees.", MetricType::Gauge);
+  MetricFamily owned = NewFamily("picker_owned_upstreams",
+                                 "Upstreams whose picks this replica serves.", MetricType::Gauge);
+  MetricFamily forwarded =
+      NewFamily("picker_forwarded_total", "Calls sent to the replica that serves them, by method.",
+                MetricType::Counter);
+  members.metric.push_back(Gauge({}, static_cast<double>(replicas.Members().size())));
+  uint64_t mine = 0;
+  for (const auto& snapshot : snapshots.List()) {
+    if (!replicas.OwnerOf(snapshot->config().name)) ++mine;
+  }
+  owned.metric.push_back(Gauge({}, static_cast<double>(mine)));
+  for (size_t i = 0; i < core::kForwardedCount; ++i) {
+    forwarded.metric.push_back(
+        Counter({L("method", core::ForwardedName(static_cast<core::Forwarded>(i)))},
+                Load(replicas.stats().forwarded[i])));
+  }
+  std::vector<MetricFamily> out = {members, owned, forwarded};
+  if (!replicas.shared()) return out;
+  MetricFamily requests =
+      NewFamily("picker_etcd_requests_total", "Requests to etcd by operation and gRPC code.",
+                MetricType::Counter);
+  for (const auto& [key, count] : replicas.stats().Requests()) {
+    requests.metric.push_back(Counter({L("op", key.first), L("code", key.second)}, count));
+  }
+  MetricFamily lag =
+      NewFamily("picker_etcd_watch_revision_lag",
+                "Revisions of etcd this replica's configuration watch has not caught up with.",
+                MetricType::Gauge);
+  lag.metric.push_back(Gauge({}, static_cast<double>(replicas.revision_lag())));
+  MetricFamily confirmed =
+      NewFamily("picker_ownership_confirmed",
+                "1 while this replica keeps its membership alive in etcd; 0 while its ownership is "
+                "unconfirmed (etcd out of reach).",
+                MetricType::Gauge);
+  confirmed.metric.push_back(Gauge({}, replicas.confirmed() ? 1 : 0));
+  out.push_back(std::move(requests));
+  out.push_back(std::move(lag));
+  out.push_back(std::move(confirmed));
+  return out;
+}
+
 // Reads every published upstream, the pick latency histogram and the
 // store writer's figures at scrape time.
 class Collector : public prometheus::Collectable {
  public:
   Collector(const core::SnapshotMap& snapshots, const core::WriterStats& writer,
-            const core::PerThreadDurationHistogram& pick_duration, bool per_target)
+            const core::Replicas& replicas, const core::PerThreadDurationHistogram& pick_duration,
+            bool per_target)
       : snapshots_(snapshots),
         writer_(writer),
+        replicas_(replicas),
         pick_duration_(pick_duration),
         per_target_(per_target) {}
 
@@ -235,12 +284,16 @@ class Collector : public prometheus::Collectable {
                                      f.commit_duration,
                                      f.commit_writes};
     if (per_target_) out.push_back(std::move(f.target_active));
+    for (MetricFamily& family : ReplicaFamilies(replicas_, snapshots_)) {
+      out.push_back(std::move(family));
+    }
     return out;
   }
 
  private:
   const core::SnapshotMap& snapshots_;
   const core::WriterStats& writer_;
+  const core::Replicas& replicas_;
   const core::PerThreadDurationHistogram& pick_duration_;
   const bool per_target_;
 };
@@ -248,7 +301,7 @@ class Collector : public prometheus::Collectable {
 }  // namespace
 
 Metrics::Metrics(const core::SnapshotMap& snapshots, const core::WriterStats& writer,
-                 bool per_target, const std::string& version)
+                 const core::Replicas& replicas, bool per_target, const std::string& version)
     : registry_(std::make_shared<prometheus::Registry>()) {
   unknown_upstream_picks_ = &prometheus::BuildCounter()
                                  .Name("picker_unknown_upstream_picks_total")
@@ -265,7 +318,7 @@ Metrics::Metrics(const core::SnapshotMap& snapshots, const core::WriterStats& wr
       .Register(*registry_)
       .Add({{"version", version}})
       .Set(1);
-  collector_ = std::make_shared<Collector>(snapshots, writer, pick_duration_, per_target);
+  collector_ = std::make_shared<Collector>(snapshots, writer, replicas, pick_duration_, per_target);
 }
 
 void Metrics::CountAdminOperation(const std::string& method, const std::string& code) {

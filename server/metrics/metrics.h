@@ -25,6 +25,7 @@
 #include "prometheus/counter.h"
 #include "prometheus/family.h"
 #include "prometheus/registry.h"
+#include "server/core/replicas.h"
 #include "server/core/snapshot_map.h"
 #include "server/core/stats.h"
 #include "server/metrics/process_collector.h"
@@ -33,9 +34,9 @@ namespace picker::metrics {
 
 class Metrics {
  public:
-  // `snapshots` and `writer` must outlive the metrics.
-  Metrics(const core::SnapshotMap& snapshots, const core::WriterStats& writer, bool per_target,
-          const std::string& version);
+  // `snapshots`, `writer` and `replicas` must outlive the metrics.
+  Metrics(const core::SnapshotMap& snapshots, const core::WriterStats& writer,
+          const core::Replicas& replicas, bool per_target, const std::string& version);
 
   // What the exposer serves: the prometheus-cpp registry of the metrics
   // kept here, the collector that reads upstreams at scrape time, and the

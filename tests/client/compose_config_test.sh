@@ -73,4 +73,23 @@ promtool check config "$PICKER_SOURCE_DIR/docker/prometheus.yml" || fail "docker
 # Prometheus scrapes the compose service on the port its command listens on.
 grep -q "picker:9464" "$PICKER_SOURCE_DIR/docker/prometheus.yml" ||
   fail "docker/prometheus.yml does not scrape picker:9464"
+# The replicas' compose file: etcd, three replicas, Prometheus scraping all.
+replicas="$PICKER_SOURCE_DIR/docker-compose.replicas.yml"
+echo "== docker-compose -f docker-compose.replicas.yml config -q"
+docker-compose -f "$replicas" config -q || fail "docker-compose.replicas.yml does not validate"
+services=$(docker-compose -f "$replicas" config --services | sort | tr '\n' ' ')
+for s in etcd picker-1 picker-2 picker-3 prometheus; do
+  grep -qw -- "$s" <<<"$services" || fail "service $s missing from docker-compose.replicas.yml"
+done
+( unset PICKER_BIND; loopback_only "$replicas" ) ||
+  fail "docker-compose.replicas.yml publishes a port beyond 127.0.0.1 by default"
+promtool check config "$PICKER_SOURCE_DIR/docker/prometheus-replicas.yml" ||
+  fail "docker/prometheus-replicas.yml is invalid"
+for s in picker-1 picker-2 picker-3; do
+  grep -q "$s:9464" "$PICKER_SOURCE_DIR/docker/prometheus-replicas.yml" ||
+    fail "docker/prometheus-replicas.yml does not scrape $s:9464"
+  # Every replica shares the one etcd and says where peers reach it.
+  docker-compose -f "$replicas" config | grep -q -- "--advertise-address=$s:50051" ||
+    fail "$s does not advertise its address"
+done
 echo "PASS"

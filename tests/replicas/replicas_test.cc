@@ -1,0 +1,361 @@
+// Several picker-server replicas sharing a real etcd (Debian's etcd-server),
+// all on loopback: configuration written through any replica is served by
+// all, each upstream is served by one owner (so counts are everyone's),
+// failover after kill -9 and hand-off on SIGTERM, etcd trouble, and
+// concurrent writes through different replicas.
+#include <signal.h>
+
+#include <chrono>
+#include <map>
+#include <memory>
+#include <set>
+#include <string>
+#include <thread>
+#include <vector>
+
+#include "gmock/gmock.h"
+#include "gtest/gtest.h"
+#include "picker/v1/admin.grpc.pb.h"
+#include "picker/v1/picker.grpc.pb.h"
+#include "tests/integration/server_process.h"
+#include "tests/replicas/etcd_process.h"
+
+namespace picker::testing {
+namespace {
+
+using Clock = std::chrono::steady_clock;
+using std::chrono::milliseconds;
+
+// Until `done()` or `timeout`.
+template <typename Done>
+bool WaitFor(Done done, milliseconds timeout = milliseconds(10000)) {
+  const auto until = Clock::now() + timeout;
+  while (Clock::now() < until) {
+    if (done()) return true;
+    std::this_thread::sleep_for(milliseconds(20));
+  }
+  return done();
+}
+
+void Deadline(grpc::ClientContext& context, milliseconds within = milliseconds(5000)) {
+  context.set_deadline(std::chrono::system_clock::now() + within);
+}
+
+class ReplicasTest : public ::testing::Test {
+ protected:
+  void StartEtcd(int members = 1) {
+    std::string error;
+    ASSERT_TRUE(etcd_.Start(members, &error)) << error;
+  }
+
+  // Starts replica `id` on this test's etcd.
+  std::unique_ptr<ServerProcess> StartReplica(const std::string& id) {
+    ServerOptions options;
+    options.extra_args = {"--etcd-endpoints",   etcd_.endpoints(),
+                          "--replica-id",       id,
+                          "--member-ttl",       "2s",
+                          "--drain-timeout-ms", "1000",
+                          "--etcd-prefix",      "/t/"};
+    std::string error;
+    std::unique_ptr<ServerProcess> replica = ServerProcess::Start(options, &error);
+    EXPECT_NE(replica, nullptr) << error;
+    return replica;
+  }
+
+  void StartReplicas(int n) {
+    for (int i = 0; i < n; ++i) {
+      replicas_.push_back(StartReplica("r" + std::to_string(i)));
+      ASSERT_NE(replicas_.back(), nullptr);
+    }
+    ASSERT_TRUE(WaitFor([&] { return Members(0).size() == static_cast<size_t>(n); }));
+  }
+
+  std::vector<std::string> Members(int i) {
+    auto stub = v1::Picker::NewStub(replicas_[i]->data_channel());
+    grpc::ClientContext context;
+    Deadline(context);
+    v1::ListMembersResponse response;
+    std::vector<std::string> ids;
+    if (!stub->ListMembers(&context, v1::ListMembersRequest(), &response).ok()) return ids;
+    for (const v1::Member& m : response.members()) ids.push_back(m.id());
+    return ids;
+  }
+
+  grpc::Status Create(int i, const std::string& name, const std::string& lb = "least_request") {
+    auto stub = v1::Admin::NewStub(replicas_[i]->admin_channel());
+    grpc::ClientContext context;
+    Deadline(context);
+    v1::CreateUpstreamRequest request;
+    request.mutable_upstream()->set_name(name);
+    if (lb == "least_request")
+      request.mutable_upstream()->mutable_load_balancer()->mutable_least_request();
+    if (lb == "ring_hash") request.mutable_upstream()->mutable_load_balancer()->mutable_ring_hash();
+    if (lb == "maglev") request.mutable_upstream()->mutable_load_balancer()->mutable_maglev();
+    v1::Upstream response;
+    return stub->CreateUpstream(&context, request, &response);
+  }
+
+  grpc::Status Put(int i, const std::string& upstream, const std::string& address) {
+    auto stub = v1::Admin::NewStub(replicas_[i]->admin_channel());
+    grpc::ClientContext context;
+    Deadline(context);
+    v1::PutTargetRequest request;
+    request.set_upstream(upstream);
+    request.mutable_target()->set_address(address);
+    v1::Target response;
+    return stub->PutTarget(&context, request, &response);
+  }
+
+  size_t TargetCount(int i, const std::string& upstream) {
+    auto stub = v1::Admin::NewStub(replicas_[i]->admin_channel());
+    grpc::ClientContext context;
+    Deadline(context);
+    v1::ListTargetsRequest request;
+    request.set_upstream(upstream);
+    v1::ListTargetsResponse response;
+    if (!stub->ListTargets(&context, request, &response).ok()) return 0;
+    return static_cast<size_t>(response.targets_size());
+  }
+
+  struct Picked {
+    grpc::Status status;
+    v1::PickResponse pick;
+  };
+  Picked Pick(int i, const std::string& upstream, std::optional<uint64_t> hash = std::nullopt) {
+    auto stub = v1::Picker::NewStub(replicas_[i]->data_channel());
+    grpc::ClientContext context;
+    Deadline(context);
+    v1::PickRequest request;
+    request.set_upstream(upstream);
+    if (hash) request.set_hash(*hash);
+    Picked out;
+    out.status = stub->Pick(&context, request, &out.pick);
+    return out;
+  }
+
+  grpc::Status Release(int i, const std::string& upstream, uint64_t lease,
+                       v1::ReleaseResponse* response) {
+    auto stub = v1::Picker::NewStub(replicas_[i]->data_channel());
+    grpc::ClientContext context;
+    Deadline(context);
+    v1::ReleaseRequest request;
+    request.set_upstream(upstream);
+    request.set_lease_id(lease);
+    return stub->Release(&context, request, response);
+  }
+
+  // Active requests of `upstream` as replica `i`'s GetUpstreamHealth has them.
+  uint64_t Active(int i, const std::string& upstream) {
+    auto stub = v1::Admin::NewStub(replicas_[i]->admin_channel());
+    grpc::ClientContext context;
+    Deadline(context);
+    v1::GetUpstreamHealthRequest request;
+    request.set_name(upstream);
+    v1::UpstreamHealth health;
+    if (!stub->GetUpstreamHealth(&context, request, &health).ok()) return ~uint64_t{0};
+    uint64_t total = 0;
+    for (const v1::TargetHealth& t : health.targets()) total += t.active_requests();
+    return total;
+  }
+
+  // The replica (index) a pick's lease came from: leases begin with the
+  // boot of the replica that issued them, and each replica logs its boot.
+  int Issuer(uint64_t lease) {
+    const std::string boot = "(boot " + std::to_string(lease >> 40) + ",";
+    for (size_t i = 0; i < replicas_.size(); ++i) {
+      if (replicas_[i] && replicas_[i]->Log().find(boot) != std::string::npos) return i;
+    }
+    return -1;
+  }
+
+  EtcdCluster etcd_;
+  std::vector<std::unique_ptr<ServerProcess>> replicas_;
+};
+
+TEST_F(ReplicasTest, AWriteThroughEachReplicaIsServedByAll) {
+  StartEtcd();
+  StartReplicas(3);
+  ASSERT_TRUE(Create(0, "shared").ok());
+  for (int i = 0; i < 3; ++i) {
+    const grpc::Status put = Put(i, "shared", "10.0.0." + std::to_string(i + 1) + ":80");
+    ASSERT_TRUE(put.ok()) << put.error_message();
+  }
+  for (int i = 0; i < 3; ++i) {
+    EXPECT_TRUE(WaitFor([&] { return TargetCount(i, "shared") == 3; })) << "replica " << i;
+  }
+}
+
+// Each upstream's picks are served by one owner, whichever replica the
+// client asks: LeastRequest sees the leases of all of them.
+TEST_F(ReplicasTest, LeasesTakenThroughEveryReplicaCountOnTheOwner) {
+  StartEtcd();
+  StartReplicas(3);
+  ASSERT_TRUE(Create(0, "lr").ok());
+  for (int t = 1; t <= 3; ++t)
+    ASSERT_TRUE(Put(0, "lr", "10.0.1." + std::to_string(t) + ":80").ok());
+  ASSERT_TRUE(WaitFor([&] { return TargetCount(2, "lr") == 3; }));
+  std::map<std::string, int> per_target;
+  std::set<int> issuers;
+  for (int k = 0; k < 30; ++k) {
+    Picked picked = Pick(k % 3, "lr");
+    ASSERT_TRUE(picked.status.ok()) << picked.status.error_message();
+    ++per_target[picked.pick.target()];
+    issuers.insert(Issuer(picked.pick.lease_id()));
+  }
+  EXPECT_EQ(issuers.size(), 1u) << "one replica issued every lease";
+  // The least loaded of two: with every count in one place, 30 leases on
+  // 3 targets come out 10 each.
+  for (const auto& [target, n] : per_target) EXPECT_EQ(n, 10) << target;
+  const int owner = *issuers.begin();
+  EXPECT_EQ(Active(owner, "lr"), 30u);
+}
+
+// Upstreams of one configuration, owned by different replicas, send the
+// same keys to the same targets: rings and tables are built alike.
+TEST_F(ReplicasTest, RingsAndTablesAreBuiltAlikeOnEveryReplica) {
+  StartEtcd();
+  StartReplicas(3);
+  for (const char* lb : {"ring_hash", "maglev"}) {
+    std::vector<std::string> names;
+    for (int u = 0; u < 6; ++u) {
+      const std::string name = std::string(lb) + std::to_string(u);
+      names.push_back(name);
+      ASSERT_TRUE(Create(0, name, lb).ok());
+      for (int t = 1; t <= 5; ++t)
+        ASSERT_TRUE(Put(0, name, "10.0.2." + std::to_string(t) + ":80").ok());
+    }
+    ASSERT_TRUE(WaitFor([&] { return TargetCount(2, names.back()) == 5; }));
+    std::set<int> owners;
+    for (uint64_t key = 0; key < 200; ++key) {
+      std::set<std::string> targets;
+      for (size_t u = 0; u < names.size(); ++u) {
+        Picked picked = Pick(static_cast<int>(key % 3), names[u], key * 0x9e3779b97f4a7c15ULL);
+        ASSERT_TRUE(picked.status.ok()) << picked.status.error_message();
+        targets.insert(picked.pick.target());
+        if (key == 0) owners.insert(Issuer(picked.pick.lease_id()));
+        v1::ReleaseResponse released;
+        Release(static_cast<int>(key % 3), names[u], picked.pick.lease_id(), &released);
+      }
+      ASSERT_EQ(targets.size(), 1u) << lb << " key " << key;
+    }
+    EXPECT_GT(owners.size(), 1u) << "the upstreams of " << lb << " have different owners";
+  }
+}
+
+TEST_F(ReplicasTest, KillNineOfAnOwnerFailsOverWithinTheTtl) {
+  StartEtcd();
+  StartReplicas(3);
+  ASSERT_TRUE(Create(0, "fo").ok());
+  ASSERT_TRUE(Put(1, "fo", "10.0.3.1:80").ok());
+  ASSERT_TRUE(WaitFor([&] { return TargetCount(2, "fo") == 1; }));
+  Picked first = Pick(0, "fo");
+  ASSERT_TRUE(first.status.ok());
+  const int owner = Issuer(first.pick.lease_id());
+  ASSERT_GE(owner, 0);
+  const int other = (owner + 1) % 3;
+  ::kill(replicas_[owner]->pid(), SIGKILL);
+  const auto killed = Clock::now();
+  ASSERT_TRUE(WaitFor([&] { return Pick(other, "fo").status.ok(); }, milliseconds(8000)));
+  const auto failover = std::chrono::duration_cast<milliseconds>(Clock::now() - killed);
+  std::cerr << "failover after kill -9: " << failover.count() << " ms\n";
+  EXPECT_LT(failover.count(), 2000 + 1000 + 1500) << "about the TTL (2 s) plus a second";
+  // A lease of the replica that is gone has ended with it.
+  v1::ReleaseResponse released;
+  ASSERT_TRUE(Release(other, "fo", first.pick.lease_id(), &released).ok());
+  EXPECT_EQ(released.state(), v1::ReleaseResponse::EXPIRED);
+  // Every acknowledged write is still there, and the two left agree on the owner.
+  EXPECT_EQ(TargetCount(other, "fo"), 1u);
+  const int third = 3 - owner - other;
+  ASSERT_TRUE(
+      WaitFor([&] { return Members(other) == Members(third) && Members(other).size() == 2; }));
+  EXPECT_EQ(Issuer(Pick(other, "fo").pick.lease_id()), Issuer(Pick(third, "fo").pick.lease_id()));
+}
+
+TEST_F(ReplicasTest, SigtermHandsOwnershipOverAtOnce) {
+  StartEtcd();
+  StartReplicas(3);
+  replicas_[1]->Stop();
+  // Well before the TTL (2 s): the replica left before it drained.
+  EXPECT_TRUE(WaitFor([&] { return Members(0).size() == 2; }, milliseconds(1500)));
+}
+
+TEST_F(ReplicasTest, ConcurrentPutTargetsThroughDifferentReplicasAreAllKept) {
+  StartEtcd();
+  StartReplicas(3);
+  ASSERT_TRUE(Create(0, "busy").ok());
+  ASSERT_TRUE(WaitFor(
+      [&] { return Pick(2, "busy").status.error_code() == grpc::StatusCode::UNAVAILABLE; }));
+  std::vector<std::thread> writers;
+  for (int i = 0; i < 3; ++i) {
+    writers.emplace_back([&, i] {
+      for (int t = 0; t < 10; ++t) {
+        const grpc::Status s =
+            Put(i, "busy", "10." + std::to_string(i) + ".0." + std::to_string(t + 1) + ":80");
+        EXPECT_TRUE(s.ok()) << s.error_message();
+      }
+    });
+  }
+  for (std::thread& w : writers) w.join();
+  for (int i = 0; i < 3; ++i) {
+    EXPECT_TRUE(WaitFor([&] { return TargetCount(i, "busy") == 30; })) << TargetCount(i, "busy");
+  }
+}
+
+// While etcd is out of reach the replicas keep serving their last
+// configuration; writes say etcd is the trouble; when it is back, writes
+// work again and every replica follows.
+TEST_F(ReplicasTest, EtcdDownThenBack) {
+  StartEtcd();
+  StartReplicas(2);
+  ASSERT_TRUE(Create(0, "steady").ok());
+  ASSERT_TRUE(Put(0, "steady", "10.0.4.1:80").ok());
+  ASSERT_TRUE(WaitFor([&] { return TargetCount(1, "steady") == 1; }));
+  etcd_.Pause(0);
+  for (int i = 0; i < 2; ++i) EXPECT_TRUE(Pick(i, "steady").status.ok()) << "replica " << i;
+  const grpc::Status refused = Put(1, "steady", "10.0.4.2:80");
+  EXPECT_EQ(refused.error_code(), grpc::StatusCode::UNAVAILABLE) << refused.error_message();
+  EXPECT_THAT(refused.error_message(), ::testing::HasSubstr("etcd"));
+  etcd_.Resume(0);
+  ASSERT_TRUE(WaitFor([&] { return Put(1, "steady", "10.0.4.3:80").ok(); }));
+  for (int i = 0; i < 2; ++i) {
+    EXPECT_TRUE(WaitFor([&] { return TargetCount(i, "steady") == 2; })) << "replica " << i;
+  }
+}
+
+TEST_F(ReplicasTest, AThreeMemberEtcdThatLosesOneChangesNothing) {
+  StartEtcd(3);
+  StartReplicas(2);
+  ASSERT_TRUE(Create(0, "quorum").ok());
+  etcd_.Kill(0);
+  ASSERT_TRUE(WaitFor([&] { return Put(1, "quorum", "10.0.5.1:80").ok(); }));
+  EXPECT_TRUE(WaitFor([&] { return TargetCount(0, "quorum") == 1; }));
+  EXPECT_TRUE(WaitFor([&] { return Pick(0, "quorum").status.ok(); }));
+}
+
+// A replica that joins while leases are held: releases still reach the
+// replica that issued them, and its counts go back to zero.
+TEST_F(ReplicasTest, AReplicaJoiningWhileLeasesAreHeld) {
+  StartEtcd();
+  StartReplicas(2);
+  ASSERT_TRUE(Create(0, "join").ok());
+  ASSERT_TRUE(Put(0, "join", "10.0.6.1:80").ok());
+  ASSERT_TRUE(WaitFor([&] { return TargetCount(1, "join") == 1; }));
+  std::vector<uint64_t> leases;
+  for (int k = 0; k < 10; ++k) {
+    Picked picked = Pick(k % 2, "join");
+    ASSERT_TRUE(picked.status.ok());
+    leases.push_back(picked.pick.lease_id());
+  }
+  const int issuer = Issuer(leases[0]);
+  replicas_.push_back(StartReplica("r2"));
+  ASSERT_TRUE(WaitFor([&] { return Members(0).size() == 3; }));
+  for (size_t k = 0; k < leases.size(); ++k) {
+    v1::ReleaseResponse released;
+    ASSERT_TRUE(Release(static_cast<int>(k % 3), "join", leases[k], &released).ok());
+    EXPECT_EQ(released.state(), v1::ReleaseResponse::RELEASED);
+  }
+  EXPECT_EQ(Active(issuer, "join"), 0u);
+}
+
+}  // namespace
+}  // namespace picker::testing
