@@ -19,9 +19,11 @@ APT_PACKAGES=(
 # protobuf (python3-venv), built with setuptools and wheel (python3-build for
 # its sdist) without any package index, and tested with pytest; its TLS tests
 # make certificates with openssl. The tests of deploy/ read YAML (python3-yaml).
+# The status page's browser test drives Debian's headless Chromium through
+# chromedriver with Selenium.
 APT_E2E_PACKAGES=(prometheus docker-compose etcd-server etcd-client
   python3-venv python3-setuptools python3-wheel python3-pip python3-build python3-pytest openssl
-  python3-yaml)
+  python3-yaml chromium chromium-driver python3-selenium)
 # The fuzz stage of scripts/test.sh: clang with its libFuzzer and sanitizer
 # runtimes (g++ brings the ThreadSanitizer runtime itself). Test-only, like
 # the end-to-end tools, so the container image does not install them.

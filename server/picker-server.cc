@@ -24,10 +24,14 @@
 #include "server/data/data_plane.h"
 #include "server/etcd/replication.h"
 #include "server/health/prober.h"
-#include "server/metrics/endpoint.h"
+#include "server/http/server.h"
+#include "server/http/token_guard.h"
 #include "server/metrics/metrics.h"
+#include "server/metrics/scrape.h"
 #include "server/program/logging.h"
 #include "server/program/program.h"
+#include "server/status/page.h"
+#include "server/status/report.h"
 #include "server/store/file_store.h"
 #include "spdlog/sinks/stdout_color_sinks.h"
 #include "spdlog/spdlog.h"
@@ -36,7 +40,13 @@ ABSL_FLAG(std::string, listen, "0.0.0.0:50051",
           "Data listener: picker.v1.Picker, grpc.health.v1.Health and reflection.");
 ABSL_FLAG(std::string, admin_listen, "127.0.0.1:50052",
           "Admin listener: picker.v1.Admin, grpc.health.v1.Health and reflection.");
-ABSL_FLAG(std::string, metrics_listen, "0.0.0.0:9464", "Prometheus metrics at /metrics.");
+ABSL_FLAG(std::string, metrics_listen, "0.0.0.0:9464",
+          "Prometheus metrics at /metrics (and the status page with --status-page).");
+ABSL_FLAG(bool, status_page, false,
+          "Serve a status page at /status and its data at /status.json on --metrics-listen. "
+          "WARNING: it shows every upstream's targets (addresses, zones, weights) and their "
+          "state to whoever reaches that listener; with --admin-token-file it asks for the "
+          "token. Bind the listener where only operators reach it.");
 ABSL_FLAG(std::string, data_dir, "picker-data",
           "Directory of the embedded store that keeps upstreams, targets and health overrides.");
 ABSL_FLAG(std::string, config, "",
@@ -273,8 +283,34 @@ absl::Status StartPlanes(const std::vector<picker::config::DeclaredUpstream>& de
   return absl::OkStatus();
 }
 
+// The metrics listener: /metrics, and with --status-page /status,
+// /status.json and the login form behind the admin token.
+struct HttpListener {
+  HttpListener(const Planes& planes, const picker::metrics::Metrics& metrics,
+               picker::status::ProcessInfo process, std::string admin_token)
+      : scrape(metrics), report(planes.snapshots, std::move(process)), guard(admin_token) {}
+
+  absl::Status Start(const std::string& address) {
+    picker::http::Router router;
+    router.Add("GET", "/metrics",
+               [this](const picker::http::Request& r) { return scrape.Serve(r); });
+    if (absl::GetFlag(FLAGS_status_page)) picker::status::AddStatusRoutes(router, report, guard);
+    auto started = picker::http::HttpServer::Start({.address = address, .flag = "--metrics-listen"},
+                                                   std::move(router));
+    if (!started.ok()) return started.status();
+    server = *std::move(started);
+    return absl::OkStatus();
+  }
+
+  picker::metrics::ScrapeHandler scrape;
+  picker::status::StatusReport report;
+  picker::http::TokenGuard guard;
+  std::unique_ptr<picker::http::HttpServer> server;
+};
+
 // Serves until SIGTERM or SIGINT (blocked in `signals`), then drains.
-int Serve(const picker::api::ServerOptions& options, Planes& planes, const sigset_t& signals) {
+int Serve(const picker::api::ServerOptions& options, Planes& planes, const sigset_t& signals,
+          const picker::status::ProcessInfo& process) {
   const picker::core::Replicas& replicas =
       planes.replication ? planes.replication->replicas() : planes.solo;
   // Active health checks run on their own threads for the upstreams that
@@ -287,14 +323,16 @@ int Serve(const picker::api::ServerOptions& options, Planes& planes, const sigse
   auto server = picker::api::Server::Start(options, *planes.control, *planes.data, planes.snapshots,
                                            replicas, metrics);
   if (!server.ok()) return Fail("", server.status());
-  auto endpoint =
-      picker::metrics::MetricsEndpoint::Start(absl::GetFlag(FLAGS_metrics_listen), metrics);
-  if (!endpoint.ok()) return Fail("", endpoint.status());
+  picker::status::ProcessInfo about = process;
+  about.replicas = &replicas;
+  HttpListener http(planes, metrics, std::move(about), options.admin_token);
+  if (absl::Status s = http.Start(absl::GetFlag(FLAGS_metrics_listen)); !s.ok()) return Fail("", s);
   if (absl::Status s = JoinReplicas(planes, (*server)->data_address()); !s.ok()) return Fail("", s);
-  spdlog::info("picker-server {} listening data={} admin={} metrics={} data-dir={}{}{}", kVersion,
-               (*server)->data_address(), (*server)->admin_address(), (*endpoint)->address(),
+  spdlog::info("picker-server {} listening data={} admin={} metrics={} data-dir={}{}{}{}", kVersion,
+               (*server)->data_address(), (*server)->admin_address(), http.server->address(),
                absl::GetFlag(FLAGS_data_dir), options.tls_cert.empty() ? "" : " tls=on",
-               options.admin_token.empty() ? "" : " admin-token=on");
+               options.admin_token.empty() ? "" : " admin-token=on",
+               absl::GetFlag(FLAGS_status_page) ? " status-page=on" : "");
 
   int signal = 0;
   sigwait(&signals, &signal);
@@ -303,7 +341,7 @@ int Serve(const picker::api::ServerOptions& options, Planes& planes, const sigse
   if (planes.replication) planes.replication->Leave();
   (*server)->Shutdown(std::chrono::milliseconds(absl::GetFlag(FLAGS_drain_timeout_ms)));
   server->reset();
-  (*endpoint)->Stop();
+  http.server->Stop();
   planes.control->RemoveListener(&prober);
   prober.Stop();
   // Every acknowledged admin write is already on disk (the store syncs each
@@ -313,6 +351,7 @@ int Serve(const picker::api::ServerOptions& options, Planes& planes, const sigse
 }
 
 int Run() {
+  const picker::status::ProcessInfo process{.version = kVersion};
   // Signals are taken synchronously by the main thread: block them before
   // any other thread starts so that every thread inherits the mask.
   sigset_t signals;
@@ -327,7 +366,7 @@ int Run() {
   if (!options.ok()) return Fail("", options.status());
   Planes planes;
   if (absl::Status s = StartPlanes(*declared, planes); !s.ok()) return Fail("", s);
-  return Serve(*options, planes, signals);
+  return Serve(*options, planes, signals, process);
 }
 
 }  // namespace

@@ -1,6 +1,6 @@
 // The two gRPC listeners of picker-server: data (Picker) and admin (Admin),
 // both with grpc.health.v1 and reflection, and their drain. (The metrics
-// listener is server/metrics' MetricsEndpoint.)
+// listener is server/http's HttpServer, wired by picker-server.)
 //
 // Folder: server/api is the gRPC layer: it validates, maps messages and
 // translates status codes, and owns no threads or policies. It may use

@@ -162,6 +162,17 @@ void UpstreamSnapshot::BuildHostSet(HostSet& set, const std::vector<uint32_t>& m
   set.strategy = BuildStrategy(config_.load_balancer, std::move(hosts), seed);
 }
 
+std::vector<double> UpstreamSnapshot::TargetHashShares() const {
+  const StrategyKind kind = config_.load_balancer.kind;
+  if (kind != StrategyKind::kRingHash && kind != StrategyKind::kMaglev) return {};
+  const std::vector<double> by_host = all_.strategy.strategy->HashShares();
+  std::vector<double> shares(targets_.size(), 0.0);
+  for (size_t host = 0; host < by_host.size() && host < all_.pickable.size(); ++host) {
+    shares[all_.pickable[host]] = by_host[host];
+  }
+  return shares;
+}
+
 std::optional<uint32_t> UpstreamSnapshot::Find(absl::string_view canonical_address) const {
   auto it = index_.find(canonical_address);
   if (it == index_.end()) return std::nullopt;

@@ -31,6 +31,9 @@ using WallTime = std::chrono::system_clock::time_point;
 // and by the leases on it, so counts survive rebuilds.
 struct TargetLive {
   std::atomic<uint64_t> active_requests{0};
+  // Picks that chose the target, for its rate on the status page: one
+  // relaxed increment beside active_requests, on the same cache line.
+  std::atomic<uint64_t> picks{0};
   // Passive health, written by releases and read when snapshots are built.
   std::atomic<uint32_t> consecutive_failures{0};
   std::atomic<uint32_t> ejections{0};
@@ -107,6 +110,14 @@ class UpstreamSnapshot {
   // Time it took to build every ring, table or queue of the snapshot.
   std::chrono::nanoseconds build_duration() const { return build_duration_; }
   StrategyStats strategy_stats() const { return all_.strategy.strategy->Stats(); }
+  // The targets (indices in targets()) that picks without a zone choose
+  // among, in the strategy's host order: the healthy ones, or every one of
+  // weight > 0 in panic.
+  const std::vector<uint32_t>& pickable_targets() const { return all_.pickable; }
+  // For RingHash and Maglev, the share of the hash space each target owns
+  // in the ring or table that picks without a zone use, by target index (0
+  // for targets not in it); empty for the other strategies.
+  std::vector<double> TargetHashShares() const;
 
   // Index of the target with this canonical address, if any.
   std::optional<uint32_t> Find(absl::string_view canonical_address) const;

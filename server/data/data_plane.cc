@@ -148,6 +148,7 @@ absl::Status DataPlane::Choose(const core::UpstreamSnapshot& snapshot, const Pic
   out.lease_ttl = config.lease_ttl;
   out.target = &target;
   counters.CountPick(PickResult::kOk);
+  target.live->picks.fetch_add(1, std::memory_order_relaxed);
   if (snapshot.panic()) counters.panic_picks.fetch_add(1, std::memory_order_relaxed);
   return absl::OkStatus();
 }

@@ -10,10 +10,10 @@
 //
 //   Metrics metrics(snapshots, writer_stats, /*per_target=*/false, "0.1.0");
 //   metrics.pick_duration().Observe(elapsed);       // on the pick path
-//   auto endpoint = MetricsEndpoint::Start("0.0.0.0:9464", metrics);
+//   ScrapeHandler scrape(metrics);                   // GET /metrics (scrape.h)
 //
-// Folder: server/metrics owns the metric names and the /metrics listener.
-// It reads core/ only.
+// Folder: server/metrics owns the metric names and the /metrics handler.
+// It reads core/ and serves through http/.
 #ifndef PICKER_SERVER_METRICS_METRICS_H_
 #define PICKER_SERVER_METRICS_METRICS_H_
 

@@ -202,6 +202,15 @@ TEST_F(ServerTest, MetricsUnknownPathIsNot200) {
   EXPECT_FALSE(text.has_value());
 }
 
+TEST_F(ServerTest, StatusPageIsOffWithoutTheFlag) {
+  // The page shows every target: it is served only with --status-page.
+  for (const char* path : {"/status", "/status.json"}) {
+    std::string error;
+    EXPECT_FALSE(server()->GetMetrics(&error, path).has_value()) << path;
+    EXPECT_NE(error.find("404"), std::string::npos) << path << ": " << error;
+  }
+}
+
 // --- Process-level tests: each starts its own servers. ---
 
 TEST(ServerProcessTest, StopsWithExitZeroOnSigterm) {

@@ -186,6 +186,19 @@ uint32_t MaglevStrategy::Pick(const PickParams& params, PickState* /*state*/) co
   });
 }
 
+std::vector<double> MaglevStrategy::HashShares() const {
+  const std::vector<uint64_t>& per_host = table_.entries_per_host();
+  std::vector<double> shares(per_host.size(), 0.0);
+  if (per_host.size() == 1) {
+    shares[0] = 1.0;
+    return shares;
+  }
+  for (size_t i = 0; i < per_host.size(); ++i) {
+    shares[i] = static_cast<double>(per_host[i]) / static_cast<double>(table_.table_size());
+  }
+  return shares;
+}
+
 StrategyStats MaglevStrategy::Stats() const {
   StrategyStats stats;
   const std::vector<uint64_t>& per_host = table_.entries_per_host();

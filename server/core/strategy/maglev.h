@@ -54,6 +54,8 @@ class MaglevStrategy final : public Strategy {
 
   uint32_t Pick(const PickParams& params, PickState* state) const override;
   StrategyStats Stats() const override;
+  // Slots per host over the table size (1 for a lone host, which owns all).
+  std::vector<double> HashShares() const override;
 
   const MaglevTable& table() const { return table_; }
 

@@ -117,6 +117,22 @@ HashRing::HashRing(const std::vector<StrategyHost>& hosts, uint64_t min_ring_siz
   SortRingEntries(entries, hashes_, hosts_);
 }
 
+std::vector<double> HashRing::HostShares(size_t host_count) const {
+  std::vector<double> shares(host_count, 0.0);
+  if (hashes_.empty()) return shares;
+  if (hashes_.size() == 1) {
+    shares[hosts_[0]] = 1.0;
+    return shares;
+  }
+  constexpr double kHashSpace = 18446744073709551616.0;  // 2^64
+  for (size_t i = 0; i < hashes_.size(); ++i) {
+    // Unsigned wrap-around gives the first entry's arc across 2^64.
+    const uint64_t arc = hashes_[i] - hashes_[i == 0 ? hashes_.size() - 1 : i - 1];
+    shares[hosts_[i]] += static_cast<double>(arc) / kHashSpace;
+  }
+  return shares;
+}
+
 uint32_t HashRing::ChooseHost(uint64_t hash, uint32_t attempt) const {
   if (hashes_.empty()) return kNoHost;
   // Envoy's ketama binary search returns the first entry with hash >= the

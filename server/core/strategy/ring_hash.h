@@ -54,6 +54,10 @@ class HashRing {
   const std::vector<uint32_t>& hosts() const { return hosts_; }
   uint64_t min_hashes_per_host() const { return min_hashes_per_host_; }
   uint64_t max_hashes_per_host() const { return max_hashes_per_host_; }
+  // The share of the hash space each host's entries own, by host index: an
+  // entry takes the hashes after the previous entry up to its own (the
+  // first one also those after the last), as ChooseHost sends them.
+  std::vector<double> HostShares(size_t host_count) const;
   size_t memory_bytes() const {
     return hashes_.capacity() * sizeof(uint64_t) + hosts_.capacity() * sizeof(uint32_t);
   }
@@ -75,6 +79,7 @@ class RingHashStrategy final : public Strategy {
 
   uint32_t Pick(const PickParams& params, PickState* state) const override;
   StrategyStats Stats() const override;
+  std::vector<double> HashShares() const override { return ring_.HostShares(host_count_); }
 
   const HashRing& ring() const { return ring_; }
 

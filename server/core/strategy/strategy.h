@@ -88,6 +88,10 @@ class Strategy {
   // host. Thread-safe. `state` is what NewPickState made for this strategy.
   virtual uint32_t Pick(const PickParams& params, PickState* state) const = 0;
   virtual StrategyStats Stats() const = 0;
+  // For consistent hashing (RingHash, Maglev): the share of the 64-bit hash
+  // space each host owns in what was built, by host index, summing to 1.
+  // Empty for the other strategies. Off the pick path (status page).
+  virtual std::vector<double> HashShares() const { return {}; }
 };
 
 // A strategy and the state its picks change, as a snapshot holds them.
