@@ -1,6 +1,7 @@
 #include "server/api/picker_service.h"
 
 #include <chrono>
+#include <cmath>
 #include <deque>
 #include <mutex>
 
@@ -56,6 +57,26 @@ class AttributesView final : public core::RequestAttributesView {
 void SetDuration(std::chrono::milliseconds value, google::protobuf::Duration* out) {
   out->set_seconds(value.count() / 1000);
   out->set_nanos(static_cast<int32_t>(value.count() % 1000) * 1000000);
+}
+
+// The fields of an ORCA report that WeightedRoundRobin reads; each must be
+// a finite number >= 0 (ORCA's own rule), else INVALID_ARGUMENT.
+absl::StatusOr<core::LoadReport> LoadReportFromProto(const v1::OrcaLoadReport& in) {
+  const std::pair<const char*, double> fields[] = {
+      {"cpu_utilization", in.cpu_utilization()},
+      {"application_utilization", in.application_utilization()},
+      {"rps_fractional", in.rps_fractional()},
+      {"eps", in.eps()}};
+  for (const auto& [name, value] : fields) {
+    if (!std::isfinite(value) || value < 0) {
+      return absl::InvalidArgumentError(
+          absl::StrCat("load_report.", name, ": must be a finite number >= 0, got ", value));
+    }
+  }
+  return core::LoadReport{.cpu_utilization = in.cpu_utilization(),
+                          .application_utilization = in.application_utilization(),
+                          .rps_fractional = in.rps_fractional(),
+                          .eps = in.eps()};
 }
 
 data::Outcome OutcomeOf(v1::ReleaseRequest::Outcome outcome) {
@@ -260,8 +281,15 @@ absl::Status PickerService::DoRelease(const v1::ReleaseRequest& request,
     default:
       return absl::InvalidArgumentError("outcome: unknown value (SUCCESS, FAILURE or TIMEOUT)");
   }
+  std::optional<core::LoadReport> load_report;
+  if (request.has_load_report()) {
+    absl::StatusOr<core::LoadReport> report = LoadReportFromProto(request.load_report());
+    if (!report.ok()) return report.status();
+    load_report = *report;
+  }
   absl::StatusOr<core::LeaseState> state =
-      data_.Release(request.upstream(), request.lease_id(), OutcomeOf(request.outcome()), latency);
+      data_.Release(request.upstream(), request.lease_id(), OutcomeOf(request.outcome()), latency,
+                    load_report ? &*load_report : nullptr);
   if (!state.ok()) return state.status();
   switch (*state) {
     case core::LeaseState::kReleased:
