@@ -115,6 +115,8 @@ absl::Status SlowStartFromProto(const v1::SlowStartConfig& in, const std::string
   return absl::OkStatus();
 }
 
+// Called only when slow start is on: answers about upstreams without it
+// stay as they were before slow start existed.
 void SlowStartToProto(const core::SlowStartConfig& in, v1::SlowStartConfig* out) {
   SetDuration(in.window, out->mutable_slow_start_window());
   out->set_aggression(in.aggression);
@@ -305,7 +307,10 @@ v1::Upstream ToProto(const core::UpstreamConfig& c) {
   v1::LoadBalancer* out = u.mutable_load_balancer();
   switch (lb.kind) {
     case core::StrategyKind::kRoundRobin:
-      SlowStartToProto(lb.slow_start, out->mutable_round_robin()->mutable_slow_start_config());
+      out->mutable_round_robin();
+      if (lb.slow_start.enabled()) {
+        SlowStartToProto(lb.slow_start, out->mutable_round_robin()->mutable_slow_start_config());
+      }
       break;
     case core::StrategyKind::kRandom:
       out->mutable_random();
@@ -313,7 +318,9 @@ v1::Upstream ToProto(const core::UpstreamConfig& c) {
     case core::StrategyKind::kLeastRequest:
       out->mutable_least_request()->set_choice_count(lb.choice_count);
       out->mutable_least_request()->set_active_request_bias(lb.active_request_bias);
-      SlowStartToProto(lb.slow_start, out->mutable_least_request()->mutable_slow_start_config());
+      if (lb.slow_start.enabled()) {
+        SlowStartToProto(lb.slow_start, out->mutable_least_request()->mutable_slow_start_config());
+      }
       break;
     case core::StrategyKind::kPeakEwma: {
       v1::PeakEwma* p = out->mutable_peak_ewma();
