@@ -29,8 +29,6 @@
 #include <vector>
 
 #include "absl/flags/flag.h"
-#include "absl/flags/parse.h"
-#include "absl/flags/usage.h"
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_format.h"
 #include "absl/strings/str_replace.h"
@@ -41,9 +39,12 @@
 #include "grpcpp/grpcpp.h"
 #include "picker/client.h"
 #include "picker/v1/admin.grpc.pb.h"
+#include "server/program/program.h"
 
 ABSL_FLAG(std::string, spawn_server, "", "Path of the picker-server to start (required).");
-ABSL_FLAG(int, clients, 16, "Closed loops (one request outstanding each).");
+ABSL_FLAG(int, clients, 12,
+          "Closed loops (one request outstanding each); 12 keeps the 16 worker slots of the "
+          "four default backends three quarters busy.");
 ABSL_FLAG(int, backends, 4, "Backends (targets).");
 ABSL_FLAG(double, duration, 8, "Seconds per scenario.");
 ABSL_FLAG(int, slots, 4, "Requests a backend serves at once.");
@@ -304,6 +305,10 @@ void PrintRow(const Run& run) {
 void WriteSeries(std::ofstream& out, const Run& run) {
   const Tally& t = *run.tally;
   for (int bucket = 0; bucket + 1 < t.buckets(); ++bucket) {
+    uint64_t picks = 0;
+    for (int b = 0; b < t.backends; ++b) picks += t.At(bucket, b);
+    // Before the join, or a stall of the whole machine: no share to plot.
+    if (picks == 0) continue;
     out << run.scenario.name << "," << (bucket + 0.5) * kBucket.count() / 1000.0;
     for (int b = 0; b < t.backends; ++b) out << "," << t.Share(b, bucket, bucket + 1);
     out << "\n";
@@ -370,10 +375,10 @@ int Main() {
 }  // namespace picker::sim
 
 int main(int argc, char** argv) {
-  absl::SetProgramUsageMessage(
-      "picker-sim: closed-loop simulation of picker's strategies through a real server.\n"
-      "  picker-sim --spawn-server build/picker-server --series sim.csv");
-  absl::ParseCommandLine(argc, argv);
+  picker::program::ParseCommandLine(
+      argc, argv, "picker-sim",
+      "picker-sim: closed-loop simulation of picker's strategies through a real server.\n\n"
+      "  picker-sim --spawn-server build/picker-server --series sim.csv\n");
   if (absl::GetFlag(FLAGS_spawn_server).empty()) {
     std::fprintf(stderr, "picker-sim: --spawn-server is required\n");
     return 2;

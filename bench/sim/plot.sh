@@ -26,7 +26,7 @@ for s in round_robin least_request peak_ewma weighted_round_robin \
   series "$s" > "$dir/$s.dat"
 done
 gnuplot <<GNUPLOT
-set terminal pngcairo size 1200,500 font ",10"
+set terminal pngcairo size 1200,500 font ",10" noenhanced
 set output "$out/sim.png"
 set datafile separator ","
 set multiplot layout 1,2
