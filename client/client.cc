@@ -62,13 +62,20 @@ v1::PickRequest ToProto(const PickOptions& options) {
   return request;
 }
 
+// `load_report`: a serialized ORCA OrcaLoadReport (checked when handed
+// over), or empty for none.
 v1::ReleaseRequest MakeRelease(const std::string& upstream, uint64_t lease_id, Outcome outcome,
-                               std::optional<std::chrono::nanoseconds> latency) {
+                               std::optional<std::chrono::nanoseconds> latency,
+                               absl::string_view load_report = {}) {
   v1::ReleaseRequest request;
   request.set_upstream(upstream);
   request.set_lease_id(lease_id);
   request.set_outcome(ToProto(outcome));
   if (latency) SetDuration(*latency, request.mutable_latency());
+  if (!load_report.empty()) {
+    request.mutable_load_report()->ParseFromArray(load_report.data(),
+                                                  static_cast<int>(load_report.size()));
+  }
   return request;
 }
 
@@ -161,25 +168,27 @@ class ClientCore {
   // Releases a lease: queued in stream mode, a unary call otherwise.
   absl::StatusOr<ReleaseState> ReleaseLease(const std::string& upstream, uint64_t lease_id,
                                             Outcome outcome,
-                                            std::optional<std::chrono::nanoseconds> latency) {
+                                            std::optional<std::chrono::nanoseconds> latency,
+                                            absl::string_view load_report) {
     if (StreamMode()) {
       std::lock_guard lock(mu_);
       if (!shutdown_) {
-        QueueReleaseLocked(MakeRelease(upstream, lease_id, outcome, latency));
+        QueueReleaseLocked(MakeRelease(upstream, lease_id, outcome, latency, load_report));
         return ReleaseState::kQueued;
       }
     }
-    return UnaryRelease(upstream, lease_id, outcome, latency);
+    return UnaryRelease(upstream, lease_id, outcome, latency, load_report);
   }
 
   absl::StatusOr<ReleaseState> UnaryRelease(const std::string& upstream, uint64_t lease_id,
                                             Outcome outcome,
-                                            std::optional<std::chrono::nanoseconds> latency) {
+                                            std::optional<std::chrono::nanoseconds> latency,
+                                            absl::string_view load_report = {}) {
     grpc::ClientContext context;
     context.set_deadline(std::chrono::system_clock::now() + options_.deadline);
     v1::ReleaseResponse response;
-    grpc::Status status =
-        stub_->Release(&context, MakeRelease(upstream, lease_id, outcome, latency), &response);
+    grpc::Status status = stub_->Release(
+        &context, MakeRelease(upstream, lease_id, outcome, latency, load_report), &response);
     if (!status.ok()) return FromGrpc(status);
     switch (response.state()) {
       case v1::ReleaseResponse::RELEASED:
@@ -496,6 +505,7 @@ Lease& Lease::operator=(Lease&& other) noexcept {
   set_cookies_ = std::move(other.set_cookies_);
   outcome_ = other.outcome_;
   latency_ = other.latency_;
+  load_report_ = std::move(other.load_report_);
   picked_at_ = other.picked_at_;
   return *this;
 }
@@ -514,7 +524,18 @@ absl::StatusOr<ReleaseState> Lease::Release() {
   if (!open_ || core_ == nullptr) return ReleaseState::kAlreadyReleased;
   open_ = false;
   std::shared_ptr<internal::ClientCore> core = std::move(core_);
-  return core->ReleaseLease(upstream_, lease_id_, outcome_, latency());
+  return core->ReleaseLease(upstream_, lease_id_, outcome_, latency(), load_report_);
+}
+
+absl::Status Lease::set_load_report(absl::string_view serialized) {
+  v1::OrcaLoadReport report;
+  if (!report.ParseFromArray(serialized.data(), static_cast<int>(serialized.size()))) {
+    return absl::InvalidArgumentError(
+        "load_report: not a serialized ORCA OrcaLoadReport (the bytes of an "
+        "endpoint-load-metrics-bin trailer)");
+  }
+  load_report_.assign(serialized.data(), serialized.size());
+  return absl::OkStatus();
 }
 
 uint64_t Lease::Detach() {
@@ -606,8 +627,9 @@ absl::StatusOr<RetryResult> Client::PickWithRetry(
 
 absl::StatusOr<ReleaseState> Client::Release(const std::string& upstream, uint64_t lease_id,
                                              Outcome outcome,
-                                             std::optional<std::chrono::nanoseconds> latency) {
-  return core_->UnaryRelease(upstream, lease_id, outcome, latency);
+                                             std::optional<std::chrono::nanoseconds> latency,
+                                             absl::string_view load_report) {
+  return core_->UnaryRelease(upstream, lease_id, outcome, latency, load_report);
 }
 
 absl::Status Client::Flush() { return core_->Flush(); }

@@ -367,7 +367,9 @@ grpc::ServerUnaryReactor* AdminService::SetTargetHealth(grpc::CallbackServerCont
         absl::StatusOr<std::string> address = core::CanonicalAddress(r.address(), "address");
         if (!w.snapshot || !address.ok()) return;
         if (std::optional<uint32_t> i = w.snapshot->Find(*address)) {
-          *out.mutable_target() = ToProto(w.snapshot->targets()[*i]);
+          *out.mutable_target() =
+              ToProto(w.snapshot->targets()[*i],
+                      w.snapshot->SlowStartFactorOf(*i, std::chrono::system_clock::now()));
         }
       });
 }

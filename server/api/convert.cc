@@ -105,13 +105,68 @@ void HashPoliciesToProto(const std::vector<core::HashPolicy>& policies,
   }
 }
 
+absl::Status SlowStartFromProto(const v1::SlowStartConfig& in, const std::string& field,
+                                core::SlowStartConfig& out) {
+  absl::StatusOr<Millis> window = ToMillis(in.slow_start_window(), field + ".slow_start_window");
+  if (!window.ok()) return window.status();
+  out.window = *window;
+  out.aggression = in.aggression();
+  out.min_weight_percent = in.min_weight_percent();
+  return absl::OkStatus();
+}
+
+// Called only when slow start is on: answers about upstreams without it
+// stay as they were before slow start existed.
+void SlowStartToProto(const core::SlowStartConfig& in, v1::SlowStartConfig* out) {
+  SetDuration(in.window, out->mutable_slow_start_window());
+  out->set_aggression(in.aggression);
+  out->set_min_weight_percent(in.min_weight_percent);
+}
+
+absl::Status PeakEwmaFromProto(const v1::PeakEwma& in, const std::string& field,
+                               core::LoadBalancerConfig& out) {
+  out.choice_count = in.choice_count();
+  absl::StatusOr<Millis> decay = ToMillis(in.decay_time(), field + ".decay_time");
+  if (!decay.ok()) return decay.status();
+  out.decay_time = *decay;
+  absl::StatusOr<Millis> penalty = ToMillis(in.failure_penalty(), field + ".failure_penalty");
+  if (!penalty.ok()) return penalty.status();
+  out.failure_penalty = *penalty;
+  return absl::OkStatus();
+}
+
+absl::Status WeightedRoundRobinFromProto(const v1::WeightedRoundRobin& in, const std::string& field,
+                                         core::LoadBalancerConfig& out) {
+  // Unlike the other durations, an explicit 0s blackout means none (A58).
+  if (in.has_blackout_period()) {
+    absl::StatusOr<Millis> blackout = ToMillis(in.blackout_period(), field + ".blackout_period");
+    if (!blackout.ok()) return blackout.status();
+    out.blackout_period = *blackout;
+  }
+  absl::StatusOr<Millis> expiration =
+      ToMillis(in.weight_expiration_period(), field + ".weight_expiration_period");
+  if (!expiration.ok()) return expiration.status();
+  out.weight_expiration_period = *expiration;
+  absl::StatusOr<Millis> update =
+      ToMillis(in.weight_update_period(), field + ".weight_update_period");
+  if (!update.ok()) return update.status();
+  out.weight_update_period = *update;
+  if (in.has_error_utilization_penalty()) {
+    out.error_utilization_penalty = in.error_utilization_penalty();
+  }
+  return absl::OkStatus();
+}
+
 absl::Status LoadBalancerFromProto(const v1::LoadBalancer& lb, core::LoadBalancerConfig& out) {
   const std::string field = "upstream.load_balancer";
   switch (lb.type_case()) {
     case v1::LoadBalancer::TYPE_NOT_SET:
-    case v1::LoadBalancer::kRoundRobin:
       out.kind = core::StrategyKind::kRoundRobin;
       return absl::OkStatus();
+    case v1::LoadBalancer::kRoundRobin:
+      out.kind = core::StrategyKind::kRoundRobin;
+      return SlowStartFromProto(lb.round_robin().slow_start_config(),
+                                field + ".round_robin.slow_start_config", out.slow_start);
     case v1::LoadBalancer::kRandom:
       out.kind = core::StrategyKind::kRandom;
       return absl::OkStatus();
@@ -120,8 +175,16 @@ absl::Status LoadBalancerFromProto(const v1::LoadBalancer& lb, core::LoadBalance
       const v1::LeastRequest& lr = lb.least_request();
       out.choice_count = lr.choice_count();
       out.active_request_bias = lr.has_active_request_bias() ? lr.active_request_bias() : 1.0;
-      return absl::OkStatus();
+      return SlowStartFromProto(lr.slow_start_config(), field + ".least_request.slow_start_config",
+                                out.slow_start);
     }
+    case v1::LoadBalancer::kPeakEwma:
+      out.kind = core::StrategyKind::kPeakEwma;
+      return PeakEwmaFromProto(lb.peak_ewma(), field + ".peak_ewma", out);
+    case v1::LoadBalancer::kWeightedRoundRobin:
+      out.kind = core::StrategyKind::kWeightedRoundRobin;
+      return WeightedRoundRobinFromProto(lb.weighted_round_robin(), field + ".weighted_round_robin",
+                                         out);
     case v1::LoadBalancer::kRingHash: {
       out.kind = core::StrategyKind::kRingHash;
       const v1::RingHash& rh = lb.ring_hash();
@@ -245,6 +308,9 @@ v1::Upstream ToProto(const core::UpstreamConfig& c) {
   switch (lb.kind) {
     case core::StrategyKind::kRoundRobin:
       out->mutable_round_robin();
+      if (lb.slow_start.enabled()) {
+        SlowStartToProto(lb.slow_start, out->mutable_round_robin()->mutable_slow_start_config());
+      }
       break;
     case core::StrategyKind::kRandom:
       out->mutable_random();
@@ -252,7 +318,25 @@ v1::Upstream ToProto(const core::UpstreamConfig& c) {
     case core::StrategyKind::kLeastRequest:
       out->mutable_least_request()->set_choice_count(lb.choice_count);
       out->mutable_least_request()->set_active_request_bias(lb.active_request_bias);
+      if (lb.slow_start.enabled()) {
+        SlowStartToProto(lb.slow_start, out->mutable_least_request()->mutable_slow_start_config());
+      }
       break;
+    case core::StrategyKind::kPeakEwma: {
+      v1::PeakEwma* p = out->mutable_peak_ewma();
+      p->set_choice_count(lb.choice_count);
+      SetDuration(lb.decay_time, p->mutable_decay_time());
+      SetDuration(lb.failure_penalty, p->mutable_failure_penalty());
+      break;
+    }
+    case core::StrategyKind::kWeightedRoundRobin: {
+      v1::WeightedRoundRobin* w = out->mutable_weighted_round_robin();
+      SetDuration(lb.blackout_period, w->mutable_blackout_period());
+      SetDuration(lb.weight_expiration_period, w->mutable_weight_expiration_period());
+      SetDuration(lb.weight_update_period, w->mutable_weight_update_period());
+      w->set_error_utilization_penalty(lb.error_utilization_penalty);
+      break;
+    }
     case core::StrategyKind::kRingHash: {
       v1::RingHash* rh = out->mutable_ring_hash();
       rh->set_hash_function(lb.hash_function == core::HashFunction::kMurmurHash2 ? v1::MURMUR_HASH_2
@@ -369,8 +453,9 @@ v1::SetTargetHealthRequest::Override ToProto(core::HealthOverride value) {
   return v1::SetTargetHealthRequest::CLEAR;
 }
 
-v1::TargetHealth ToProto(const core::SnapshotTarget& t) {
+v1::TargetHealth ToProto(const core::SnapshotTarget& t, std::optional<double> slow_start_factor) {
   v1::TargetHealth h;
+  if (slow_start_factor) h.set_slow_start_factor(*slow_start_factor);
   h.set_address(t.config.address);
   h.set_healthy(t.healthy);
   if (t.reasons & core::kReasonManual) h.add_reasons(v1::TargetHealth::MANUAL);
@@ -393,7 +478,10 @@ v1::UpstreamHealth HealthToProto(const core::UpstreamSnapshot& s) {
   h.set_panic(s.panic());
   h.set_healthy_targets(s.healthy_count());
   h.set_total_targets(static_cast<uint32_t>(s.targets().size()));
-  for (const core::SnapshotTarget& t : s.targets()) *h.add_targets() = ToProto(t);
+  const core::WallTime now = std::chrono::system_clock::now();
+  for (uint32_t i = 0; i < s.targets().size(); ++i) {
+    *h.add_targets() = ToProto(s.targets()[i], s.SlowStartFactorOf(i, now));
+  }
   return h;
 }
 

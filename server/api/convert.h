@@ -9,6 +9,7 @@
 
 #include <chrono>
 #include <cstdint>
+#include <optional>
 
 #include "absl/status/statusor.h"
 #include "google/protobuf/duration.pb.h"
@@ -40,7 +41,9 @@ void ToProto(const core::TargetConfig& target, v1::Target* out);
 absl::StatusOr<core::HealthOverride> FromProto(v1::SetTargetHealthRequest::Override value);
 v1::SetTargetHealthRequest::Override ToProto(core::HealthOverride value);
 
-v1::TargetHealth ToProto(const core::SnapshotTarget& target);
+// `slow_start_factor`: the target's, while it is in slow start.
+v1::TargetHealth ToProto(const core::SnapshotTarget& target,
+                         std::optional<double> slow_start_factor = std::nullopt);
 v1::UpstreamHealth HealthToProto(const core::UpstreamSnapshot& snapshot);
 
 }  // namespace picker::api

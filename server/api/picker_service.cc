@@ -1,6 +1,7 @@
 #include "server/api/picker_service.h"
 
 #include <chrono>
+#include <cmath>
 #include <deque>
 #include <mutex>
 
@@ -70,6 +71,26 @@ const std::string& ForwardedMethod(core::Forwarded kind) {
 std::chrono::system_clock::time_point ForwardDeadline(const grpc::ServerContextBase& context) {
   const auto fallback = std::chrono::system_clock::now() + std::chrono::seconds(10);
   return std::min(context.deadline(), fallback);
+}
+
+// The fields of an ORCA report that WeightedRoundRobin reads; each must be
+// a finite number >= 0 (ORCA's own rule), else INVALID_ARGUMENT.
+absl::StatusOr<core::LoadReport> LoadReportFromProto(const v1::OrcaLoadReport& in) {
+  const std::pair<const char*, double> fields[] = {
+      {"cpu_utilization", in.cpu_utilization()},
+      {"application_utilization", in.application_utilization()},
+      {"rps_fractional", in.rps_fractional()},
+      {"eps", in.eps()}};
+  for (const auto& [name, value] : fields) {
+    if (!std::isfinite(value) || value < 0) {
+      return absl::InvalidArgumentError(
+          absl::StrCat("load_report.", name, ": must be a finite number >= 0, got ", value));
+    }
+  }
+  return core::LoadReport{.cpu_utilization = in.cpu_utilization(),
+                          .application_utilization = in.application_utilization(),
+                          .rps_fractional = in.rps_fractional(),
+                          .eps = in.eps()};
 }
 
 data::Outcome OutcomeOf(v1::ReleaseRequest::Outcome outcome) {
@@ -398,6 +419,12 @@ absl::Status PickerService::DoRelease(const v1::ReleaseRequest& request,
     default:
       return absl::InvalidArgumentError("outcome: unknown value (SUCCESS, FAILURE or TIMEOUT)");
   }
+  std::optional<core::LoadReport> load_report;
+  if (request.has_load_report()) {
+    absl::StatusOr<core::LoadReport> report = LoadReportFromProto(request.load_report());
+    if (!report.ok()) return report.status();
+    load_report = *report;
+  }
   if (IssuerIsGone(request.lease_id())) {
     // Issued by a replica that is gone, whose end ended the lease.
     if (!data_.Knows(request.upstream())) return core::UnknownUpstream(request.upstream());
@@ -405,7 +432,8 @@ absl::Status PickerService::DoRelease(const v1::ReleaseRequest& request,
     return absl::OkStatus();
   }
   absl::StatusOr<core::LeaseState> state =
-      data_.Release(request.upstream(), request.lease_id(), OutcomeOf(request.outcome()), latency);
+      data_.Release(request.upstream(), request.lease_id(), OutcomeOf(request.outcome()), latency,
+                    load_report ? &*load_report : nullptr);
   if (!state.ok()) return state.status();
   switch (*state) {
     case core::LeaseState::kReleased:

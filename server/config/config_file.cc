@@ -311,14 +311,58 @@ absl::Status BalanceFactor(const Scope& s, core::LoadBalancerConfig& lb) {
   return absl::OkStatus();
 }
 
+absl::Status Number(const Scope& s, const char* key, absl::string_view core_key, double& out) {
+  return s.Read(key, core_key, out,
+                [&](const YAML::Node& n, const std::string& p) { return s.r().Number(n, p); });
+}
+
+// `slowStartConfig: {slowStartWindow, aggression, minWeightPercent}` under
+// roundRobin or leastRequest.
+absl::Status SlowStart(const Scope& parent, core::SlowStartConfig& out) {
+  if (!parent["slowStartConfig"]) return absl::OkStatus();
+  const Scope s = parent.Child("slowStartConfig", "slow_start_config");
+  PICKER_RETURN_IF_ERROR(s.Keys({"slowStartWindow", "aggression", "minWeightPercent"}));
+  PICKER_RETURN_IF_ERROR(s.Duration("slowStartWindow", "slow_start_window", out.window));
+  PICKER_RETURN_IF_ERROR(Number(s, "aggression", "aggression", out.aggression));
+  return Number(s, "minWeightPercent", "min_weight_percent", out.min_weight_percent);
+}
+
+absl::Status PeakEwmaOptions(const Scope& s, core::LoadBalancerConfig& lb) {
+  PICKER_RETURN_IF_ERROR(s.Keys({"choiceCount", "decayTime", "failurePenalty"}));
+  PICKER_RETURN_IF_ERROR(s.Unsigned("choiceCount", "choice_count", lb.choice_count, 1u << 16));
+  PICKER_RETURN_IF_ERROR(s.Duration("decayTime", "decay_time", lb.decay_time));
+  return s.Duration("failurePenalty", "failure_penalty", lb.failure_penalty);
+}
+
+absl::Status WeightedRoundRobinOptions(const Scope& s, core::LoadBalancerConfig& lb) {
+  PICKER_RETURN_IF_ERROR(s.Keys({"blackoutPeriod", "weightExpirationPeriod", "weightUpdatePeriod",
+                                 "errorUtilizationPenalty"}));
+  // blackoutPeriod: 0s means no blackout, as in gRPC (absent: 10s).
+  PICKER_RETURN_IF_ERROR(s.Duration("blackoutPeriod", "blackout_period", lb.blackout_period));
+  PICKER_RETURN_IF_ERROR(s.Duration("weightExpirationPeriod", "weight_expiration_period",
+                                    lb.weight_expiration_period));
+  PICKER_RETURN_IF_ERROR(
+      s.Duration("weightUpdatePeriod", "weight_update_period", lb.weight_update_period));
+  return Number(s, "errorUtilizationPenalty", "error_utilization_penalty",
+                lb.error_utilization_penalty);
+}
+
 // The options block of the strategy `lb.kind`, e.g. `ringHash: {...}`.
 absl::Status StrategyOptions(const Scope& s, core::LoadBalancerConfig& lb) {
   switch (lb.kind) {
     case core::StrategyKind::kLeastRequest:
-      PICKER_RETURN_IF_ERROR(s.Keys({"choiceCount", "activeRequestBias"}));
+      PICKER_RETURN_IF_ERROR(s.Keys({"choiceCount", "activeRequestBias", "slowStartConfig"}));
       PICKER_RETURN_IF_ERROR(s.Unsigned("choiceCount", "choice_count", lb.choice_count, 1u << 16));
-      return s.Read("activeRequestBias", "active_request_bias", lb.active_request_bias,
-                    [&](const YAML::Node& n, const std::string& p) { return s.r().Number(n, p); });
+      PICKER_RETURN_IF_ERROR(
+          Number(s, "activeRequestBias", "active_request_bias", lb.active_request_bias));
+      return SlowStart(s, lb.slow_start);
+    case core::StrategyKind::kRoundRobin:
+      PICKER_RETURN_IF_ERROR(s.Keys({"slowStartConfig"}));
+      return SlowStart(s, lb.slow_start);
+    case core::StrategyKind::kPeakEwma:
+      return PeakEwmaOptions(s, lb);
+    case core::StrategyKind::kWeightedRoundRobin:
+      return WeightedRoundRobinOptions(s, lb);
     case core::StrategyKind::kRingHash:
       PICKER_RETURN_IF_ERROR(s.Keys(
           {"hashFunction", "minRingSize", "maxRingSize", "hashPolicies", "hashBalanceFactor"}));
@@ -334,7 +378,6 @@ absl::Status StrategyOptions(const Scope& s, core::LoadBalancerConfig& lb) {
       PICKER_RETURN_IF_ERROR(s.Unsigned("tableSize", "table_size", lb.table_size, UINT64_MAX));
       PICKER_RETURN_IF_ERROR(BalanceFactor(s, lb));
       return HashPolicies(s, lb.hash_policies);
-    case core::StrategyKind::kRoundRobin:
     case core::StrategyKind::kRandom:
       return s.Keys({});
   }
@@ -342,11 +385,15 @@ absl::Status StrategyOptions(const Scope& s, core::LoadBalancerConfig& lb) {
 }
 
 absl::Status LoadBalancer(const Scope& s, core::LoadBalancerConfig& lb) {
-  static constexpr core::StrategyKind kKinds[] = {
-      core::StrategyKind::kRoundRobin, core::StrategyKind::kLeastRequest,
-      core::StrategyKind::kRingHash, core::StrategyKind::kRandom, core::StrategyKind::kMaglev};
-  PICKER_RETURN_IF_ERROR(
-      s.Keys({"type", "roundRobin", "leastRequest", "ringHash", "random", "maglev"}));
+  static constexpr core::StrategyKind kKinds[] = {core::StrategyKind::kRoundRobin,
+                                                  core::StrategyKind::kLeastRequest,
+                                                  core::StrategyKind::kRingHash,
+                                                  core::StrategyKind::kRandom,
+                                                  core::StrategyKind::kMaglev,
+                                                  core::StrategyKind::kPeakEwma,
+                                                  core::StrategyKind::kWeightedRoundRobin};
+  PICKER_RETURN_IF_ERROR(s.Keys({"type", "roundRobin", "leastRequest", "ringHash", "random",
+                                 "maglev", "peakEwma", "weightedRoundRobin"}));
   if (!s["type"]) return s.r().Error(s.node(), s.PathOf("type"), "is required");
   std::string type;
   PICKER_RETURN_IF_ERROR(s.String("type", "type", type));
@@ -361,7 +408,8 @@ absl::Status LoadBalancer(const Scope& s, core::LoadBalancerConfig& lb) {
   }
   if (!known) {
     return s.r().Error(s["type"], s.PathOf("type"),
-                       "must be RoundRobin, LeastRequest, RingHash, Random or Maglev");
+                       "must be RoundRobin, LeastRequest, RingHash, Random, Maglev, PeakEwma or "
+                       "WeightedRoundRobin");
   }
   for (core::StrategyKind kind : kKinds) {
     const std::string block = CamelCase(core::StrategyName(kind));

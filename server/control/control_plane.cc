@@ -374,13 +374,23 @@ void ControlPlane::AnswerApplied() {
 // Applying and publishing.
 
 std::shared_ptr<const core::UpstreamSnapshot> ControlPlane::Build(Upstream& upstream) {
-  upstream.snapshot =
-      core::UpstreamSnapshot::Build(upstream.record->config, upstream.targets, upstream.live,
-                                    std::chrono::system_clock::now(), core::ThreadRandom());
-  if (std::optional<core::WallTime> next = upstream.snapshot->next_health_change()) {
-    timers_.emplace(*next, upstream.record->config.name);
-  }
+  const core::WallTime now = std::chrono::system_clock::now();
+  core::MarkSlowStarts(upstream.targets, now);
+  upstream.snapshot = core::UpstreamSnapshot::Build(upstream.record->config, upstream.targets,
+                                                    upstream.live, now, core::ThreadRandom());
+  ArmTimers(upstream);
   return upstream.snapshot;
+}
+
+void ControlPlane::ArmTimers(const Upstream& upstream) {
+  const std::string& name = upstream.record->config.name;
+  if (std::optional<core::WallTime> next = upstream.snapshot->next_rebuild()) {
+    timers_.emplace(*next, name);
+  }
+  const core::Millis period = upstream.snapshot->refresh_period();
+  if (period.count() > 0 && refreshing_.insert(name).second) {
+    refresh_timers_.emplace(std::chrono::system_clock::now() + period, name);
+  }
 }
 
 void ControlPlane::Publish(std::vector<core::SnapshotMap::Named> built,
@@ -448,15 +458,13 @@ void ControlPlane::Reconcile(core::StoreState state) {
   std::vector<core::SnapshotMap::Named> built(changed.size());
   ParallelFor(changed.size(), [&](size_t i) {
     Upstream& u = *changed[i];
-    u.snapshot =
-        core::UpstreamSnapshot::Build(u.record->config, u.targets, u.live,
-                                      std::chrono::system_clock::now(), core::ThreadRandom());
+    const core::WallTime now = std::chrono::system_clock::now();
+    core::MarkSlowStarts(u.targets, now);
+    u.snapshot = core::UpstreamSnapshot::Build(u.record->config, u.targets, u.live, now,
+                                               core::ThreadRandom());
     built[i] = {u.record->config.name, u.snapshot};
   });
-  for (Upstream* u : changed) {
-    if (auto next = u->snapshot->next_health_change())
-      timers_.emplace(*next, u->record->config.name);
-  }
+  for (Upstream* u : changed) ArmTimers(*u);
   applied_revision_ = std::max(applied_revision_, state.revision);
   Publish(std::move(built), std::move(removed));
   AnswerApplied();
@@ -481,17 +489,39 @@ ControlPlane::Clock::time_point ControlPlane::RunTimers() {
     // upstream gone) are dropped.
     auto it = upstreams_.find(name);
     if (it == upstreams_.end()) continue;
-    const std::optional<core::WallTime> next = it->second.snapshot->next_health_change();
+    const std::optional<core::WallTime> next = it->second.snapshot->next_rebuild();
     if (next && *next <= now && std::find(due.begin(), due.end(), name) == due.end()) {
       due.push_back(name);
     }
   }
   Rebuild(due);
+  RefreshDue(now);
   // A day at most: a condition variable's wait with a far time point can
   // overflow the clock conversion.
-  const auto horizon = std::chrono::hours(24);
-  if (timers_.empty()) return Clock::now() + horizon;
-  return Clock::now() + std::min<std::chrono::nanoseconds>(timers_.top().first - now, horizon);
+  std::chrono::nanoseconds wait = std::chrono::hours(24);
+  if (!timers_.empty()) wait = std::min<std::chrono::nanoseconds>(timers_.top().first - now, wait);
+  if (!refresh_timers_.empty()) {
+    wait = std::min<std::chrono::nanoseconds>(refresh_timers_.top().first - now, wait);
+  }
+  return Clock::now() + wait;
+}
+
+void ControlPlane::RefreshDue(core::WallTime now) {
+  while (!refresh_timers_.empty() && refresh_timers_.top().first <= now) {
+    const std::string name = refresh_timers_.top().second;
+    refresh_timers_.pop();
+    auto it = upstreams_.find(name);
+    const core::Millis period =
+        it == upstreams_.end() ? core::Millis(0) : it->second.snapshot->refresh_period();
+    if (period.count() == 0) {
+      // Deleted, or no longer a strategy that refreshes.
+      refreshing_.erase(name);
+      continue;
+    }
+    // Only the weights are recomputed: no snapshot is built or published.
+    it->second.snapshot->Refresh(now, core::ThreadRandom());
+    refresh_timers_.emplace(now + period, name);
+  }
 }
 
 }  // namespace picker::control

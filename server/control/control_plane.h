@@ -14,7 +14,9 @@
 //   absl::StatusOr<WriteResult> w = (*control)->Write(core::PutTarget{...});
 //
 // Health changes that no write makes (an ejection, an active check) and
-// their ends (a timer queue) rebuild the snapshot on the same thread.
+// their ends (a timer queue), and the ends of slow starts, rebuild the
+// snapshot on the same thread; WeightedRoundRobin's weights are refreshed
+// there on a timer too, without a rebuild.
 // Listeners (the prober) learn of each publication.
 //
 // Folder: server/control owns the writer thread, group commit, the
@@ -139,9 +141,15 @@ class ControlPlane final : public core::HealthEvents, private core::StoreWatcher
   void Rebuild(const std::vector<std::string>& names);
   std::shared_ptr<const core::UpstreamSnapshot> Build(Upstream& upstream);
   void Publish(std::vector<core::SnapshotMap::Named> built, std::vector<std::string> removed);
-  // Rebuilds the upstreams whose ejections have ended; returns when the
-  // next one ends.
+  // Queues the snapshot's timers: its next rebuild (an ejection or a slow
+  // start that ends) and, for strategies that want it, its weight refresh.
+  void ArmTimers(const Upstream& upstream);
+  // Rebuilds the upstreams whose ejections or slow starts have ended and
+  // refreshes the weights that are due; returns when the next timer is due.
   Clock::time_point RunTimers();
+  // Refreshes the weights of the upstreams whose refresh is due (every
+  // weight_update_period of WeightedRoundRobin), without a rebuild.
+  void RefreshDue(core::WallTime now);
   void Fail(Pending& pending, absl::Status status);
 
   core::Store& store_;
@@ -156,6 +164,10 @@ class ControlPlane final : public core::HealthEvents, private core::StoreWatcher
   std::vector<core::PublishListener*> listeners_;
   using Timer = std::pair<core::WallTime, std::string>;
   std::priority_queue<Timer, std::vector<Timer>, std::greater<>> timers_;
+  // Weight refreshes: one timer per upstream that wants one, re-armed each
+  // period while its snapshot's strategy still does.
+  std::priority_queue<Timer, std::vector<Timer>, std::greater<>> refresh_timers_;
+  absl::flat_hash_set<std::string> refreshing_;
 
   // What other threads hand to the writer.
   mutable std::mutex mu_;

@@ -16,6 +16,10 @@ const char* StrategyName(StrategyKind kind) {
       return "random";
     case StrategyKind::kMaglev:
       return "maglev";
+    case StrategyKind::kPeakEwma:
+      return "peak_ewma";
+    case StrategyKind::kWeightedRoundRobin:
+      return "weighted_round_robin";
   }
   return "unknown";
 }
@@ -30,6 +34,12 @@ void ReplaceZerosWithDefaults(UpstreamConfig& config) {
   fill(lb.min_ring_size, defaults.load_balancer.min_ring_size);
   fill(lb.max_ring_size, defaults.load_balancer.max_ring_size);
   fill(lb.table_size, defaults.load_balancer.table_size);
+  fill(lb.slow_start.aggression, defaults.load_balancer.slow_start.aggression);
+  fill(lb.slow_start.min_weight_percent, defaults.load_balancer.slow_start.min_weight_percent);
+  fill(lb.decay_time, defaults.load_balancer.decay_time);
+  fill(lb.failure_penalty, defaults.load_balancer.failure_penalty);
+  fill(lb.weight_expiration_period, defaults.load_balancer.weight_expiration_period);
+  fill(lb.weight_update_period, defaults.load_balancer.weight_update_period);
   fill(config.lease_ttl, defaults.lease_ttl);
   fill(config.passive.base_ejection_time, defaults.passive.base_ejection_time);
   fill(config.passive.max_ejection_time, defaults.passive.max_ejection_time);

@@ -29,7 +29,17 @@ namespace picker::core {
 
 using Millis = std::chrono::milliseconds;
 
-enum class StrategyKind { kRoundRobin, kLeastRequest, kRingHash, kRandom, kMaglev };
+// The five of Kong Mesh's MeshLoadBalancingStrategy, then picker's own two
+// (balancing on what Release reports: latency, ORCA load reports).
+enum class StrategyKind {
+  kRoundRobin,
+  kLeastRequest,
+  kRingHash,
+  kRandom,
+  kMaglev,
+  kPeakEwma,
+  kWeightedRoundRobin,
+};
 
 // Stable lower-case name, used in metrics labels and logs.
 const char* StrategyName(StrategyKind kind);
@@ -51,11 +61,35 @@ struct HashPolicy {
   bool operator==(const HashPolicy&) const = default;
 };
 
+// Envoy's slow_start_config (RoundRobin and LeastRequest): a target that
+// has just become healthy gets weight x max(min_weight_percent / 100,
+// (time healthy / window)^(1 / aggression)) until `window` has passed.
+struct SlowStartConfig {
+  Millis window{0};  // 0 = off.
+  double aggression = 1.0;
+  double min_weight_percent = 10;
+
+  bool enabled() const { return window.count() > 0; }
+  bool operator==(const SlowStartConfig&) const = default;
+};
+
 struct LoadBalancerConfig {
   StrategyKind kind = StrategyKind::kRoundRobin;
-  // LeastRequest.
+  // LeastRequest and PeakEwma.
   uint32_t choice_count = 2;
+  // LeastRequest.
   double active_request_bias = 1.0;
+  // RoundRobin and LeastRequest.
+  SlowStartConfig slow_start;
+  // PeakEwma: the EWMA's time constant (tau), and the latency a FAILURE or
+  // TIMEOUT counts as at least.
+  Millis decay_time{10000};
+  Millis failure_penalty{1000};
+  // WeightedRoundRobin, with gRFC A58's names and defaults.
+  Millis blackout_period{10000};
+  Millis weight_expiration_period{180000};
+  Millis weight_update_period{1000};
+  double error_utilization_penalty = 1.0;
   // RingHash.
   HashFunction hash_function = HashFunction::kXxHash;
   uint64_t min_ring_size = 1024;
@@ -73,6 +107,8 @@ inline constexpr uint64_t kDefaultMinRingSize = 1024;
 inline constexpr uint64_t kMaxRingSize = 8388608;
 inline constexpr uint64_t kDefaultMaglevTableSize = 65537;
 inline constexpr uint64_t kMaxMaglevTableSize = 5000011;
+// gRFC A58's floor on weight_update_period.
+inline constexpr Millis kMinWeightUpdatePeriod{100};
 
 struct PassiveHealthConfig {
   uint32_t consecutive_failures = 5;  // 0 = off.
@@ -112,10 +148,16 @@ struct UpstreamConfig {
 
 // The convention of the API and the config file, where a field left out
 // reads as 0: a 0 in choice_count, the ring and table sizes, lease_ttl, the
-// passive ejection times, the active timeout and the active counts means
-// the default. (A 0 keeps its own meaning where it has one: passive
+// passive ejection times, the active timeout and the active counts, slow
+// start's aggression and min_weight_percent, PeakEwma's decay_time and
+// failure_penalty, and WeightedRoundRobin's weight_expiration_period and
+// weight_update_period means the default. (A 0 keeps its own meaning where it has one: passive
 // consecutive_failures 0 turns passive checks off, panic threshold 0 never
-// panics, interval 0 turns active checks off.)
+// panics, interval 0 turns active checks off, slow_start_window 0 turns
+// slow start off. The API and the file give active_request_bias,
+// blackout_period and error_utilization_penalty their defaults themselves
+// when they are absent, since 0 means something there: no bias, no
+// blackout, no penalty, as in Envoy and gRPC.)
 void ReplaceZerosWithDefaults(UpstreamConfig& config);
 
 inline constexpr uint32_t kDefaultTargetWeight = 100;

@@ -2,6 +2,8 @@
 
 #include <algorithm>
 
+#include "server/core/strategy/slow_start.h"
+
 namespace picker::core {
 namespace {
 
@@ -67,7 +69,29 @@ uint32_t LocalLoadPercent(const HostSet& local, const HostSet& remote, uint32_t 
   return l > 0 || r == 0 ? 100 - r : l;
 }
 
+int64_t ToUnixNanos(WallTime t) {
+  return std::chrono::duration_cast<std::chrono::nanoseconds>(t.time_since_epoch()).count();
+}
+
+// RoundRobin and LeastRequest have slow start.
+bool HasSlowStart(const LoadBalancerConfig& lb) {
+  return (lb.kind == StrategyKind::kRoundRobin || lb.kind == StrategyKind::kLeastRequest) &&
+         lb.slow_start.enabled();
+}
+
 }  // namespace
+
+void MarkSlowStarts(absl::Span<const TargetEntry> targets, WallTime now) {
+  const int64_t now_ms = ToUnixMillis(now);
+  for (const TargetEntry& entry : targets) {
+    SnapshotTarget health;
+    ComputeHealth(entry, now_ms, health);
+    const int8_t seen = health.healthy ? 1 : 0;
+    if (entry.live->seen_healthy.exchange(seen, std::memory_order_relaxed) != 1 && seen == 1) {
+      entry.live->healthy_since_ms.store(now_ms, std::memory_order_relaxed);
+    }
+  }
+}
 
 std::shared_ptr<const UpstreamSnapshot> UpstreamSnapshot::Build(
     UpstreamConfig config, absl::Span<const TargetEntry> targets,
@@ -83,6 +107,7 @@ std::shared_ptr<const UpstreamSnapshot> UpstreamSnapshot::Build(
     t.config = entry.config;
     t.live = entry.live;
     t.health_override = entry.health_override;
+    t.healthy_since_ms = entry.live->healthy_since_ms.load(std::memory_order_relaxed);
     ComputeHealth(entry, now_ms, t);
     if (t.healthy) ++s->healthy_count_;
     if (t.returns_at && (!s->next_health_change_ || *t.returns_at < *s->next_health_change_)) {
@@ -96,9 +121,11 @@ std::shared_ptr<const UpstreamSnapshot> UpstreamSnapshot::Build(
     everyone[i] = i;
   }
 
+  s->FindSlowStartEnd(now_ms);
+  const int64_t now_ns = ToUnixNanos(now);
   const auto start = std::chrono::steady_clock::now();
   s->all_ = s->CountHostSet(everyone);
-  s->BuildHostSet(s->all_, everyone, s->all_.health_percent, seed);
+  s->BuildHostSet(s->all_, everyone, s->all_.health_percent, seed, now_ns);
   if (s->config_.locality_aware) {
     // Zones in host-set order of first appearance, so builds are repeatable.
     std::vector<std::string> zones;
@@ -118,14 +145,49 @@ std::shared_ptr<const UpstreamSnapshot> UpstreamSnapshot::Build(
         p.remote = s->CountHostSet(remote);
         const uint32_t normalized =
             std::min<uint32_t>(100, p.local.health_percent + p.remote.health_percent);
-        s->BuildHostSet(p.local, local, normalized, seed);
-        s->BuildHostSet(p.remote, remote, normalized, seed);
+        s->BuildHostSet(p.local, local, normalized, seed, now_ns);
+        s->BuildHostSet(p.remote, remote, normalized, seed, now_ns);
         p.local_load_percent = LocalLoadPercent(p.local, p.remote, normalized);
       }
     }
   }
   s->build_duration_ = std::chrono::steady_clock::now() - start;
   return s;
+}
+
+void UpstreamSnapshot::FindSlowStartEnd(int64_t now_ms) {
+  const LoadBalancerConfig& lb = config_.load_balancer;
+  if (!HasSlowStart(lb)) return;
+  for (const SnapshotTarget& t : targets_) {
+    if (!t.healthy || !InSlowStart(lb.slow_start, t.healthy_since_ms, now_ms)) continue;
+    const WallTime ends(Millis(t.healthy_since_ms + lb.slow_start.window.count()));
+    if (!slow_start_ends_ || ends < *slow_start_ends_) slow_start_ends_ = ends;
+  }
+}
+
+std::optional<WallTime> UpstreamSnapshot::next_rebuild() const {
+  if (!slow_start_ends_) return next_health_change_;
+  if (!next_health_change_) return slow_start_ends_;
+  return std::min(*next_health_change_, *slow_start_ends_);
+}
+
+std::optional<double> UpstreamSnapshot::SlowStartFactorOf(uint32_t index, WallTime now) const {
+  const LoadBalancerConfig& lb = config_.load_balancer;
+  const SnapshotTarget& t = targets_[index];
+  const int64_t now_ms = ToUnixMillis(now);
+  if (!HasSlowStart(lb) || !t.healthy || !InSlowStart(lb.slow_start, t.healthy_since_ms, now_ms)) {
+    return std::nullopt;
+  }
+  return SlowStartFactor(lb.slow_start, t.healthy_since_ms, now_ms);
+}
+
+void UpstreamSnapshot::Refresh(WallTime now, uint64_t seed) const {
+  const int64_t now_ns = ToUnixNanos(now);
+  all_.strategy.Refresh(now_ns, seed);
+  for (const auto& [zone, p] : zones_) {
+    p.local.strategy.Refresh(now_ns, seed);
+    p.remote.strategy.Refresh(now_ns, seed);
+  }
 }
 
 HostSet UpstreamSnapshot::CountHostSet(const std::vector<uint32_t>& members) const {
@@ -144,7 +206,8 @@ HostSet UpstreamSnapshot::CountHostSet(const std::vector<uint32_t>& members) con
 }
 
 void UpstreamSnapshot::BuildHostSet(HostSet& set, const std::vector<uint32_t>& members,
-                                    uint32_t normalized_total, uint64_t seed) const {
+                                    uint32_t normalized_total, uint64_t seed,
+                                    int64_t now_ns) const {
   // Envoy's panic rule: the plain healthy share (not overprovisioned) below
   // the threshold, unless the priorities together are fully available; a
   // threshold of 0 never panics. 100 * healthy < threshold * total is
@@ -157,9 +220,10 @@ void UpstreamSnapshot::BuildHostSet(HostSet& set, const std::vector<uint32_t>& m
     const SnapshotTarget& t = targets_[i];
     if (t.config.weight == 0 || !(t.healthy || set.panic)) continue;
     set.pickable.push_back(i);
-    hosts.push_back(StrategyHost{t.config.HashKey(), t.config.weight, &t.live->active_requests});
+    hosts.push_back(StrategyHost{t.config.HashKey(), t.config.weight, &t.live->active_requests,
+                                 t.healthy ? t.healthy_since_ms : 0, &t.live->load});
   }
-  set.strategy = BuildStrategy(config_.load_balancer, std::move(hosts), seed);
+  set.strategy = BuildStrategy(config_.load_balancer, std::move(hosts), seed, now_ns);
 }
 
 std::vector<double> UpstreamSnapshot::TargetHashShares() const {

@@ -40,6 +40,14 @@ struct TargetLive {
   std::atomic<int64_t> ejected_until_ms{0};  // Unix ms; 0 = not ejected.
   // Active health, written by the prober.
   std::atomic<bool> active_unhealthy{false};
+  // Slow start: Unix ms when the target last became healthy, and the health
+  // MarkSlowStarts last saw (-1: never, 0: unhealthy, 1: healthy). Written
+  // by the control plane only, before it builds a snapshot.
+  std::atomic<int64_t> healthy_since_ms{0};
+  std::atomic<int8_t> seen_healthy{-1};
+  // What releases report (latency, load reports): PeakEwma and
+  // WeightedRoundRobin read it, releases write it, rebuilds keep it.
+  TargetLoad load;
 };
 
 // Live state of one upstream, from its creation to its deletion.
@@ -71,7 +79,15 @@ struct SnapshotTarget {
   bool healthy = true;
   uint32_t reasons = 0;                // HealthReason bits.
   std::optional<WallTime> returns_at;  // End of a passive ejection.
+  int64_t healthy_since_ms = 0;        // Slow start (TargetLive's, at build).
 };
+
+// Marks the targets that become healthy at `now` (added healthy, or back
+// from unhealthy for any reason) as starting slow start now. The control
+// plane, the one writer of that state, calls it before each Build of an
+// upstream's published snapshot; a snapshot built for any other purpose
+// (a preview) must not.
+void MarkSlowStarts(absl::Span<const TargetEntry> targets, WallTime now);
 
 // Targets that share a priority, with the strategy built over the pickable
 // ones: the healthy ones, or all of weight > 0 when the set is in panic.
@@ -107,6 +123,20 @@ class UpstreamSnapshot {
   size_t pickable_count() const { return all_.pickable.size(); }
   // Earliest end of a passive ejection, when the snapshot must be rebuilt.
   std::optional<WallTime> next_health_change() const { return next_health_change_; }
+  // Earliest end of a target's slow start, after which RoundRobin and
+  // LeastRequest can drop the EDF schedule slow start made them use.
+  std::optional<WallTime> slow_start_ends() const { return slow_start_ends_; }
+  // When the snapshot must be rebuilt: the earlier of the two.
+  std::optional<WallTime> next_rebuild() const;
+  // How often the strategy's weights must be refreshed (WeightedRoundRobin's
+  // weight_update_period); 0 when never.
+  Millis refresh_period() const { return all_.strategy.strategy->RefreshPeriod(); }
+  // Recomputes the weights of every host set's strategy at `now`, off the
+  // pick path; picks go on meanwhile.
+  void Refresh(WallTime now, uint64_t seed) const;
+  // Target `index`'s slow-start factor at `now` (SlowStartFactor), or
+  // nullopt when it is not in slow start.
+  std::optional<double> SlowStartFactorOf(uint32_t index, WallTime now) const;
   // Time it took to build every ring, table or queue of the snapshot.
   std::chrono::nanoseconds build_duration() const { return build_duration_; }
   StrategyStats strategy_stats() const { return all_.strategy.strategy->Stats(); }
@@ -145,7 +175,9 @@ class UpstreamSnapshot {
   // health of all priorities, and builds the strategy over the pickable
   // members: the healthy ones, or all of weight > 0 in panic.
   void BuildHostSet(HostSet& set, const std::vector<uint32_t>& members, uint32_t normalized_total,
-                    uint64_t seed) const;
+                    uint64_t seed, int64_t now_ns) const;
+  // Finds when the first slow start of a healthy target ends.
+  void FindSlowStartEnd(int64_t now_ms);
   uint32_t PickFrom(const HostSet& set, uint64_t hash,
                     absl::FunctionRef<bool(uint32_t)> avoid_target,
                     absl::FunctionRef<uint64_t()> random) const;
@@ -159,6 +191,7 @@ class UpstreamSnapshot {
   absl::flat_hash_map<std::string, ZonePriorities> zones_;
   uint32_t healthy_count_ = 0;
   std::optional<WallTime> next_health_change_;
+  std::optional<WallTime> slow_start_ends_;
   std::chrono::nanoseconds build_duration_{0};
 };
 

@@ -58,19 +58,80 @@ absl::Status ValidateHashPolicies(const LoadBalancerConfig& lb) {
   return absl::OkStatus();
 }
 
+absl::Status ValidateSlowStart(const SlowStartConfig& slow_start, const std::string& strategy) {
+  const std::string field = strategy + ".slow_start_config";
+  if (slow_start.window.count() < 0) {
+    return Invalid(field + ".slow_start_window", "must be >= 0 (0 turns slow start off)");
+  }
+  if (!std::isfinite(slow_start.aggression) || slow_start.aggression <= 0) {
+    return Invalid(field + ".aggression",
+                   absl::StrCat("must be a finite number > 0 (0 means the default 1.0), got ",
+                                slow_start.aggression));
+  }
+  if (!std::isfinite(slow_start.min_weight_percent) || slow_start.min_weight_percent <= 0 ||
+      slow_start.min_weight_percent > 100) {
+    return Invalid(field + ".min_weight_percent",
+                   absl::StrCat("must be above 0 and at most 100 (0 means the default 10), got ",
+                                slow_start.min_weight_percent));
+  }
+  return absl::OkStatus();
+}
+
+absl::Status ValidateChoiceCount(const LoadBalancerConfig& lb, const std::string& strategy) {
+  if (lb.choice_count < 2) {
+    return Invalid(
+        strategy + ".choice_count",
+        absl::StrCat("must be at least 2 (0 means the default 2), got ", lb.choice_count));
+  }
+  return absl::OkStatus();
+}
+
+absl::Status ValidatePeakEwma(const LoadBalancerConfig& lb, const std::string& field) {
+  if (absl::Status s = ValidateChoiceCount(lb, field); !s.ok()) return s;
+  if (lb.decay_time.count() <= 0) {
+    return Invalid(field + ".decay_time", "must be at least 1ms (0 means the default 10s)");
+  }
+  if (lb.failure_penalty.count() <= 0) {
+    return Invalid(field + ".failure_penalty", "must be at least 1ms (0 means the default 1s)");
+  }
+  return absl::OkStatus();
+}
+
+absl::Status ValidateWeightedRoundRobin(const LoadBalancerConfig& lb, const std::string& field) {
+  if (lb.blackout_period.count() < 0) {
+    return Invalid(field + ".blackout_period", "must be >= 0 (0 turns the blackout off)");
+  }
+  if (lb.weight_expiration_period.count() <= 0) {
+    return Invalid(field + ".weight_expiration_period",
+                   "must be at least 1ms (0 means the default 3m)");
+  }
+  if (lb.weight_update_period < kMinWeightUpdatePeriod) {
+    return Invalid(
+        field + ".weight_update_period",
+        absl::StrCat("must be at least ", kMinWeightUpdatePeriod.count(),
+                     "ms (0 means the default 1s), got ", lb.weight_update_period.count(), "ms"));
+  }
+  if (!std::isfinite(lb.error_utilization_penalty) || lb.error_utilization_penalty < 0) {
+    return Invalid(field + ".error_utilization_penalty", "must be a finite number >= 0");
+  }
+  return absl::OkStatus();
+}
+
 absl::Status ValidateLoadBalancer(const LoadBalancerConfig& lb) {
   const std::string field = StrategyField(lb.kind);
   switch (lb.kind) {
     case StrategyKind::kLeastRequest:
-      if (lb.choice_count < 2) {
-        return Invalid(
-            field + ".choice_count",
-            absl::StrCat("must be at least 2 (0 means the default 2), got ", lb.choice_count));
-      }
+      if (absl::Status s = ValidateChoiceCount(lb, field); !s.ok()) return s;
       if (!std::isfinite(lb.active_request_bias) || lb.active_request_bias < 0) {
         return Invalid(field + ".active_request_bias", "must be a finite number >= 0");
       }
-      return absl::OkStatus();
+      return ValidateSlowStart(lb.slow_start, field);
+    case StrategyKind::kRoundRobin:
+      return ValidateSlowStart(lb.slow_start, field);
+    case StrategyKind::kPeakEwma:
+      return ValidatePeakEwma(lb, field);
+    case StrategyKind::kWeightedRoundRobin:
+      return ValidateWeightedRoundRobin(lb, field);
     case StrategyKind::kRingHash:
       if (lb.min_ring_size > kMaxRingSize) {
         return Invalid(field + ".min_ring_size",
@@ -96,7 +157,6 @@ absl::Status ValidateLoadBalancer(const LoadBalancerConfig& lb) {
                        absl::StrCat("must be a prime number, got ", lb.table_size));
       }
       break;
-    case StrategyKind::kRoundRobin:
     case StrategyKind::kRandom:
       return absl::OkStatus();
   }

@@ -163,9 +163,10 @@ absl::StatusOr<PickOutput> DataPlane::Pick(const PickInput& input) {
   return out;
 }
 
-absl::StatusOr<core::LeaseState> DataPlane::Release(
-    absl::string_view upstream, uint64_t lease_id, Outcome outcome,
-    std::optional<std::chrono::nanoseconds> latency) {
+absl::StatusOr<core::LeaseState> DataPlane::Release(absl::string_view upstream, uint64_t lease_id,
+                                                    Outcome outcome,
+                                                    std::optional<std::chrono::nanoseconds> latency,
+                                                    const core::LoadReport* load_report) {
   std::shared_ptr<const core::UpstreamSnapshot> snapshot = snapshots_.Find(upstream);
   if (!snapshot) return core::UnknownUpstream(upstream);
   core::LeaseTable::ReleaseResult result = leases_.Release(lease_id, &snapshot->live());
@@ -192,8 +193,38 @@ absl::StatusOr<core::LeaseState> DataPlane::Release(
       break;
   }
   if (latency) counters.request_duration.Observe(*latency);
+  RecordLoad(*snapshot, *result.target, outcome, latency, load_report);
   RecordOutcome(*snapshot, result.target, outcome);
   return core::LeaseState::kReleased;
+}
+
+void DataPlane::RecordLoad(const core::UpstreamSnapshot& snapshot, core::TargetLive& target,
+                           Outcome outcome, std::optional<std::chrono::nanoseconds> latency,
+                           const core::LoadReport* load_report) {
+  const core::LoadBalancerConfig& lb = snapshot.config().load_balancer;
+  switch (lb.kind) {
+    case core::StrategyKind::kPeakEwma: {
+      // A failure counts as at least failure_penalty, so that a target that
+      // fails fast does not look fast.
+      std::optional<std::chrono::nanoseconds> sample = latency;
+      if (outcome != Outcome::kSuccess) {
+        sample = std::max<std::chrono::nanoseconds>(latency.value_or(std::chrono::nanoseconds(0)),
+                                                    lb.failure_penalty);
+      }
+      if (!sample) return;  // A success without a latency says nothing.
+      const double tau_ns = static_cast<double>(lb.decay_time.count()) * 1e6;
+      target.load.latency.Observe(static_cast<double>(sample->count()), core::UnixNanos(), tau_ns);
+      return;
+    }
+    case core::StrategyKind::kWeightedRoundRobin:
+      if (load_report == nullptr) return;
+      target.load.weight.Observe(*load_report, lb.error_utilization_penalty,
+                                 {lb.blackout_period.count(), lb.weight_expiration_period.count()},
+                                 UnixMillis(std::chrono::system_clock::now()));
+      return;
+    default:
+      return;
+  }
 }
 
 void DataPlane::RecordOutcome(const core::UpstreamSnapshot& snapshot,

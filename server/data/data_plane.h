@@ -74,9 +74,13 @@ class DataPlane {
   DataPlane& operator=(const DataPlane&) = delete;
 
   absl::StatusOr<PickOutput> Pick(const PickInput& input);
+  // Ends a lease. The latency and the backend's load report, when given,
+  // feed the upstream's strategy if it balances on them (PeakEwma,
+  // WeightedRoundRobin); the latency also feeds the request histogram.
   absl::StatusOr<core::LeaseState> Release(absl::string_view upstream, uint64_t lease_id,
                                            Outcome outcome,
-                                           std::optional<std::chrono::nanoseconds> latency);
+                                           std::optional<std::chrono::nanoseconds> latency,
+                                           const core::LoadReport* load_report = nullptr);
   // True when `upstream` is published.
   bool Knows(absl::string_view upstream) const { return snapshots_.Find(upstream) != nullptr; }
   // Ends a lease whose client went away (counted as abandoned).
@@ -97,6 +101,12 @@ class DataPlane {
   // it reaches the limit.
   void RecordOutcome(const core::UpstreamSnapshot& snapshot,
                      const std::shared_ptr<core::TargetLive>& target, Outcome outcome);
+  // Feeds what the release reports to the strategy that balances on it,
+  // lock-free: the latency to PeakEwma's EWMA, the load report to
+  // WeightedRoundRobin's weight.
+  static void RecordLoad(const core::UpstreamSnapshot& snapshot, core::TargetLive& target,
+                         Outcome outcome, std::optional<std::chrono::nanoseconds> latency,
+                         const core::LoadReport* load_report);
   void ExpiryLoop();
 
   const core::SnapshotMap& snapshots_;

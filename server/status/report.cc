@@ -253,9 +253,13 @@ void StatusReport::WriteTargets(JsonWriter& json, const core::UpstreamSnapshot& 
     json.Key("weight_share").Number(weight_shares[i]);
     json.Key("hash_share");
     hash_shares.empty() ? json.Null() : json.Number(hash_shares[i]);
-    // The adaptive strategies' slow-start factor (0..1) where they exist;
-    // null for the strategies that have none.
-    json.Key("slow_start_factor").Null();
+    // Null unless the target is in slow start (RoundRobin, LeastRequest).
+    json.Key("slow_start_factor");
+    if (auto factor = snapshot.SlowStartFactorOf(static_cast<uint32_t>(i), now.wall)) {
+      json.Number(*factor);
+    } else {
+      json.Null();
+    }
     json.EndObject();
   }
   json.EndArray();

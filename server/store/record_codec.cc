@@ -80,10 +80,24 @@ absl::StatusOr<std::vector<core::HashPolicy>> DecodePolicies(
   return out;
 }
 
+void EncodeSlowStart(const core::SlowStartConfig& in, v1::SlowStart* out) {
+  SetMillis(in.window, out->mutable_window());
+  out->set_aggression(in.aggression);
+  out->set_min_weight_percent(in.min_weight_percent);
+}
+
+// A record without slow start (0.1.0's, or written with it off) keeps the
+// defaults: off, aggression 1.0, 10%.
+void DecodeSlowStart(const v1::SlowStart& in, core::SlowStartConfig& out) {
+  out.window = GetMillis(in.window());
+  if (in.aggression() > 0) out.aggression = in.aggression();
+  if (in.min_weight_percent() > 0) out.min_weight_percent = in.min_weight_percent();
+}
+
 void EncodeLoadBalancer(const core::LoadBalancerConfig& lb, v1::LoadBalancer* out) {
   switch (lb.kind) {
     case core::StrategyKind::kRoundRobin:
-      out->mutable_round_robin();
+      EncodeSlowStart(lb.slow_start, out->mutable_round_robin()->mutable_slow_start());
       break;
     case core::StrategyKind::kRandom:
       out->mutable_random();
@@ -91,7 +105,23 @@ void EncodeLoadBalancer(const core::LoadBalancerConfig& lb, v1::LoadBalancer* ou
     case core::StrategyKind::kLeastRequest:
       out->mutable_least_request()->set_choice_count(lb.choice_count);
       out->mutable_least_request()->set_active_request_bias(lb.active_request_bias);
+      EncodeSlowStart(lb.slow_start, out->mutable_least_request()->mutable_slow_start());
       break;
+    case core::StrategyKind::kPeakEwma: {
+      v1::PeakEwma* p = out->mutable_peak_ewma();
+      p->set_choice_count(lb.choice_count);
+      SetMillis(lb.decay_time, p->mutable_decay_time());
+      SetMillis(lb.failure_penalty, p->mutable_failure_penalty());
+      break;
+    }
+    case core::StrategyKind::kWeightedRoundRobin: {
+      v1::WeightedRoundRobin* w = out->mutable_weighted_round_robin();
+      SetMillis(lb.blackout_period, w->mutable_blackout_period());
+      SetMillis(lb.weight_expiration_period, w->mutable_weight_expiration_period());
+      SetMillis(lb.weight_update_period, w->mutable_weight_update_period());
+      w->set_error_utilization_penalty(lb.error_utilization_penalty);
+      break;
+    }
     case core::StrategyKind::kRingHash: {
       v1::RingHash* rh = out->mutable_ring_hash();
       rh->set_hash_function(lb.hash_function == core::HashFunction::kMurmurHash2 ? v1::MURMUR_HASH_2
@@ -116,8 +146,11 @@ absl::Status DecodeLoadBalancer(const v1::LoadBalancer& lb, core::LoadBalancerCo
   const google::protobuf::RepeatedPtrField<v1::HashPolicy>* policies = nullptr;
   switch (lb.type_case()) {
     case v1::LoadBalancer::TYPE_NOT_SET:
+      out.kind = core::StrategyKind::kRoundRobin;
+      return absl::OkStatus();
     case v1::LoadBalancer::kRoundRobin:
       out.kind = core::StrategyKind::kRoundRobin;
+      DecodeSlowStart(lb.round_robin().slow_start(), out.slow_start);
       return absl::OkStatus();
     case v1::LoadBalancer::kRandom:
       out.kind = core::StrategyKind::kRandom;
@@ -126,7 +159,23 @@ absl::Status DecodeLoadBalancer(const v1::LoadBalancer& lb, core::LoadBalancerCo
       out.kind = core::StrategyKind::kLeastRequest;
       out.choice_count = lb.least_request().choice_count();
       out.active_request_bias = lb.least_request().active_request_bias();
+      DecodeSlowStart(lb.least_request().slow_start(), out.slow_start);
       return absl::OkStatus();
+    case v1::LoadBalancer::kPeakEwma:
+      out.kind = core::StrategyKind::kPeakEwma;
+      out.choice_count = lb.peak_ewma().choice_count();
+      out.decay_time = GetMillis(lb.peak_ewma().decay_time());
+      out.failure_penalty = GetMillis(lb.peak_ewma().failure_penalty());
+      return absl::OkStatus();
+    case v1::LoadBalancer::kWeightedRoundRobin: {
+      const v1::WeightedRoundRobin& w = lb.weighted_round_robin();
+      out.kind = core::StrategyKind::kWeightedRoundRobin;
+      out.blackout_period = GetMillis(w.blackout_period());
+      out.weight_expiration_period = GetMillis(w.weight_expiration_period());
+      out.weight_update_period = GetMillis(w.weight_update_period());
+      out.error_utilization_penalty = w.error_utilization_penalty();
+      return absl::OkStatus();
+    }
     case v1::LoadBalancer::kRingHash: {
       const v1::RingHash& rh = lb.ring_hash();
       out.kind = core::StrategyKind::kRingHash;

@@ -292,6 +292,51 @@ TEST_F(ClientTest, LatencyIsMeasuredUnlessSet) {
   EXPECT_EQ(lease->latency(), 3ms);
 }
 
+// A backend's ORCA report handed to the lease reaches the server's
+// weighted_round_robin: the busy target's weight falls, in both modes.
+TEST_F(ClientTest, LoadReportsArePassedOnWithTheRelease) {
+  for (bool stream : {false, true}) {
+    SCOPED_TRACE(stream ? "stream" : "unary");
+    const std::string name = NewName();
+    v1::Upstream upstream;
+    upstream.set_name(name);
+    v1::WeightedRoundRobin* wrr = upstream.mutable_load_balancer()->mutable_weighted_round_robin();
+    wrr->mutable_blackout_period();  // 0s: no blackout.
+    wrr->mutable_weight_update_period()->set_nanos(100000000);
+    const std::vector<std::string> targets = CreateUpstream(upstream, 3);
+    auto client = NewClient({.use_stream = stream});
+    auto pick_all = [&](int n) {
+      std::map<std::string, int> counts;
+      for (int i = 0; i < n; ++i) {
+        absl::StatusOr<Lease> lease = client->Pick({.upstream = name});
+        if (!lease.ok()) {
+          ADD_FAILURE() << lease.status();
+          break;
+        }
+        ++counts[lease->target()];
+        v1::OrcaLoadReport report;  // The bytes of an endpoint-load-metrics-bin trailer.
+        report.set_cpu_utilization(lease->target() == targets[2] ? 0.9 : 0.1);
+        report.set_rps_fractional(90);
+        EXPECT_TRUE(lease->set_load_report(report.SerializeAsString()).ok());
+      }
+      EXPECT_TRUE(client->Flush().ok());
+      return counts;
+    };
+    pick_all(300);
+    std::this_thread::sleep_for(500ms);  // A few refreshes of the weights.
+    EXPECT_NEAR(pick_all(1900)[targets[2]], 100, 10);
+  }
+}
+
+TEST_F(ClientTest, ALoadReportThatDoesNotParseIsRefused) {
+  const std::string name = NewName();
+  CreateRoundRobin(name, 1);
+  auto client = NewClient();
+  absl::StatusOr<Lease> lease = client->Pick({.upstream = name});
+  ASSERT_TRUE(lease.ok());
+  EXPECT_EQ(lease->set_load_report("\xff\xff\xff").code(), absl::StatusCode::kInvalidArgument);
+}
+
 TEST_F(ClientTest, FailureOutcomesEjectTheTarget) {
   for (bool stream : {false, true}) {
     SCOPED_TRACE(stream ? "stream" : "unary");

@@ -98,8 +98,9 @@ class LocalPicker {
   absl::StatusOr<PickOutput> Pick(const PickInput& input) { return data_->Pick(input); }
   absl::StatusOr<core::LeaseState> Release(absl::string_view upstream, uint64_t lease_id,
                                            Outcome outcome,
-                                           std::optional<std::chrono::nanoseconds> latency) {
-    return data_->Release(upstream, lease_id, outcome, latency);
+                                           std::optional<std::chrono::nanoseconds> latency,
+                                           const core::LoadReport* load_report = nullptr) {
+    return data_->Release(upstream, lease_id, outcome, latency, load_report);
   }
   bool Abandon(uint64_t lease_id) { return data_->Abandon(lease_id); }
 

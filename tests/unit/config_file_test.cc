@@ -186,6 +186,61 @@ TEST(ConfigFileTest, DurationsTakeGoSyntax) {
   EXPECT_THAT(Error("upstreams:\n- name: u\n  leaseTtl: 1.5ms\n"), HasSubstr("leaseTtl"));
 }
 
+TEST(ConfigFileTest, PickersOwnStrategiesAndSlowStart) {
+  auto parsed = ParseConfig(
+      "upstreams:\n"
+      "- name: a\n  loadBalancer:\n    type: PeakEwma\n"
+      "    peakEwma: {choiceCount: 3, decayTime: 250ms, failurePenalty: 2s}\n"
+      "- name: b\n  loadBalancer:\n    type: WeightedRoundRobin\n"
+      "    weightedRoundRobin: {blackoutPeriod: 0s, weightExpirationPeriod: 1m,\n"
+      "                         weightUpdatePeriod: 100ms, errorUtilizationPenalty: 0.5}\n"
+      "- name: c\n  loadBalancer:\n    type: RoundRobin\n"
+      "    roundRobin: {slowStartConfig: {slowStartWindow: 30s, aggression: 2}}\n"
+      "- name: d\n  loadBalancer:\n    type: LeastRequest\n"
+      "    leastRequest: {slowStartConfig: {slowStartWindow: 500ms, minWeightPercent: 25}}\n"
+      "- name: e\n  loadBalancer: {type: WeightedRoundRobin}\n",
+      "f.yaml");
+  ASSERT_TRUE(parsed.ok()) << parsed.status();
+  const core::LoadBalancerConfig& a = (*parsed)[0].config.load_balancer;
+  EXPECT_EQ(a.kind, core::StrategyKind::kPeakEwma);
+  EXPECT_EQ(a.choice_count, 3u);
+  EXPECT_EQ(a.decay_time, core::Millis(250));
+  EXPECT_EQ(a.failure_penalty, core::Millis(2000));
+  const core::LoadBalancerConfig& b = (*parsed)[1].config.load_balancer;
+  EXPECT_EQ(b.kind, core::StrategyKind::kWeightedRoundRobin);
+  EXPECT_EQ(b.blackout_period, core::Millis(0));
+  EXPECT_EQ(b.weight_expiration_period, core::Millis(60000));
+  EXPECT_EQ(b.weight_update_period, core::Millis(100));
+  EXPECT_EQ(b.error_utilization_penalty, 0.5);
+  const core::SlowStartConfig& c = (*parsed)[2].config.load_balancer.slow_start;
+  EXPECT_EQ(c.window, core::Millis(30000));
+  EXPECT_EQ(c.aggression, 2.0);
+  EXPECT_EQ(c.min_weight_percent, 10);
+  const core::SlowStartConfig& d = (*parsed)[3].config.load_balancer.slow_start;
+  EXPECT_EQ(d.window, core::Millis(500));
+  EXPECT_EQ(d.aggression, 1.0);
+  EXPECT_EQ(d.min_weight_percent, 25);
+  // Absent: A58's defaults.
+  const core::LoadBalancerConfig& e = (*parsed)[4].config.load_balancer;
+  EXPECT_EQ(e.blackout_period, core::Millis(10000));
+  EXPECT_EQ(e.weight_update_period, core::Millis(1000));
+  EXPECT_EQ(e.error_utilization_penalty, 1.0);
+
+  EXPECT_THAT(Error("upstreams:\n- name: u\n  loadBalancer:\n    type: RoundRobin\n"
+                    "    roundRobin:\n      slowStartConfig:\n        aggression: -1\n"),
+              HasSubstr("f.yaml:7: upstreams[0].loadBalancer.roundRobin.slowStartConfig."
+                        "aggression: must be a finite number > 0"));
+  EXPECT_THAT(Error("upstreams:\n- name: u\n  loadBalancer:\n    type: WeightedRoundRobin\n"
+                    "    weightedRoundRobin:\n      weightUpdatePeriod: 10ms\n"),
+              HasSubstr("f.yaml:6: upstreams[0].loadBalancer.weightedRoundRobin."
+                        "weightUpdatePeriod: must be at least 100ms"));
+  EXPECT_THAT(Error("upstreams:\n- name: u\n  loadBalancer:\n    type: PeakEwma\n"
+                    "    peakEwma: {decay: 1s}\n"),
+              HasSubstr("upstreams[0].loadBalancer.peakEwma.decay: unknown field"));
+  EXPECT_THAT(Error("upstreams:\n- name: u\n  loadBalancer:\n    type: Fastest\n"),
+              HasSubstr("PeakEwma or WeightedRoundRobin"));
+}
+
 TEST(ConfigFileTest, WhatWouldBeIgnoredIsAnError) {
   EXPECT_THAT(Error("upstreams:\n- name: u\n  loadBalancer:\n    type: RingHash\n"
                     "    maglev: {tableSize: 7}\n"),

@@ -135,6 +135,51 @@ TEST_F(FileStoreTest, RecordsOfEverySizeRoundTrip) {
   }
 }
 
+// The options of slow start, PeakEwma and WeightedRoundRobin have their own
+// field numbers in the store's schema: they survive a restart.
+TEST_F(FileStoreTest, TheNewStrategyOptionsSurviveARestart) {
+  std::vector<core::UpstreamRecord> written;
+  auto add = [&](const std::string& name, auto set) {
+    core::UpstreamRecord r = Record(name, 7);
+    set(r.config.load_balancer);
+    written.push_back(r);
+  };
+  add("rr", [](core::LoadBalancerConfig& lb) { lb.slow_start = {core::Millis(30000), 1.5, 25}; });
+  add("lr", [](core::LoadBalancerConfig& lb) {
+    lb.kind = core::StrategyKind::kLeastRequest;
+    lb.choice_count = 3;
+    lb.active_request_bias = 0.5;
+    lb.slow_start = {core::Millis(1500), 0.5, 5};
+  });
+  add("ewma", [](core::LoadBalancerConfig& lb) {
+    lb.kind = core::StrategyKind::kPeakEwma;
+    lb.choice_count = 4;
+    lb.decay_time = core::Millis(2500);
+    lb.failure_penalty = core::Millis(750);
+  });
+  add("wrr", [](core::LoadBalancerConfig& lb) {
+    lb.kind = core::StrategyKind::kWeightedRoundRobin;
+    lb.blackout_period = core::Millis(0);
+    lb.weight_expiration_period = core::Millis(60000);
+    lb.weight_update_period = core::Millis(250);
+    lb.error_utilization_penalty = 0;
+  });
+  {
+    std::unique_ptr<FileStore> store = Open();
+    for (const core::UpstreamRecord& r : written) ASSERT_TRUE(store->Put(r).ok());
+  }
+  std::unique_ptr<FileStore> store = Open();
+  absl::StatusOr<std::vector<core::UpstreamRecord>> loaded = Records(*store);
+  ASSERT_TRUE(loaded.ok()) << loaded.status();
+  for (const core::UpstreamRecord& want : written) {
+    auto got = std::find_if(loaded->begin(), loaded->end(), [&](const core::UpstreamRecord& r) {
+      return r.config.name == want.config.name;
+    });
+    ASSERT_NE(got, loaded->end()) << want.config.name;
+    EXPECT_EQ(got->config, want.config) << want.config.name;
+  }
+}
+
 TEST_F(FileStoreTest, PutAndDeleteAreDurableWhenTheyReturn) {
   {
     std::unique_ptr<FileStore> store = Open();

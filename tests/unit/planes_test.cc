@@ -22,7 +22,10 @@ using ::testing::HasSubstr;
 // The records the store holds, by name.
 std::vector<UpstreamRecord> Stored(Store& store) {
   std::vector<UpstreamRecord> out;
-  for (RevisionedRecord& r : store.Load(nullptr)->records) out.push_back(std::move(r.record));
+  // Held in a variable: a range-for over `Load(...)->records` would outlive
+  // the StatusOr it reads.
+  absl::StatusOr<StoreState> state = store.Load(nullptr);
+  for (RevisionedRecord& r : state->records) out.push_back(std::move(r.record));
   return out;
 }
 

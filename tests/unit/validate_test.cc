@@ -1,5 +1,8 @@
 #include "server/core/validate.h"
 
+#include <cmath>
+#include <limits>
+
 #include "gmock/gmock.h"
 #include "gtest/gtest.h"
 
@@ -22,11 +25,82 @@ UpstreamConfig Named(StrategyKind kind) {
 }
 
 TEST(ValidateTest, DefaultsAreValid) {
-  for (StrategyKind kind :
-       {StrategyKind::kRoundRobin, StrategyKind::kLeastRequest, StrategyKind::kRingHash,
-        StrategyKind::kRandom, StrategyKind::kMaglev}) {
+  for (StrategyKind kind : {StrategyKind::kRoundRobin, StrategyKind::kLeastRequest,
+                            StrategyKind::kRingHash, StrategyKind::kRandom, StrategyKind::kMaglev,
+                            StrategyKind::kPeakEwma, StrategyKind::kWeightedRoundRobin}) {
     EXPECT_TRUE(ValidateUpstreamConfig(Named(kind)).ok()) << StrategyName(kind);
   }
+}
+
+TEST(ValidateTest, SlowStart) {
+  for (StrategyKind kind : {StrategyKind::kRoundRobin, StrategyKind::kLeastRequest}) {
+    const std::string field =
+        std::string("upstream.load_balancer.") + StrategyName(kind) + ".slow_start_config.";
+    UpstreamConfig config = Named(kind);
+    config.load_balancer.slow_start.window = Millis(30000);
+    EXPECT_TRUE(ValidateUpstreamConfig(config).ok());
+    config.load_balancer.slow_start.window = Millis(-1);
+    ExpectInvalid(config, field + "slow_start_window");
+    config = Named(kind);
+    config.load_balancer.slow_start.aggression = -1;
+    ExpectInvalid(config, field + "aggression");
+    config.load_balancer.slow_start.aggression = std::numeric_limits<double>::infinity();
+    ExpectInvalid(config, field + "aggression");
+    config = Named(kind);
+    config.load_balancer.slow_start.min_weight_percent = 101;
+    ExpectInvalid(config, field + "min_weight_percent");
+    config.load_balancer.slow_start.min_weight_percent = std::nan("");
+    ExpectInvalid(config, field + "min_weight_percent");
+    config.load_balancer.slow_start.min_weight_percent = 100;
+    EXPECT_TRUE(ValidateUpstreamConfig(config).ok());
+  }
+}
+
+TEST(ValidateTest, PeakEwma) {
+  UpstreamConfig config = Named(StrategyKind::kPeakEwma);
+  config.load_balancer.choice_count = 1;
+  ExpectInvalid(config, "upstream.load_balancer.peak_ewma.choice_count");
+  config = Named(StrategyKind::kPeakEwma);
+  config.load_balancer.decay_time = Millis(0);
+  ExpectInvalid(config, "upstream.load_balancer.peak_ewma.decay_time");
+  config = Named(StrategyKind::kPeakEwma);
+  config.load_balancer.failure_penalty = Millis(-5);
+  ExpectInvalid(config, "upstream.load_balancer.peak_ewma.failure_penalty");
+}
+
+TEST(ValidateTest, WeightedRoundRobin) {
+  const std::string field = "upstream.load_balancer.weighted_round_robin.";
+  UpstreamConfig config = Named(StrategyKind::kWeightedRoundRobin);
+  config.load_balancer.blackout_period = Millis(0);  // No blackout: fine.
+  EXPECT_TRUE(ValidateUpstreamConfig(config).ok());
+  config.load_balancer.blackout_period = Millis(-1);
+  ExpectInvalid(config, field + "blackout_period");
+  config = Named(StrategyKind::kWeightedRoundRobin);
+  config.load_balancer.weight_update_period = Millis(99);  // A58's floor is 100ms.
+  ExpectInvalid(config, field + "weight_update_period");
+  config.load_balancer.weight_update_period = Millis(100);
+  EXPECT_TRUE(ValidateUpstreamConfig(config).ok());
+  config.load_balancer.weight_expiration_period = Millis(0);
+  ExpectInvalid(config, field + "weight_expiration_period");
+  config = Named(StrategyKind::kWeightedRoundRobin);
+  config.load_balancer.error_utilization_penalty = -0.5;
+  ExpectInvalid(config, field + "error_utilization_penalty");
+}
+
+TEST(ValidateTest, ZerosMeanTheDefaultsOfTheNewOptions) {
+  UpstreamConfig config = Named(StrategyKind::kWeightedRoundRobin);
+  LoadBalancerConfig& lb = config.load_balancer;
+  lb.slow_start = {Millis(0), 0, 0};
+  lb.decay_time = lb.failure_penalty = lb.weight_expiration_period = lb.weight_update_period =
+      lb.blackout_period = Millis(0);
+  ReplaceZerosWithDefaults(config);
+  EXPECT_EQ(lb.slow_start.aggression, 1.0);
+  EXPECT_EQ(lb.slow_start.min_weight_percent, 10);
+  EXPECT_EQ(lb.decay_time, Millis(10000));
+  EXPECT_EQ(lb.failure_penalty, Millis(1000));
+  EXPECT_EQ(lb.weight_expiration_period, Millis(180000));
+  EXPECT_EQ(lb.weight_update_period, Millis(1000));
+  EXPECT_EQ(lb.blackout_period, Millis(0));  // 0 keeps its meaning: none.
 }
 
 TEST(ValidateTest, Names) {

@@ -39,6 +39,7 @@
 
 #include "absl/status/status.h"
 #include "absl/status/statusor.h"
+#include "absl/strings/string_view.h"
 
 namespace grpc {
 class Channel;
@@ -151,6 +152,12 @@ class Lease {
   void set_latency(std::chrono::nanoseconds latency) { latency_ = latency; }
   // The latency that a release now would report.
   std::chrono::nanoseconds latency() const;
+  // The backend's ORCA load report for this request, passed on with the
+  // release as it is: the bytes of its `endpoint-load-metrics-bin` trailer
+  // (a serialized xds.data.orca.v3.OrcaLoadReport). Feeds the upstream's
+  // weighted_round_robin strategy. INVALID_ARGUMENT if the bytes do not
+  // parse (the lease keeps no report then).
+  absl::Status set_load_report(absl::string_view serialized);
 
   // Releases the lease now with its outcome and latency. In stream mode the
   // release is queued (kQueued). A second call is a no-op that answers
@@ -175,6 +182,7 @@ class Lease {
   std::vector<SetCookie> set_cookies_;
   Outcome outcome_ = Outcome::kSuccess;
   std::optional<std::chrono::nanoseconds> latency_;
+  std::string load_report_;  // Serialized; empty = none.
   std::chrono::steady_clock::time_point picked_at_;
 };
 
@@ -244,9 +252,11 @@ class Client {
                                             const std::function<Outcome(const Lease&)>& attempt);
 
   // Releases a lease by id (e.g. one detached, or picked by another process).
+  // `load_report`: as Lease::set_load_report's bytes; empty for none.
   absl::StatusOr<ReleaseState> Release(const std::string& upstream, uint64_t lease_id,
                                        Outcome outcome = Outcome::kSuccess,
-                                       std::optional<std::chrono::nanoseconds> latency = {});
+                                       std::optional<std::chrono::nanoseconds> latency = {},
+                                       absl::string_view load_report = {});
 
   // Stream mode: sends the queued releases now. No-op otherwise.
   absl::Status Flush();

@@ -10,7 +10,7 @@ import pytest
 
 import picker
 from conftest import TARGETS, Server, Upstreams, releases
-from picker.v1 import admin_pb2
+from picker.v1 import admin_pb2, picker_pb2
 
 
 def test_with_block_releases_success_and_measured_latency(
@@ -54,6 +54,40 @@ def test_outcome_and_latency_set_by_the_caller(server: Server, upstreams: Upstre
             lease.latency = -1
     assert releases(server, up)["timeout"] == 1
     assert server.sample("picker_request_duration_seconds_sum", upstream=up) == pytest.approx(0.25)
+
+
+def test_load_reports_reach_weighted_round_robin(server: Server, upstreams: Upstreams) -> None:
+    """The bytes of a backend's endpoint-load-metrics-bin trailer, handed to
+    the lease, reach the server: the busy target's weight falls."""
+    lb = admin_pb2.LoadBalancer()
+    lb.weighted_round_robin.blackout_period.SetInParent()  # 0s: no blackout.
+    lb.weighted_round_robin.weight_update_period.nanos = 100_000_000
+    up = upstreams.make(lb)
+    busy = TARGETS[-1]
+
+    def run(n: int) -> int:
+        picked = 0
+        with picker.Client(server.data) as client:
+            for _ in range(n):
+                with client.pick(up) as lease:
+                    picked += lease.target == busy
+                    report = picker_pb2.OrcaLoadReport(
+                        cpu_utilization=0.9 if lease.target == busy else 0.1, rps_fractional=90)
+                    lease.load_report = report.SerializeToString()
+        return picked
+
+    run(60)
+    time.sleep(0.5)  # A few refreshes of the weights.
+    n = 9 * (len(TARGETS) - 1) + 1  # One period of the schedule, times 20.
+    assert run(20 * n) < 20 * n / len(TARGETS) / 2
+    with picker.Client(server.data) as client:
+        with client.pick(up) as lease:
+            with pytest.raises(ValueError, match="load_report"):
+                lease.load_report = b"\xff\xff\xff"
+            with pytest.raises(TypeError, match="load_report"):
+                lease.load_report = 3  # type: ignore[assignment]
+            lease.load_report = picker_pb2.OrcaLoadReport(cpu_utilization=0.2, rps_fractional=5)
+            assert lease.load_report.rps_fractional == 5
 
 
 def test_release_states_detach_and_release_by_id(server: Server, upstreams: Upstreams) -> None:

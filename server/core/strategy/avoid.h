@@ -1,4 +1,4 @@
-// How strategies honour PickParams::avoid, shared by all five. Internal to
+// How strategies honour PickParams::avoid, shared by all of them. Internal to
 // the strategy library.
 #ifndef PICKER_SERVER_CORE_STRATEGY_AVOID_H_
 #define PICKER_SERVER_CORE_STRATEGY_AVOID_H_
@@ -15,8 +15,8 @@ namespace picker::core {
 // nearly always escapes it, and a pick must stay cheap.
 inline constexpr uint32_t kMaxAvoidRetries = 10;
 
-// For RoundRobin, LeastRequest and Random: as Envoy's retry predicate, pick
-// again (advancing the cursor, schedule or random stream) while the pick is
+// For RoundRobin, LeastRequest, Random, PeakEwma and WeightedRoundRobin: as Envoy's retry
+// predicate, pick again (advancing the cursor, schedule or random stream) while the pick is
 // avoided, up to min(hosts, kMaxAvoidRetries) - 1 more times. If that fails,
 // scan forward from the first pick for any host not avoided, so an excluded
 // set that covers most hosts is still escaped. If every host is avoided,

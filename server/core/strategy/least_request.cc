@@ -6,6 +6,7 @@
 #include <utility>
 
 #include "server/core/strategy/avoid.h"
+#include "server/core/strategy/slow_start.h"
 
 namespace picker::core {
 
@@ -15,39 +16,50 @@ struct LeastRequestStrategy::State final : PickState {
 };
 
 LeastRequestStrategy::LeastRequestStrategy(std::vector<StrategyHost> hosts, uint32_t choice_count,
-                                           double active_request_bias)
+                                           double active_request_bias, SlowStartConfig slow_start,
+                                           int64_t now_ms)
     : hosts_(std::move(hosts)),
       choice_count_(choice_count < 1 ? 2 : choice_count),
       // Envoy falls back to 1.0 for a negative or NaN bias.
       active_request_bias_((active_request_bias < 0.0 || std::isnan(active_request_bias))
                                ? 1.0
                                : active_request_bias),
-      weighted_(hosts_.size() > 1 && !WeightsAreEqual(hosts_)) {}
+      slow_start_(slow_start),
+      built_ms_(now_ms),
+      slow_start_active_(AnyInSlowStart(slow_start_, hosts_, now_ms)),
+      weighted_(hosts_.size() > 1 && (!WeightsAreEqual(hosts_) || slow_start_active_)) {}
 
 std::unique_ptr<PickState> LeastRequestStrategy::NewPickState(uint64_t seed) const {
   if (!weighted_) return nullptr;
   auto state = std::make_unique<State>();
   state->edf = EdfScheduler::CreateWithPicks(
-      static_cast<uint32_t>(hosts_.size()), [this](uint32_t i) { return EffectiveWeight(i); },
-      static_cast<uint32_t>(seed));
+      static_cast<uint32_t>(hosts_.size()),
+      [this](uint32_t i) { return EffectiveWeight(i, built_ms_); }, static_cast<uint32_t>(seed));
   return state;
 }
 
-double LeastRequestStrategy::EffectiveWeight(uint32_t host) const {
-  const double weight = static_cast<double>(hosts_[host].weight);
+double LeastRequestStrategy::EffectiveWeight(uint32_t host, int64_t now_ms) const {
+  double weight = static_cast<double>(hosts_[host].weight);
   const uint64_t active = hosts_[host].active_requests->load(std::memory_order_relaxed);
   // +1 avoids dividing by zero; Envoy guards the overflow the same way.
   const uint64_t divisor = active != std::numeric_limits<uint64_t>::max() ? active + 1 : active;
-  if (active_request_bias_ == 1.0) return weight / static_cast<double>(divisor);
-  if (active_request_bias_ == 0.0) return weight;
-  return weight / std::pow(static_cast<double>(divisor), active_request_bias_);
+  if (active_request_bias_ == 1.0) {
+    weight /= static_cast<double>(divisor);
+  } else if (active_request_bias_ != 0.0) {
+    weight /= std::pow(static_cast<double>(divisor), active_request_bias_);
+  }
+  // Envoy applies slow start after the active-request bias.
+  if (!slow_start_active_) return weight;
+  return weight * SlowStartFactor(slow_start_, hosts_[host].healthy_since_ms, now_ms);
 }
 
 uint32_t LeastRequestStrategy::PickOnce(const PickParams& params, PickState* state) const {
   if (weighted_) {
+    // The clock is read only while slow start can change a weight.
+    const int64_t now_ms = slow_start_active_ ? PickTime(params) / 1000000 : 0;
     State& own = static_cast<State&>(*state);
     std::lock_guard<SpinLock> lock(own.edf_lock);
-    return own.edf.PickAndAdd([this](uint32_t i) { return EffectiveWeight(i); });
+    return own.edf.PickAndAdd([this, now_ms](uint32_t i) { return EffectiveWeight(i, now_ms); });
   }
   const uint64_t n = hosts_.size();
   uint32_t candidate = kNoHost;

@@ -21,12 +21,17 @@ namespace picker::core {
 // samples; picker chooses priorities outside the strategy, so the strategy
 // consumes exactly `choice_count` randoms per attempt.
 //
-// The EDF schedule is the pick state; with equal weights picks change
-// nothing and there is none.
+// As in Envoy, a host in slow start when the strategy is built at `now_ms`
+// also makes it pick by EDF, each weight multiplied by the host's
+// SlowStartFactor at the time it is re-inserted.
+//
+// The EDF schedule is the pick state; with equal weights and no slow start
+// picks change nothing and there is none.
 class LeastRequestStrategy final : public Strategy {
  public:
   LeastRequestStrategy(std::vector<StrategyHost> hosts, uint32_t choice_count,
-                       double active_request_bias);
+                       double active_request_bias, SlowStartConfig slow_start = {},
+                       int64_t now_ms = 0);
 
   std::unique_ptr<PickState> NewPickState(uint64_t seed) const override;
   uint32_t Pick(const PickParams& params, PickState* state) const override;
@@ -35,11 +40,15 @@ class LeastRequestStrategy final : public Strategy {
  private:
   struct State;
   uint32_t PickOnce(const PickParams& params, PickState* state) const;
-  double EffectiveWeight(uint32_t host) const;
+  // weight / (active + 1)^bias, times the slow-start factor at `now_ms`.
+  double EffectiveWeight(uint32_t host, int64_t now_ms) const;
 
   const std::vector<StrategyHost> hosts_;
   const uint32_t choice_count_;
   const double active_request_bias_;
+  const SlowStartConfig slow_start_;
+  const int64_t built_ms_;
+  const bool slow_start_active_;  // Some host was in its window at build.
   const bool weighted_;
 };
 

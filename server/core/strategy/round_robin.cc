@@ -4,6 +4,7 @@
 #include <utility>
 
 #include "server/core/strategy/avoid.h"
+#include "server/core/strategy/slow_start.h"
 
 namespace picker::core {
 
@@ -14,37 +15,49 @@ struct RoundRobinStrategy::State final : PickState {
   EdfScheduler edf;  // Guarded by edf_lock; empty unless weighted.
 };
 
-RoundRobinStrategy::RoundRobinStrategy(std::vector<StrategyHost> hosts)
+RoundRobinStrategy::RoundRobinStrategy(std::vector<StrategyHost> hosts, SlowStartConfig slow_start,
+                                       int64_t now_ms)
     : hosts_(std::move(hosts)),
-      // Envoy builds no schedule for equal weights or a single host.
-      weighted_(hosts_.size() > 1 && !WeightsAreEqual(hosts_)) {}
+      slow_start_(slow_start),
+      built_ms_(now_ms),
+      slow_start_active_(AnyInSlowStart(slow_start_, hosts_, now_ms)),
+      // Envoy builds no schedule for a single host, or for equal weights
+      // when no host is in slow start.
+      weighted_(hosts_.size() > 1 && (!WeightsAreEqual(hosts_) || slow_start_active_)) {}
+
+double RoundRobinStrategy::Weight(uint32_t host, int64_t now_ms) const {
+  const double weight = static_cast<double>(hosts_[host].weight);
+  if (!slow_start_active_) return weight;
+  return weight * SlowStartFactor(slow_start_, hosts_[host].healthy_since_ms, now_ms);
+}
 
 std::unique_ptr<PickState> RoundRobinStrategy::NewPickState(uint64_t seed) const {
   auto state = std::make_unique<State>(seed);
   if (weighted_) {
     // Envoy's createWithPicks takes a uint32_t: the seed is truncated.
     state->edf = EdfScheduler::CreateWithPicks(
-        static_cast<uint32_t>(hosts_.size()),
-        [this](uint32_t i) { return static_cast<double>(hosts_[i].weight); },
+        static_cast<uint32_t>(hosts_.size()), [this](uint32_t i) { return Weight(i, built_ms_); },
         static_cast<uint32_t>(seed));
   }
   return state;
 }
 
-uint32_t RoundRobinStrategy::PickOnce(State& state) const {
+uint32_t RoundRobinStrategy::PickOnce(const PickParams& params, State& state) const {
   if (!weighted_) {
     return static_cast<uint32_t>(state.cursor.fetch_add(1, std::memory_order_relaxed) %
                                  hosts_.size());
   }
+  // The clock is read only while slow start can change a weight.
+  const int64_t now_ms = slow_start_active_ ? PickTime(params) / 1000000 : 0;
   std::lock_guard<SpinLock> lock(state.edf_lock);
-  return state.edf.PickAndAdd([this](uint32_t i) { return static_cast<double>(hosts_[i].weight); });
+  return state.edf.PickAndAdd([this, now_ms](uint32_t i) { return Weight(i, now_ms); });
 }
 
 uint32_t RoundRobinStrategy::Pick(const PickParams& params, PickState* state) const {
   if (hosts_.empty()) return kNoHost;
   State& own = static_cast<State&>(*state);
   return PickAvoiding(static_cast<uint32_t>(hosts_.size()), params,
-                      [this, &own] { return PickOnce(own); });
+                      [this, &params, &own] { return PickOnce(params, own); });
 }
 
 StrategyStats RoundRobinStrategy::Stats() const {

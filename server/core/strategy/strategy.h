@@ -26,6 +26,7 @@
 
 #include "absl/functional/function_ref.h"
 #include "server/core/config.h"
+#include "server/core/strategy/target_load.h"
 
 namespace picker::core {
 
@@ -40,6 +41,12 @@ struct StrategyHost {
   // The target's live active-request counter. Counters are owned outside the
   // snapshot and outlive it, so a rebuild loses no count.
   const std::atomic<uint64_t>* active_requests = nullptr;
+  // Unix ms when the target last became healthy, for slow start; 0 = long
+  // ago (tests that use no slow start leave it).
+  int64_t healthy_since_ms = 0;
+  // What releases report about the target (latency, load reports), for
+  // PeakEwma and WeightedRoundRobin. Outlives the snapshot, as the counter.
+  const TargetLoad* load = nullptr;
 };
 
 inline constexpr uint32_t kNoHost = std::numeric_limits<uint32_t>::max();
@@ -59,7 +66,15 @@ struct PickParams {
   // Active requests over the whole upstream: bounded-load hashing needs it
   // (Envoy's cluster upstream_rq_active).
   uint64_t upstream_active_requests = 0;
+  // Unix ns of the pick, for weights that change with time (slow start,
+  // PeakEwma's decay). 0: the strategy reads the clock if it needs it.
+  int64_t now_ns = 0;
 };
+
+// The time of a pick: params.now_ns, else the clock.
+inline int64_t PickTime(const PickParams& params) {
+  return params.now_ns != 0 ? params.now_ns : UnixNanos();
+}
 
 // Facts about a built strategy, for metrics and benchmarks.
 struct StrategyStats {
@@ -92,6 +107,12 @@ class Strategy {
   // space each host owns in what was built, by host index, summing to 1.
   // Empty for the other strategies. Off the pick path (status page).
   virtual std::vector<double> HashShares() const { return {}; }
+  // For strategies whose weights are recomputed on a timer, off the pick
+  // path (WeightedRoundRobin): how often; 0 for the others.
+  virtual Millis RefreshPeriod() const { return Millis(0); }
+  // Recomputes the weights at `now_ns` into `state` (the one NewPickState
+  // made) and reseeds its schedule with `seed`. Thread-safe with picks.
+  virtual void Refresh(PickState* state, int64_t now_ns, uint64_t seed) const {}
 };
 
 // A strategy and the state its picks change, as a snapshot holds them.
@@ -100,12 +121,16 @@ struct BuiltStrategy {
   std::unique_ptr<PickState> state;
 
   uint32_t Pick(const PickParams& params) const { return strategy->Pick(params, state.get()); }
+  void Refresh(int64_t now_ns, uint64_t seed) const {
+    strategy->Refresh(state.get(), now_ns, seed);
+  }
 };
 
 // Builds the strategy that `config.kind` names over `hosts`, and its pick
-// state from `seed`. `config` has been validated.
+// state from `seed`, as things stand at `now_ns` (who is in slow start,
+// the latencies and weights reported so far). `config` has been validated.
 BuiltStrategy BuildStrategy(const LoadBalancerConfig& config, std::vector<StrategyHost> hosts,
-                            uint64_t seed);
+                            uint64_t seed, int64_t now_ns = UnixNanos());
 
 }  // namespace picker::core
 

@@ -156,13 +156,34 @@ def seconds(duration: duration_pb2.Duration) -> float:
     return duration.seconds + duration.nanos / 1e9
 
 
+def load_report_message(
+    value: "bytes | picker_pb2.OrcaLoadReport | None",
+) -> Optional[picker_pb2.OrcaLoadReport]:
+    """An ORCA load report from the bytes of an ``endpoint-load-metrics-bin``
+    trailer (parsed as they are) or a picker.v1.OrcaLoadReport; None stays None."""
+    if value is None or isinstance(value, picker_pb2.OrcaLoadReport):
+        return value
+    if isinstance(value, (bytes, bytearray, memoryview)):
+        report = picker_pb2.OrcaLoadReport()
+        try:
+            report.ParseFromString(bytes(value))
+        except Exception as error:  # google.protobuf.message.DecodeError
+            raise ValueError("load_report: not a serialized ORCA OrcaLoadReport: %s" % error)
+        return report
+    raise TypeError(
+        "load_report: must be bytes or a picker.v1.OrcaLoadReport, got %r" % (value,))
+
+
 def release_request(
-    upstream: str, lease_id: int, outcome: Outcome, latency: Optional[float]
+    upstream: str, lease_id: int, outcome: Outcome, latency: Optional[float],
+    load_report: Optional[picker_pb2.OrcaLoadReport] = None,
 ) -> picker_pb2.ReleaseRequest:
     request = picker_pb2.ReleaseRequest(upstream=upstream, lease_id=lease_id, outcome=outcome.value)
     if latency is not None:
         nanos = max(0, int(latency * 1e9))
         request.latency.seconds, request.latency.nanos = divmod(nanos, 1_000_000_000)
+    if load_report is not None:
+        request.load_report.CopyFrom(load_report)
     return request
 
 

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import Optional, Tuple
 
-from picker._common import Outcome, SetCookie, Stopwatch, seconds
+from picker._common import Outcome, SetCookie, Stopwatch, load_report_message, seconds
 from picker.v1 import picker_pb2
 
 
@@ -32,6 +32,7 @@ class LeaseBase:
         self._outcome = Outcome.SUCCESS
         self._outcome_set = False
         self._latency: Optional[float] = None
+        self._load_report: Optional[picker_pb2.OrcaLoadReport] = None
         self._stopwatch = Stopwatch()
         self._open = True
 
@@ -64,6 +65,19 @@ class LeaseBase:
         if not value >= 0:
             raise ValueError("latency: must be seconds >= 0, got %r" % (value,))
         self._latency = float(value)
+
+    @property
+    def load_report(self) -> Optional[picker_pb2.OrcaLoadReport]:
+        """The backend's ORCA load report the release passes on (it feeds the
+        upstream's weighted_round_robin strategy), or None. Set it to the
+        bytes of the backend's ``endpoint-load-metrics-bin`` trailer as they
+        are (a serialized xds.data.orca.v3.OrcaLoadReport), or to a
+        picker.v1.OrcaLoadReport."""
+        return self._load_report
+
+    @load_report.setter
+    def load_report(self, value: "bytes | picker_pb2.OrcaLoadReport | None") -> None:
+        self._load_report = load_report_message(value)
 
     def _take(self) -> bool:
         """Marks the lease closed; True if it was open (this caller releases it)."""

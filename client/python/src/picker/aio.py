@@ -30,6 +30,7 @@ from picker._common import (
     Tls,
     as_outcome,
     channel_credentials,
+    load_report_message,
     pick_args,
     release_request,
 )
@@ -84,7 +85,7 @@ class AsyncLease(LeaseBase):
         if not self._take():
             return ReleaseState.ALREADY_RELEASED
         return await self._client._release_lease(self.upstream, self.lease_id, self.outcome,
-                                                 self.latency)
+                                                 self.latency, self.load_report)
 
     def detach(self) -> int:
         """Gives the lease up without releasing it; returns its id."""
@@ -236,10 +237,12 @@ class Client:
 
     async def release(self, upstream: str, lease_id: int, outcome: Outcome = Outcome.SUCCESS,
                       latency: Optional[float] = None, *,
+                      load_report: "bytes | picker_pb2.OrcaLoadReport | None" = None,
                       timeout: Optional[float] = None) -> ReleaseState:
         """Releases a lease by id with a unary Release call; latency in seconds."""
         self._check_open()
-        request = release_request(upstream, lease_id, outcome, latency)
+        request = release_request(upstream, lease_id, outcome, latency,
+                                  load_report_message(load_report))
         response = await call(self._stub.Release, request, self._timeout(timeout))
         return ReleaseState(response.state)
 
@@ -287,8 +290,11 @@ class Client:
         return AsyncLease(self, args.upstream, response)
 
     async def _release_lease(self, upstream: str, lease_id: int, outcome: Outcome,
-                             latency: float) -> ReleaseState:
+                             latency: float,
+                             load_report: Optional[picker_pb2.OrcaLoadReport] = None
+                             ) -> ReleaseState:
         if self._stream is not None and not self._closed:
-            self._stream.queue_release(release_request(upstream, lease_id, outcome, latency))
+            self._stream.queue_release(
+                release_request(upstream, lease_id, outcome, latency, load_report))
             return ReleaseState.QUEUED
-        return await self.release(upstream, lease_id, outcome, latency)
+        return await self.release(upstream, lease_id, outcome, latency, load_report=load_report)
