@@ -21,6 +21,7 @@
 
 #include "picker/client.h"
 #include "picker/v1/admin.grpc.pb.h"
+#include "picker/v1/picker.pb.h"
 #include "tests/integration/server_process.h"
 
 #ifndef PICKER_CLI_PATH
