@@ -7,6 +7,7 @@
 
 #include "picker/v1/picker.grpc.pb.h"
 #include "server/api/call_tracker.h"
+#include "server/core/stats.h"
 #include "server/data/data_plane.h"
 #include "server/metrics/metrics.h"
 
@@ -16,8 +17,17 @@ class PickerService final
     : public v1::Picker::WithRawCallbackMethod_Pick<v1::Picker::WithRawCallbackMethod_Release<
           v1::Picker::WithRawCallbackMethod_PickStream<v1::Picker::Service>>> {
  public:
+  struct Options {
+    // Answers a PickStream may hold unwritten (its client not reading them);
+    // at this many, the stream stops reading until the client reads.
+    size_t max_pending_stream_answers = 64;
+    // The overload manager's flag and refusal counts; null = never overloaded.
+    core::ProcessStats* stats = nullptr;
+  };
+
   // `calls` counts the calls being served, for the drain.
-  PickerService(data::DataPlane& data, metrics::Metrics& metrics, CallTracker& calls);
+  PickerService(data::DataPlane& data, metrics::Metrics& metrics, CallTracker& calls,
+                Options options);
 
   grpc::ServerUnaryReactor* Pick(grpc::CallbackServerContext* context,
                                  const grpc::ByteBuffer* request,
@@ -41,9 +51,14 @@ class PickerService final
                                   const grpc::ByteBuffer& request_wire,
                                   grpc::ByteBuffer& response_wire, Handler handler);
 
+  // RESOURCE_EXHAUSTED while the overload manager says memory is above
+  // --max-memory (a relaxed read of one flag), counted.
+  absl::Status CheckOverload();
+
   data::DataPlane& data_;
   metrics::Metrics& metrics_;
   CallTracker& calls_;
+  const Options options_;
 };
 
 }  // namespace picker::api

@@ -58,14 +58,14 @@ absl::Status ValidateHashPolicies(const LoadBalancerConfig& lb) {
   return absl::OkStatus();
 }
 
-absl::Status ValidateLoadBalancer(const LoadBalancerConfig& lb) {
+absl::Status ValidateLoadBalancer(const LoadBalancerConfig& lb, Rules rules) {
   const std::string field = StrategyField(lb.kind);
   switch (lb.kind) {
     case StrategyKind::kLeastRequest:
-      if (lb.choice_count < 2) {
-        return Invalid(
-            field + ".choice_count",
-            absl::StrCat("must be at least 2 (0 means the default 2), got ", lb.choice_count));
+      if (lb.choice_count < 2 || (rules == Rules::kNewWrite && lb.choice_count > kMaxChoiceCount)) {
+        return Invalid(field + ".choice_count",
+                       absl::StrCat("must be 2..", kMaxChoiceCount,
+                                    " (0 means the default 2), got ", lb.choice_count));
       }
       if (!std::isfinite(lb.active_request_bias) || lb.active_request_bias < 0) {
         return Invalid(field + ".active_request_bias", "must be a finite number >= 0");
@@ -137,9 +137,9 @@ absl::Status ValidateUpstreamName(absl::string_view name, absl::string_view fiel
   return absl::OkStatus();
 }
 
-absl::Status ValidateUpstreamConfig(const UpstreamConfig& config) {
+absl::Status ValidateUpstreamConfig(const UpstreamConfig& config, Rules rules) {
   if (absl::Status s = ValidateUpstreamName(config.name, "upstream.name"); !s.ok()) return s;
-  if (absl::Status s = ValidateLoadBalancer(config.load_balancer); !s.ok()) return s;
+  if (absl::Status s = ValidateLoadBalancer(config.load_balancer, rules); !s.ok()) return s;
   if (config.panic_threshold_percent > 100) {
     return Invalid("upstream.panic_threshold_percent",
                    absl::StrCat("must be 0..100, got ", config.panic_threshold_percent));
@@ -173,6 +173,11 @@ absl::Status ValidateUpstreamConfig(const UpstreamConfig& config) {
   if (active.http_path.size() > kMaxPathLength) {
     return Invalid(active_field + ".http_path",
                    absl::StrCat("must be at most ", kMaxPathLength, " characters"));
+  }
+  if (rules == Rules::kNewWrite && active.healthy_http_statuses.size() > kMaxHealthyHttpStatuses) {
+    return Invalid(active_field + ".healthy_http_statuses",
+                   absl::StrCat("at most ", kMaxHealthyHttpStatuses, " statuses, got ",
+                                active.healthy_http_statuses.size()));
   }
   for (uint32_t status : active.healthy_http_statuses) {
     if (status < 100 || status > 599) {

@@ -33,9 +33,10 @@ namespace picker::metrics {
 
 class Metrics {
  public:
-  // `snapshots` and `writer` must outlive the metrics.
+  // `snapshots`, `writer` and `process` (the guards' and store's figures;
+  // may be null) must outlive the metrics.
   Metrics(const core::SnapshotMap& snapshots, const core::WriterStats& writer, bool per_target,
-          const std::string& version);
+          const std::string& version, const core::ProcessStats* process = nullptr);
 
   // What the exposer serves: the prometheus-cpp registry of the metrics
   // kept here, the collector that reads upstreams at scrape time, and the
