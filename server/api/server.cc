@@ -12,6 +12,7 @@
 #include "grpcpp/health_check_service_interface.h"
 #include "server/api/admin_service.h"
 #include "server/api/picker_service.h"
+#include "server/api/reflection.h"
 #include "server/net/acceptor.h"
 #include "spdlog/spdlog.h"
 
@@ -42,9 +43,10 @@ struct Listener {
   int port = 0;
 };
 
+// `reflection`, when given, replaces gRPC's reflection plugin.
 absl::StatusOr<Listener> StartGrpc(const ServerOptions& options, const std::string& address,
                                    grpc::Service* service, const char* what, core::Listener which,
-                                   int max_message_bytes) {
+                                   int max_message_bytes, LimitedReflection* reflection) {
   Listener listener;
   grpc::ServerBuilder builder;
   // gRPC sets SO_REUSEPORT by default, which lets a second server bind a
@@ -53,6 +55,10 @@ absl::StatusOr<Listener> StartGrpc(const ServerOptions& options, const std::stri
   builder.AddChannelArgument(GRPC_ARG_MAX_CONCURRENT_STREAMS, kMaxConcurrentStreams);
   builder.SetMaxReceiveMessageSize(max_message_bytes);
   builder.RegisterService(service);
+  if (reflection != nullptr) {
+    builder.SetOption(WithoutReflectionPlugin());
+    builder.RegisterCallbackGenericService(reflection);
+  }
   if (!options.tls_cert.empty()) {
     // gRPC 1.51 takes a connection from a descriptor only in plaintext
     // (grpc_server_add_channel_from_fd): TLS listeners accept in gRPC.
@@ -92,6 +98,8 @@ struct Server::Impl {
   CallTracker calls;  // Before the services, which hold it.
   PickerService picker;
   AdminService admin;
+  // The data listener's reflection describes its own services only.
+  LimitedReflection data_reflection{{"picker.v1.Picker", "grpc.health.v1.Health"}};
   std::unique_ptr<grpc::Server> data;
   std::unique_ptr<grpc::Server> admin_server;
   // After the servers they feed, so that they stop before those go.
@@ -121,12 +129,12 @@ absl::StatusOr<std::unique_ptr<Server>> Server::Start(const ServerOptions& optio
   auto impl = std::make_unique<Impl>(control, data_plane, snapshots, metrics, options);
 
   auto data = StartGrpc(options, options.listen, &impl->picker, "--listen", core::Listener::kData,
-                        options.max_data_message_bytes);
+                        options.max_data_message_bytes, &impl->data_reflection);
   if (!data.ok()) return data.status();
   impl->data_acceptor = std::move(data->acceptor);
   impl->data = std::move(data->server);
   auto admin = StartGrpc(options, options.admin_listen, &impl->admin, "--admin-listen",
-                         core::Listener::kAdmin, options.max_message_bytes);
+                         core::Listener::kAdmin, options.max_message_bytes, nullptr);
   if (!admin.ok()) return admin.status();
   impl->admin_acceptor = std::move(admin->acceptor);
   impl->admin_server = std::move(admin->server);
