@@ -240,7 +240,8 @@ absl::Status StartPlanes(const std::vector<picker::config::DeclaredUpstream>& de
       planes.snapshots, *planes.control, planes.store->boot(),
       picker::data::DataPlane::Options{
           .max_leases_per_upstream = {absl::GetFlag(FLAGS_max_leases_per_upstream),
-                                      "--max-leases-per-upstream"}});
+                                      "--max-leases-per-upstream"},
+          .stats = &planes.stats});
   return absl::OkStatus();
 }
 

@@ -12,6 +12,7 @@
 #include "server/api/status.h"
 #include "server/api/wire.h"
 #include "server/core/address.h"
+#include "server/net/acceptor.h"
 #include "spdlog/spdlog.h"
 
 namespace picker::api {
@@ -140,7 +141,7 @@ grpc::Status AdminService::Finish(grpc::CallbackServerContext* context, const ch
     // at most, so that a huge one does not make a huge line.
     spdlog::info("audit method={} upstream=\"{}{}\" result={} peer={}{}{}", method,
                  absl::CHexEscape(upstream.substr(0, 128)), upstream.size() > 128 ? "..." : "",
-                 code, context->peer(), status.ok() ? "" : " error=\"",
+                 code, net::PeerAddress(context->peer()), status.ok() ? "" : " error=\"",
                  status.ok() ? std::string() : absl::CHexEscape(status.message()) + "\"");
   }
   return ToGrpc(status);

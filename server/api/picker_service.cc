@@ -225,18 +225,6 @@ PickerService::PickerService(data::DataPlane& data, metrics::Metrics& metrics, C
   CaptureProtobufParseErrors();
 }
 
-absl::Status PickerService::CheckOverload() {
-  core::ProcessStats* stats = options_.stats;
-  if (stats == nullptr || !stats->overloaded.load(std::memory_order_relaxed)) {
-    return absl::OkStatus();
-  }
-  stats->overload_refused_picks.fetch_add(1, std::memory_order_relaxed);
-  return absl::ResourceExhaustedError(absl::StrCat(
-      "picker-server is overloaded: ", stats->memory_in_use.load(std::memory_order_relaxed),
-      " bytes of memory in use, above --max-memory ", stats->max_memory,
-      "; new picks are refused until it falls (releases still work)"));
-}
-
 template <typename Request, typename Response, typename Handler>
 grpc::ServerUnaryReactor* PickerService::Unary(grpc::CallbackServerContext* context,
                                                const grpc::ByteBuffer& request_wire,
@@ -263,7 +251,6 @@ grpc::ServerUnaryReactor* PickerService::Unary(grpc::CallbackServerContext* cont
 absl::Status PickerService::DoPick(const v1::PickRequest& request, v1::PickResponse& response,
                                    uint64_t* lease_id) {
   const auto start = std::chrono::steady_clock::now();
-  if (absl::Status s = CheckOverload(); !s.ok()) return s;
   if (absl::Status s = CheckAttributes(request.attributes()); !s.ok()) return s;
   AttributesView attributes(request.attributes());
   data::PickInput input;

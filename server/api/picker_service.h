@@ -21,8 +21,6 @@ class PickerService final
     // Answers a PickStream may hold unwritten (its client not reading them);
     // at this many, the stream stops reading until the client reads.
     size_t max_pending_stream_answers = 64;
-    // The overload manager's flag and refusal counts; null = never overloaded.
-    core::ProcessStats* stats = nullptr;
   };
 
   // `calls` counts the calls being served, for the drain.
@@ -50,10 +48,6 @@ class PickerService final
   grpc::ServerUnaryReactor* Unary(grpc::CallbackServerContext* context,
                                   const grpc::ByteBuffer& request_wire,
                                   grpc::ByteBuffer& response_wire, Handler handler);
-
-  // RESOURCE_EXHAUSTED while the overload manager says memory is above
-  // --max-memory (a relaxed read of one flag), counted.
-  absl::Status CheckOverload();
 
   data::DataPlane& data_;
   metrics::Metrics& metrics_;

@@ -92,8 +92,7 @@ struct Server::Impl {
   Impl(control::ControlPlane& control, data::DataPlane& data_plane,
        const core::SnapshotMap& snapshots, metrics::Metrics& metrics, const ServerOptions& options)
       : picker(data_plane, metrics, calls,
-               {.max_pending_stream_answers = options.max_pending_stream_answers,
-                .stats = options.stats}),
+               {.max_pending_stream_answers = options.max_pending_stream_answers}),
         admin(control, snapshots, metrics, options.admin_token, calls, options.stats) {}
   CallTracker calls;  // Before the services, which hold it.
   PickerService picker;

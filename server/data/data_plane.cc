@@ -159,8 +159,21 @@ absl::Status DataPlane::Choose(const core::UpstreamSnapshot& snapshot, const Pic
   return absl::OkStatus();
 }
 
+absl::Status DataPlane::CheckOverload() const {
+  core::ProcessStats* stats = options_.stats;
+  if (stats == nullptr || !stats->overloaded.load(std::memory_order_relaxed)) {
+    return absl::OkStatus();
+  }
+  stats->overload_refused_picks.fetch_add(1, std::memory_order_relaxed);
+  return absl::ResourceExhaustedError(absl::StrCat(
+      "picker-server is overloaded: ", stats->memory_in_use.load(std::memory_order_relaxed),
+      " bytes of memory in use, above --max-memory ", stats->max_memory,
+      "; new picks are refused until it falls (releases still work)"));
+}
+
 absl::StatusOr<PickOutput> DataPlane::Pick(const PickInput& input) {
   std::shared_ptr<const core::UpstreamSnapshot> snapshot = snapshots_.Find(input.upstream);
+  if (absl::Status s = CheckOverload(); !s.ok()) return s;
   if (!snapshot) return core::UnknownUpstream(input.upstream);
   if (absl::Status s = CheckCapacity(*snapshot); !s.ok()) return s;
   PickOutput out;

@@ -14,6 +14,10 @@
 #include <cerrno>
 #include <chrono>
 #include <cstring>
+#include <mutex>
+
+#include "absl/container/flat_hash_map.h"
+#include "absl/strings/strip.h"
 
 #include "absl/strings/ascii.h"
 #include "absl/strings/numbers.h"
@@ -51,8 +55,13 @@ absl::Status ListenError(const Acceptor::Options& options, absl::string_view why
 // wildcard also takes IPv4, as gRPC's own listener does.
 absl::StatusOr<int> BindAndListen(const Acceptor::Options& options) {
   std::string host, port;
+  int number = -1;
   if (!SplitHostPort(options.address, &host, &port)) {
     return ListenError(options, "not host:port");
+  }
+  // getaddrinfo takes 99999 and binds it modulo 65536.
+  if (!absl::SimpleAtoi(port, &number) || number < 0 || number > 65535) {
+    return ListenError(options, "the port must be 0..65535");
   }
   addrinfo hints{};
   hints.ai_family = AF_UNSPEC;
@@ -91,6 +100,38 @@ int BoundPort(int fd) {
   if (::getsockname(fd, reinterpret_cast<sockaddr*>(&bound), &size) != 0) return 0;
   if (bound.ss_family == AF_INET6) return ntohs(reinterpret_cast<sockaddr_in6*>(&bound)->sin6_port);
   return ntohs(reinterpret_cast<sockaddr_in*>(&bound)->sin_port);
+}
+
+// The address of each connection handed over, by descriptor. A descriptor
+// is not reused while its connection is open, so a call on it finds its
+// own entry; the accept loops overwrite an entry when the number is reused.
+struct PeerTable {
+  std::mutex mu;
+  absl::flat_hash_map<int, std::string> by_fd;  // Guarded by mu.
+};
+
+PeerTable& Peers() {
+  static PeerTable* table = new PeerTable();
+  return *table;
+}
+
+// gRPC's spelling of a socket's remote address.
+std::string RemoteAddress(int fd) {
+  sockaddr_storage peer{};
+  socklen_t size = sizeof(peer);
+  if (::getpeername(fd, reinterpret_cast<sockaddr*>(&peer), &size) != 0) return "";
+  char host[INET6_ADDRSTRLEN] = {};
+  if (peer.ss_family == AF_INET6) {
+    const auto* a = reinterpret_cast<const sockaddr_in6*>(&peer);
+    ::inet_ntop(AF_INET6, &a->sin6_addr, host, sizeof(host));
+    if (IN6_IS_ADDR_V4MAPPED(&a->sin6_addr)) {
+      return absl::StrCat("ipv4:", host + 7, ":", ntohs(a->sin6_port));  // "::ffff:" dropped.
+    }
+    return absl::StrCat("ipv6:[", host, "]:", ntohs(a->sin6_port));
+  }
+  const auto* a = reinterpret_cast<const sockaddr_in*>(&peer);
+  ::inet_ntop(AF_INET, &a->sin_addr, host, sizeof(host));
+  return absl::StrCat("ipv4:", host, ":", ntohs(a->sin_port));
 }
 
 bool OutOfResources(int error) {
@@ -190,6 +231,11 @@ void Acceptor::HandOver(int fd) {
   const int one = 1;
   ::setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof(one));
   open_.emplace_back(fd, st.st_ino);
+  {
+    PeerTable& peers = Peers();
+    std::lock_guard lock(peers.mu);
+    peers.by_fd[fd] = RemoteAddress(fd);
+  }
   if (options_.open != nullptr) {
     options_.open->store(static_cast<int64_t>(open_.size()), std::memory_order_relaxed);
   }
@@ -207,6 +253,18 @@ void Acceptor::Sweep() {
   if (options_.open != nullptr) {
     options_.open->store(static_cast<int64_t>(open_.size()), std::memory_order_relaxed);
   }
+}
+
+std::string PeerAddress(absl::string_view grpc_peer) {
+  int fd = -1;
+  if (!absl::ConsumePrefix(&grpc_peer, "fd:") || !absl::SimpleAtoi(grpc_peer, &fd)) {
+    return std::string(grpc_peer);
+  }
+  PeerTable& peers = Peers();
+  std::lock_guard lock(peers.mu);
+  auto it = peers.by_fd.find(fd);
+  if (it == peers.by_fd.end() || it->second.empty()) return absl::StrCat("fd:", fd);
+  return it->second;
 }
 
 bool IsLoopbackAddress(absl::string_view address) {

@@ -86,6 +86,12 @@ class Acceptor {
   uint64_t failures_logged_ = 0;
 };
 
+// The client's address of a call, as gRPC names peers ("ipv4:1.2.3.4:5678",
+// "ipv6:[::1]:5678"). gRPC names a connection handed over by descriptor
+// "fd:N"; for those, the address the accept loop saw. Other peers come back
+// as they are.
+std::string PeerAddress(absl::string_view grpc_peer);
+
 // True for a host that only this machine reaches ("127.0.0.1", "[::1]",
 // "localhost", ...): the part of `address` ("host:port") before the port.
 bool IsLoopbackAddress(absl::string_view address);
