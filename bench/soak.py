@@ -43,6 +43,9 @@ parser.add_argument("--duration", type=float, default=600)
 parser.add_argument("--sample", type=float, default=10)
 parser.add_argument("--warmup", type=float, default=60)
 parser.add_argument("--source", default=os.path.join(os.path.dirname(__file__), ".."))
+parser.add_argument("--only", default="",
+                    help="comma-separated workloads to run (pickers, streams, writers, never_read, "
+                         "floods, oversize); all by default")
 args = parser.parse_args()
 
 TMP = tempfile.mkdtemp(prefix="picker-soak.")
@@ -252,8 +255,10 @@ def fds():
     return len(os.listdir("/proc/%d/fd" % server.pid))
 
 
-threads = [threading.Thread(target=f, daemon=True) for f in
-           [pickers] * 3 + [streams] * 2 + [writers, never_read, never_read, floods, oversize]]
+workloads = [pickers] * 3 + [streams] * 2 + [writers, never_read, never_read, floods, oversize]
+if args.only:
+    workloads = [f for f in workloads if f.__name__ in args.only.split(",")]
+threads = [threading.Thread(target=f, daemon=True) for f in workloads]
 for t in threads:
     t.start()
 samples = []

@@ -34,6 +34,7 @@ namespace {
 // how long it waits after accept failed for want of resources.
 constexpr int kSweepMillis = 1000;
 constexpr int kRetryMillis = 100;
+constexpr std::chrono::milliseconds kSweepAtLimit(50);
 
 // Splits "host:port" ("[v6]:port" too); the host without brackets.
 bool SplitHostPort(absl::string_view address, std::string* host, std::string* port) {
@@ -72,9 +73,16 @@ absl::StatusOr<int> BindAndListen(const Acceptor::Options& options) {
       rc != 0) {
     return ListenError(options, ::gai_strerror(rc));
   }
+  // A name with both kinds of address ("localhost") binds its IPv4 one:
+  // clients that resolve the name try every address.
+  std::vector<addrinfo*> candidates;
+  for (addrinfo* a = found; a != nullptr; a = a->ai_next) candidates.push_back(a);
+  std::stable_partition(candidates.begin(), candidates.end(),
+                        [](const addrinfo* a) { return a->ai_family == AF_INET; });
   std::string error = "no address";
   int fd = -1;
-  for (addrinfo* a = found; a != nullptr && fd < 0; a = a->ai_next) {
+  for (addrinfo* a : candidates) {
+    if (fd >= 0) break;
     fd = ::socket(a->ai_family, a->ai_socktype | SOCK_NONBLOCK | SOCK_CLOEXEC, a->ai_protocol);
     if (fd < 0) {
       error = std::strerror(errno);
@@ -185,7 +193,11 @@ void Acceptor::Loop() {
     pollfd* first = watched == 2 ? &fds[0] : &fds[1];
     const int ready = ::poll(first, watched, wait);
     if (fds[1].revents != 0) return;
-    Sweep();
+    // Closed connections are forgotten once a second (and at the limit):
+    // a sweep costs one fstat per open connection.
+    if (std::chrono::steady_clock::now() - last_sweep_ >= std::chrono::milliseconds(kSweepMillis)) {
+      Sweep();
+    }
     if (ready > 0 || wait == kRetryMillis) {
       wait = AcceptPending() ? kSweepMillis : kRetryMillis;
     }
@@ -217,7 +229,10 @@ bool Acceptor::AcceptPending() {
 }
 
 void Acceptor::HandOver(int fd) {
-  if (open_.size() >= options_.max_connections) Sweep();
+  // At the limit, forget closed connections first; during a flood at most
+  // every 50 ms, so that refusing stays cheap.
+  const auto now = std::chrono::steady_clock::now();
+  if (open_.size() >= options_.max_connections && now - last_sweep_ > kSweepAtLimit) Sweep();
   if (open_.size() >= options_.max_connections) {
     ::close(fd);
     if (options_.refused != nullptr) options_.refused->fetch_add(1, std::memory_order_relaxed);
@@ -243,6 +258,7 @@ void Acceptor::HandOver(int fd) {
 }
 
 void Acceptor::Sweep() {
+  last_sweep_ = std::chrono::steady_clock::now();
   open_.erase(std::remove_if(open_.begin(), open_.end(),
                              [](const std::pair<int, ino_t>& c) {
                                struct stat st {};

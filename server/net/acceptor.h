@@ -25,6 +25,7 @@
 #include <sys/types.h>
 
 #include <atomic>
+#include <chrono>
 #include <cstdint>
 #include <memory>
 #include <string>
@@ -83,6 +84,7 @@ class Acceptor {
   // Connections handed over, each as its descriptor and the socket's inode:
   // once gRPC closes one, its descriptor is gone or names another file.
   std::vector<std::pair<int, ino_t>> open_;
+  std::chrono::steady_clock::time_point last_sweep_;
   uint64_t failures_logged_ = 0;
 };
 
