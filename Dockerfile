@@ -4,7 +4,9 @@
 #   docker run --rm -p 50051:50051 -p 127.0.0.1:50052:50052 -p 9464:9464 picker
 #
 # The default command serves the data plane on :50051, the admin API on
-# :50052 (publish it on the host's loopback only, or set --admin-token-file),
+# :50052 without a token (--admin-insecure: inside the container the admin
+# listener must bind every interface to be published at all; publish it on
+# the host's loopback only, as above, or set --admin-token-file instead),
 # metrics on :9464, keeps its store in the /var/lib/picker volume and creates
 # the `demo` upstream. tests/client/container_command_test.py runs this exact
 # command line (ports rewritten to 127.0.0.1:0) against the freshly built
@@ -54,4 +56,4 @@ EXPOSE 50051 50052 9464
 # SIGTERM drains (health NOT_SERVING, in-flight calls finish) and exits 0.
 STOPSIGNAL SIGTERM
 ENTRYPOINT ["/usr/local/bin/picker-server"]
-CMD ["--listen", "0.0.0.0:50051", "--admin-listen", "0.0.0.0:50052", "--metrics-listen", "0.0.0.0:9464", "--data-dir", "/var/lib/picker", "--demo"]
+CMD ["--listen", "0.0.0.0:50051", "--admin-listen", "0.0.0.0:50052", "--admin-insecure", "--metrics-listen", "0.0.0.0:9464", "--data-dir", "/var/lib/picker", "--demo"]

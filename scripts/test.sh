@@ -42,7 +42,7 @@ done
 # the script; the input is kept as $fuzz/<name>-crash-* for a regression seed.
 fuzz=${PICKER_FUZZ_BUILD_DIR:-build-fuzz}
 fuzz_seconds=${PICKER_FUZZ_SECONDS:-30}
-fuzzers=(validate config hash_policy store)
+fuzzers=(validate config hash_policy store services)
 # -O1 without debug info: what libFuzzer recommends, and the quickest build
 # of the generated gRPC code the validate fuzzer links.
 CC=clang CXX=clang++ cmake -S . -B "$fuzz" -DCMAKE_BUILD_TYPE=Debug -DCMAKE_C_FLAGS_DEBUG=-O1 \

@@ -3,12 +3,14 @@
 #include <pthread.h>
 #include <signal.h>
 
+#include <algorithm>
 #include <chrono>
 #include <cstdio>
 #include <cstdlib>
 #include <fstream>
 #include <sstream>
 #include <string>
+#include <thread>
 #include <vector>
 
 #include <unistd.h>
@@ -28,6 +30,8 @@
 #include "server/http/token_guard.h"
 #include "server/metrics/metrics.h"
 #include "server/metrics/scrape.h"
+#include "server/net/acceptor.h"
+#include "server/overload/overload_manager.h"
 #include "server/program/logging.h"
 #include "server/program/program.h"
 #include "server/status/page.h"
@@ -66,7 +70,23 @@ ABSL_FLAG(std::string, tls_client_ca, "",
 ABSL_FLAG(std::string, admin_token_file, "",
           "File holding a token: every picker.v1.Admin call must then send "
           "'authorization: Bearer <token>'. Health and reflection stay open.");
-ABSL_FLAG(int, max_message_bytes, 64 << 20, "Largest gRPC request accepted, in bytes.");
+ABSL_FLAG(int, max_message_bytes, 64 << 20,
+          "Largest gRPC request accepted on the admin listener, in bytes.");
+ABSL_FLAG(int, max_data_message_bytes, 64 << 10,
+          "Largest gRPC request accepted on the data listener (which needs no credentials), in "
+          "bytes. A Pick is a few hundred bytes.");
+ABSL_FLAG(uint64_t, max_pending_stream_answers, 64,
+          "Answers a PickStream may hold that its client has not read yet; at this many, picker "
+          "reads no further message on the stream until the client reads.");
+ABSL_FLAG(uint64_t, max_connections, 0,
+          "Open connections per gRPC listener; more are closed at once. 0: half the descriptor "
+          "limit less 128, at most 10000. Not enforced on TLS listeners (see README).");
+ABSL_FLAG(uint64_t, max_memory, 0,
+          "Overload manager: above this many bytes allocated (mallinfo2), new picks and admin "
+          "writes other than deletes answer RESOURCE_EXHAUSTED. 0 (default) turns it off.");
+ABSL_FLAG(bool, admin_insecure, false,
+          "Allow an admin listener on a non-loopback address with neither --admin-token-file nor "
+          "mutual TLS (--tls-client-ca): anyone who reaches it can change every upstream.");
 ABSL_FLAG(uint64_t, max_upstreams, 100000, "Most upstreams the server keeps.");
 ABSL_FLAG(uint64_t, max_targets_per_upstream, 100000, "Most targets one upstream may have.");
 ABSL_FLAG(uint64_t, max_hash_policies, 16, "Most hash policies one upstream may have.");
@@ -160,11 +180,41 @@ absl::StatusOr<std::vector<picker::config::DeclaredUpstream>> ReadDeclarations()
   return picker::config::LoadConfigFile(path);
 }
 
-absl::StatusOr<picker::api::ServerOptions> ServerOptionsFromFlags() {
+// An admin listener that others than this machine reach takes writes only
+// with a token or client certificates, unless the operator says otherwise.
+absl::Status CheckAdminExposure(const picker::api::ServerOptions& options) {
+  if (picker::net::IsLoopbackAddress(options.admin_listen) || !options.admin_token.empty() ||
+      !options.tls_client_ca.empty() || absl::GetFlag(FLAGS_admin_insecure)) {
+    return absl::OkStatus();
+  }
+  return absl::FailedPreconditionError(absl::StrCat(
+      "--admin-listen ", options.admin_listen,
+      " is not a loopback address, so anyone who reaches it could change every upstream: set "
+      "--admin-token-file, or mutual TLS (--tls-cert, --tls-key and --tls-client-ca), or pass "
+      "--admin-insecure to serve it open"));
+}
+
+// --max-connections, or its default: both listeners together stay under
+// the descriptor limit, with 128 left for the store, probes and gRPC.
+size_t MaxConnections(uint64_t descriptor_limit) {
+  const uint64_t flag = absl::GetFlag(FLAGS_max_connections);
+  if (flag > 0) return flag;
+  const uint64_t spare = descriptor_limit > 256 ? (descriptor_limit - 128) / 2 : 64;
+  return std::min<uint64_t>(spare, 10000);
+}
+
+absl::StatusOr<picker::api::ServerOptions> ServerOptionsFromFlags(uint64_t descriptor_limit) {
   picker::api::ServerOptions options;
   options.listen = absl::GetFlag(FLAGS_listen);
   options.admin_listen = absl::GetFlag(FLAGS_admin_listen);
   options.max_message_bytes = absl::GetFlag(FLAGS_max_message_bytes);
+  options.max_data_message_bytes = absl::GetFlag(FLAGS_max_data_message_bytes);
+  options.max_pending_stream_answers = absl::GetFlag(FLAGS_max_pending_stream_answers);
+  options.max_connections = MaxConnections(descriptor_limit);
+  if (options.max_data_message_bytes <= 0 || options.max_message_bytes <= 0) {
+    return absl::InvalidArgumentError(
+        "--max-message-bytes and --max-data-message-bytes must be positive");
+  }
   for (auto [flag, out] :
        {std::pair{absl::GetFlag(FLAGS_tls_cert), &options.tls_cert},
         std::pair{absl::GetFlag(FLAGS_tls_key), &options.tls_key},
@@ -180,12 +230,14 @@ absl::StatusOr<picker::api::ServerOptions> ServerOptionsFromFlags() {
     return absl::InvalidArgumentError(absl::StrCat(
         "--admin-token-file ", absl::GetFlag(FLAGS_admin_token_file), " holds no token"));
   }
+  if (absl::Status s = CheckAdminExposure(options); !s.ok()) return s;
   return options;
 }
 
 // The store, the published snapshots, and the two planes over them; in
 // etcd mode, the replication behind the store.
 struct Planes {
+  picker::core::ProcessStats stats;  // First: the store counts into it.
   std::unique_ptr<picker::etcd::Replication> replication;
   std::unique_ptr<picker::store::FileStore> file_store;
   picker::core::Store* store = nullptr;
@@ -201,7 +253,7 @@ absl::Status OpenStore(Planes& planes) {
   const std::string endpoints = absl::GetFlag(FLAGS_etcd_endpoints);
   if (endpoints.empty()) {
     const std::string data_dir = absl::GetFlag(FLAGS_data_dir);
-    auto store = picker::store::FileStore::Open(data_dir);
+    auto store = picker::store::FileStore::Open(data_dir, &planes.stats);
     if (!store.ok()) return WithContext(store.status(), "cannot open the store in " + data_dir);
     planes.file_store = *std::move(store);
     planes.store = planes.file_store.get();
@@ -279,8 +331,22 @@ absl::Status StartPlanes(const std::vector<picker::config::DeclaredUpstream>& de
       planes.snapshots, *planes.control, planes.store->boot(),
       picker::data::DataPlane::Options{
           .max_leases_per_upstream = {absl::GetFlag(FLAGS_max_leases_per_upstream),
-                                      "--max-leases-per-upstream"}});
+                                      "--max-leases-per-upstream"},
+          .stats = &planes.stats});
   return absl::OkStatus();
+}
+
+// Ends the process if stopping outlasts the drain timeout by a second:
+// a handler still running (a slow write, a build) must not hold the exit.
+// Every acknowledged admin write is on disk, so ending here loses nothing.
+void StartDrainWatchdog(std::chrono::milliseconds grace) {
+  std::thread([grace] {
+    std::this_thread::sleep_for(grace + std::chrono::seconds(1));
+    spdlog::warn("drain: still stopping 1 s after --drain-timeout-ms {}; exiting now",
+                 grace.count());
+    spdlog::shutdown();
+    std::_Exit(0);
+  }).detach();
 }
 
 // The metrics listener: /metrics, and with --status-page /status,
@@ -309,7 +375,7 @@ struct HttpListener {
 };
 
 // Serves until SIGTERM or SIGINT (blocked in `signals`), then drains.
-int Serve(const picker::api::ServerOptions& options, Planes& planes, const sigset_t& signals,
+int Serve(picker::api::ServerOptions options, Planes& planes, const sigset_t& signals,
           const picker::status::ProcessInfo& process) {
   const picker::core::Replicas& replicas =
       planes.replication ? planes.replication->replicas() : planes.solo;
@@ -319,7 +385,10 @@ int Serve(const picker::api::ServerOptions& options, Planes& planes, const sigse
   prober.Start();
   planes.control->AddListener(&prober);
   picker::metrics::Metrics metrics(planes.snapshots, planes.writer_stats, replicas,
-                                   absl::GetFlag(FLAGS_metrics_per_target), kVersion);
+                                   absl::GetFlag(FLAGS_metrics_per_target), kVersion,
+                                   &planes.stats);
+  picker::overload::OverloadManager overload(planes.stats, absl::GetFlag(FLAGS_max_memory));
+  options.stats = &planes.stats;
   auto server = picker::api::Server::Start(options, *planes.control, *planes.data, planes.snapshots,
                                            replicas, metrics);
   if (!server.ok()) return Fail("", server.status());
@@ -337,9 +406,11 @@ int Serve(const picker::api::ServerOptions& options, Planes& planes, const sigse
   int signal = 0;
   sigwait(&signals, &signal);
   spdlog::info("received {}, draining", signal == SIGTERM ? "SIGTERM" : "SIGINT");
+  const std::chrono::milliseconds grace(absl::GetFlag(FLAGS_drain_timeout_ms));
+  StartDrainWatchdog(grace);
   // Ownership moves to the others at once; then the calls in flight drain.
   if (planes.replication) planes.replication->Leave();
-  (*server)->Shutdown(std::chrono::milliseconds(absl::GetFlag(FLAGS_drain_timeout_ms)));
+  (*server)->Shutdown(grace);
   server->reset();
   http.server->Stop();
   planes.control->RemoveListener(&prober);
@@ -362,7 +433,13 @@ int Run() {
 
   auto declared = ReadDeclarations();
   if (!declared.ok()) return Fail("bad --config: ", declared.status());
-  auto options = ServerOptionsFromFlags();
+  const picker::program::DescriptorLimit fds = picker::program::RaiseDescriptorLimit();
+  auto options = ServerOptionsFromFlags(fds.soft);
+  if (options.ok()) {
+    spdlog::info("descriptor limit: soft {} (was {}), hard {}; --max-connections {} per listener{}",
+                 fds.soft, fds.soft_before, fds.hard, options->max_connections,
+                 options->tls_cert.empty() ? "" : " (not enforced: TLS listeners accept in gRPC)");
+  }
   if (!options.ok()) return Fail("", options.status());
   Planes planes;
   if (absl::Status s = StartPlanes(*declared, planes); !s.ok()) return Fail("", s);

@@ -5,11 +5,14 @@
 #include <vector>
 
 #include "absl/strings/escaping.h"
+#include "absl/strings/match.h"
 #include "absl/strings/str_cat.h"
 #include "server/api/convert.h"
+#include "server/api/paging.h"
 #include "server/api/status.h"
 #include "server/api/wire.h"
 #include "server/core/address.h"
+#include "server/net/acceptor.h"
 #include "spdlog/spdlog.h"
 
 namespace picker::api {
@@ -86,6 +89,14 @@ const core::StoredTarget* StoredTargetAt(const control::WriteResult& result,
   return nullptr;
 }
 
+// Where a page of targets starts: after the token's target, wherever it is
+// now, or at its old position if it is gone.
+size_t TargetStart(const core::UpstreamSnapshot& snapshot, const PageCursor& cursor) {
+  if (cursor.last.empty()) return 0;
+  if (std::optional<uint32_t> i = snapshot.Find(cursor.last)) return *i + 1;
+  return std::min<size_t>(cursor.index, snapshot.targets().size());
+}
+
 absl::StatusOr<core::Change> ReplaceChange(const v1::ReplaceTargetsRequest& request) {
   core::ReplaceTargets change{request.upstream(), {}};
   change.targets.reserve(request.targets_size());
@@ -130,7 +141,7 @@ grpc::Status AdminService::Finish(grpc::CallbackServerContext* context, const ch
     // at most, so that a huge one does not make a huge line.
     spdlog::info("audit method={} upstream=\"{}{}\" result={} peer={}{}{}", method,
                  absl::CHexEscape(upstream.substr(0, 128)), upstream.size() > 128 ? "..." : "",
-                 code, context->peer(), status.ok() ? "" : " error=\"",
+                 code, net::PeerAddress(context->peer()), status.ok() ? "" : " error=\"",
                  status.ok() ? std::string() : absl::CHexEscape(status.message()) + "\"");
   }
   return ToGrpc(status);
@@ -148,37 +159,101 @@ absl::Status AdminService::GetUpstreamRead(const v1::GetUpstreamRequest& request
 
 absl::Status AdminService::ListUpstreamsRead(const v1::ListUpstreamsRequest& request,
                                              v1::ListUpstreamsResponse& response) {
-  for (const auto& snapshot : snapshots_.List()) {
-    *response.add_upstreams() = ToProto(snapshot->config());
+  absl::StatusOr<Page> page =
+      Page::Read(request.page_size(), request.page_token(), PageKind::kUpstreams);
+  if (!page.ok()) return page.status();
+  // One more than a page can hold tells whether another page follows.
+  const auto listed = snapshots_.ListAfter(page->cursor().last, kMaxPageSize + 1);
+  const size_t end = FillPage(
+      *page, 0, listed.size(),
+      [&](size_t i) {
+        v1::Upstream* upstream = response.add_upstreams();
+        *upstream = ToProto(listed[i]->config());
+        return upstream->ByteSizeLong();
+      },
+      [&] { response.mutable_upstreams()->RemoveLast(); });
+  if (end < listed.size()) {
+    response.set_next_page_token(page->TokenAfter(listed[end - 1]->config().name));
   }
   return absl::OkStatus();
 }
 
 absl::Status AdminService::ListTargetsRead(const v1::ListTargetsRequest& request,
                                            v1::ListTargetsResponse& response) {
+  absl::StatusOr<Page> page =
+      Page::Read(request.page_size(), request.page_token(), PageKind::kTargets);
+  if (!page.ok()) return page.status();
   auto snapshot = snapshots_.Get(request.upstream(), "name");
   if (!snapshot.ok()) return snapshot.status();
-  for (const core::SnapshotTarget& t : (*snapshot)->targets()) {
-    *response.add_targets() = ToProto(t.config);
+  const std::vector<core::SnapshotTarget>& targets = (*snapshot)->targets();
+  const size_t end = FillPage(
+      *page, TargetStart(**snapshot, page->cursor()), targets.size(),
+      [&](size_t i) {
+        v1::Target* target = response.add_targets();
+        ToProto(targets[i].config, target);
+        return target->ByteSizeLong();
+      },
+      [&] { response.mutable_targets()->RemoveLast(); });
+  if (end < targets.size() && end > 0) {
+    response.set_next_page_token(page->TokenAfter(targets[end - 1].config.address, end));
   }
   return absl::OkStatus();
 }
 
 absl::Status AdminService::GetUpstreamHealthRead(const v1::GetUpstreamHealthRequest& request,
                                                  v1::UpstreamHealth& response) {
+  absl::StatusOr<Page> page =
+      Page::Read(request.page_size(), request.page_token(), PageKind::kTargets);
+  if (!page.ok()) return page.status();
   auto snapshot = snapshots_.Get(request.name(), "name");
-  if (snapshot.ok()) response = HealthToProto(**snapshot);
-  return snapshot.status();
+  if (!snapshot.ok()) return snapshot.status();
+  const core::UpstreamSnapshot& s = **snapshot;
+  response.set_name(s.config().name);
+  response.set_panic(s.panic());
+  response.set_healthy_targets(s.healthy_count());
+  response.set_total_targets(static_cast<uint32_t>(s.targets().size()));
+  const std::vector<core::SnapshotTarget>& targets = s.targets();
+  const size_t end = FillPage(
+      *page, TargetStart(s, page->cursor()), targets.size(),
+      [&](size_t i) {
+        v1::TargetHealth* target = response.add_targets();
+        *target = ToProto(targets[i]);
+        return target->ByteSizeLong();
+      },
+      [&] { response.mutable_targets()->RemoveLast(); });
+  if (end < targets.size() && end > 0) {
+    response.set_next_page_token(page->TokenAfter(targets[end - 1].config.address, end));
+  }
+  return absl::OkStatus();
 }
 
 AdminService::AdminService(control::ControlPlane& control, const core::SnapshotMap& snapshots,
-                           metrics::Metrics& metrics, std::string token, CallTracker& calls)
+                           metrics::Metrics& metrics, std::string token, CallTracker& calls,
+                           core::ProcessStats* stats)
     : control_(control),
       snapshots_(snapshots),
       metrics_(metrics),
       token_(std::move(token)),
-      calls_(calls) {
+      calls_(calls),
+      stats_(stats) {
   CaptureProtobufParseErrors();
+}
+
+std::optional<grpc::Status> AdminService::Shed(grpc::CallbackServerContext* context,
+                                               const char* method, absl::string_view upstream) {
+  if (stats_ == nullptr || !stats_->overloaded.load(std::memory_order_relaxed)) {
+    return std::nullopt;
+  }
+  // Deletes free memory: they go through, as reads do.
+  if (absl::StartsWith(method, "Delete")) return std::nullopt;
+  stats_->overload_refused_writes.fetch_add(1, std::memory_order_relaxed);
+  return Finish(
+      context, method, upstream,
+      absl::ResourceExhaustedError(absl::StrCat(
+          "picker-server is overloaded: ", stats_->memory_in_use.load(std::memory_order_relaxed),
+          " bytes of memory in use, above --max-memory ", stats_->max_memory,
+          "; writes other than deletes are refused until it falls")),
+      true);
 }
 
 std::optional<grpc::Status> AdminService::Parse(grpc::CallbackServerContext* context,
@@ -226,6 +301,7 @@ grpc::ServerUnaryReactor* AdminService::Write(grpc::CallbackServerContext* conte
   auto request = std::make_shared<Request>();
   std::optional<grpc::Status> refused = Parse(context, method, true, request_wire, *request);
   if (!refused) refused = Deny(context, method, UpstreamOf(*request), true);
+  if (!refused) refused = Shed(context, method, UpstreamOf(*request));
   absl::StatusOr<core::Change> change = absl::UnknownError("");
   if (!refused) {
     change = to_change(*request);
@@ -340,8 +416,20 @@ grpc::ServerUnaryReactor* AdminService::ReplaceTargets(grpc::CallbackServerConte
       context, "ReplaceTargets", *request, *response, ReplaceChange,
       [](const v1::ReplaceTargetsRequest&, const control::WriteResult& w,
          v1::ReplaceTargetsResponse& out) {
-        for (const core::StoredTarget& t : w.record->targets) {
-          ToProto(t.config, out.add_targets());
+        // The first page of the stored set, so that the answer fits a
+        // default client however large the set; ListTargets continues it.
+        const std::vector<core::StoredTarget>& targets = w.record->targets;
+        Page page = Page::Whole(PageKind::kTargets);
+        const size_t end = FillPage(
+            page, 0, targets.size(),
+            [&](size_t i) {
+              v1::Target* target = out.add_targets();
+              ToProto(targets[i].config, target);
+              return target->ByteSizeLong();
+            },
+            [&] { out.mutable_targets()->RemoveLast(); });
+        if (end < targets.size() && end > 0) {
+          out.set_next_page_token(page.TokenAfter(targets[end - 1].config.address, end));
         }
       });
 }

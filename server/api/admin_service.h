@@ -20,6 +20,7 @@
 #include "server/api/call_tracker.h"
 #include "server/control/control_plane.h"
 #include "server/core/snapshot_map.h"
+#include "server/core/stats.h"
 #include "server/metrics/metrics.h"
 
 namespace picker::api {
@@ -42,8 +43,11 @@ class AdminService final : public RawAdminService {
   // With a non-empty `token`, every call must carry the metadata
   // `authorization: Bearer <token>` (UNAUTHENTICATED otherwise). `calls`
   // counts the calls being served, for the drain.
+  // `stats`, when not null, carries the overload manager's flag: while it
+  // is set, writes other than deletes answer RESOURCE_EXHAUSTED.
   AdminService(control::ControlPlane& control, const core::SnapshotMap& snapshots,
-               metrics::Metrics& metrics, std::string token, CallTracker& calls);
+               metrics::Metrics& metrics, std::string token, CallTracker& calls,
+               core::ProcessStats* stats = nullptr);
 
   grpc::ServerUnaryReactor* CreateUpstream(grpc::CallbackServerContext* context,
                                            const grpc::ByteBuffer* request,
@@ -115,6 +119,10 @@ class AdminService final : public RawAdminService {
   // A status to answer at once when the caller lacks the admin token.
   std::optional<grpc::Status> Deny(grpc::CallbackServerContext* context, const char* method,
                                    absl::string_view upstream, bool write);
+  // A status to answer at once when the overload manager sheds `method`
+  // (every write but deletes, which free memory).
+  std::optional<grpc::Status> Shed(grpc::CallbackServerContext* context, const char* method,
+                                   absl::string_view upstream);
   // Counts the call and, for writes, logs the audit line.
   grpc::Status Finish(grpc::CallbackServerContext* context, const char* method,
                       absl::string_view upstream, const absl::Status& status, bool write);
@@ -124,6 +132,7 @@ class AdminService final : public RawAdminService {
   metrics::Metrics& metrics_;
   const std::string token_;
   CallTracker& calls_;
+  core::ProcessStats* const stats_;
 };
 
 }  // namespace picker::api

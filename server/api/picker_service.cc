@@ -1,5 +1,6 @@
 #include "server/api/picker_service.h"
 
+#include <algorithm>
 #include <chrono>
 #include <cmath>
 #include <deque>
@@ -56,6 +57,25 @@ class AttributesView final : public core::RequestAttributesView {
   const v1::RequestAttributes& a_;
 };
 
+// Most entries in each map of PickRequest.attributes, as Envoy's default
+// max_headers_count (100). With the data port's request limit
+// (--max-data-message-bytes) it bounds what one pick makes picker parse and
+// what a hash policy's case-insensitive header lookup scans.
+constexpr int kMaxAttributeEntries = 100;
+
+absl::Status CheckAttributes(const v1::RequestAttributes& a) {
+  for (const auto& [field, map] : {std::pair{"attributes.headers", &a.headers()},
+                                   std::pair{"attributes.cookies", &a.cookies()},
+                                   std::pair{"attributes.query_params", &a.query_params()},
+                                   std::pair{"attributes.filter_state", &a.filter_state()}}) {
+    if (map->size() > kMaxAttributeEntries) {
+      return absl::InvalidArgumentError(
+          absl::StrCat(field, ": at most ", kMaxAttributeEntries, " entries, got ", map->size()));
+    }
+  }
+  return absl::OkStatus();
+}
+
 void SetDuration(std::chrono::milliseconds value, google::protobuf::Duration* out) {
   out->set_seconds(value.count() / 1000);
   out->set_nanos(static_cast<int32_t>(value.count() % 1000) * 1000000);
@@ -111,8 +131,12 @@ data::Outcome OutcomeOf(v1::ReleaseRequest::Outcome outcome) {
 class PickStreamReactor final : public grpc::ServerBidiReactor<grpc::ByteBuffer, grpc::ByteBuffer> {
  public:
   PickStreamReactor(PickerService& service, data::DataPlane& data, CallTracker& calls,
-                    grpc::CallbackServerContext* context)
-      : service_(service), data_(data), calls_(calls), context_(*context) {
+                    grpc::CallbackServerContext* context, size_t max_pending)
+      : service_(service),
+        data_(data),
+        calls_(calls),
+        context_(*context),
+        max_pending_(max_pending) {
     calls_.Begin();
     StartRead(&wire_);
   }
@@ -152,19 +176,32 @@ class PickStreamReactor final : public grpc::ServerBidiReactor<grpc::ByteBuffer,
       if (lease_id != 0) held_.insert(lease_id);
       AnswerLocked(response);
     }
+    {
+      // Flow control: with max_pending_ answers unwritten (the client does
+      // not read them), read no more until a write completes, so that a
+      // client that never reads costs a bounded amount of memory; HTTP/2
+      // flow control then holds its further messages back in the client.
+      std::lock_guard lock(mu_);
+      if (pending_.size() >= max_pending_) {
+        read_paused_ = true;
+        return;
+      }
+    }
     StartRead(&wire_);
   }
 
   void OnWriteDone(bool ok) override {
-    std::lock_guard lock(mu_);
+    std::unique_lock lock(mu_);
     pending_.pop_front();
     if (!ok) {
       // The client is gone; stop writing. Finish if reads already ended:
       // otherwise a read that failed while this write was in flight left
       // the stream unfinished for good, OnDone never ran, its leases were
-      // never abandoned, and server shutdown waited on it forever.
+      // never abandoned, and server shutdown waited on it forever. Reads
+      // paused by flow control will not resume: they are over too.
       pending_.clear();
       writing_ = false;
+      if (read_paused_) reads_done_ = true;
       MaybeFinishLocked();
       return;
     }
@@ -173,6 +210,12 @@ class PickStreamReactor final : public grpc::ServerBidiReactor<grpc::ByteBuffer,
     } else {
       writing_ = false;
       MaybeFinishLocked();
+    }
+    // No read is outstanding while paused, so this one cannot race another.
+    if (read_paused_ && pending_.size() < max_pending_) {
+      read_paused_ = false;
+      lock.unlock();
+      StartRead(&wire_);
     }
   }
 
@@ -283,6 +326,7 @@ class PickStreamReactor final : public grpc::ServerBidiReactor<grpc::ByteBuffer,
   data::DataPlane& data_;
   CallTracker& calls_;
   const grpc::CallbackServerContext& context_;
+  const size_t max_pending_;
   grpc::ByteBuffer wire_;  // The message being read.
   v1::PickStreamRequest request_;
   uint64_t messages_ = 0;
@@ -293,6 +337,7 @@ class PickStreamReactor final : public grpc::ServerBidiReactor<grpc::ByteBuffer,
   absl::flat_hash_map<uint64_t, Remote> held_remote_;
   int forwards_ = 0;  // Forwarded calls not answered yet.
   bool writing_ = false;
+  bool read_paused_ = false;  // Flow control: reading waits for a write.
   bool reads_done_ = false;
   bool finished_ = false;
 };
@@ -300,13 +345,15 @@ class PickStreamReactor final : public grpc::ServerBidiReactor<grpc::ByteBuffer,
 }  // namespace
 
 PickerService::PickerService(data::DataPlane& data, metrics::Metrics& metrics, CallTracker& calls,
-                             const core::Replicas& replicas, Forwarder& forwarder)
+                             const core::Replicas& replicas, Forwarder& forwarder,
+                             Options options)
     : data_(data),
       metrics_(metrics),
       calls_(calls),
       replicas_(replicas),
       forwarder_(forwarder),
-      boot_(data.leases().boot()) {
+      boot_(data.leases().boot()),
+      options_(options) {
   CaptureProtobufParseErrors();
 }
 
@@ -367,6 +414,7 @@ bool PickerService::IssuerIsGone(uint64_t lease_id) const {
 absl::Status PickerService::DoPick(const v1::PickRequest& request, v1::PickResponse& response,
                                    uint64_t* lease_id) {
   const auto start = std::chrono::steady_clock::now();
+  if (absl::Status s = CheckAttributes(request.attributes()); !s.ok()) return s;
   AttributesView attributes(request.attributes());
   data::PickInput input;
   input.upstream = request.upstream();
@@ -505,7 +553,8 @@ grpc::ServerUnaryReactor* PickerService::ListMembers(grpc::CallbackServerContext
 
 grpc::ServerBidiReactor<grpc::ByteBuffer, grpc::ByteBuffer>* PickerService::PickStream(
     grpc::CallbackServerContext* context) {
-  return new PickStreamReactor(*this, data_, calls_, context);
+  return new PickStreamReactor(*this, data_, calls_, context,
+                               std::max<size_t>(1, options_.max_pending_stream_answers));
 }
 
 }  // namespace picker::api

@@ -12,6 +12,7 @@
 #include "server/api/call_tracker.h"
 #include "server/api/forwarder.h"
 #include "server/core/replicas.h"
+#include "server/core/stats.h"
 #include "server/data/data_plane.h"
 #include "server/metrics/metrics.h"
 
@@ -22,11 +23,17 @@ class PickerService final
           v1::Picker::WithRawCallbackMethod_Release<v1::Picker::WithRawCallbackMethod_PickStream<
               v1::Picker::WithRawCallbackMethod_ListMembers<v1::Picker::Service>>>> {
  public:
+  struct Options {
+    // Answers a PickStream may hold unwritten (its client not reading them);
+    // at this many, the stream stops reading until the client reads.
+    size_t max_pending_stream_answers = 64;
+  };
+
   // `calls` counts the calls being served, for the drain. Picks of an
   // upstream another replica owns, and releases of a lease another replica
   // issued, go to it through `forwarder`.
   PickerService(data::DataPlane& data, metrics::Metrics& metrics, CallTracker& calls,
-                const core::Replicas& replicas, Forwarder& forwarder);
+                const core::Replicas& replicas, Forwarder& forwarder, Options options);
 
   grpc::ServerUnaryReactor* Pick(grpc::CallbackServerContext* context,
                                  const grpc::ByteBuffer* request,
@@ -72,6 +79,7 @@ class PickerService final
   const core::Replicas& replicas_;
   Forwarder& forwarder_;
   const uint64_t boot_;
+  const Options options_;
 };
 
 }  // namespace picker::api

@@ -12,6 +12,8 @@
 #include "grpcpp/health_check_service_interface.h"
 #include "server/api/admin_service.h"
 #include "server/api/picker_service.h"
+#include "server/api/reflection.h"
+#include "server/net/acceptor.h"
 #include "spdlog/spdlog.h"
 
 namespace picker::api {
@@ -33,23 +35,55 @@ std::shared_ptr<grpc::ServerCredentials> Credentials(const ServerOptions& option
   return grpc::SslServerCredentials(ssl);
 }
 
-absl::StatusOr<std::unique_ptr<grpc::Server>> StartGrpc(const ServerOptions& options,
-                                                        const std::string& address,
-                                                        grpc::Service* service, const char* what,
-                                                        int* port) {
+// One gRPC listener: its server, and the accept loop that feeds it when
+// picker accepts its connections itself (plaintext).
+struct Listener {
+  std::unique_ptr<net::Acceptor> acceptor;
+  std::unique_ptr<grpc::Server> server;
+  int port = 0;
+};
+
+// `reflection`, when given, replaces gRPC's reflection plugin.
+absl::StatusOr<Listener> StartGrpc(const ServerOptions& options, const std::string& address,
+                                   grpc::Service* service, const char* what, core::Listener which,
+                                   int max_message_bytes, LimitedReflection* reflection) {
+  Listener listener;
   grpc::ServerBuilder builder;
   // gRPC sets SO_REUSEPORT by default, which lets a second server bind a
   // taken port silently; a taken port must be an error instead.
   builder.AddChannelArgument(GRPC_ARG_ALLOW_REUSEPORT, 0);
-  builder.SetMaxReceiveMessageSize(options.max_message_bytes);
-  builder.AddListeningPort(address, Credentials(options), port);
+  builder.AddChannelArgument(GRPC_ARG_MAX_CONCURRENT_STREAMS, kMaxConcurrentStreams);
+  builder.SetMaxReceiveMessageSize(max_message_bytes);
   builder.RegisterService(service);
-  std::unique_ptr<grpc::Server> server = builder.BuildAndStart();
-  if (!server || *port == 0) {
+  if (reflection != nullptr) {
+    builder.SetOption(WithoutReflectionPlugin());
+    builder.RegisterCallbackGenericService(reflection);
+  }
+  if (!options.tls_cert.empty()) {
+    // gRPC 1.51 takes a connection from a descriptor only in plaintext
+    // (grpc_server_add_channel_from_fd): TLS listeners accept in gRPC.
+    builder.AddListeningPort(address, Credentials(options), &listener.port);
+  } else {
+    const size_t i = static_cast<size_t>(which);
+    core::ProcessStats* stats = options.stats;
+    auto acceptor = net::Acceptor::Listen(
+        {.address = address,
+         .flag = what,
+         .max_connections = options.max_connections,
+         .open = stats != nullptr ? &stats->connections[i] : nullptr,
+         .refused = stats != nullptr ? &stats->connections_refused[i] : nullptr,
+         .failures = stats != nullptr ? &stats->accept_failures[i] : nullptr});
+    if (!acceptor.ok()) return acceptor.status();
+    listener.acceptor = *std::move(acceptor);
+    listener.port = listener.acceptor->port();
+  }
+  listener.server = builder.BuildAndStart();
+  if (!listener.server || listener.port == 0) {
     return absl::UnavailableError(
         absl::StrCat("cannot listen on ", address, " (", what, "): address in use or invalid"));
   }
-  return server;
+  if (listener.acceptor) listener.acceptor->Start(listener.server.get());
+  return listener;
 }
 
 // How this replica reaches its peers' data listeners: as a client of the
@@ -70,14 +104,19 @@ struct Server::Impl {
        const core::SnapshotMap& snapshots, const core::Replicas& replicas,
        metrics::Metrics& metrics)
       : forwarder(PeerCredentials(options), replicas),
-        picker(data_plane, metrics, calls, replicas, forwarder),
-        admin(control, snapshots, metrics, options.admin_token, calls) {}
+        picker(data_plane, metrics, calls, replicas, forwarder,
+               {.max_pending_stream_answers = options.max_pending_stream_answers}),
+        admin(control, snapshots, metrics, options.admin_token, calls, options.stats) {}
   CallTracker calls;  // Before the services, which hold it.
   Forwarder forwarder;
   PickerService picker;
   AdminService admin;
+  // The data listener's reflection describes its own services only.
+  LimitedReflection data_reflection{{"picker.v1.Picker", "grpc.health.v1.Health"}};
   std::unique_ptr<grpc::Server> data;
   std::unique_ptr<grpc::Server> admin_server;
+  // After the servers they feed, so that they stop before those go.
+  std::unique_ptr<net::Acceptor> data_acceptor, admin_acceptor;
 };
 
 Server::Server(std::unique_ptr<Impl> impl) : impl_(std::move(impl)) {}
@@ -100,18 +139,20 @@ absl::StatusOr<std::unique_ptr<Server>> Server::Start(
   }
   auto impl = std::make_unique<Impl>(options, control, data_plane, snapshots, replicas, metrics);
 
-  int data_port = 0, admin_port = 0;
-  auto data = StartGrpc(options, options.listen, &impl->picker, "--listen", &data_port);
+  auto data = StartGrpc(options, options.listen, &impl->picker, "--listen", core::Listener::kData,
+                        options.max_data_message_bytes, &impl->data_reflection);
   if (!data.ok()) return data.status();
-  impl->data = *std::move(data);
-  auto admin =
-      StartGrpc(options, options.admin_listen, &impl->admin, "--admin-listen", &admin_port);
+  impl->data_acceptor = std::move(data->acceptor);
+  impl->data = std::move(data->server);
+  auto admin = StartGrpc(options, options.admin_listen, &impl->admin, "--admin-listen",
+                         core::Listener::kAdmin, options.max_message_bytes, nullptr);
   if (!admin.ok()) return admin.status();
-  impl->admin_server = *std::move(admin);
+  impl->admin_acceptor = std::move(admin->acceptor);
+  impl->admin_server = std::move(admin->server);
 
   std::unique_ptr<Server> server(new Server(std::move(impl)));
-  server->data_address_ = WithPort(options.listen, data_port);
-  server->admin_address_ = WithPort(options.admin_listen, admin_port);
+  server->data_address_ = WithPort(options.listen, data->port);
+  server->admin_address_ = WithPort(options.admin_listen, admin->port);
   return server;
 }
 
@@ -155,6 +196,10 @@ void Server::Shutdown(std::chrono::milliseconds grace) {
   // could still get a new call in between. The core shutdown does not block
   // (grpc::Server::Shutdown below waits for it); calls already open, health
   // watches among them, go on, so watchers still hear NOT_SERVING.
+  // picker's own accept loops stop first: no connection comes in after.
+  for (net::Acceptor* a : {impl_->data_acceptor.get(), impl_->admin_acceptor.get()}) {
+    if (a != nullptr) a->Stop();
+  }
   grpc_completion_queue* shutdown_cq = grpc_completion_queue_create_for_pluck(nullptr);
   std::vector<grpc::Server*> listeners;
   for (grpc::Server* s : {impl_->data.get(), impl_->admin_server.get()}) {

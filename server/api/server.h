@@ -17,6 +17,7 @@
 #include "server/control/control_plane.h"
 #include "server/core/replicas.h"
 #include "server/core/snapshot_map.h"
+#include "server/core/stats.h"
 #include "server/data/data_plane.h"
 #include "server/metrics/metrics.h"
 
@@ -32,9 +33,25 @@ struct ServerOptions {
   std::string tls_client_ca;
   // Required bearer token for picker.v1.Admin; empty = none.
   std::string admin_token;
-  // Largest request accepted (a ReplaceTargets of many targets is large).
+  // Largest request accepted on the admin listener (a ReplaceTargets of
+  // many targets is large).
   int max_message_bytes = 64 << 20;
+  // Largest request accepted on the data listener, which needs no
+  // credentials: a Pick is a few hundred bytes.
+  int max_data_message_bytes = 64 << 10;
+  // Answers a PickStream may hold unwritten before it stops reading.
+  size_t max_pending_stream_answers = 64;
+  // Open connections per plaintext listener; more are closed at once.
+  size_t max_connections = 1000;
+  // Counters of the accept loops and the overload manager's flag; may be
+  // null (no overload manager, connections not counted).
+  core::ProcessStats* stats = nullptr;
 };
+
+// Streams one connection may have open at once on the data listener, so
+// that a client's streams, each holding at most max_pending_stream_answers,
+// bound what one connection costs.
+inline constexpr int kMaxConcurrentStreams = 1000;
 
 class Server {
  public:

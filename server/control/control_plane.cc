@@ -109,7 +109,8 @@ absl::StatusOr<std::unique_ptr<ControlPlane>> ControlPlane::Start(core::Store& s
   absl::StatusOr<core::StoreState> state = store.Load(control.get());
   if (!state.ok()) return state.status();
   for (const core::RevisionedRecord& stored : state->records) {
-    if (absl::Status s = core::ValidateUpstreamConfig(stored.record.config); !s.ok()) {
+    if (absl::Status s = core::ValidateUpstreamConfig(stored.record.config, core::Rules::kStored);
+        !s.ok()) {
       store.Unwatch(control.get());
       return absl::DataLossError(absl::StrCat("stored upstream \"", stored.record.config.name,
                                               "\" is invalid: ", s.message()));
@@ -415,7 +416,8 @@ void ControlPlane::Apply(std::vector<core::StoreEvent> events) {
       if (upstreams_.erase(event.name) > 0) removed.insert(event.name);
       continue;
     }
-    if (absl::Status s = core::ValidateUpstreamConfig(event.record->config); !s.ok()) {
+    if (absl::Status s = core::ValidateUpstreamConfig(event.record->config, core::Rules::kStored);
+        !s.ok()) {
       spdlog::error("store revision {}: upstream \"{}\" is invalid, ignored: {}", event.revision,
                     event.name, s.ToString());
       continue;

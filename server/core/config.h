@@ -20,6 +20,7 @@
 #define PICKER_SERVER_CORE_CONFIG_H_
 
 #include <chrono>
+#include <cstddef>
 #include <cstdint>
 #include <optional>
 #include <string>
@@ -102,6 +103,25 @@ struct LoadBalancerConfig {
 
   bool operator==(const LoadBalancerConfig&) const = default;
 };
+
+// LeastRequest's choice_count is 2..kMaxChoiceCount. gRPC's least_request
+// policy (gRFC A48, as gRPC-Go and gRPC-Java build it) clamps at 10 as well:
+// beyond a few choices the balance hardly improves (the power of two choices
+// does most of the work), while every choice costs the pick a random number
+// and an atomic read. Records stored before the bound existed may hold more;
+// they still load, and their picks use kMaxChoiceCount choices.
+// Another strategy with a choice_count (peak_ewma) uses the same bound.
+inline constexpr uint32_t kMaxChoiceCount = 10;
+
+// Most entries in an active health check's healthy_http_statuses: Kong's
+// default healthy list (17 statuses) fits with room to spare.
+inline constexpr size_t kMaxHealthyHttpStatuses = 100;
+
+// Most addresses in a Pick's `exclude`: a client's retries of one request
+// are a handful (Envoy's and gRPC's retry policies allow 5 attempts by
+// default). Each excluded target is checked on every candidate a pick
+// considers, so this bounds a pick's cost as well as its request.
+inline constexpr size_t kMaxExclude = 64;
 
 inline constexpr uint64_t kDefaultMinRingSize = 1024;
 inline constexpr uint64_t kMaxRingSize = 8388608;

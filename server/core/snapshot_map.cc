@@ -84,6 +84,19 @@ std::vector<std::shared_ptr<const UpstreamSnapshot>> SnapshotMap::List() const {
   return out;
 }
 
+std::vector<std::shared_ptr<const UpstreamSnapshot>> SnapshotMap::ListAfter(absl::string_view after,
+                                                                            size_t limit) const {
+  const std::shared_ptr<const Map> map = map_.load();
+  auto it = std::upper_bound(
+      map->sorted.begin(), map->sorted.end(), after,
+      [](absl::string_view name, const auto& entry) { return name < entry.first; });
+  std::vector<std::shared_ptr<const UpstreamSnapshot>> out;
+  for (; it != map->sorted.end() && out.size() < limit; ++it) {
+    out.push_back(it->second->snapshot.load());
+  }
+  return out;
+}
+
 size_t SnapshotMap::size() const { return map_.load()->sorted.size(); }
 
 void SnapshotMap::PublishMap(std::shared_ptr<Map> map) {

@@ -53,6 +53,10 @@ class SnapshotMap {
                                                               absl::string_view field) const;
   // Every upstream's current snapshot, by name.
   std::vector<std::shared_ptr<const UpstreamSnapshot>> List() const;
+  // At most `limit` upstreams whose names follow `after`, by name: a page
+  // of List without copying the rest.
+  std::vector<std::shared_ptr<const UpstreamSnapshot>> ListAfter(absl::string_view after,
+                                                                 size_t limit) const;
   size_t size() const;
 
   // The writer: publishes new snapshots (of new upstreams or existing

@@ -121,6 +121,34 @@ struct WriterStats {
   ValueHistogram commit_writes{{1, 2, 4, 8, 16, 32, 64}};
 };
 
+// The two gRPC listeners, for figures kept per listener.
+enum class Listener : uint8_t { kData, kAdmin };
+inline constexpr size_t kListenerCount = 2;
+
+// Figures of the process's guards (the accept loops, the overload manager)
+// and of its store, kept by those components and read by metrics at scrape
+// time. One instance, owned by the wiring (picker-server.cc).
+struct ProcessStats {
+  // The overload manager (--max-memory) sets this while the allocator's
+  // bytes in use are above the limit. Every pick reads it: it sits alone on
+  // its cache line and is written only when the state changes.
+  alignas(64) std::atomic<bool> overloaded{false};
+  alignas(64) std::atomic<uint64_t> memory_in_use{0};  // Last sample, bytes.
+  uint64_t max_memory = 0;                             // 0 = overload manager off.
+  std::atomic<uint64_t> overload_refused_picks{0};
+  std::atomic<uint64_t> overload_refused_writes{0};
+  // The accept loops (server/net): connections open now, and refused at
+  // --max-connections.
+  std::array<std::atomic<int64_t>, kListenerCount> connections{};
+  std::array<std::atomic<uint64_t>, kListenerCount> connections_refused{};
+  // Accepts that failed for want of descriptors or memory (EMFILE, ENFILE,
+  // ENOBUFS, ENOMEM); the loop waits and accepts again.
+  std::array<std::atomic<uint64_t>, kListenerCount> accept_failures{};
+  // Records the file store found damaged at start, loading the older whole
+  // record of the upstream instead.
+  std::atomic<uint64_t> store_damaged_records{0};
+};
+
 struct UpstreamCounters {
   std::array<std::atomic<uint64_t>, kPickResultCount> picks{};
   std::array<std::atomic<uint64_t>, kReleaseOutcomeCount> releases{};

@@ -22,17 +22,30 @@ absl::Status CheckExpectedRevision(absl::string_view name, uint64_t expected, ui
 // ---------------------------------------------------------------------------
 // ChangeFeed.
 
+namespace {
+
+size_t TargetsOf(const StoreEvent& event) { return event.record ? event.record->targets.size() : 0; }
+
+}  // namespace
+
 void ChangeFeed::Reset(uint64_t revision) {
   revision_ = revision;
   history_.clear();
+  history_targets_ = 0;
 }
 
 uint64_t ChangeFeed::Commit(std::vector<StoreEvent> events) {
   for (StoreEvent& event : events) {
     event.revision = ++revision_;
     history_.push_back(event);
+    history_targets_ += TargetsOf(event);
   }
-  while (history_.size() > history_limit_) history_.pop_front();
+  // The latest change always stays: watchers resume after it.
+  while (history_.size() > history_limit_ ||
+         (history_targets_ > kHistoryTargets && history_.size() > 1)) {
+    history_targets_ -= TargetsOf(history_.front());
+    history_.pop_front();
+  }
   if (!events.empty()) {
     for (StoreWatcher* watcher : watchers_) watcher->OnChanges(events);
   }

@@ -120,6 +120,12 @@ class ChangeFeed {
  public:
   // How many recent changes a watcher can resume after.
   static constexpr size_t kDefaultHistory = 4096;
+  // And at most this many targets in the records those changes hold (the
+  // latest record of an upstream is shared with its readers; older ones
+  // cost their own memory): 4096 changes of large upstreams would
+  // otherwise keep gigabytes. A watcher that falls further behind reloads
+  // the whole state, as after any compaction. About 40 MB.
+  static constexpr size_t kHistoryTargets = 1 << 18;
   explicit ChangeFeed(size_t history = kDefaultHistory) : history_limit_(history) {}
 
   // Starts an empty history at `revision` (a store's opening revision).
@@ -141,6 +147,7 @@ class ChangeFeed {
   const size_t history_limit_;
   uint64_t revision_ = 0;
   std::deque<StoreEvent> history_;  // Consecutive revisions up to revision_.
+  size_t history_targets_ = 0;      // Targets in history_'s records.
   std::vector<StoreWatcher*> watchers_;
 };
 

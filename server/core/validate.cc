@@ -77,17 +77,20 @@ absl::Status ValidateSlowStart(const SlowStartConfig& slow_start, const std::str
   return absl::OkStatus();
 }
 
-absl::Status ValidateChoiceCount(const LoadBalancerConfig& lb, const std::string& strategy) {
-  if (lb.choice_count < 2) {
-    return Invalid(
-        strategy + ".choice_count",
-        absl::StrCat("must be at least 2 (0 means the default 2), got ", lb.choice_count));
+// Stored records above the bound still load (their picks clamp to it).
+absl::Status ValidateChoiceCount(const LoadBalancerConfig& lb, const std::string& strategy,
+                                 Rules rules) {
+  if (lb.choice_count < 2 || (rules == Rules::kNewWrite && lb.choice_count > kMaxChoiceCount)) {
+    return Invalid(strategy + ".choice_count",
+                   absl::StrCat("must be 2..", kMaxChoiceCount, " (0 means the default 2), got ",
+                                lb.choice_count));
   }
   return absl::OkStatus();
 }
 
-absl::Status ValidatePeakEwma(const LoadBalancerConfig& lb, const std::string& field) {
-  if (absl::Status s = ValidateChoiceCount(lb, field); !s.ok()) return s;
+absl::Status ValidatePeakEwma(const LoadBalancerConfig& lb, const std::string& field,
+                              Rules rules) {
+  if (absl::Status s = ValidateChoiceCount(lb, field, rules); !s.ok()) return s;
   if (lb.decay_time.count() <= 0) {
     return Invalid(field + ".decay_time", "must be at least 1ms (0 means the default 10s)");
   }
@@ -117,11 +120,11 @@ absl::Status ValidateWeightedRoundRobin(const LoadBalancerConfig& lb, const std:
   return absl::OkStatus();
 }
 
-absl::Status ValidateLoadBalancer(const LoadBalancerConfig& lb) {
+absl::Status ValidateLoadBalancer(const LoadBalancerConfig& lb, Rules rules) {
   const std::string field = StrategyField(lb.kind);
   switch (lb.kind) {
     case StrategyKind::kLeastRequest:
-      if (absl::Status s = ValidateChoiceCount(lb, field); !s.ok()) return s;
+      if (absl::Status s = ValidateChoiceCount(lb, field, rules); !s.ok()) return s;
       if (!std::isfinite(lb.active_request_bias) || lb.active_request_bias < 0) {
         return Invalid(field + ".active_request_bias", "must be a finite number >= 0");
       }
@@ -129,7 +132,7 @@ absl::Status ValidateLoadBalancer(const LoadBalancerConfig& lb) {
     case StrategyKind::kRoundRobin:
       return ValidateSlowStart(lb.slow_start, field);
     case StrategyKind::kPeakEwma:
-      return ValidatePeakEwma(lb, field);
+      return ValidatePeakEwma(lb, field, rules);
     case StrategyKind::kWeightedRoundRobin:
       return ValidateWeightedRoundRobin(lb, field);
     case StrategyKind::kRingHash:
@@ -197,9 +200,9 @@ absl::Status ValidateUpstreamName(absl::string_view name, absl::string_view fiel
   return absl::OkStatus();
 }
 
-absl::Status ValidateUpstreamConfig(const UpstreamConfig& config) {
+absl::Status ValidateUpstreamConfig(const UpstreamConfig& config, Rules rules) {
   if (absl::Status s = ValidateUpstreamName(config.name, "upstream.name"); !s.ok()) return s;
-  if (absl::Status s = ValidateLoadBalancer(config.load_balancer); !s.ok()) return s;
+  if (absl::Status s = ValidateLoadBalancer(config.load_balancer, rules); !s.ok()) return s;
   if (config.panic_threshold_percent > 100) {
     return Invalid("upstream.panic_threshold_percent",
                    absl::StrCat("must be 0..100, got ", config.panic_threshold_percent));
@@ -233,6 +236,11 @@ absl::Status ValidateUpstreamConfig(const UpstreamConfig& config) {
   if (active.http_path.size() > kMaxPathLength) {
     return Invalid(active_field + ".http_path",
                    absl::StrCat("must be at most ", kMaxPathLength, " characters"));
+  }
+  if (rules == Rules::kNewWrite && active.healthy_http_statuses.size() > kMaxHealthyHttpStatuses) {
+    return Invalid(active_field + ".healthy_http_statuses",
+                   absl::StrCat("at most ", kMaxHealthyHttpStatuses, " statuses, got ",
+                                active.healthy_http_statuses.size()));
   }
   for (uint32_t status : active.healthy_http_statuses) {
     if (status < 100 || status > 599) {

@@ -15,8 +15,16 @@ namespace picker::core {
 // Names are [A-Za-z0-9._-], 1..128 characters.
 absl::Status ValidateUpstreamName(absl::string_view name, absl::string_view field);
 
+// Which rules apply. A new write (the API, the config file) meets them all.
+// A record already stored (loaded at start, or from the store's feed) is
+// spared the bounds added after it could have been written (the most
+// choice_count, the most healthy_http_statuses), so that upstreams stored
+// by an earlier version still load; what picks do with such values is
+// bounded where they are used (LeastRequestStrategy clamps choice_count).
+enum class Rules { kNewWrite, kStored };
+
 // Checks a configuration whose defaults are already filled in.
-absl::Status ValidateUpstreamConfig(const UpstreamConfig& config);
+absl::Status ValidateUpstreamConfig(const UpstreamConfig& config, Rules rules = Rules::kNewWrite);
 
 // Checks a target whose address is already canonical. `field` is the
 // target's path, e.g. "target" or "targets[3]".

@@ -107,6 +107,10 @@ absl::Status DataPlane::Choose(const core::UpstreamSnapshot& snapshot, const Pic
   const core::UpstreamConfig& config = snapshot.config();
   const uint64_t hash = RequestHash(snapshot, input, &out.cookies);
   if (IsConsistentHashing(config.load_balancer.kind)) out.hash = hash;
+  if (input.exclude.size() > core::kMaxExclude) {
+    return absl::InvalidArgumentError(absl::StrCat("exclude: at most ", core::kMaxExclude,
+                                                   " addresses, got ", input.exclude.size()));
+  }
   absl::InlinedVector<uint32_t, 4> excluded;
   for (size_t i = 0; i < input.exclude.size(); ++i) {
     absl::StatusOr<std::string> address =
@@ -114,13 +118,16 @@ absl::Status DataPlane::Choose(const core::UpstreamSnapshot& snapshot, const Pic
     if (!address.ok()) return address.status();
     if (std::optional<uint32_t> index = snapshot.Find(*address)) excluded.push_back(*index);
   }
+  // Sorted, so that each candidate a pick considers costs a binary search:
+  // a pick that scans every target stays within a few times their number.
+  std::sort(excluded.begin(), excluded.end());
   const std::vector<core::SnapshotTarget>& targets = snapshot.targets();
   const uint32_t cap = config.max_active_requests_per_target;
   auto at_cap = [&](uint32_t t) {
     return cap > 0 && targets[t].live->active_requests.load(std::memory_order_relaxed) >= cap;
   };
   auto avoid = [&](uint32_t t) {
-    return at_cap(t) || std::find(excluded.begin(), excluded.end(), t) != excluded.end();
+    return at_cap(t) || std::binary_search(excluded.begin(), excluded.end(), t);
   };
   const uint32_t chosen = snapshot.Pick(hash, input.client_zone, avoid, core::ThreadRandom);
   core::UpstreamCounters& counters = snapshot.live().counters;
@@ -153,8 +160,21 @@ absl::Status DataPlane::Choose(const core::UpstreamSnapshot& snapshot, const Pic
   return absl::OkStatus();
 }
 
+absl::Status DataPlane::CheckOverload() const {
+  core::ProcessStats* stats = options_.stats;
+  if (stats == nullptr || !stats->overloaded.load(std::memory_order_relaxed)) {
+    return absl::OkStatus();
+  }
+  stats->overload_refused_picks.fetch_add(1, std::memory_order_relaxed);
+  return absl::ResourceExhaustedError(absl::StrCat(
+      "picker-server is overloaded: ", stats->memory_in_use.load(std::memory_order_relaxed),
+      " bytes of memory in use, above --max-memory ", stats->max_memory,
+      "; new picks are refused until it falls (releases still work)"));
+}
+
 absl::StatusOr<PickOutput> DataPlane::Pick(const PickInput& input) {
   std::shared_ptr<const core::UpstreamSnapshot> snapshot = snapshots_.Find(input.upstream);
+  if (absl::Status s = CheckOverload(); !s.ok()) return s;
   if (!snapshot) return core::UnknownUpstream(input.upstream);
   if (absl::Status s = CheckCapacity(*snapshot); !s.ok()) return s;
   PickOutput out;

@@ -31,6 +31,7 @@
 #include "server/core/health_events.h"
 #include "server/core/leases.h"
 #include "server/core/snapshot_map.h"
+#include "server/core/stats.h"
 #include "server/core/upstream.h"
 
 namespace picker::data {
@@ -63,6 +64,11 @@ class DataPlane {
     // Leases expire at most this late: the expiry timer wakes no more
     // often than this under load.
     core::Millis expiry_granularity{10};
+    // The overload manager's flag and refusal count (may be null): while
+    // overloaded, new picks answer RESOURCE_EXHAUSTED. They still look
+    // their upstream up, which lets this thread drop the snapshots it
+    // cached of upstreams deleted since, so that memory can fall.
+    core::ProcessStats* stats = nullptr;
   };
 
   // `snapshots` and `health` must outlive the data plane. `boot` is the
@@ -89,6 +95,8 @@ class DataPlane {
   core::LeaseTable& leases() { return leases_; }
 
  private:
+  // RESOURCE_EXHAUSTED while the overload manager says so.
+  absl::Status CheckOverload() const;
   // RESOURCE_EXHAUSTED when the upstream holds as many leases as it may.
   absl::Status CheckCapacity(const core::UpstreamSnapshot& snapshot) const;
   // The request's hash: given, from the hash policies, or random.

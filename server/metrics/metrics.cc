@@ -242,18 +242,61 @@ std::vector<MetricFamily> ReplicaFamilies(const core::Replicas& replicas,
   return out;
 }
 
+// The guards' and the store's figures (core::ProcessStats).
+std::vector<MetricFamily> ProcessFamilies(const core::ProcessStats& p) {
+  auto load = [](const auto& a) { return static_cast<double>(a.load(std::memory_order_relaxed)); };
+  MetricFamily refusals =
+      NewFamily("picker_overload_refusals_total",
+                "Calls the overload manager refused while memory was above --max-memory, by what.",
+                MetricType::Counter);
+  refusals.metric.push_back(Counter({L("what", "pick")}, load(p.overload_refused_picks)));
+  refusals.metric.push_back(Counter({L("what", "admin_write")}, load(p.overload_refused_writes)));
+  MetricFamily overloaded =
+      NewFamily("picker_overloaded", "1 while the overload manager refuses picks and writes.",
+                MetricType::Gauge);
+  overloaded.metric.push_back(Gauge({}, p.overloaded.load(std::memory_order_relaxed) ? 1 : 0));
+  MetricFamily memory = NewFamily(
+      "picker_memory_allocated_bytes",
+      "The allocator's bytes in use (mallinfo2) at the overload manager's last sample; 0 while "
+      "--max-memory is off.",
+      MetricType::Gauge);
+  memory.metric.push_back(Gauge({}, load(p.memory_in_use)));
+  MetricFamily connections = NewFamily(
+      "picker_connections", "Connections open on a plaintext gRPC listener.", MetricType::Gauge);
+  MetricFamily refused =
+      NewFamily("picker_connections_refused_total",
+                "Connections closed at once at --max-connections.", MetricType::Counter);
+  MetricFamily failures = NewFamily(
+      "picker_accept_failures_total",
+      "Accepts that failed for want of descriptors or memory; the listener accepts again.",
+      MetricType::Counter);
+  for (size_t i = 0; i < core::kListenerCount; ++i) {
+    const char* name = i == static_cast<size_t>(core::Listener::kData) ? "data" : "admin";
+    connections.metric.push_back(Gauge({L("listener", name)}, load(p.connections[i])));
+    refused.metric.push_back(Counter({L("listener", name)}, load(p.connections_refused[i])));
+    failures.metric.push_back(Counter({L("listener", name)}, load(p.accept_failures[i])));
+  }
+  MetricFamily damaged = NewFamily(
+      "picker_store_damaged_records_total",
+      "Record files that did not verify at start; the upstream's older whole record was loaded.",
+      MetricType::Counter);
+  damaged.metric.push_back(Counter({}, load(p.store_damaged_records)));
+  return {refusals, overloaded, memory, connections, refused, failures, damaged};
+}
+
 // Reads every published upstream, the pick latency histogram and the
 // store writer's figures at scrape time.
 class Collector : public prometheus::Collectable {
  public:
   Collector(const core::SnapshotMap& snapshots, const core::WriterStats& writer,
             const core::Replicas& replicas, const core::PerThreadDurationHistogram& pick_duration,
-            bool per_target)
+            bool per_target, const core::ProcessStats* process)
       : snapshots_(snapshots),
         writer_(writer),
         replicas_(replicas),
         pick_duration_(pick_duration),
-        per_target_(per_target) {}
+        per_target_(per_target),
+        process_(process) {}
 
   std::vector<MetricFamily> Collect() const override {
     Families f;
@@ -287,6 +330,9 @@ class Collector : public prometheus::Collectable {
     for (MetricFamily& family : ReplicaFamilies(replicas_, snapshots_)) {
       out.push_back(std::move(family));
     }
+    if (process_ != nullptr) {
+      for (MetricFamily& family : ProcessFamilies(*process_)) out.push_back(std::move(family));
+    }
     return out;
   }
 
@@ -296,12 +342,14 @@ class Collector : public prometheus::Collectable {
   const core::Replicas& replicas_;
   const core::PerThreadDurationHistogram& pick_duration_;
   const bool per_target_;
+  const core::ProcessStats* process_;
 };
 
 }  // namespace
 
 Metrics::Metrics(const core::SnapshotMap& snapshots, const core::WriterStats& writer,
-                 const core::Replicas& replicas, bool per_target, const std::string& version)
+                 const core::Replicas& replicas, bool per_target, const std::string& version,
+                 const core::ProcessStats* process)
     : registry_(std::make_shared<prometheus::Registry>()) {
   unknown_upstream_picks_ = &prometheus::BuildCounter()
                                  .Name("picker_unknown_upstream_picks_total")
@@ -318,7 +366,8 @@ Metrics::Metrics(const core::SnapshotMap& snapshots, const core::WriterStats& wr
       .Register(*registry_)
       .Add({{"version", version}})
       .Set(1);
-  collector_ = std::make_shared<Collector>(snapshots, writer, replicas, pick_duration_, per_target);
+  collector_ = std::make_shared<Collector>(snapshots, writer, replicas, pick_duration_,
+                                          per_target, process);
 }
 
 void Metrics::CountAdminOperation(const std::string& method, const std::string& code) {

@@ -34,9 +34,11 @@ namespace picker::metrics {
 
 class Metrics {
  public:
-  // `snapshots`, `writer` and `replicas` must outlive the metrics.
+  // `snapshots`, `writer`, `replicas` and `process` (the guards' and
+  // store's figures; may be null) must outlive the metrics.
   Metrics(const core::SnapshotMap& snapshots, const core::WriterStats& writer,
-          const core::Replicas& replicas, bool per_target, const std::string& version);
+          const core::Replicas& replicas, bool per_target, const std::string& version,
+          const core::ProcessStats* process = nullptr);
 
   // What the exposer serves: the prometheus-cpp registry of the metrics
   // kept here, the collector that reads upstreams at scrape time, and the

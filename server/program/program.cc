@@ -1,5 +1,7 @@
 #include "server/program/program.h"
 
+#include <sys/resource.h>
+
 #include <algorithm>
 #include <cstdio>
 #include <cstdlib>
@@ -56,6 +58,24 @@ void ParseCommandLine(int argc, char** argv, absl::string_view program, absl::st
 
 void DisableMutexDeadlockDetection() {
   absl::SetMutexDeadlockDetectionMode(absl::OnDeadlockCycle::kIgnore);
+}
+
+}  // namespace picker::program
+
+namespace picker::program {
+
+DescriptorLimit RaiseDescriptorLimit() {
+  DescriptorLimit limit;
+  rlimit current{};
+  if (::getrlimit(RLIMIT_NOFILE, &current) != 0) return limit;
+  limit.soft_before = limit.soft = current.rlim_cur;
+  limit.hard = current.rlim_max;
+  if (current.rlim_cur < current.rlim_max) {
+    rlimit raised = current;
+    raised.rlim_cur = current.rlim_max;
+    if (::setrlimit(RLIMIT_NOFILE, &raised) == 0) limit.soft = raised.rlim_cur;
+  }
+  return limit;
 }
 
 }  // namespace picker::program

@@ -6,6 +6,7 @@
 #ifndef PICKER_SERVER_PROGRAM_PROGRAM_H_
 #define PICKER_SERVER_PROGRAM_PROGRAM_H_
 
+#include <cstdint>
 #include <string>
 #include <vector>
 
@@ -30,6 +31,18 @@ void ParseCommandLine(int argc, char** argv, absl::string_view program, absl::st
 // graph under a global lock. Profiles of picker-server under load showed it
 // among the hottest functions. Call before any thread starts.
 void DisableMutexDeadlockDetection();
+
+// The process's descriptor limit (RLIMIT_NOFILE) before and after
+// RaiseDescriptorLimit.
+struct DescriptorLimit {
+  uint64_t soft_before = 0;
+  uint64_t soft = 0;
+  uint64_t hard = 0;
+};
+
+// Raises the soft descriptor limit to the hard one (a server's connections
+// each take a descriptor; 1024, a common soft default, is soon reached).
+DescriptorLimit RaiseDescriptorLimit();
 
 }  // namespace picker::program
 

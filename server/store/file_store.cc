@@ -46,8 +46,17 @@ constexpr size_t kMaxBufferKept = 4 << 20;
 // A slot's size when a failed write left it unknown.
 constexpr uint64_t kUnknownSize = std::numeric_limits<uint64_t>::max();
 
+// A failed call on `path`. A full disk or quota is a state, not a fault:
+// RESOURCE_EXHAUSTED naming the disk, and the write that met it changes
+// nothing (its slot is not the one holding the last acknowledged record).
 absl::Status Errno(absl::string_view what, const std::string& path) {
-  return absl::InternalError(absl::StrCat(what, " ", path, ": ", std::strerror(errno)));
+  const int error = errno;
+  if (error == ENOSPC || error == EDQUOT) {
+    return absl::ResourceExhaustedError(
+        absl::StrCat("the disk of the data directory is full: ", what, " ", path, ": ",
+                     std::strerror(error), "; writes resume when space is freed"));
+  }
+  return absl::InternalError(absl::StrCat(what, " ", path, ": ", std::strerror(error)));
 }
 
 void StoreU64(char* p, uint64_t v) {
@@ -327,7 +336,8 @@ absl::StatusOr<uint64_t> CountBoot(const std::string& dir) {
 // ---------------------------------------------------------------------------
 // Opening.
 
-absl::StatusOr<std::unique_ptr<FileStore>> FileStore::Open(const std::string& dir) {
+absl::StatusOr<std::unique_ptr<FileStore>> FileStore::Open(const std::string& dir,
+                                                           core::ProcessStats* stats) {
   std::error_code ec;
   fs::create_directories(fs::path(dir) / "upstreams", ec);
   if (ec) {
@@ -353,6 +363,7 @@ absl::StatusOr<std::unique_ptr<FileStore>> FileStore::Open(const std::string& di
   absl::StatusOr<uint64_t> boot = CountBoot(dir);
   if (!boot.ok()) return boot.status();
   store->boot_ = *boot;
+  store->stats_ = stats;
   store->feed_.Reset(*boot << core::kRevisionBootShift);
   return store;
 }
@@ -453,6 +464,15 @@ absl::StatusOr<core::UpstreamRecord> FileStore::LoadUpstream(const std::string& 
     // acknowledged.
     spdlog::warn("store: {}; loading the record in {}, taken to be the last one acknowledged",
                  absl::StrJoin(damaged, "; "), newest_path);
+    // An error as well: if the damaged file was the newer record, this is
+    // a fall-back to an older one, which an operator should hear about.
+    spdlog::error(
+        "store: upstream \"{}\": {} record file(s) did not verify ({}); loaded the "
+        "older whole record in {}",
+        name, damaged.size(), absl::StrJoin(damaged, "; "), newest_path);
+    if (stats_ != nullptr) {
+      stats_->store_damaged_records.fetch_add(damaged.size(), std::memory_order_relaxed);
+    }
   }
   absl::StatusOr<core::UpstreamRecord> record = ParseUpstream(newest->payload, newest_path);
   if (!record.ok()) return record.status();

@@ -57,6 +57,7 @@
 
 #include "absl/container/flat_hash_map.h"
 #include "absl/status/statusor.h"
+#include "server/core/stats.h"
 #include "server/core/store.h"
 
 namespace picker::store {
@@ -66,7 +67,10 @@ class FileStore final : public core::Store {
   // Creates the directory if needed, locks it, and counts this start's
   // boot. The first Load reads the records (moving old layouts into the
   // current one); write to a directory that holds records only after it.
-  static absl::StatusOr<std::unique_ptr<FileStore>> Open(const std::string& dir);
+  // `stats`, when given, must outlive the store: it counts the damaged
+  // records found at start.
+  static absl::StatusOr<std::unique_ptr<FileStore>> Open(const std::string& dir,
+                                                         core::ProcessStats* stats = nullptr);
   ~FileStore() override;
 
   absl::StatusOr<core::StoreState> Load(core::StoreWatcher* watcher) override;
@@ -96,8 +100,8 @@ class FileStore final : public core::Store {
   // A record's change staged in the current batch.
   struct Staged {
     bool remove = false;
-    int slot = -1;     // The slot written (not for a removal).
-    std::string data;  // The bytes written, to restore if a later write fails.
+    int slot = -1;           // The slot written (not for a removal).
+    std::string data;        // The bytes written, to restore if a later write fails.
     core::RecordPtr record;  // For the watchers.
   };
   // The files of one upstream found at open.
@@ -154,6 +158,7 @@ class FileStore final : public core::Store {
   // The upstreams directory, open for the store's life: commits sync it.
   const int upstreams_fd_;
   uint64_t boot_ = 0;
+  core::ProcessStats* stats_ = nullptr;
 
   mutable std::mutex mu_;  // Guards everything below; held across a write's I/O.
   std::optional<std::thread::id> batch_owner_;

@@ -123,6 +123,35 @@ def port_of(address):
     return int(address.rsplit(":", 1)[1])
 
 
+def is_loopback(address):
+    host = address.rsplit(":", 1)[0].strip("[]")
+    return host in ("localhost", "::1") or host.startswith("127.")
+
+
+def check_admin_exposure(name, args, mounts):
+    """A command whose admin listener is not loopback must say how it is
+    guarded (a token, mutual TLS) or that it is not (--admin-insecure):
+    picker-server refuses to start otherwise."""
+    values = flag_values(args)
+    admin = values.get("--admin-listen") or "127.0.0.1:50052"
+    guarded = any(f in values for f in ("--admin-insecure", "--admin-token-file", "--tls-client-ca"))
+    check(is_loopback(admin) or guarded,
+          f"{name}: the admin listener {admin} is loopback, guarded or marked --admin-insecure")
+    if is_loopback(admin):
+        return
+    # Without the marking, the same command stops before it binds anything
+    # (the data listener asks for an invalid port, should it get that far).
+    bare = [a for a in args if a != "--admin-insecure"]
+    bare = rewrite(bare, tempfile.mkdtemp(), mounts)
+    bare[bare.index("--admin-listen") + 1] = admin
+    bare[bare.index("--listen") + 1] = "127.0.0.1:99999"
+    r = subprocess.run([SERVER] + bare, capture_output=True, text=True, timeout=30)
+    if "--admin-insecure" in args:
+        check(r.returncode == 1 and "--admin-insecure" in r.stderr,
+              f"{name}: without --admin-insecure picker-server refuses the command "
+              f"({r.stderr.strip()[-160:]})")
+
+
 def run_server(name, args):
     """Runs picker-server with args; checks it gets ready, picks, drains."""
     print(f"== {name}: picker-server {shlex.join(args)}")
@@ -244,6 +273,8 @@ def main():
 
     # The commands, for real.
     with tempfile.TemporaryDirectory(prefix="picker-container-") as tmp:
+        check_admin_exposure("Dockerfile", entrypoint[1:] + cmd, {})
+        check_admin_exposure("compose", compose_cmd, mounts)
         run_server("Dockerfile", rewrite(entrypoint[1:] + cmd, os.path.join(tmp, "d1"), {}))
         args = rewrite(compose_cmd, os.path.join(tmp, "d2"), mounts)
         for flag, value in flag_values(args).items():

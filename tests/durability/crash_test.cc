@@ -27,17 +27,22 @@ std::string Address(int i) {
          std::to_string(i & 255) + ":80";
 }
 
+// Every target, page after page.
 TargetSet Listed(v1::Admin::Stub& admin, const std::string& upstream) {
-  grpc::ClientContext context;
-  context.set_deadline(std::chrono::system_clock::now() + std::chrono::seconds(10));
   v1::ListTargetsRequest request;
   request.set_upstream(upstream);
-  v1::ListTargetsResponse response;
-  grpc::Status status = admin.ListTargets(&context, request, &response);
-  EXPECT_TRUE(status.ok()) << status.error_message();
+  request.set_page_size(1000);
   TargetSet out;
-  for (const v1::Target& t : response.targets()) out.emplace_back(t.address(), t.weight());
-  return out;
+  while (true) {
+    grpc::ClientContext context;
+    context.set_deadline(std::chrono::system_clock::now() + std::chrono::seconds(10));
+    v1::ListTargetsResponse response;
+    grpc::Status status = admin.ListTargets(&context, request, &response);
+    EXPECT_TRUE(status.ok()) << status.error_message();
+    for (const v1::Target& t : response.targets()) out.emplace_back(t.address(), t.weight());
+    if (!status.ok() || response.next_page_token().empty()) return out;
+    request.set_page_token(response.next_page_token());
+  }
 }
 
 // The model's target set after applying write number `n` (deterministic, so

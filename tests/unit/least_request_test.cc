@@ -58,6 +58,17 @@ TEST(LeastRequestTest, EnvoyPowerOfNChoices) {
   EXPECT_EQ(PickScripted(p5c, r), 3u);
 }
 
+// A choice_count stored before the bound existed is clamped: a pick draws
+// at most kMaxChoiceCount samples, not billions.
+TEST(LeastRequestTest, ChoiceCountIsClampedOnThePick) {
+  TestHosts hosts = TestHosts::Loopback(80, 4);
+  Stateful<LeastRequestStrategy> lb(0, hosts.hosts(), 4294967295u, 1.0);
+  std::vector<uint64_t> zeros(64, 0);
+  ScriptedRandom random(zeros);
+  EXPECT_EQ(PickScripted(lb, random), 0u);
+  EXPECT_EQ(random.calls(), kMaxChoiceCount);
+}
+
 TEST(LeastRequestTest, TiesKeepTheFirstSample) {
   TestHosts hosts = TestHosts::Loopback(80, 3);
   hosts.SetActive(1, 2);

@@ -415,6 +415,26 @@ TEST_F(PlanesTest, StatePersistsAcrossOpen) {
   EXPECT_GT(registry_->leases().boot(), old_lease_epoch);
 }
 
+// A record stored by an earlier version with choice_count above today's
+// bound loads, and its picks are cheap (the strategy clamps the count);
+// a new write of the same value is refused.
+TEST_F(PlanesTest, AStoredChoiceCountAboveTheBoundLoadsAndPicksCheaply) {
+  registry_.reset();
+  UpstreamRecord record = RecordOf("old", {"10.0.0.1:80", "10.0.0.2:80"});
+  record.config.load_balancer.kind = StrategyKind::kLeastRequest;
+  record.config.load_balancer.choice_count = 4294967295u;
+  ASSERT_TRUE(store_.Put(record).ok());
+  store_.Reopen();
+  registry_ = std::make_unique<LocalPicker>(store_);
+  ASSERT_NE(registry_->Find("old"), nullptr);
+  const auto start = std::chrono::steady_clock::now();
+  for (int i = 0; i < 1000; ++i) ASSERT_TRUE(registry_->Pick({.upstream = "old"}).ok());
+  EXPECT_LT(std::chrono::steady_clock::now() - start, std::chrono::seconds(5));
+  record.config.name = "new";
+  EXPECT_EQ(registry_->control().Write(core::CreateUpstream{record.config}).status().code(),
+            absl::StatusCode::kInvalidArgument);
+}
+
 // Open builds the upstreams' snapshots on several threads once there are
 // enough of them: every upstream comes back with its own strategy and
 // targets.

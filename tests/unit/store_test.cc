@@ -105,6 +105,26 @@ TEST(StoreTest, AWatcherWhoseHistoryIsGoneIsToldCompacted) {
   EXPECT_TRUE(store.Watch(store.Load(nullptr)->revision, &watcher).ok());
 }
 
+// Admin clients that rewrite large upstreams again and again must not make
+// the history keep 4096 large records: it keeps at most kHistoryTargets
+// targets' worth, and always the latest change.
+TEST(StoreTest, TheHistoryIsBoundedByTheTargetsItHolds) {
+  MemoryStore store(0);
+  Recorder watcher;
+  UpstreamRecord big = Record("big");
+  big.targets.assign(ChangeFeed::kHistoryTargets / 4, big.targets.front());
+  for (int i = 0; i < 8; ++i) ASSERT_TRUE(store.Put(big).ok());
+  // Revisions 5..8 hold exactly the budget; 4 and before are gone.
+  EXPECT_TRUE(store.Watch(4, &watcher).ok());
+  store.Unwatch(&watcher);
+  EXPECT_TRUE(IsCompacted(store.Watch(3, &watcher)));
+  big.targets.assign(ChangeFeed::kHistoryTargets * 2, big.targets.front());
+  ASSERT_TRUE(store.Put(big).ok());
+  EXPECT_TRUE(store.Watch(8, &watcher).ok());  // The latest stays, alone.
+  store.Unwatch(&watcher);
+  EXPECT_TRUE(IsCompacted(store.Watch(7, &watcher)));
+}
+
 TEST(StoreTest, ALostWatchIsReported) {
   MemoryStore store;
   struct Lost : Recorder {

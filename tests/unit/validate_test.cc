@@ -132,6 +132,29 @@ TEST(ValidateTest, RingSizes) {
   ExpectInvalid(config, "min_ring_size");
 }
 
+TEST(ValidateTest, ChoiceCountHasAnUpperBoundForNewWritesOnly) {
+  UpstreamConfig config = Named(StrategyKind::kLeastRequest);
+  config.load_balancer.choice_count = kMaxChoiceCount;
+  EXPECT_TRUE(ValidateUpstreamConfig(config).ok());
+  config.load_balancer.choice_count = 4294967295u;
+  ExpectInvalid(config, "upstream.load_balancer.least_request.choice_count: must be 2..10");
+  config.load_balancer.choice_count = kMaxChoiceCount + 1;
+  ExpectInvalid(config, "choice_count");
+  // A record an earlier version stored still loads.
+  EXPECT_TRUE(ValidateUpstreamConfig(config, Rules::kStored).ok());
+  config.load_balancer.choice_count = 1;
+  EXPECT_FALSE(ValidateUpstreamConfig(config, Rules::kStored).ok());
+}
+
+TEST(ValidateTest, HealthyHttpStatusesAreBounded) {
+  UpstreamConfig config = Named(StrategyKind::kRoundRobin);
+  config.active.healthy_http_statuses.assign(kMaxHealthyHttpStatuses, 200);
+  EXPECT_TRUE(ValidateUpstreamConfig(config).ok());
+  config.active.healthy_http_statuses.push_back(200);
+  ExpectInvalid(config, "upstream.health_checks.active.healthy_http_statuses: at most 100");
+  EXPECT_TRUE(ValidateUpstreamConfig(config, Rules::kStored).ok());
+}
+
 TEST(ValidateTest, LeastRequestAndThresholds) {
   UpstreamConfig config = Named(StrategyKind::kLeastRequest);
   config.load_balancer.choice_count = 1;

@@ -1,10 +1,12 @@
 #include "server/core/strategy/least_request.h"
 
+#include <algorithm>
 #include <cmath>
 #include <limits>
 #include <mutex>
 #include <utility>
 
+#include "server/core/config.h"
 #include "server/core/strategy/avoid.h"
 #include "server/core/strategy/slow_start.h"
 
@@ -19,7 +21,9 @@ LeastRequestStrategy::LeastRequestStrategy(std::vector<StrategyHost> hosts, uint
                                            double active_request_bias, SlowStartConfig slow_start,
                                            int64_t now_ms)
     : hosts_(std::move(hosts)),
-      choice_count_(choice_count < 1 ? 2 : choice_count),
+      // Clamped, so that a record stored before choice_count had its bound
+      // (validate.h) still loads and picks cheaply.
+      choice_count_(choice_count < 1 ? 2 : std::min(choice_count, kMaxChoiceCount)),
       // Envoy falls back to 1.0 for a negative or NaN bias.
       active_request_bias_((active_request_bias < 0.0 || std::isnan(active_request_bias))
                                ? 1.0

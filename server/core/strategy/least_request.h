@@ -12,7 +12,8 @@
 
 namespace picker::core {
 
-// Equal weights: `choice_count` samples `random() % n` (with replacement);
+// Equal weights: `choice_count` (at most kMaxChoiceCount, config.h) samples
+// `random() % n` (with replacement);
 // a later sample replaces the candidate only with strictly fewer active
 // requests. Unequal weights: EDF over `weight / (active + 1)^bias`, where a
 // host's weight is re-read only when it is re-inserted after being picked.

@@ -11,7 +11,7 @@ namespace picker::core {
 PeakEwmaStrategy::PeakEwmaStrategy(std::vector<StrategyHost> hosts, uint32_t choice_count,
                                    Millis decay_time, int64_t now_ns)
     : hosts_(std::move(hosts)),
-      choice_count_(choice_count < 1 ? 2 : choice_count),
+      choice_count_(choice_count < 1 ? 2 : std::min(choice_count, kMaxChoiceCount)),
       tau_ns_(static_cast<double>(std::max<int64_t>(1, decay_time.count())) * 1e6) {
   double sum = 0;
   uint32_t reported = 0;

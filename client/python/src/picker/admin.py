@@ -66,8 +66,21 @@ class AdminClient:
     def get_upstream(self, name: str) -> admin_pb2.Upstream:
         return self._call("GetUpstream", admin_pb2.GetUpstreamRequest(name=name))
 
+    def _all_pages(self, name: str, request: Any, field: str) -> list:
+        """Follows next_page_token (the lists come in pages, AIP-158) and
+        returns every entry of `field`."""
+        out: list = []
+        while True:
+            response = self._call(name, request)
+            out.extend(getattr(response, field))
+            if not response.next_page_token:
+                return out
+            request.page_token = response.next_page_token
+
     def list_upstreams(self) -> List[admin_pb2.Upstream]:
-        return list(self._call("ListUpstreams", admin_pb2.ListUpstreamsRequest()).upstreams)
+        """Every upstream, by name (all pages)."""
+        return self._all_pages("ListUpstreams", admin_pb2.ListUpstreamsRequest(page_size=1000),
+                               "upstreams")
 
     def update_upstream(self, upstream: admin_pb2.Upstream) -> admin_pb2.Upstream:
         return self._call("UpdateUpstream", admin_pb2.UpdateUpstreamRequest(upstream=upstream))
@@ -93,13 +106,23 @@ class AdminClient:
 
     def replace_targets(self, upstream: str,
                         targets: Iterable[Union[str, admin_pb2.Target]]) -> List[admin_pb2.Target]:
-        """Swaps the whole target list in one atomic write; a str is an address."""
+        """Swaps the whole target list in one atomic write; a str is an
+        address. Returns the stored list (its first page, then the rest
+        through ListTargets)."""
         given = [admin_pb2.Target(address=t) if isinstance(t, str) else t for t in targets]
         request = admin_pb2.ReplaceTargetsRequest(upstream=upstream, targets=given)
-        return list(self._call("ReplaceTargets", request).targets)
+        response = self._call("ReplaceTargets", request)
+        stored = list(response.targets)
+        if response.next_page_token:
+            rest = admin_pb2.ListTargetsRequest(upstream=upstream, page_size=1000,
+                                                page_token=response.next_page_token)
+            stored.extend(self._all_pages("ListTargets", rest, "targets"))
+        return stored
 
     def list_targets(self, upstream: str) -> List[admin_pb2.Target]:
-        return list(self._call("ListTargets", admin_pb2.ListTargetsRequest(upstream=upstream)).targets)
+        """Every target of `upstream`, in host-set order (all pages)."""
+        request = admin_pb2.ListTargetsRequest(upstream=upstream, page_size=1000)
+        return self._all_pages("ListTargets", request, "targets")
 
     def set_target_health(self, upstream: str, address: str, override: Override) -> admin_pb2.TargetHealth:
         """Forces a target HEALTHY or UNHEALTHY until CLEAR (names or enum values)."""
@@ -108,7 +131,15 @@ class AdminClient:
         return self._call("SetTargetHealth", request).target
 
     def get_upstream_health(self, name: str) -> admin_pb2.UpstreamHealth:
-        return self._call("GetUpstreamHealth", admin_pb2.GetUpstreamHealthRequest(name=name))
+        """The upstream's health with every target's (all pages)."""
+        request = admin_pb2.GetUpstreamHealthRequest(name=name, page_size=1000)
+        health = self._call("GetUpstreamHealth", request)
+        while health.next_page_token:
+            request.page_token = health.next_page_token
+            page = self._call("GetUpstreamHealth", request)
+            health.targets.extend(page.targets)
+            health.next_page_token = page.next_page_token
+        return health
 
     def close(self) -> None:
         if self._owns_channel:
