@@ -20,6 +20,7 @@
 #include "server/api/call_tracker.h"
 #include "server/control/control_plane.h"
 #include "server/core/snapshot_map.h"
+#include "server/data/data_plane.h"
 #include "server/metrics/metrics.h"
 
 namespace picker::api {
@@ -35,15 +36,18 @@ using RawAdminService = v1::Admin::WithRawCallbackMethod_CreateUpstream<
                             v1::Admin::WithRawCallbackMethod_ListTargets<
                                 v1::Admin::WithRawCallbackMethod_SetTargetHealth<
                                     v1::Admin::WithRawCallbackMethod_GetUpstreamHealth<
-                                        v1::Admin::Service>>>>>>>>>>>;
+                                        v1::Admin::WithRawCallbackMethod_PreviewChange<
+                                            v1::Admin::WithRawCallbackMethod_ExplainPick<
+                                                v1::Admin::Service>>>>>>>>>>>>>;
 
 class AdminService final : public RawAdminService {
  public:
   // With a non-empty `token`, every call must carry the metadata
   // `authorization: Bearer <token>` (UNAUTHENTICATED otherwise). `calls`
   // counts the calls being served, for the drain.
-  AdminService(control::ControlPlane& control, const core::SnapshotMap& snapshots,
-               metrics::Metrics& metrics, std::string token, CallTracker& calls);
+  AdminService(control::ControlPlane& control, const data::DataPlane& data,
+               const core::SnapshotMap& snapshots, metrics::Metrics& metrics, std::string token,
+               CallTracker& calls);
 
   grpc::ServerUnaryReactor* CreateUpstream(grpc::CallbackServerContext* context,
                                            const grpc::ByteBuffer* request,
@@ -78,6 +82,12 @@ class AdminService final : public RawAdminService {
   grpc::ServerUnaryReactor* GetUpstreamHealth(grpc::CallbackServerContext* context,
                                               const grpc::ByteBuffer* request,
                                               grpc::ByteBuffer* response) override;
+  grpc::ServerUnaryReactor* PreviewChange(grpc::CallbackServerContext* context,
+                                          const grpc::ByteBuffer* request,
+                                          grpc::ByteBuffer* response) override;
+  grpc::ServerUnaryReactor* ExplainPick(grpc::CallbackServerContext* context,
+                                        const grpc::ByteBuffer* request,
+                                        grpc::ByteBuffer* response) override;
 
  private:
   template <typename Request, typename Response>
@@ -89,14 +99,14 @@ class AdminService final : public RawAdminService {
                                  const grpc::ByteBuffer& request_wire,
                                  grpc::ByteBuffer& response_wire,
                                  ReadHandler<Request, Response> handler);
-  // Hands a write to the control plane: `to_change(request)` is the core
-  // change, `answer(request, result, response)` fills the answer once the
-  // change is published. No gRPC thread waits for it.
-  template <typename Request, typename Response, typename ToChange, typename Answer>
+  // Hands a write to the control plane: ChangeFromProto(request) is the
+  // core change, `answer(request, result, response)` fills the answer once
+  // the change is published (or, with validate_only, built). No gRPC
+  // thread waits for it.
+  template <typename Request, typename Response, typename Answer>
   grpc::ServerUnaryReactor* Write(grpc::CallbackServerContext* context, const char* method,
                                   const grpc::ByteBuffer& request_wire,
-                                  grpc::ByteBuffer& response_wire, ToChange to_change,
-                                  Answer answer);
+                                  grpc::ByteBuffer& response_wire, Answer answer);
   // Parses a request; one that does not parse is refused as a handler
   // refuses a bad one (the token checked first, the call counted and, for a
   // write, audited), without an upstream name.
@@ -111,15 +121,18 @@ class AdminService final : public RawAdminService {
                                v1::ListTargetsResponse& response);
   absl::Status GetUpstreamHealthRead(const v1::GetUpstreamHealthRequest& request,
                                      v1::UpstreamHealth& response);
+  absl::Status ExplainPickRead(const v1::PickRequest& request, v1::PickExplanation& response);
 
   // A status to answer at once when the caller lacks the admin token.
   std::optional<grpc::Status> Deny(grpc::CallbackServerContext* context, const char* method,
                                    absl::string_view upstream, bool write);
-  // Counts the call and, for writes, logs the audit line.
+  // Counts the call and, for writes, logs the audit line (dry runs say so).
   grpc::Status Finish(grpc::CallbackServerContext* context, const char* method,
-                      absl::string_view upstream, const absl::Status& status, bool write);
+                      absl::string_view upstream, const absl::Status& status, bool write,
+                      bool dry_run = false);
 
   control::ControlPlane& control_;
+  const data::DataPlane& data_;
   const core::SnapshotMap& snapshots_;
   metrics::Metrics& metrics_;
   const std::string token_;

@@ -7,51 +7,13 @@
 #include "absl/container/flat_hash_set.h"
 #include "absl/strings/match.h"
 #include "absl/strings/str_cat.h"
+#include "server/api/attributes.h"
 #include "server/api/convert.h"
 #include "server/api/status.h"
 #include "server/api/wire.h"
 
 namespace picker::api {
 namespace {
-
-using Map = google::protobuf::Map<std::string, std::string>;
-
-std::optional<std::string_view> Lookup(const Map& map, std::string_view key) {
-  auto it = map.find(std::string(key));
-  if (it == map.end()) return std::nullopt;
-  return std::string_view(it->second);
-}
-
-// The hash policies' view of PickRequest.attributes, without copies.
-class AttributesView final : public core::RequestAttributesView {
- public:
-  explicit AttributesView(const v1::RequestAttributes& a) : a_(a) {}
-
-  std::optional<std::string_view> Header(std::string_view lower_case_name) const override {
-    if (auto exact = Lookup(a_.headers(), lower_case_name)) return exact;
-    // Header names are case-insensitive; clients may send them in any case.
-    for (const auto& [name, value] : a_.headers()) {
-      if (absl::EqualsIgnoreCase(
-              name, absl::string_view(lower_case_name.data(), lower_case_name.size()))) {
-        return std::string_view(value);
-      }
-    }
-    return std::nullopt;
-  }
-  std::optional<std::string_view> Cookie(std::string_view name) const override {
-    return Lookup(a_.cookies(), name);
-  }
-  std::optional<std::string_view> QueryParameter(std::string_view name) const override {
-    return Lookup(a_.query_params(), name);
-  }
-  std::optional<std::string_view> FilterState(std::string_view key) const override {
-    return Lookup(a_.filter_state(), key);
-  }
-  std::string_view SourceIp() const override { return a_.source_ip(); }
-
- private:
-  const v1::RequestAttributes& a_;
-};
 
 void SetDuration(std::chrono::milliseconds value, google::protobuf::Duration* out) {
   out->set_seconds(value.count() / 1000);
@@ -209,12 +171,7 @@ absl::Status PickerService::DoPick(const v1::PickRequest& request, v1::PickRespo
                                    uint64_t* lease_id) {
   const auto start = std::chrono::steady_clock::now();
   AttributesView attributes(request.attributes());
-  data::PickInput input;
-  input.upstream = request.upstream();
-  input.attributes = &attributes;
-  input.client_zone = request.client_zone();
-  input.exclude = absl::MakeConstSpan(request.exclude().data(), request.exclude().size());
-  if (request.has_hash()) input.hash = request.hash();
+  const data::PickInput input = PickInputOf(request, attributes);
 
   absl::StatusOr<data::PickOutput> out = data_.Pick(input);
   if (!out.ok()) {

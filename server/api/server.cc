@@ -59,7 +59,7 @@ struct Server::Impl {
        const core::SnapshotMap& snapshots, metrics::Metrics& metrics,
        const std::string& admin_token)
       : picker(data_plane, metrics, calls),
-        admin(control, snapshots, metrics, admin_token, calls) {}
+        admin(control, data_plane, snapshots, metrics, admin_token, calls) {}
   CallTracker calls;  // Before the services, which hold it.
   PickerService picker;
   AdminService admin;

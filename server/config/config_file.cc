@@ -590,7 +590,7 @@ std::vector<core::Change> PlanConfig(const std::vector<DeclaredUpstream>& upstre
     } else if (snapshot->config() != u.config) {
       changes.push_back(core::UpdateUpstream{u.config});
     }
-    changes.push_back(core::ReplaceTargets{u.config.name, u.targets});
+    changes.push_back(core::ReplaceTargets{u.config.name, u.targets, /*allow_empty=*/true});
   }
   return changes;
 }
