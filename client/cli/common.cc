@@ -53,7 +53,9 @@ const char* CodeName(grpc::StatusCode code) {
 
 void FlattenInto(const YAML::Node& node, const std::string& path,
                  std::vector<std::pair<std::string, std::string>>& out) {
-  if (node.IsMap()) {
+  if (node.IsMap() && node.size() == 0) {
+    out.emplace_back(path, "{}");  // An empty message, such as a strategy without options.
+  } else if (node.IsMap()) {
     for (const auto& entry : node) {
       const std::string key = entry.first.as<std::string>();
       FlattenInto(entry.second, path.empty() ? key : path + "." + key, out);
