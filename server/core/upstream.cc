@@ -236,7 +236,10 @@ StrategyExplanation UpstreamSnapshot::ExplainFrom(const HostSet& set, uint64_t h
   }
   if (out.chosen != kNoHost) out.chosen = set.pickable[out.chosen];
   for (auto& p : out.passed_over) p.host = set.pickable[p.host];
-  for (auto& c : out.candidates) c.host = set.pickable[c.host];
+  for (auto& c : out.candidates) {
+    c.host = set.pickable[c.host];
+    if (c.weight == 0) c.weight = targets_[c.host].config.weight;
+  }
   return out;
 }
 
