@@ -63,6 +63,8 @@ void PrintReport(const v1::PickExplanation& x) {
       std::cout << " (table slot " << x.entry() << ")";
     }
     std::cout << "\n";
+  } else if (x.candidates().empty()) {
+    std::cout << "  no target can be picked: Pick answers UNAVAILABLE\n";
   } else {
     std::cout << "  random choice among:\n";
     std::vector<std::vector<std::string>> rows = {

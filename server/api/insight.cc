@@ -172,6 +172,7 @@ v1::PickExplanation ExplanationToProto(const data::PickExplanation& x) {
     out.add_steps(absl::StrFormat("candidate %s: probability %.4f, %d active", address(cand.host),
                                   cand.probability, k->active_requests()));
   }
+  if (c.eligible.empty()) out.add_steps("no target can be picked: Pick answers UNAVAILABLE");
   for (const auto& left : x.left_out) {
     const core::SnapshotTarget& t = s.targets()[left.target];
     v1::PickExplanation::LeftOut* l = out.add_left_out();

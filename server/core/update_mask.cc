@@ -34,129 +34,126 @@ void CopyMaglev(const UpstreamConfig& f, UpstreamConfig& t) {
 
 // The fields' paths and copies. A strategy added to LoadBalancerConfig (or
 // a field added anywhere) adds its paths here.
-const std::vector<MaskField>& Fields() {
-  static const std::vector<MaskField> fields = {
-      {"name", std::nullopt, [](const UpstreamConfig&, UpstreamConfig&) {}},
-      {"load_balancer", std::nullopt,
-       [](const UpstreamConfig& f, UpstreamConfig& t) { t.load_balancer = f.load_balancer; }},
-      {"load_balancer.round_robin", K::kRoundRobin, [](const UpstreamConfig&, UpstreamConfig&) {}},
-      {"load_balancer.random", K::kRandom, [](const UpstreamConfig&, UpstreamConfig&) {}},
-      {"load_balancer.least_request", K::kLeastRequest,
-       [](const UpstreamConfig& f, UpstreamConfig& t) {
-         t.load_balancer.choice_count = f.load_balancer.choice_count;
-         t.load_balancer.active_request_bias = f.load_balancer.active_request_bias;
-       }},
-      {"load_balancer.least_request.choice_count", K::kLeastRequest,
-       [](const UpstreamConfig& f, UpstreamConfig& t) {
-         t.load_balancer.choice_count = f.load_balancer.choice_count;
-       }},
-      {"load_balancer.least_request.active_request_bias", K::kLeastRequest,
-       [](const UpstreamConfig& f, UpstreamConfig& t) {
-         t.load_balancer.active_request_bias = f.load_balancer.active_request_bias;
-       }},
-      {"load_balancer.ring_hash", K::kRingHash, CopyRingHash},
-      {"load_balancer.ring_hash.hash_function", K::kRingHash,
-       [](const UpstreamConfig& f, UpstreamConfig& t) {
-         t.load_balancer.hash_function = f.load_balancer.hash_function;
-       }},
-      {"load_balancer.ring_hash.min_ring_size", K::kRingHash,
-       [](const UpstreamConfig& f, UpstreamConfig& t) {
-         t.load_balancer.min_ring_size = f.load_balancer.min_ring_size;
-       }},
-      {"load_balancer.ring_hash.max_ring_size", K::kRingHash,
-       [](const UpstreamConfig& f, UpstreamConfig& t) {
-         t.load_balancer.max_ring_size = f.load_balancer.max_ring_size;
-       }},
-      {"load_balancer.ring_hash.hash_policies", K::kRingHash,
-       [](const UpstreamConfig& f, UpstreamConfig& t) {
-         t.load_balancer.hash_policies = f.load_balancer.hash_policies;
-       }},
-      {"load_balancer.ring_hash.hash_balance_factor", K::kRingHash,
-       [](const UpstreamConfig& f, UpstreamConfig& t) {
-         t.load_balancer.hash_balance_factor = f.load_balancer.hash_balance_factor;
-       }},
-      {"load_balancer.maglev", K::kMaglev, CopyMaglev},
-      {"load_balancer.maglev.table_size", K::kMaglev,
-       [](const UpstreamConfig& f, UpstreamConfig& t) {
-         t.load_balancer.table_size = f.load_balancer.table_size;
-       }},
-      {"load_balancer.maglev.hash_policies", K::kMaglev,
-       [](const UpstreamConfig& f, UpstreamConfig& t) {
-         t.load_balancer.hash_policies = f.load_balancer.hash_policies;
-       }},
-      {"load_balancer.maglev.hash_balance_factor", K::kMaglev,
-       [](const UpstreamConfig& f, UpstreamConfig& t) {
-         t.load_balancer.hash_balance_factor = f.load_balancer.hash_balance_factor;
-       }},
-      {"locality_awareness", std::nullopt,
-       [](const UpstreamConfig& f, UpstreamConfig& t) { t.locality_aware = f.locality_aware; }},
-      {"locality_awareness.disabled", std::nullopt,
-       [](const UpstreamConfig& f, UpstreamConfig& t) { t.locality_aware = f.locality_aware; }},
-      {"health_checks", std::nullopt,
-       [](const UpstreamConfig& f, UpstreamConfig& t) {
-         t.passive = f.passive;
-         t.active = f.active;
-       }},
-      {"health_checks.passive", std::nullopt,
-       [](const UpstreamConfig& f, UpstreamConfig& t) { t.passive = f.passive; }},
-      {"health_checks.passive.consecutive_failures", std::nullopt,
-       [](const UpstreamConfig& f, UpstreamConfig& t) {
-         t.passive.consecutive_failures = f.passive.consecutive_failures;
-       }},
-      {"health_checks.passive.base_ejection_time", std::nullopt,
-       [](const UpstreamConfig& f, UpstreamConfig& t) {
-         t.passive.base_ejection_time = f.passive.base_ejection_time;
-       }},
-      {"health_checks.passive.max_ejection_time", std::nullopt,
-       [](const UpstreamConfig& f, UpstreamConfig& t) {
-         t.passive.max_ejection_time = f.passive.max_ejection_time;
-       }},
-      {"health_checks.passive.max_ejection_percent", std::nullopt,
-       [](const UpstreamConfig& f, UpstreamConfig& t) {
-         t.passive.max_ejection_percent = f.passive.max_ejection_percent;
-       }},
-      {"health_checks.active", std::nullopt,
-       [](const UpstreamConfig& f, UpstreamConfig& t) { t.active = f.active; }},
-      {"health_checks.active.type", std::nullopt,
-       [](const UpstreamConfig& f, UpstreamConfig& t) { t.active.type = f.active.type; }},
-      {"health_checks.active.http_path", std::nullopt,
-       [](const UpstreamConfig& f, UpstreamConfig& t) { t.active.http_path = f.active.http_path; }},
-      {"health_checks.active.healthy_http_statuses", std::nullopt,
-       [](const UpstreamConfig& f, UpstreamConfig& t) {
-         t.active.healthy_http_statuses = f.active.healthy_http_statuses;
-       }},
-      {"health_checks.active.interval", std::nullopt,
-       [](const UpstreamConfig& f, UpstreamConfig& t) { t.active.interval = f.active.interval; }},
-      {"health_checks.active.timeout", std::nullopt,
-       [](const UpstreamConfig& f, UpstreamConfig& t) { t.active.timeout = f.active.timeout; }},
-      {"health_checks.active.healthy_successes", std::nullopt,
-       [](const UpstreamConfig& f, UpstreamConfig& t) {
-         t.active.healthy_successes = f.active.healthy_successes;
-       }},
-      {"health_checks.active.unhealthy_failures", std::nullopt,
-       [](const UpstreamConfig& f, UpstreamConfig& t) {
-         t.active.unhealthy_failures = f.active.unhealthy_failures;
-       }},
-      {"panic_threshold_percent", std::nullopt,
-       [](const UpstreamConfig& f, UpstreamConfig& t) {
-         t.panic_threshold_percent = f.panic_threshold_percent;
-       }},
-      {"lease_ttl", std::nullopt,
-       [](const UpstreamConfig& f, UpstreamConfig& t) { t.lease_ttl = f.lease_ttl; }},
-      {"max_active_requests_per_target", std::nullopt,
-       [](const UpstreamConfig& f, UpstreamConfig& t) {
-         t.max_active_requests_per_target = f.max_active_requests_per_target;
-       }},
-      {"max_active_requests", std::nullopt,
-       [](const UpstreamConfig& f, UpstreamConfig& t) {
-         t.max_active_requests = f.max_active_requests;
-       }},
-  };
-  return fields;
-}
+const MaskField kFields[] = {
+    {"name", std::nullopt, [](const UpstreamConfig&, UpstreamConfig&) {}},
+    {"load_balancer", std::nullopt,
+     [](const UpstreamConfig& f, UpstreamConfig& t) { t.load_balancer = f.load_balancer; }},
+    {"load_balancer.round_robin", K::kRoundRobin, [](const UpstreamConfig&, UpstreamConfig&) {}},
+    {"load_balancer.random", K::kRandom, [](const UpstreamConfig&, UpstreamConfig&) {}},
+    {"load_balancer.least_request", K::kLeastRequest,
+     [](const UpstreamConfig& f, UpstreamConfig& t) {
+       t.load_balancer.choice_count = f.load_balancer.choice_count;
+       t.load_balancer.active_request_bias = f.load_balancer.active_request_bias;
+     }},
+    {"load_balancer.least_request.choice_count", K::kLeastRequest,
+     [](const UpstreamConfig& f, UpstreamConfig& t) {
+       t.load_balancer.choice_count = f.load_balancer.choice_count;
+     }},
+    {"load_balancer.least_request.active_request_bias", K::kLeastRequest,
+     [](const UpstreamConfig& f, UpstreamConfig& t) {
+       t.load_balancer.active_request_bias = f.load_balancer.active_request_bias;
+     }},
+    {"load_balancer.ring_hash", K::kRingHash, CopyRingHash},
+    {"load_balancer.ring_hash.hash_function", K::kRingHash,
+     [](const UpstreamConfig& f, UpstreamConfig& t) {
+       t.load_balancer.hash_function = f.load_balancer.hash_function;
+     }},
+    {"load_balancer.ring_hash.min_ring_size", K::kRingHash,
+     [](const UpstreamConfig& f, UpstreamConfig& t) {
+       t.load_balancer.min_ring_size = f.load_balancer.min_ring_size;
+     }},
+    {"load_balancer.ring_hash.max_ring_size", K::kRingHash,
+     [](const UpstreamConfig& f, UpstreamConfig& t) {
+       t.load_balancer.max_ring_size = f.load_balancer.max_ring_size;
+     }},
+    {"load_balancer.ring_hash.hash_policies", K::kRingHash,
+     [](const UpstreamConfig& f, UpstreamConfig& t) {
+       t.load_balancer.hash_policies = f.load_balancer.hash_policies;
+     }},
+    {"load_balancer.ring_hash.hash_balance_factor", K::kRingHash,
+     [](const UpstreamConfig& f, UpstreamConfig& t) {
+       t.load_balancer.hash_balance_factor = f.load_balancer.hash_balance_factor;
+     }},
+    {"load_balancer.maglev", K::kMaglev, CopyMaglev},
+    {"load_balancer.maglev.table_size", K::kMaglev,
+     [](const UpstreamConfig& f, UpstreamConfig& t) {
+       t.load_balancer.table_size = f.load_balancer.table_size;
+     }},
+    {"load_balancer.maglev.hash_policies", K::kMaglev,
+     [](const UpstreamConfig& f, UpstreamConfig& t) {
+       t.load_balancer.hash_policies = f.load_balancer.hash_policies;
+     }},
+    {"load_balancer.maglev.hash_balance_factor", K::kMaglev,
+     [](const UpstreamConfig& f, UpstreamConfig& t) {
+       t.load_balancer.hash_balance_factor = f.load_balancer.hash_balance_factor;
+     }},
+    {"locality_awareness", std::nullopt,
+     [](const UpstreamConfig& f, UpstreamConfig& t) { t.locality_aware = f.locality_aware; }},
+    {"locality_awareness.disabled", std::nullopt,
+     [](const UpstreamConfig& f, UpstreamConfig& t) { t.locality_aware = f.locality_aware; }},
+    {"health_checks", std::nullopt,
+     [](const UpstreamConfig& f, UpstreamConfig& t) {
+       t.passive = f.passive;
+       t.active = f.active;
+     }},
+    {"health_checks.passive", std::nullopt,
+     [](const UpstreamConfig& f, UpstreamConfig& t) { t.passive = f.passive; }},
+    {"health_checks.passive.consecutive_failures", std::nullopt,
+     [](const UpstreamConfig& f, UpstreamConfig& t) {
+       t.passive.consecutive_failures = f.passive.consecutive_failures;
+     }},
+    {"health_checks.passive.base_ejection_time", std::nullopt,
+     [](const UpstreamConfig& f, UpstreamConfig& t) {
+       t.passive.base_ejection_time = f.passive.base_ejection_time;
+     }},
+    {"health_checks.passive.max_ejection_time", std::nullopt,
+     [](const UpstreamConfig& f, UpstreamConfig& t) {
+       t.passive.max_ejection_time = f.passive.max_ejection_time;
+     }},
+    {"health_checks.passive.max_ejection_percent", std::nullopt,
+     [](const UpstreamConfig& f, UpstreamConfig& t) {
+       t.passive.max_ejection_percent = f.passive.max_ejection_percent;
+     }},
+    {"health_checks.active", std::nullopt,
+     [](const UpstreamConfig& f, UpstreamConfig& t) { t.active = f.active; }},
+    {"health_checks.active.type", std::nullopt,
+     [](const UpstreamConfig& f, UpstreamConfig& t) { t.active.type = f.active.type; }},
+    {"health_checks.active.http_path", std::nullopt,
+     [](const UpstreamConfig& f, UpstreamConfig& t) { t.active.http_path = f.active.http_path; }},
+    {"health_checks.active.healthy_http_statuses", std::nullopt,
+     [](const UpstreamConfig& f, UpstreamConfig& t) {
+       t.active.healthy_http_statuses = f.active.healthy_http_statuses;
+     }},
+    {"health_checks.active.interval", std::nullopt,
+     [](const UpstreamConfig& f, UpstreamConfig& t) { t.active.interval = f.active.interval; }},
+    {"health_checks.active.timeout", std::nullopt,
+     [](const UpstreamConfig& f, UpstreamConfig& t) { t.active.timeout = f.active.timeout; }},
+    {"health_checks.active.healthy_successes", std::nullopt,
+     [](const UpstreamConfig& f, UpstreamConfig& t) {
+       t.active.healthy_successes = f.active.healthy_successes;
+     }},
+    {"health_checks.active.unhealthy_failures", std::nullopt,
+     [](const UpstreamConfig& f, UpstreamConfig& t) {
+       t.active.unhealthy_failures = f.active.unhealthy_failures;
+     }},
+    {"panic_threshold_percent", std::nullopt,
+     [](const UpstreamConfig& f, UpstreamConfig& t) {
+       t.panic_threshold_percent = f.panic_threshold_percent;
+     }},
+    {"lease_ttl", std::nullopt,
+     [](const UpstreamConfig& f, UpstreamConfig& t) { t.lease_ttl = f.lease_ttl; }},
+    {"max_active_requests_per_target", std::nullopt,
+     [](const UpstreamConfig& f, UpstreamConfig& t) {
+       t.max_active_requests_per_target = f.max_active_requests_per_target;
+     }},
+    {"max_active_requests", std::nullopt,
+     [](const UpstreamConfig& f, UpstreamConfig& t) {
+       t.max_active_requests = f.max_active_requests;
+     }},
+};
 
 const MaskField* Find(const std::string& path) {
-  for (const MaskField& field : Fields()) {
+  for (const MaskField& field : kFields) {
     if (path == field.path) return &field;
   }
   return nullptr;
@@ -206,7 +203,7 @@ absl::StatusOr<UpstreamConfig> MergeUpstreamConfig(const UpstreamConfig& stored,
 
 std::vector<std::string> UpdateMaskPaths() {
   std::vector<std::string> out;
-  for (const MaskField& field : Fields()) out.emplace_back(field.path);
+  for (const MaskField& field : kFields) out.emplace_back(field.path);
   return out;
 }
 
