@@ -53,6 +53,11 @@ COPY --from=build /src/build/picker-server /src/build/picker-cli /usr/local/bin/
 USER picker
 VOLUME /var/lib/picker
 EXPOSE 50051 50052 9464
+# grpc.health.v1 on the data port, through picker-cli (exit 0 when SERVING).
+# tests/client/container_command_test.py runs this command against the
+# server it starts.
+HEALTHCHECK --interval=10s --timeout=3s --start-period=5s --retries=3 \
+  CMD ["/usr/local/bin/picker-cli", "healthcheck", "--addr", "127.0.0.1:50051"]
 # SIGTERM drains (health NOT_SERVING, in-flight calls finish) and exits 0.
 STOPSIGNAL SIGTERM
 ENTRYPOINT ["/usr/local/bin/picker-server"]

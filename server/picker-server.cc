@@ -4,10 +4,13 @@
 #include <signal.h>
 
 #include <algorithm>
+#include <cerrno>
 #include <chrono>
 #include <cstdio>
 #include <cstdlib>
+#include <cstring>
 #include <fstream>
+#include <future>
 #include <sstream>
 #include <string>
 #include <thread>
@@ -20,6 +23,7 @@
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_split.h"
 #include "absl/time/time.h"
+#include "picker/version.h"
 #include "server/api/server.h"
 #include "server/config/config_file.h"
 #include "server/control/control_plane.h"
@@ -55,7 +59,11 @@ ABSL_FLAG(std::string, data_dir, "picker-data",
           "Directory of the embedded store that keeps upstreams, targets and health overrides.");
 ABSL_FLAG(std::string, config, "",
           "YAML file declaring upstreams and targets, applied at start over the data directory's "
-          "state (declared upstreams are created or replaced; others are left alone).");
+          "state (declared upstreams are created or replaced; others are left alone), and again "
+          "on SIGHUP.");
+ABSL_FLAG(std::string, check_config, "",
+          "Validate this YAML config file as --config would read it, print the result and exit "
+          "(0 when valid, 1 when not) without starting.");
 ABSL_FLAG(bool, demo, false,
           "Create an upstream named 'demo' with two targets at start if it does not exist.");
 ABSL_FLAG(bool, metrics_per_target, false,
@@ -111,14 +119,15 @@ ABSL_FLAG(std::string, etcd_cert, "", "PEM client certificate for etcd (--client
 ABSL_FLAG(std::string, etcd_key, "", "PEM key of --etcd-cert.");
 ABSL_FLAG(std::string, etcd_user, "", "etcd user, when etcd's authentication is on.");
 ABSL_FLAG(std::string, etcd_password_file, "", "File holding --etcd-user's password.");
-ABSL_FLAG(std::string, log_level, "info", "Log level: trace, debug, info, warn, error.");
+ABSL_FLAG(std::string, log_level, "info",
+          "Log level: trace, debug, info, warn, error, critical or off.");
 ABSL_FLAG(std::string, log_format, "text",
           "Log format on stderr: text, or json (one JSON object per line; audit lines' fields "
           "as JSON fields).");
 
 namespace {
 
-constexpr char kVersion[] = "0.1.0";
+constexpr char kVersion[] = PICKER_VERSION;
 
 void CreateDemoUpstream(picker::control::ControlPlane& control,
                         const picker::core::SnapshotMap& snapshots) {
@@ -139,11 +148,26 @@ void CreateDemoUpstream(picker::control::ControlPlane& control,
   spdlog::info("created upstream 'demo' with targets 127.0.0.1:8081 and 127.0.0.1:8082");
 }
 
-// Applies the declarations of --config through the control plane.
+// Applies the declarations of --config through the control plane. Each
+// upstream's changes are first tried as a dry run, all of them before any
+// is written, so that a file the store would refuse (a limit, say) changes
+// nothing.
 absl::Status ApplyConfig(const std::vector<picker::config::DeclaredUpstream>& declared,
                          picker::control::ControlPlane& control,
                          const picker::core::SnapshotMap& snapshots) {
-  for (picker::core::Change& change : picker::config::PlanConfig(declared, snapshots)) {
+  std::vector<picker::core::Change> plan = picker::config::PlanConfig(declared, snapshots);
+  for (size_t begin = 0, end = 0; begin < plan.size(); begin = end) {
+    const std::string name = picker::core::UpstreamOf(plan[begin]);
+    while (end < plan.size() && picker::core::UpstreamOf(plan[end]) == name) ++end;
+    std::promise<absl::Status> checked;
+    control.Preview(
+        {plan.begin() + begin, plan.begin() + end},
+        [&](absl::StatusOr<picker::control::WriteResult> r) { checked.set_value(r.status()); });
+    if (absl::Status s = checked.get_future().get(); !s.ok()) {
+      return absl::Status(s.code(), absl::StrCat("upstream \"", name, "\": ", s.message()));
+    }
+  }
+  for (picker::core::Change& change : plan) {
     const std::string name = picker::core::UpstreamOf(change);
     if (auto written = control.Write(std::move(change)); !written.ok()) {
       return absl::Status(written.status().code(),
@@ -153,6 +177,27 @@ absl::Status ApplyConfig(const std::vector<picker::config::DeclaredUpstream>& de
   return absl::OkStatus();
 }
 
+// SIGHUP: reads --config again and applies it as a start does. A bad file
+// is logged with the errors a start would stop with, and changes nothing.
+void ReloadConfig(picker::control::ControlPlane& control,
+                  const picker::core::SnapshotMap& snapshots) {
+  const std::string path = absl::GetFlag(FLAGS_config);
+  if (path.empty()) {
+    spdlog::warn("SIGHUP: no --config to read again; nothing changed");
+    return;
+  }
+  auto declared = picker::config::LoadConfigFile(path);
+  if (!declared.ok()) {
+    spdlog::error("SIGHUP: bad --config, nothing changed: {}", declared.status().ToString());
+    return;
+  }
+  if (absl::Status s = ApplyConfig(*declared, control, snapshots); !s.ok()) {
+    spdlog::error("SIGHUP: cannot apply --config, nothing changed: {}", s.ToString());
+    return;
+  }
+  spdlog::info("SIGHUP: applied {} upstreams from {}", declared->size(), path);
+}
+
 // `status` with its message after `context: `.
 absl::Status WithContext(const absl::Status& status, absl::string_view context) {
   return absl::Status(status.code(), absl::StrCat(context, ": ", status.message()));
@@ -160,7 +205,8 @@ absl::Status WithContext(const absl::Status& status, absl::string_view context) 
 
 absl::StatusOr<std::string> ReadFile(const std::string& path) {
   std::ifstream in(path, std::ios::binary);
-  if (!in) return absl::NotFoundError(absl::StrCat("cannot read ", path));
+  if (!in)
+    return absl::NotFoundError(absl::StrCat("cannot read ", path, ": ", std::strerror(errno)));
   std::stringstream contents;
   contents << in.rdbuf();
   return contents.str();
@@ -404,7 +450,9 @@ int Serve(picker::api::ServerOptions options, Planes& planes, const sigset_t& si
                absl::GetFlag(FLAGS_status_page) ? " status-page=on" : "");
 
   int signal = 0;
-  sigwait(&signals, &signal);
+  while (sigwait(&signals, &signal) == 0 && signal == SIGHUP) {
+    ReloadConfig(*planes.control, planes.snapshots);
+  }
   spdlog::info("received {}, draining", signal == SIGTERM ? "SIGTERM" : "SIGINT");
   const std::chrono::milliseconds grace(absl::GetFlag(FLAGS_drain_timeout_ms));
   StartDrainWatchdog(grace);
@@ -421,6 +469,14 @@ int Serve(picker::api::ServerOptions options, Planes& planes, const sigset_t& si
   return 0;
 }
 
+// --check-config: the file as --config would read it, and nothing else.
+int CheckConfig(const std::string& path) {
+  auto declared = picker::config::LoadConfigFile(path);
+  if (!declared.ok()) return Fail("bad --config: ", declared.status());
+  std::printf("%s: valid, %zu upstreams\n", path.c_str(), declared->size());
+  return 0;
+}
+
 int Run() {
   const picker::status::ProcessInfo process{.version = kVersion};
   // Signals are taken synchronously by the main thread: block them before
@@ -429,6 +485,7 @@ int Run() {
   sigemptyset(&signals);
   sigaddset(&signals, SIGTERM);
   sigaddset(&signals, SIGINT);
+  sigaddset(&signals, SIGHUP);
   pthread_sigmask(SIG_BLOCK, &signals, nullptr);
 
   auto declared = ReadDeclarations();
@@ -456,11 +513,19 @@ int main(int argc, char** argv) {
       "picker-server: a stateful gRPC load-balancing service.\n"
       "Clients call picker.v1.Picker/Pick to learn which target should take their next request\n"
       "and Release when it ends; operators manage upstreams with picker.v1.Admin.\n");
-  spdlog::set_level(spdlog::level::from_str(absl::GetFlag(FLAGS_log_level)));
+  absl::StatusOr<int> level = picker::program::ParseLogLevel(absl::GetFlag(FLAGS_log_level));
+  if (!level.ok()) {
+    spdlog::critical("{}", std::string(level.status().message()));
+    return 1;
+  }
+  spdlog::set_level(static_cast<spdlog::level::level_enum>(*level));
   if (absl::Status s = picker::program::ConfigureLogging(absl::GetFlag(FLAGS_log_format));
       !s.ok()) {
     spdlog::critical("{}", std::string(s.message()));
     return 1;
+  }
+  if (const std::string path = absl::GetFlag(FLAGS_check_config); !path.empty()) {
+    return CheckConfig(path);
   }
   return Run();
 }

@@ -7,8 +7,10 @@
 #include "absl/strings/escaping.h"
 #include "absl/strings/match.h"
 #include "absl/strings/str_cat.h"
+#include "server/api/attributes.h"
 #include "server/api/convert.h"
 #include "server/api/paging.h"
+#include "server/api/insight.h"
 #include "server/api/status.h"
 #include "server/api/wire.h"
 #include "server/core/address.h"
@@ -97,18 +99,6 @@ size_t TargetStart(const core::UpstreamSnapshot& snapshot, const PageCursor& cur
   return std::min<size_t>(cursor.index, snapshot.targets().size());
 }
 
-absl::StatusOr<core::Change> ReplaceChange(const v1::ReplaceTargetsRequest& request) {
-  core::ReplaceTargets change{request.upstream(), {}};
-  change.targets.reserve(request.targets_size());
-  for (int i = 0; i < request.targets_size(); ++i) {
-    absl::StatusOr<core::TargetConfig> target =
-        FromProto(request.targets(i), absl::StrCat("targets[", i, "]"));
-    if (!target.ok()) return target.status();
-    change.targets.push_back(*std::move(target));
-  }
-  return change;
-}
-
 }  // namespace
 
 std::optional<grpc::Status> AdminService::Deny(grpc::CallbackServerContext* context,
@@ -131,7 +121,7 @@ std::optional<grpc::Status> AdminService::Deny(grpc::CallbackServerContext* cont
 
 grpc::Status AdminService::Finish(grpc::CallbackServerContext* context, const char* method,
                                   absl::string_view upstream, const absl::Status& status,
-                                  bool write) {
+                                  bool write, bool dry_run) {
   const char* code = CodeName(status.code());
   metrics_.CountAdminOperation(method, code);
   if (write) {
@@ -139,9 +129,10 @@ grpc::Status AdminService::Finish(grpc::CallbackServerContext* context, const ch
     // control bytes as C escapes), so that they cannot end the quoted value
     // or start a forged audit line, and the name cut to a valid name's length
     // at most, so that a huge one does not make a huge line.
-    spdlog::info("audit method={} upstream=\"{}{}\" result={} peer={}{}{}", method,
+    spdlog::info("audit method={} upstream=\"{}{}\" result={} peer={}{}{}{}", method,
                  absl::CHexEscape(upstream.substr(0, 128)), upstream.size() > 128 ? "..." : "",
-                 code, net::PeerAddress(context->peer()), status.ok() ? "" : " error=\"",
+                 code, net::PeerAddress(context->peer()), dry_run ? " validate_only=true" : "",
+                 status.ok() ? "" : " error=\"",
                  status.ok() ? std::string() : absl::CHexEscape(status.message()) + "\"");
   }
   return ToGrpc(status);
@@ -213,11 +204,12 @@ absl::Status AdminService::GetUpstreamHealthRead(const v1::GetUpstreamHealthRequ
   response.set_healthy_targets(s.healthy_count());
   response.set_total_targets(static_cast<uint32_t>(s.targets().size()));
   const std::vector<core::SnapshotTarget>& targets = s.targets();
+  const core::WallTime now = std::chrono::system_clock::now();
   const size_t end = FillPage(
       *page, TargetStart(s, page->cursor()), targets.size(),
       [&](size_t i) {
         v1::TargetHealth* target = response.add_targets();
-        *target = ToProto(targets[i]);
+        *target = ToProto(targets[i], s.SlowStartFactorOf(static_cast<uint32_t>(i), now));
         return target->ByteSizeLong();
       },
       [&] { response.mutable_targets()->RemoveLast(); });
@@ -227,10 +219,20 @@ absl::Status AdminService::GetUpstreamHealthRead(const v1::GetUpstreamHealthRequ
   return absl::OkStatus();
 }
 
-AdminService::AdminService(control::ControlPlane& control, const core::SnapshotMap& snapshots,
-                           metrics::Metrics& metrics, std::string token, CallTracker& calls,
-                           core::ProcessStats* stats)
+absl::Status AdminService::ExplainPickRead(const v1::PickRequest& request,
+                                           v1::PickExplanation& response) {
+  if (absl::Status s = CheckAttributes(request.attributes()); !s.ok()) return s;
+  AttributesView attributes(request.attributes());
+  absl::StatusOr<data::PickExplanation> explained = data_.Explain(PickInputOf(request, attributes));
+  if (explained.ok()) response = ExplanationToProto(*explained);
+  return explained.status();
+}
+
+AdminService::AdminService(control::ControlPlane& control, const data::DataPlane& data,
+                           const core::SnapshotMap& snapshots, metrics::Metrics& metrics,
+                           std::string token, CallTracker& calls, core::ProcessStats* stats)
     : control_(control),
+      data_(data),
       snapshots_(snapshots),
       metrics_(metrics),
       token_(std::move(token)),
@@ -289,12 +291,11 @@ grpc::ServerUnaryReactor* AdminService::Read(grpc::CallbackServerContext* contex
   return reactor;
 }
 
-template <typename Request, typename Response, typename ToChange, typename Answer>
+template <typename Request, typename Response, typename Answer>
 grpc::ServerUnaryReactor* AdminService::Write(grpc::CallbackServerContext* context,
                                               const char* method,
                                               const grpc::ByteBuffer& request_wire,
-                                              grpc::ByteBuffer& response_wire, ToChange to_change,
-                                              Answer answer) {
+                                              grpc::ByteBuffer& response_wire, Answer answer) {
   calls_.Begin();  // Ended once the control plane has answered it.
   grpc::ServerUnaryReactor* reactor = context->DefaultReactor();
   // The request lives until the control plane has answered.
@@ -303,10 +304,12 @@ grpc::ServerUnaryReactor* AdminService::Write(grpc::CallbackServerContext* conte
   if (!refused) refused = Deny(context, method, UpstreamOf(*request), true);
   if (!refused) refused = Shed(context, method, UpstreamOf(*request));
   absl::StatusOr<core::Change> change = absl::UnknownError("");
+  const bool dry_run = request->validate_only();
   if (!refused) {
-    change = to_change(*request);
-    if (!change.ok())
-      refused = Finish(context, method, UpstreamOf(*request), change.status(), true);
+    change = ChangeFromProto(*request);
+    if (!change.ok()) {
+      refused = Finish(context, method, UpstreamOf(*request), change.status(), true, dry_run);
+    }
   }
   if (refused) {
     reactor->Finish(*refused);
@@ -314,16 +317,19 @@ grpc::ServerUnaryReactor* AdminService::Write(grpc::CallbackServerContext* conte
     return reactor;
   }
   control_.Submit(
-      *std::move(change), [this, context, reactor, method, request, answer,
-                           out = &response_wire](absl::StatusOr<control::WriteResult> result) {
+      *std::move(change),
+      [this, context, reactor, method, request, answer, dry_run,
+       out = &response_wire](absl::StatusOr<control::WriteResult> result) {
         if (result.ok()) {
           Response response;
           answer(*request, *result, response);
           SerializeToWire(response, *out);
         }
-        reactor->Finish(Finish(context, method, UpstreamOf(*request), result.status(), true));
+        reactor->Finish(
+            Finish(context, method, UpstreamOf(*request), result.status(), true, dry_run));
         calls_.End();
-      });
+      },
+      control::SubmitOptions{.validate_only = dry_run});
   return reactor;
 }
 
@@ -335,11 +341,6 @@ grpc::ServerUnaryReactor* AdminService::CreateUpstream(grpc::CallbackServerConte
                                                        grpc::ByteBuffer* response) {
   return Write<v1::CreateUpstreamRequest, v1::Upstream>(
       context, "CreateUpstream", *request, *response,
-      [](const v1::CreateUpstreamRequest& r) -> absl::StatusOr<core::Change> {
-        absl::StatusOr<core::UpstreamConfig> config = FromProto(r.upstream());
-        if (!config.ok()) return config.status();
-        return core::CreateUpstream{*std::move(config)};
-      },
       [](const v1::CreateUpstreamRequest&, const control::WriteResult& w, v1::Upstream& out) {
         out = ToProto(w.record->config);
       });
@@ -362,11 +363,6 @@ grpc::ServerUnaryReactor* AdminService::UpdateUpstream(grpc::CallbackServerConte
                                                        grpc::ByteBuffer* response) {
   return Write<v1::UpdateUpstreamRequest, v1::Upstream>(
       context, "UpdateUpstream", *request, *response,
-      [](const v1::UpdateUpstreamRequest& r) -> absl::StatusOr<core::Change> {
-        absl::StatusOr<core::UpstreamConfig> config = FromProto(r.upstream());
-        if (!config.ok()) return config.status();
-        return core::UpdateUpstream{*std::move(config)};
-      },
       [](const v1::UpdateUpstreamRequest&, const control::WriteResult& w, v1::Upstream& out) {
         out = ToProto(w.record->config);
       });
@@ -377,9 +373,6 @@ grpc::ServerUnaryReactor* AdminService::DeleteUpstream(grpc::CallbackServerConte
                                                        grpc::ByteBuffer* response) {
   return Write<v1::DeleteUpstreamRequest, v1::DeleteUpstreamResponse>(
       context, "DeleteUpstream", *request, *response,
-      [](const v1::DeleteUpstreamRequest& r) -> absl::StatusOr<core::Change> {
-        return core::DeleteUpstream{r.name()};
-      },
       [](const auto&, const control::WriteResult&, auto&) {});
 }
 
@@ -388,9 +381,6 @@ grpc::ServerUnaryReactor* AdminService::PutTarget(grpc::CallbackServerContext* c
                                                   grpc::ByteBuffer* response) {
   return Write<v1::PutTargetRequest, v1::Target>(
       context, "PutTarget", *request, *response,
-      [](const v1::PutTargetRequest& r) -> absl::StatusOr<core::Change> {
-        return core::PutTarget{r.upstream(), PatchFromProto(r.target())};
-      },
       [](const v1::PutTargetRequest& r, const control::WriteResult& w, v1::Target& out) {
         if (const core::StoredTarget* t = StoredTargetAt(w, r.target().address())) {
           out = ToProto(t->config);
@@ -403,9 +393,6 @@ grpc::ServerUnaryReactor* AdminService::DeleteTarget(grpc::CallbackServerContext
                                                      grpc::ByteBuffer* response) {
   return Write<v1::DeleteTargetRequest, v1::DeleteTargetResponse>(
       context, "DeleteTarget", *request, *response,
-      [](const v1::DeleteTargetRequest& r) -> absl::StatusOr<core::Change> {
-        return core::DeleteTarget{r.upstream(), r.address()};
-      },
       [](const auto&, const control::WriteResult&, auto&) {});
 }
 
@@ -413,7 +400,7 @@ grpc::ServerUnaryReactor* AdminService::ReplaceTargets(grpc::CallbackServerConte
                                                        const grpc::ByteBuffer* request,
                                                        grpc::ByteBuffer* response) {
   return Write<v1::ReplaceTargetsRequest, v1::ReplaceTargetsResponse>(
-      context, "ReplaceTargets", *request, *response, ReplaceChange,
+      context, "ReplaceTargets", *request, *response,
       [](const v1::ReplaceTargetsRequest&, const control::WriteResult& w,
          v1::ReplaceTargetsResponse& out) {
         // The first page of the stored set, so that the answer fits a
@@ -445,11 +432,6 @@ grpc::ServerUnaryReactor* AdminService::SetTargetHealth(grpc::CallbackServerCont
                                                         grpc::ByteBuffer* response) {
   return Write<v1::SetTargetHealthRequest, v1::SetTargetHealthResponse>(
       context, "SetTargetHealth", *request, *response,
-      [](const v1::SetTargetHealthRequest& r) -> absl::StatusOr<core::Change> {
-        absl::StatusOr<core::HealthOverride> health_override = FromProto(r.override());
-        if (!health_override.ok()) return health_override.status();
-        return core::SetTargetHealth{r.upstream(), r.address(), *health_override};
-      },
       [](const v1::SetTargetHealthRequest& r, const control::WriteResult& w,
          v1::SetTargetHealthResponse& out) {
         absl::StatusOr<std::string> address = core::CanonicalAddress(r.address(), "address");
@@ -467,6 +449,45 @@ grpc::ServerUnaryReactor* AdminService::GetUpstreamHealth(grpc::CallbackServerCo
                                                           grpc::ByteBuffer* response) {
   return Read(context, "GetUpstreamHealth", *request, *response,
               &AdminService::GetUpstreamHealthRead);
+}
+
+grpc::ServerUnaryReactor* AdminService::ExplainPick(grpc::CallbackServerContext* context,
+                                                    const grpc::ByteBuffer* request,
+                                                    grpc::ByteBuffer* response) {
+  return Read(context, "ExplainPick", *request, *response, &AdminService::ExplainPickRead);
+}
+
+// A dry run of the proposed changes, in order; its answer is built from the
+// snapshot published now and the one the changes would publish.
+grpc::ServerUnaryReactor* AdminService::PreviewChange(grpc::CallbackServerContext* context,
+                                                      const grpc::ByteBuffer* request_wire,
+                                                      grpc::ByteBuffer* response_wire) {
+  calls_.Begin();
+  grpc::ServerUnaryReactor* reactor = context->DefaultReactor();
+  const char* method = "PreviewChange";
+  auto request = std::make_shared<v1::PreviewChangeRequest>();
+  std::optional<grpc::Status> refused = Parse(context, method, false, *request_wire, *request);
+  if (!refused) refused = Deny(context, method, "", false);
+  std::vector<core::Change> changes;
+  for (int i = 0; !refused && i < request->changes_size(); ++i) {
+    absl::StatusOr<core::Change> change =
+        ChangeFromProto(request->changes(i), absl::StrCat("changes[", i, "]"));
+    if (!change.ok()) refused = Finish(context, method, "", change.status(), false);
+    if (change.ok()) changes.push_back(*std::move(change));
+  }
+  if (refused) {
+    reactor->Finish(*refused);
+    calls_.End();
+    return reactor;
+  }
+  control_.Preview(std::move(changes),
+                   [this, context, reactor, method, request,
+                    out = response_wire](absl::StatusOr<control::WriteResult> r) {
+                     if (r.ok()) SerializeToWire(PreviewToProto(*r), *out);
+                     reactor->Finish(Finish(context, method, "", r.status(), false));
+                     calls_.End();
+                   });
+  return reactor;
 }
 
 }  // namespace picker::api

@@ -21,6 +21,7 @@
 #include "server/control/control_plane.h"
 #include "server/core/snapshot_map.h"
 #include "server/core/stats.h"
+#include "server/data/data_plane.h"
 #include "server/metrics/metrics.h"
 
 namespace picker::api {
@@ -36,7 +37,9 @@ using RawAdminService = v1::Admin::WithRawCallbackMethod_CreateUpstream<
                             v1::Admin::WithRawCallbackMethod_ListTargets<
                                 v1::Admin::WithRawCallbackMethod_SetTargetHealth<
                                     v1::Admin::WithRawCallbackMethod_GetUpstreamHealth<
-                                        v1::Admin::Service>>>>>>>>>>>;
+                                        v1::Admin::WithRawCallbackMethod_PreviewChange<
+                                            v1::Admin::WithRawCallbackMethod_ExplainPick<
+                                                v1::Admin::Service>>>>>>>>>>>>>;
 
 class AdminService final : public RawAdminService {
  public:
@@ -45,9 +48,9 @@ class AdminService final : public RawAdminService {
   // counts the calls being served, for the drain.
   // `stats`, when not null, carries the overload manager's flag: while it
   // is set, writes other than deletes answer RESOURCE_EXHAUSTED.
-  AdminService(control::ControlPlane& control, const core::SnapshotMap& snapshots,
-               metrics::Metrics& metrics, std::string token, CallTracker& calls,
-               core::ProcessStats* stats = nullptr);
+  AdminService(control::ControlPlane& control, const data::DataPlane& data,
+               const core::SnapshotMap& snapshots, metrics::Metrics& metrics, std::string token,
+               CallTracker& calls, core::ProcessStats* stats = nullptr);
 
   grpc::ServerUnaryReactor* CreateUpstream(grpc::CallbackServerContext* context,
                                            const grpc::ByteBuffer* request,
@@ -82,6 +85,12 @@ class AdminService final : public RawAdminService {
   grpc::ServerUnaryReactor* GetUpstreamHealth(grpc::CallbackServerContext* context,
                                               const grpc::ByteBuffer* request,
                                               grpc::ByteBuffer* response) override;
+  grpc::ServerUnaryReactor* PreviewChange(grpc::CallbackServerContext* context,
+                                          const grpc::ByteBuffer* request,
+                                          grpc::ByteBuffer* response) override;
+  grpc::ServerUnaryReactor* ExplainPick(grpc::CallbackServerContext* context,
+                                        const grpc::ByteBuffer* request,
+                                        grpc::ByteBuffer* response) override;
 
  private:
   template <typename Request, typename Response>
@@ -93,14 +102,14 @@ class AdminService final : public RawAdminService {
                                  const grpc::ByteBuffer& request_wire,
                                  grpc::ByteBuffer& response_wire,
                                  ReadHandler<Request, Response> handler);
-  // Hands a write to the control plane: `to_change(request)` is the core
-  // change, `answer(request, result, response)` fills the answer once the
-  // change is published. No gRPC thread waits for it.
-  template <typename Request, typename Response, typename ToChange, typename Answer>
+  // Hands a write to the control plane: ChangeFromProto(request) is the
+  // core change, `answer(request, result, response)` fills the answer once
+  // the change is published (or, with validate_only, built). No gRPC
+  // thread waits for it.
+  template <typename Request, typename Response, typename Answer>
   grpc::ServerUnaryReactor* Write(grpc::CallbackServerContext* context, const char* method,
                                   const grpc::ByteBuffer& request_wire,
-                                  grpc::ByteBuffer& response_wire, ToChange to_change,
-                                  Answer answer);
+                                  grpc::ByteBuffer& response_wire, Answer answer);
   // Parses a request; one that does not parse is refused as a handler
   // refuses a bad one (the token checked first, the call counted and, for a
   // write, audited), without an upstream name.
@@ -115,6 +124,7 @@ class AdminService final : public RawAdminService {
                                v1::ListTargetsResponse& response);
   absl::Status GetUpstreamHealthRead(const v1::GetUpstreamHealthRequest& request,
                                      v1::UpstreamHealth& response);
+  absl::Status ExplainPickRead(const v1::PickRequest& request, v1::PickExplanation& response);
 
   // A status to answer at once when the caller lacks the admin token.
   std::optional<grpc::Status> Deny(grpc::CallbackServerContext* context, const char* method,
@@ -123,11 +133,13 @@ class AdminService final : public RawAdminService {
   // (every write but deletes, which free memory).
   std::optional<grpc::Status> Shed(grpc::CallbackServerContext* context, const char* method,
                                    absl::string_view upstream);
-  // Counts the call and, for writes, logs the audit line.
+  // Counts the call and, for writes, logs the audit line (dry runs say so).
   grpc::Status Finish(grpc::CallbackServerContext* context, const char* method,
-                      absl::string_view upstream, const absl::Status& status, bool write);
+                      absl::string_view upstream, const absl::Status& status, bool write,
+                      bool dry_run = false);
 
   control::ControlPlane& control_;
+  const data::DataPlane& data_;
   const core::SnapshotMap& snapshots_;
   metrics::Metrics& metrics_;
   const std::string token_;

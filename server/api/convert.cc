@@ -453,6 +453,83 @@ v1::SetTargetHealthRequest::Override ToProto(core::HealthOverride value) {
   return v1::SetTargetHealthRequest::CLEAR;
 }
 
+absl::StatusOr<core::Change> ChangeFromProto(const v1::CreateUpstreamRequest& r) {
+  absl::StatusOr<core::UpstreamConfig> config = FromProto(r.upstream());
+  if (!config.ok()) return config.status();
+  return core::CreateUpstream{*std::move(config)};
+}
+
+absl::StatusOr<core::Change> ChangeFromProto(const v1::UpdateUpstreamRequest& r) {
+  absl::StatusOr<core::UpstreamConfig> config = FromProto(r.upstream());
+  if (!config.ok()) return config.status();
+  core::UpdateUpstream update{*std::move(config)};
+  // The mask's paths are the Upstream message's, as core names them (JSON
+  // callers write them lowerCamel; the JSON parser gives them snake_case).
+  if (r.has_update_mask()) {
+    update.update_mask.emplace(r.update_mask().paths().begin(), r.update_mask().paths().end());
+  }
+  return update;
+}
+
+absl::StatusOr<core::Change> ChangeFromProto(const v1::DeleteUpstreamRequest& r) {
+  return core::DeleteUpstream{r.name()};
+}
+
+absl::StatusOr<core::Change> ChangeFromProto(const v1::PutTargetRequest& r) {
+  return core::PutTarget{r.upstream(), PatchFromProto(r.target())};
+}
+
+absl::StatusOr<core::Change> ChangeFromProto(const v1::DeleteTargetRequest& r) {
+  return core::DeleteTarget{r.upstream(), r.address()};
+}
+
+absl::StatusOr<core::Change> ChangeFromProto(const v1::ReplaceTargetsRequest& r) {
+  core::ReplaceTargets change{r.upstream(), {}, r.allow_empty()};
+  change.targets.reserve(r.targets_size());
+  for (int i = 0; i < r.targets_size(); ++i) {
+    absl::StatusOr<core::TargetConfig> target =
+        FromProto(r.targets(i), absl::StrCat("targets[", i, "]"));
+    if (!target.ok()) return target.status();
+    change.targets.push_back(*std::move(target));
+  }
+  return change;
+}
+
+absl::StatusOr<core::Change> ChangeFromProto(const v1::SetTargetHealthRequest& r) {
+  absl::StatusOr<core::HealthOverride> health_override = FromProto(r.override());
+  if (!health_override.ok()) return health_override.status();
+  return core::SetTargetHealth{r.upstream(), r.address(), *health_override};
+}
+
+absl::StatusOr<core::Change> ChangeFromProto(const v1::ProposedChange& c, absl::string_view field) {
+  absl::StatusOr<core::Change> change = absl::InvalidArgumentError("");
+  std::string name;
+  switch (c.change_case()) {
+    case v1::ProposedChange::kUpdateUpstream:
+      change = ChangeFromProto(c.update_upstream()), name = "update_upstream";
+      break;
+    case v1::ProposedChange::kPutTarget:
+      change = ChangeFromProto(c.put_target()), name = "put_target";
+      break;
+    case v1::ProposedChange::kDeleteTarget:
+      change = ChangeFromProto(c.delete_target()), name = "delete_target";
+      break;
+    case v1::ProposedChange::kReplaceTargets:
+      change = ChangeFromProto(c.replace_targets()), name = "replace_targets";
+      break;
+    case v1::ProposedChange::kSetTargetHealth:
+      change = ChangeFromProto(c.set_target_health()), name = "set_target_health";
+      break;
+    case v1::ProposedChange::CHANGE_NOT_SET:
+      return Invalid(field,
+                     "one of update_upstream, put_target, delete_target, replace_targets or "
+                     "set_target_health is required");
+  }
+  if (change.ok()) return change;
+  return absl::Status(change.status().code(),
+                      absl::StrCat(field, ".", name, ".", change.status().message()));
+}
+
 v1::TargetHealth ToProto(const core::SnapshotTarget& t, std::optional<double> slow_start_factor) {
   v1::TargetHealth h;
   if (slow_start_factor) h.set_slow_start_factor(*slow_start_factor);

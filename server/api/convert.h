@@ -41,6 +41,18 @@ void ToProto(const core::TargetConfig& target, v1::Target* out);
 absl::StatusOr<core::HealthOverride> FromProto(v1::SetTargetHealthRequest::Override value);
 v1::SetTargetHealthRequest::Override ToProto(core::HealthOverride value);
 
+// Each admin write request as the core change it asks for.
+absl::StatusOr<core::Change> ChangeFromProto(const v1::CreateUpstreamRequest& request);
+absl::StatusOr<core::Change> ChangeFromProto(const v1::UpdateUpstreamRequest& request);
+absl::StatusOr<core::Change> ChangeFromProto(const v1::DeleteUpstreamRequest& request);
+absl::StatusOr<core::Change> ChangeFromProto(const v1::PutTargetRequest& request);
+absl::StatusOr<core::Change> ChangeFromProto(const v1::DeleteTargetRequest& request);
+absl::StatusOr<core::Change> ChangeFromProto(const v1::ReplaceTargetsRequest& request);
+absl::StatusOr<core::Change> ChangeFromProto(const v1::SetTargetHealthRequest& request);
+// One change of a PreviewChange; errors name it as `field` (changes[i]).
+absl::StatusOr<core::Change> ChangeFromProto(const v1::ProposedChange& change,
+                                             absl::string_view field);
+
 // `slow_start_factor`: the target's, while it is in slow start.
 v1::TargetHealth ToProto(const core::SnapshotTarget& target,
                          std::optional<double> slow_start_factor = std::nullopt);

@@ -10,6 +10,7 @@
 #include "absl/container/flat_hash_set.h"
 #include "absl/strings/match.h"
 #include "absl/strings/str_cat.h"
+#include "server/api/attributes.h"
 #include "server/api/convert.h"
 #include "server/api/status.h"
 #include "server/api/wire.h"
@@ -17,64 +18,6 @@
 
 namespace picker::api {
 namespace {
-
-using Map = google::protobuf::Map<std::string, std::string>;
-
-std::optional<std::string_view> Lookup(const Map& map, std::string_view key) {
-  auto it = map.find(std::string(key));
-  if (it == map.end()) return std::nullopt;
-  return std::string_view(it->second);
-}
-
-// The hash policies' view of PickRequest.attributes, without copies.
-class AttributesView final : public core::RequestAttributesView {
- public:
-  explicit AttributesView(const v1::RequestAttributes& a) : a_(a) {}
-
-  std::optional<std::string_view> Header(std::string_view lower_case_name) const override {
-    if (auto exact = Lookup(a_.headers(), lower_case_name)) return exact;
-    // Header names are case-insensitive; clients may send them in any case.
-    for (const auto& [name, value] : a_.headers()) {
-      if (absl::EqualsIgnoreCase(
-              name, absl::string_view(lower_case_name.data(), lower_case_name.size()))) {
-        return std::string_view(value);
-      }
-    }
-    return std::nullopt;
-  }
-  std::optional<std::string_view> Cookie(std::string_view name) const override {
-    return Lookup(a_.cookies(), name);
-  }
-  std::optional<std::string_view> QueryParameter(std::string_view name) const override {
-    return Lookup(a_.query_params(), name);
-  }
-  std::optional<std::string_view> FilterState(std::string_view key) const override {
-    return Lookup(a_.filter_state(), key);
-  }
-  std::string_view SourceIp() const override { return a_.source_ip(); }
-
- private:
-  const v1::RequestAttributes& a_;
-};
-
-// Most entries in each map of PickRequest.attributes, as Envoy's default
-// max_headers_count (100). With the data port's request limit
-// (--max-data-message-bytes) it bounds what one pick makes picker parse and
-// what a hash policy's case-insensitive header lookup scans.
-constexpr int kMaxAttributeEntries = 100;
-
-absl::Status CheckAttributes(const v1::RequestAttributes& a) {
-  for (const auto& [field, map] : {std::pair{"attributes.headers", &a.headers()},
-                                   std::pair{"attributes.cookies", &a.cookies()},
-                                   std::pair{"attributes.query_params", &a.query_params()},
-                                   std::pair{"attributes.filter_state", &a.filter_state()}}) {
-    if (map->size() > kMaxAttributeEntries) {
-      return absl::InvalidArgumentError(
-          absl::StrCat(field, ": at most ", kMaxAttributeEntries, " entries, got ", map->size()));
-    }
-  }
-  return absl::OkStatus();
-}
 
 void SetDuration(std::chrono::milliseconds value, google::protobuf::Duration* out) {
   out->set_seconds(value.count() / 1000);
@@ -416,12 +359,7 @@ absl::Status PickerService::DoPick(const v1::PickRequest& request, v1::PickRespo
   const auto start = std::chrono::steady_clock::now();
   if (absl::Status s = CheckAttributes(request.attributes()); !s.ok()) return s;
   AttributesView attributes(request.attributes());
-  data::PickInput input;
-  input.upstream = request.upstream();
-  input.attributes = &attributes;
-  input.client_zone = request.client_zone();
-  input.exclude = absl::MakeConstSpan(request.exclude().data(), request.exclude().size());
-  if (request.has_hash()) input.hash = request.hash();
+  const data::PickInput input = PickInputOf(request, attributes);
 
   absl::StatusOr<data::PickOutput> out = data_.Pick(input);
   if (!out.ok()) {

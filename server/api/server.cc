@@ -106,7 +106,7 @@ struct Server::Impl {
       : forwarder(PeerCredentials(options), replicas),
         picker(data_plane, metrics, calls, replicas, forwarder,
                {.max_pending_stream_answers = options.max_pending_stream_answers}),
-        admin(control, snapshots, metrics, options.admin_token, calls, options.stats) {}
+        admin(control, data_plane, snapshots, metrics, options.admin_token, calls, options.stats) {}
   CallTracker calls;  // Before the services, which hold it.
   Forwarder forwarder;
   PickerService picker;

@@ -579,15 +579,153 @@ absl::StatusOr<std::vector<DeclaredUpstream>> Upstreams(const Reader& r, const Y
 
 #undef PICKER_RETURN_IF_ERROR
 
-// True when the published upstream already is what `declared` says.
-bool Matches(const DeclaredUpstream& declared, const core::UpstreamSnapshot& current) {
-  if (current.config() != declared.config) return false;
-  if (current.targets().size() != declared.targets.size()) return false;
-  for (const core::TargetConfig& target : declared.targets) {
-    const std::optional<uint32_t> index = current.Find(target.address);
-    if (!index || current.targets()[*index].config != target) return false;
+// True when both hold the same targets with the same fields; their order
+// does not matter (a write keeps the stored order).
+bool SameTargets(const std::vector<core::TargetConfig>& a,
+                 const std::vector<core::TargetConfig>& b) {
+  if (a.size() != b.size()) return false;
+  std::map<std::string, const core::TargetConfig*> by_address;
+  for (const core::TargetConfig& t : a) by_address[t.address] = &t;
+  for (const core::TargetConfig& t : b) {
+    auto it = by_address.find(t.address);
+    if (it == by_address.end() || *it->second != t) return false;
   }
   return true;
+}
+
+DeclaredUpstream Declared(const core::UpstreamSnapshot& snapshot) {
+  DeclaredUpstream d{snapshot.config(), {}};
+  for (const core::SnapshotTarget& t : snapshot.targets()) d.targets.push_back(t.config);
+  return d;
+}
+
+const char* StrategyType(core::StrategyKind kind) {
+  switch (kind) {
+    case core::StrategyKind::kRoundRobin:
+      return "RoundRobin";
+    case core::StrategyKind::kLeastRequest:
+      return "LeastRequest";
+    case core::StrategyKind::kRingHash:
+      return "RingHash";
+    case core::StrategyKind::kRandom:
+      return "Random";
+    case core::StrategyKind::kMaglev:
+      return "Maglev";
+  }
+  return "RoundRobin";
+}
+
+std::string Go(core::Millis d) { return absl::FormatDuration(absl::Milliseconds(d.count())); }
+
+void WriteHashPolicies(YAML::Emitter& out, const core::LoadBalancerConfig& lb) {
+  if (lb.hash_balance_factor)
+    out << YAML::Key << "hashBalanceFactor" << YAML::Value << *lb.hash_balance_factor;
+  if (lb.hash_policies.empty()) return;
+  out << YAML::Key << "hashPolicies" << YAML::Value << YAML::BeginSeq;
+  using Kind = core::HashPolicy::Kind;
+  for (const core::HashPolicy& p : lb.hash_policies) {
+    out << YAML::BeginMap;
+    static constexpr const char* kTypes[] = {"Header", "Cookie", "Connection", "QueryParameter",
+                                             "FilterState"};
+    static constexpr const char* kBlocks[] = {"header", "cookie", "connection", "queryParameter",
+                                              "filterState"};
+    const int k = static_cast<int>(p.kind);
+    out << YAML::Key << "type" << YAML::Value << kTypes[k];
+    out << YAML::Key << kBlocks[k] << YAML::Value << YAML::Flow << YAML::BeginMap;
+    if (p.kind == Kind::kSourceIp) {
+      out << YAML::Key << "sourceIP" << YAML::Value << true;
+    } else {
+      out << YAML::Key << (p.kind == Kind::kFilterState ? "key" : "name") << YAML::Value << p.name;
+    }
+    if (p.kind == Kind::kCookie && p.cookie_ttl.count() > 0) {
+      out << YAML::Key << "ttl" << YAML::Value << Go(p.cookie_ttl);
+    }
+    if (p.kind == Kind::kCookie && !p.cookie_path.empty()) {
+      out << YAML::Key << "path" << YAML::Value << p.cookie_path;
+    }
+    out << YAML::EndMap;
+    if (p.terminal) out << YAML::Key << "terminal" << YAML::Value << true;
+    out << YAML::EndMap;
+  }
+  out << YAML::EndSeq;
+}
+
+void WriteLoadBalancer(YAML::Emitter& out, const core::LoadBalancerConfig& lb) {
+  out << YAML::Key << "loadBalancer" << YAML::Value << YAML::BeginMap;
+  out << YAML::Key << "type" << YAML::Value << StrategyType(lb.kind);
+  switch (lb.kind) {
+    case core::StrategyKind::kLeastRequest:
+      out << YAML::Key << "leastRequest" << YAML::Value << YAML::BeginMap;
+      out << YAML::Key << "choiceCount" << YAML::Value << lb.choice_count;
+      out << YAML::Key << "activeRequestBias" << YAML::Value << lb.active_request_bias;
+      out << YAML::EndMap;
+      break;
+    case core::StrategyKind::kRingHash:
+      out << YAML::Key << "ringHash" << YAML::Value << YAML::BeginMap;
+      out << YAML::Key << "hashFunction" << YAML::Value
+          << (lb.hash_function == core::HashFunction::kMurmurHash2 ? "MurmurHash2" : "XXHash");
+      out << YAML::Key << "minRingSize" << YAML::Value << lb.min_ring_size;
+      out << YAML::Key << "maxRingSize" << YAML::Value << lb.max_ring_size;
+      WriteHashPolicies(out, lb);
+      out << YAML::EndMap;
+      break;
+    case core::StrategyKind::kMaglev:
+      out << YAML::Key << "maglev" << YAML::Value << YAML::BeginMap;
+      out << YAML::Key << "tableSize" << YAML::Value << lb.table_size;
+      WriteHashPolicies(out, lb);
+      out << YAML::EndMap;
+      break;
+    case core::StrategyKind::kRoundRobin:
+    case core::StrategyKind::kRandom:
+      break;
+  }
+  out << YAML::EndMap;
+}
+
+void WriteHealthChecks(YAML::Emitter& out, const core::UpstreamConfig& c) {
+  out << YAML::Key << "healthChecks" << YAML::Value << YAML::BeginMap;
+  out << YAML::Key << "passive" << YAML::Value << YAML::Flow << YAML::BeginMap;
+  out << YAML::Key << "consecutiveFailures" << YAML::Value << c.passive.consecutive_failures;
+  out << YAML::Key << "baseEjectionTime" << YAML::Value << Go(c.passive.base_ejection_time);
+  out << YAML::Key << "maxEjectionTime" << YAML::Value << Go(c.passive.max_ejection_time);
+  out << YAML::Key << "maxEjectionPercent" << YAML::Value << c.passive.max_ejection_percent;
+  out << YAML::EndMap;
+  static constexpr const char* kTypes[] = {"http", "tcp", "grpc"};
+  const core::ActiveHealthConfig& a = c.active;
+  out << YAML::Key << "active" << YAML::Value << YAML::Flow << YAML::BeginMap;
+  out << YAML::Key << "type" << YAML::Value << kTypes[static_cast<int>(a.type)];
+  out << YAML::Key << "httpPath" << YAML::Value << a.http_path;
+  out << YAML::Key << "healthyHttpStatuses" << YAML::Value << YAML::Flow << a.healthy_http_statuses;
+  out << YAML::Key << "interval" << YAML::Value << Go(a.interval);
+  out << YAML::Key << "timeout" << YAML::Value << Go(a.timeout);
+  out << YAML::Key << "healthySuccesses" << YAML::Value << a.healthy_successes;
+  out << YAML::Key << "unhealthyFailures" << YAML::Value << a.unhealthy_failures;
+  out << YAML::EndMap << YAML::EndMap;
+}
+
+void WriteUpstream(YAML::Emitter& out, const DeclaredUpstream& u) {
+  const core::UpstreamConfig& c = u.config;
+  out << YAML::BeginMap;
+  out << YAML::Key << "name" << YAML::Value << c.name;
+  WriteLoadBalancer(out, c.load_balancer);
+  out << YAML::Key << "localityAwareness" << YAML::Value << YAML::Flow << YAML::BeginMap
+      << YAML::Key << "disabled" << YAML::Value << !c.locality_aware << YAML::EndMap;
+  out << YAML::Key << "panicThresholdPercent" << YAML::Value << c.panic_threshold_percent;
+  out << YAML::Key << "leaseTtl" << YAML::Value << Go(c.lease_ttl);
+  out << YAML::Key << "maxActiveRequests" << YAML::Value << c.max_active_requests;
+  out << YAML::Key << "maxActiveRequestsPerTarget" << YAML::Value
+      << c.max_active_requests_per_target;
+  WriteHealthChecks(out, c);
+  out << YAML::Key << "targets" << YAML::Value << YAML::BeginSeq;
+  for (const core::TargetConfig& t : u.targets) {
+    out << YAML::Flow << YAML::BeginMap;
+    out << YAML::Key << "target" << YAML::Value << YAML::DoubleQuoted << t.address;
+    out << YAML::Key << "weight" << YAML::Value << t.weight;
+    if (!t.zone.empty()) out << YAML::Key << "zone" << YAML::Value << t.zone;
+    if (!t.hash_key.empty()) out << YAML::Key << "hashKey" << YAML::Value << t.hash_key;
+    out << YAML::EndMap;
+  }
+  out << YAML::EndSeq << YAML::EndMap;
 }
 
 }  // namespace
@@ -628,20 +766,47 @@ absl::StatusOr<std::vector<DeclaredUpstream>> LoadConfigFile(const std::string& 
   return ParseConfig(text.str(), path);
 }
 
-std::vector<core::Change> PlanConfig(const std::vector<DeclaredUpstream>& upstreams,
-                                     const core::SnapshotMap& current) {
+std::vector<core::Change> PlanChanges(const std::vector<DeclaredUpstream>& declared,
+                                      const std::vector<DeclaredUpstream>& current, bool prune) {
+  std::map<std::string, const DeclaredUpstream*> now;
+  for (const DeclaredUpstream& u : current) now[u.config.name] = &u;
   std::vector<core::Change> changes;
-  for (const DeclaredUpstream& u : upstreams) {
-    const std::shared_ptr<const core::UpstreamSnapshot> snapshot = current.Find(u.config.name);
-    if (snapshot && Matches(u, *snapshot)) continue;
-    if (!snapshot) {
+  for (const DeclaredUpstream& u : declared) {
+    auto it = now.find(u.config.name);
+    const DeclaredUpstream* existing = it == now.end() ? nullptr : it->second;
+    if (existing == nullptr) {
       changes.push_back(core::CreateUpstream{u.config});
-    } else if (snapshot->config() != u.config) {
+    } else if (existing->config != u.config) {
       changes.push_back(core::UpdateUpstream{u.config});
     }
-    changes.push_back(core::ReplaceTargets{u.config.name, u.targets});
+    if (existing == nullptr || !SameTargets(existing->targets, u.targets)) {
+      changes.push_back(core::ReplaceTargets{u.config.name, u.targets, /*allow_empty=*/true});
+    }
+    if (existing != nullptr) now.erase(it);
+  }
+  if (prune) {
+    for (const auto& [name, u] : now) changes.push_back(core::DeleteUpstream{name});
   }
   return changes;
+}
+
+std::vector<core::Change> PlanConfig(const std::vector<DeclaredUpstream>& upstreams,
+                                     const core::SnapshotMap& current) {
+  std::vector<DeclaredUpstream> now;
+  for (const DeclaredUpstream& u : upstreams) {
+    if (auto snapshot = current.Find(u.config.name)) now.push_back(Declared(*snapshot));
+  }
+  return PlanChanges(upstreams, now, /*prune=*/false);
+}
+
+std::string WriteConfig(const std::vector<DeclaredUpstream>& upstreams) {
+  YAML::Emitter out;
+  out << YAML::BeginMap << YAML::Key << "upstreams" << YAML::Value;
+  if (upstreams.empty()) out << YAML::Flow;
+  out << YAML::BeginSeq;
+  for (const DeclaredUpstream& u : upstreams) WriteUpstream(out, u);
+  out << YAML::EndSeq << YAML::EndMap;
+  return std::string(out.c_str()) + "\n";
 }
 
 }  // namespace picker::config

@@ -58,6 +58,16 @@ absl::StatusOr<std::vector<DeclaredUpstream>> ParseConfig(const std::string& tex
 std::vector<core::Change> PlanConfig(const std::vector<DeclaredUpstream>& upstreams,
                                      const core::SnapshotMap& current);
 
+// The same over a state given as declarations (`current`, as picker-cli
+// reads it from the Admin API). With `prune`, the upstreams of `current`
+// that `declared` does not name are deleted too (decK's sync).
+std::vector<core::Change> PlanChanges(const std::vector<DeclaredUpstream>& declared,
+                                      const std::vector<DeclaredUpstream>& current, bool prune);
+
+// The file that declares `upstreams`, every field written with its
+// effective value: ParseConfig of it gives `upstreams` back.
+std::string WriteConfig(const std::vector<DeclaredUpstream>& upstreams);
+
 }  // namespace picker::config
 
 #endif  // PICKER_SERVER_CONFIG_CONFIG_FILE_H_

@@ -72,6 +72,9 @@ struct ControlPlane::Pending {
   Done done;
   int attempts = 0;
   core::RecordPtr stored;  // Once staged.
+  bool validate_only = false;
+  // A preview's changes after `change`, applied in order on its result.
+  std::vector<core::Change> then;
 };
 
 namespace {
@@ -136,22 +139,53 @@ uint64_t ControlPlane::revision() const { return revision_.load(std::memory_orde
 // ---------------------------------------------------------------------------
 // What other threads hand over.
 
-void ControlPlane::Submit(core::Change change, Done done) {
+void ControlPlane::Submit(core::Change change, Done done, SubmitOptions options) {
   if (absl::Status s = core::PrepareChange(change, options_.limits); !s.ok()) {
     done(s);
     return;
   }
+  Pending pending{std::move(change), std::move(done)};
+  pending.validate_only = options.validate_only;
   {
     std::lock_guard lock(mu_);
-    writes_.push_back(Pending{std::move(change), std::move(done)});
+    writes_.push_back(std::move(pending));
   }
   cv_.notify_all();
 }
 
-absl::StatusOr<WriteResult> ControlPlane::Write(core::Change change) {
+void ControlPlane::Preview(std::vector<core::Change> changes, Done done) {
+  if (changes.empty()) {
+    done(absl::InvalidArgumentError("changes: at least one change is required"));
+    return;
+  }
+  for (size_t i = 0; i < changes.size(); ++i) {
+    absl::Status s = core::PrepareChange(changes[i], options_.limits);
+    if (!s.ok()) {
+      done(absl::Status(s.code(), absl::StrCat("changes[", i, "].", s.message())));
+      return;
+    }
+    if (core::UpstreamOf(changes[i]) != core::UpstreamOf(changes[0])) {
+      done(absl::InvalidArgumentError(
+          absl::StrCat("changes[", i, "]: names another upstream than changes[0]")));
+      return;
+    }
+  }
+  Pending pending{std::move(changes[0]), std::move(done)};
+  pending.validate_only = true;
+  pending.then.assign(std::make_move_iterator(changes.begin() + 1),
+                      std::make_move_iterator(changes.end()));
+  {
+    std::lock_guard lock(mu_);
+    writes_.push_back(std::move(pending));
+  }
+  cv_.notify_all();
+}
+
+absl::StatusOr<WriteResult> ControlPlane::Write(core::Change change, SubmitOptions options) {
   std::promise<absl::StatusOr<WriteResult>> answer;
-  Submit(std::move(change),
-         [&answer](absl::StatusOr<WriteResult> r) { answer.set_value(std::move(r)); });
+  Submit(
+      std::move(change),
+      [&answer](absl::StatusOr<WriteResult> r) { answer.set_value(std::move(r)); }, options);
   return answer.get_future().get();
 }
 
@@ -284,6 +318,10 @@ bool ControlPlane::Stage(Pending& pending, Staged& staged,
     if (record && !existed) ++count;
     if (!record && existed) --count;
   }
+  if (pending.validate_only) {
+    DryRun(pending, current, count);
+    return true;
+  }
   absl::StatusOr<core::Mutation> mutation =
       core::ApplyChange(pending.change, current, count, options_.limits);
   if (!mutation.ok()) {
@@ -313,6 +351,46 @@ bool ControlPlane::Stage(Pending& pending, Staged& staged,
   pending.stored = std::move(record);
   answers.emplace_back(std::move(pending), *written);
   return true;
+}
+
+void ControlPlane::DryRun(Pending& pending, const core::UpstreamRecord* current,
+                          size_t upstream_count) {
+  const std::string name = core::UpstreamOf(pending.change);
+  std::optional<core::UpstreamRecord> record;
+  if (current != nullptr) record = *current;
+  std::vector<core::Change> changes;
+  changes.push_back(std::move(pending.change));
+  for (core::Change& c : pending.then) changes.push_back(std::move(c));
+  for (size_t i = 0; i < changes.size(); ++i) {
+    absl::StatusOr<core::Mutation> mutation =
+        core::ApplyChange(changes[i], record ? &*record : nullptr, upstream_count, options_.limits);
+    if (!mutation.ok()) {
+      absl::Status s = mutation.status();
+      if (changes.size() > 1)
+        s = absl::Status(s.code(), absl::StrCat("changes[", i, "].", s.message()));
+      pending.done(s);
+      return;
+    }
+    if (!record && mutation->record) ++upstream_count;
+    record = std::move(mutation->record);
+  }
+  WriteResult result{applied_revision_, nullptr, nullptr, /*dry_run=*/true, nullptr};
+  // The live state of the targets that stay (counters, ejections, active
+  // health) goes into the snapshot as a write would carry it; nothing of
+  // it changes.
+  Upstream scratch;
+  if (auto it = upstreams_.find(name); it != upstreams_.end()) {
+    scratch = it->second;
+    result.before = it->second.snapshot;
+  }
+  if (record) {
+    result.record = std::make_shared<const core::UpstreamRecord>(*std::move(record));
+    scratch.Take(result.record, applied_revision_);
+    result.snapshot =
+        core::UpstreamSnapshot::Build(result.record->config, scratch.targets, scratch.live,
+                                      std::chrono::system_clock::now(), core::ThreadRandom());
+  }
+  pending.done(std::move(result));
 }
 
 void ControlPlane::RunBatch(std::vector<Pending> batch) {

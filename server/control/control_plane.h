@@ -57,8 +57,22 @@ struct WriteResult {
   // The record the write stored; null for a deletion.
   core::RecordPtr record;
   // The upstream's snapshot published with it (or after it); null once
-  // the upstream is deleted.
+  // the upstream is deleted. For a dry run: the snapshot the change would
+  // publish, built but not published.
   std::shared_ptr<const core::UpstreamSnapshot> snapshot;
+  // A dry run (validate_only, Preview): nothing was stored, `revision` is
+  // the one the change was checked at, and `before` is the snapshot
+  // published then (null when the upstream does not exist).
+  bool dry_run = false;
+  std::shared_ptr<const core::UpstreamSnapshot> before;
+};
+
+// How a change is submitted.
+struct SubmitOptions {
+  // Checks the change against the stored state and builds what it would
+  // store and publish, answers with it, and changes nothing (AIP-163's
+  // validate_only): no store write, no new revision, no publication.
+  bool validate_only = false;
 };
 
 class ControlPlane final : public core::HealthEvents, private core::StoreWatcher {
@@ -89,9 +103,13 @@ class ControlPlane final : public core::HealthEvents, private core::StoreWatcher
   // Queues a change; `done` runs on the writer thread once the change's
   // snapshot is published, or it failed. Stateless checks run at once, on
   // the caller's thread (PrepareChange).
-  void Submit(core::Change change, Done done);
+  void Submit(core::Change change, Done done, SubmitOptions options = {});
+  // A dry run of several changes to one upstream applied in order, each on
+  // the result of the one before (PreviewChange): answered as a
+  // validate_only Submit of the last one.
+  void Preview(std::vector<core::Change> changes, Done done);
   // Submit, and wait for the answer.
-  absl::StatusOr<WriteResult> Write(core::Change change);
+  absl::StatusOr<WriteResult> Write(core::Change change, SubmitOptions options = {});
 
   // HealthEvents: rebuilds the upstream's snapshot on the writer thread.
   void HealthChanged(const std::string& upstream) override;
@@ -126,6 +144,9 @@ class ControlPlane final : public core::HealthEvents, private core::StoreWatcher
   void RunOnWriter(std::function<void()> task);
   // Commits a batch of writes together, then applies and answers them.
   void RunBatch(std::vector<Pending> batch);
+  // Answers a dry run: applies its changes to `current` and builds the
+  // snapshot they would publish, without staging anything.
+  void DryRun(Pending& pending, const core::UpstreamRecord* current, size_t upstream_count);
   // Stages one write of a batch. False when it must wait for the feed and
   // be tried again (another writer changed its upstream).
   bool Stage(Pending& pending, std::map<std::string, core::RecordPtr>& staged,

@@ -5,6 +5,7 @@
 #include "absl/container/flat_hash_map.h"
 #include "absl/strings/str_cat.h"
 #include "server/core/address.h"
+#include "server/core/update_mask.h"
 #include "server/core/validate.h"
 
 namespace picker::core {
@@ -60,7 +61,19 @@ absl::Status PrepareAddress(std::string& address) {
   return absl::OkStatus();
 }
 
-absl::Status PrepareTargets(std::vector<TargetConfig>& targets, const Limits& limits) {
+// With a mask, the request holds only the fields it names: the merged
+// configuration is checked in ApplyChange, against the stored one.
+absl::Status PrepareUpdate(const UpdateUpstream& update, const Limits& limits) {
+  if (!update.update_mask) return PrepareConfig(update.config, limits);
+  return ValidateUpstreamName(update.config.name, "upstream.name");
+}
+
+absl::Status PrepareTargets(ReplaceTargets& change, const Limits& limits) {
+  std::vector<TargetConfig>& targets = change.targets;
+  if (targets.empty() && !change.allow_empty) {
+    return absl::InvalidArgumentError(
+        "targets: is empty, which would remove every target; set allow_empty to mean it");
+  }
   if (absl::Status s = CheckTargetCount(targets.size(), limits); !s.ok()) return s;
   absl::flat_hash_map<std::string, size_t> position;
   position.reserve(targets.size());
@@ -150,7 +163,15 @@ absl::StatusOr<UpstreamRecord> Modify(const Change& change, UpstreamRecord recor
                                       const Limits& limits) {
   return std::visit(
       Overloaded{[&](const UpdateUpstream& c) -> absl::StatusOr<UpstreamRecord> {
-                   record.config = c.config;
+                   if (!c.update_mask) {
+                     record.config = c.config;
+                     return record;
+                   }
+                   absl::StatusOr<UpstreamConfig> merged =
+                       MergeUpstreamConfig(record.config, c.config, *c.update_mask);
+                   if (!merged.ok()) return merged.status();
+                   if (absl::Status s = PrepareConfig(*merged, limits); !s.ok()) return s;
+                   record.config = *std::move(merged);
                    return record;
                  },
                  [&](const PutTarget& c) { return Put(c, std::move(record), limits); },
@@ -189,11 +210,11 @@ const std::string& UpstreamOf(const Change& change) {
 absl::Status PrepareChange(Change& change, const Limits& limits) {
   return std::visit(
       Overloaded{[&](CreateUpstream& c) { return PrepareConfig(c.config, limits); },
-                 [&](UpdateUpstream& c) { return PrepareConfig(c.config, limits); },
+                 [&](UpdateUpstream& c) { return PrepareUpdate(c, limits); },
                  [&](DeleteUpstream& c) { return ValidateUpstreamName(c.name, "name"); },
                  [&](PutTarget& c) { return PreparePatch(c.patch); },
                  [&](DeleteTarget& c) { return PrepareAddress(c.address); },
-                 [&](ReplaceTargets& c) { return PrepareTargets(c.targets, limits); },
+                 [&](ReplaceTargets& c) { return PrepareTargets(c, limits); },
                  [&](SetTargetHealth& c) { return PrepareAddress(c.address); }},
       change);
 }

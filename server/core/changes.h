@@ -50,9 +50,11 @@ struct TargetPatch {
 struct CreateUpstream {
   UpstreamConfig config;
 };
-// Replaces the configuration; the targets stay.
+// Replaces the configuration, or with `update_mask` only the fields it
+// names (update_mask.h); the targets stay.
 struct UpdateUpstream {
   UpstreamConfig config;
+  std::optional<std::vector<std::string>> update_mask;
 };
 struct DeleteUpstream {
   std::string name;
@@ -65,10 +67,12 @@ struct DeleteTarget {
   std::string upstream;
   std::string address;
 };
-// The whole target set: targets already present keep their place.
+// The whole target set: targets already present keep their place. An empty
+// set is refused unless `allow_empty`.
 struct ReplaceTargets {
   std::string upstream;
   std::vector<TargetConfig> targets;
+  bool allow_empty = false;
 };
 struct SetTargetHealth {
   std::string upstream;

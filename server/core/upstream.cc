@@ -275,3 +275,96 @@ uint32_t UpstreamSnapshot::Pick(uint64_t hash, absl::string_view client_zone,
 }
 
 }  // namespace picker::core
+
+namespace picker::core {
+
+StrategyExplanation UpstreamSnapshot::ExplainFrom(const HostSet& set, uint64_t hash,
+                                                  bool random_hash,
+                                                  absl::FunctionRef<bool(uint32_t)> avoid_target,
+                                                  bool& explained) const {
+  auto avoid = [&](uint32_t h) { return avoid_target(set.pickable[h]); };
+  const PickParams params{
+      .hash = hash,
+      .avoid = avoid,
+      .random = [] { return uint64_t{0}; },
+      .upstream_active_requests = live_->active_requests.load(std::memory_order_relaxed),
+  };
+  StrategyExplanation out;
+  if (std::optional<StrategyExplanation> e = set.strategy.Explain(params, random_hash)) {
+    out = *std::move(e);
+  } else {
+    // A strategy that does not explain itself: its hosts by weight share,
+    // those avoided left out when any other remains.
+    explained = false;
+    double total = 0;
+    for (int pass = 0; pass < 2 && out.candidates.empty(); ++pass) {
+      for (uint32_t h = 0; h < set.pickable.size(); ++h) {
+        if (pass == 0 && avoid(h)) continue;
+        const double w = targets_[set.pickable[h]].config.weight;
+        out.candidates.push_back({h, w, w});
+        total += w;
+      }
+    }
+    for (auto& c : out.candidates) c.probability /= total;
+    out.rule = std::string(StrategyName(config_.load_balancer.kind)) +
+               " does not explain its picks: its targets by weight share";
+  }
+  if (out.chosen != kNoHost) out.chosen = set.pickable[out.chosen];
+  for (auto& p : out.passed_over) p.host = set.pickable[p.host];
+  for (auto& c : out.candidates) {
+    c.host = set.pickable[c.host];
+    if (c.weight == 0) c.weight = targets_[c.host].config.weight;
+  }
+  return out;
+}
+
+SnapshotExplanation UpstreamSnapshot::Explain(
+    uint64_t hash, bool random_hash, absl::string_view client_zone,
+    absl::FunctionRef<bool(uint32_t)> avoid_target) const {
+  SnapshotExplanation x;
+  const HostSet* set = &all_;
+  auto zone = client_zone.empty() ? zones_.end() : zones_.find(client_zone);
+  if (zone != zones_.end()) {
+    const ZonePriorities& p = zone->second;
+    x.locality_applies = true;
+    x.local_percent = p.local_load_percent;
+    if (random_hash && !p.local.pickable.empty() && !p.remote.pickable.empty()) {
+      // The priority is drawn at random too: both priorities' candidates,
+      // each scaled by its priority's share.
+      StrategyExplanation local =
+          ExplainFrom(p.local, hash, true, avoid_target, x.strategy_explained);
+      StrategyExplanation remote =
+          ExplainFrom(p.remote, hash, true, avoid_target, x.strategy_explained);
+      for (auto [part, share] : {std::pair{&local, p.local_load_percent / 100.0},
+                                 std::pair{&remote, 1 - p.local_load_percent / 100.0}}) {
+        if (part->deterministic) part->candidates = {{part->chosen, 1.0, 0}};
+        for (auto c : part->candidates) {
+          c.probability *= share;
+          if (c.probability > 0) x.strategy.candidates.push_back(c);
+        }
+        x.strategy.passed_over.insert(x.strategy.passed_over.end(), part->passed_over.begin(),
+                                      part->passed_over.end());
+      }
+      x.strategy.rule = local.rule + "; the priority is drawn at random too";
+      x.panic = p.local.panic || p.remote.panic;
+      x.eligible = p.local.pickable;
+      x.eligible.insert(x.eligible.end(), p.remote.pickable.begin(), p.remote.pickable.end());
+      return x;
+    }
+    x.draw = static_cast<uint32_t>(hash % 100 + 1);
+    const bool local = random_hash ? !p.local.pickable.empty() : x.draw <= p.local_load_percent;
+    if (random_hash) x.draw = 0;
+    set = local ? &p.local : &p.remote;
+    x.priority = local ? 0 : 1;
+    if (set->pickable.empty()) {
+      set = local ? &p.remote : &p.local;
+      x.priority = 1 - x.priority;
+    }
+  }
+  x.panic = set->panic;
+  x.eligible = set->pickable;
+  x.strategy = ExplainFrom(*set, hash, random_hash, avoid_target, x.strategy_explained);
+  return x;
+}
+
+}  // namespace picker::core

@@ -101,6 +101,25 @@ struct HostSet {
   uint32_t health_percent = 0;
 };
 
+// Why a pick would choose what it chooses (UpstreamSnapshot::Explain), in
+// target indices.
+struct SnapshotExplanation {
+  // Panic in the priority the pick uses.
+  bool panic = false;
+  // Locality: the client's zone is priority 0, the others priority 1, and
+  // the priority is drawn from the hash (hash % 100 + 1 <= local_percent).
+  bool locality_applies = false;
+  uint32_t local_percent = 100;
+  uint32_t draw = 0;  // 0 when the hash is random: the priority is then random too.
+  uint32_t priority = 0;
+  // The targets the pick chooses among (the priority's pickable ones).
+  std::vector<uint32_t> eligible;
+  // False when the strategy does not explain itself: `strategy` then lists
+  // the eligible targets by weight share.
+  bool strategy_explained = true;
+  StrategyExplanation strategy;  // Hosts are target indices.
+};
+
 class UpstreamSnapshot {
  public:
   // Builds the snapshot and its strategies (rings, tables, EDF queues). Runs
@@ -159,6 +178,15 @@ class UpstreamSnapshot {
   uint32_t Pick(uint64_t hash, absl::string_view client_zone,
                 absl::FunctionRef<bool(uint32_t)> avoid_target,
                 absl::FunctionRef<uint64_t()> random) const;
+  // What Pick with these arguments would choose now, and why, moving no
+  // pick state. `random_hash`: `hash` stands for a random draw (the request
+  // gave none), so the priority and hashed choices are random.
+  SnapshotExplanation Explain(uint64_t hash, bool random_hash, absl::string_view client_zone,
+                              absl::FunctionRef<bool(uint32_t)> avoid_target) const;
+
+  // The targets a pick without a zone chooses among, and the strategy
+  // built over them (PreviewChange reads its ring or table).
+  const HostSet& all_hosts() const { return all_; }
 
  private:
   // The two priorities seen by clients of one zone.
@@ -181,6 +209,10 @@ class UpstreamSnapshot {
   uint32_t PickFrom(const HostSet& set, uint64_t hash,
                     absl::FunctionRef<bool(uint32_t)> avoid_target,
                     absl::FunctionRef<uint64_t()> random) const;
+  // The strategy's explanation of a pick from `set`, in target indices.
+  StrategyExplanation ExplainFrom(const HostSet& set, uint64_t hash, bool random_hash,
+                                  absl::FunctionRef<bool(uint32_t)> avoid_target,
+                                  bool& explained) const;
 
   UpstreamConfig config_;
   std::vector<SnapshotTarget> targets_;

@@ -21,6 +21,44 @@ bool IsConsistentHashing(core::StrategyKind kind) {
   return kind == core::StrategyKind::kRingHash || kind == core::StrategyKind::kMaglev;
 }
 
+// The targets a pick avoids when it can: those the client excluded, and
+// those at the circuit breaker's cap.
+class Avoidance {
+ public:
+  static absl::StatusOr<Avoidance> Of(const core::UpstreamSnapshot& snapshot,
+                                      const PickInput& input) {
+    if (input.exclude.size() > core::kMaxExclude) {
+      return absl::InvalidArgumentError(absl::StrCat("exclude: at most ", core::kMaxExclude,
+                                                     " addresses, got ", input.exclude.size()));
+    }
+    Avoidance a(snapshot);
+    for (size_t i = 0; i < input.exclude.size(); ++i) {
+      absl::StatusOr<std::string> address =
+          core::CanonicalAddress(*input.exclude[i], absl::StrCat("exclude[", i, "]"));
+      if (!address.ok()) return address.status();
+      if (std::optional<uint32_t> index = snapshot.Find(*address)) a.excluded_.push_back(*index);
+    }
+    // Sorted, so that each candidate a pick considers costs a binary search:
+    // a pick that scans every target stays within a few times their number.
+    std::sort(a.excluded_.begin(), a.excluded_.end());
+    return a;
+  }
+  bool excluded(uint32_t t) const {
+    return std::binary_search(excluded_.begin(), excluded_.end(), t);
+  }
+  bool at_cap(uint32_t t) const {
+    return cap_ > 0 && targets_[t].live->active_requests.load(std::memory_order_relaxed) >= cap_;
+  }
+  bool operator()(uint32_t t) const { return at_cap(t) || excluded(t); }
+
+ private:
+  explicit Avoidance(const core::UpstreamSnapshot& s)
+      : targets_(s.targets()), cap_(s.config().max_active_requests_per_target) {}
+  const std::vector<core::SnapshotTarget>& targets_;
+  uint32_t cap_;
+  absl::InlinedVector<uint32_t, 4> excluded_;
+};
+
 }  // namespace
 
 DataPlane::DataPlane(const core::SnapshotMap& snapshots, core::HealthEvents& health, uint64_t boot,
@@ -89,54 +127,40 @@ absl::Status DataPlane::CheckCapacity(const core::UpstreamSnapshot& snapshot) co
   return absl::OkStatus();
 }
 
-uint64_t DataPlane::RequestHash(const core::UpstreamSnapshot& snapshot, const PickInput& input,
-                                std::vector<core::GeneratedCookie>* cookies) const {
+std::optional<uint64_t> DataPlane::RequestHash(const core::UpstreamSnapshot& snapshot,
+                                               const PickInput& input,
+                                               std::vector<core::GeneratedCookie>* cookies,
+                                               bool random,
+                                               std::vector<core::PolicyTrace>* trace) const {
   if (input.hash) return *input.hash;
   const core::LoadBalancerConfig& lb = snapshot.config().load_balancer;
   if (IsConsistentHashing(lb.kind) && !lb.hash_policies.empty() && input.attributes != nullptr) {
-    std::optional<uint64_t> computed = core::ComputeRequestHash(lb.hash_policies, *input.attributes,
-                                                                snapshot.config().name, cookies);
+    std::optional<uint64_t> computed = core::ComputeRequestHash(
+        lb.hash_policies, *input.attributes, snapshot.config().name, cookies, trace);
     if (computed) return *computed;
   }
   // No hash: a random target, as in Envoy.
+  if (!random) return std::nullopt;
   return core::ThreadRandom();
 }
 
 absl::Status DataPlane::Choose(const core::UpstreamSnapshot& snapshot, const PickInput& input,
                                PickOutput& out) {
   const core::UpstreamConfig& config = snapshot.config();
-  const uint64_t hash = RequestHash(snapshot, input, &out.cookies);
+  const uint64_t hash = *RequestHash(snapshot, input, &out.cookies, /*random=*/true);
   if (IsConsistentHashing(config.load_balancer.kind)) out.hash = hash;
-  if (input.exclude.size() > core::kMaxExclude) {
-    return absl::InvalidArgumentError(absl::StrCat("exclude: at most ", core::kMaxExclude,
-                                                   " addresses, got ", input.exclude.size()));
-  }
-  absl::InlinedVector<uint32_t, 4> excluded;
-  for (size_t i = 0; i < input.exclude.size(); ++i) {
-    absl::StatusOr<std::string> address =
-        core::CanonicalAddress(*input.exclude[i], absl::StrCat("exclude[", i, "]"));
-    if (!address.ok()) return address.status();
-    if (std::optional<uint32_t> index = snapshot.Find(*address)) excluded.push_back(*index);
-  }
-  // Sorted, so that each candidate a pick considers costs a binary search:
-  // a pick that scans every target stays within a few times their number.
-  std::sort(excluded.begin(), excluded.end());
+  absl::StatusOr<Avoidance> avoid = Avoidance::Of(snapshot, input);
+  if (!avoid.ok()) return avoid.status();
   const std::vector<core::SnapshotTarget>& targets = snapshot.targets();
   const uint32_t cap = config.max_active_requests_per_target;
-  auto at_cap = [&](uint32_t t) {
-    return cap > 0 && targets[t].live->active_requests.load(std::memory_order_relaxed) >= cap;
-  };
-  auto avoid = [&](uint32_t t) {
-    return at_cap(t) || std::binary_search(excluded.begin(), excluded.end(), t);
-  };
-  const uint32_t chosen = snapshot.Pick(hash, input.client_zone, avoid, core::ThreadRandom);
+  const uint32_t chosen = snapshot.Pick(hash, input.client_zone, *avoid, core::ThreadRandom);
   core::UpstreamCounters& counters = snapshot.live().counters;
   if (chosen == core::kNoHost) {
     counters.CountPick(PickResult::kUnavailable);
     return absl::UnavailableError(
         absl::StrCat("upstream \"", config.name, "\" has no target that can be picked"));
   }
-  if (at_cap(chosen)) {
+  if (avoid->at_cap(chosen)) {
     counters.CountPick(PickResult::kOverloaded);
     return absl::ResourceExhaustedError(
         absl::StrCat("upstream \"", config.name,
@@ -181,6 +205,35 @@ absl::StatusOr<PickOutput> DataPlane::Pick(const PickInput& input) {
   if (absl::Status s = Choose(*snapshot, input, out); !s.ok()) return s;
   out.snapshot = std::move(snapshot);
   return out;
+}
+
+absl::StatusOr<PickExplanation> DataPlane::Explain(const PickInput& input) const {
+  PickExplanation x;
+  x.snapshot = snapshots_.Find(input.upstream);
+  if (!x.snapshot) return core::UnknownUpstream(input.upstream);
+  const core::UpstreamSnapshot& snapshot = *x.snapshot;
+  x.client_zone = std::string(input.client_zone);
+  absl::StatusOr<Avoidance> avoid = Avoidance::Of(snapshot, input);
+  if (!avoid.ok()) return avoid.status();
+  // Cookies a pick would generate are hashed alike; none is handed out.
+  std::vector<core::GeneratedCookie> cookies;
+  x.hash = RequestHash(snapshot, input, &cookies, /*random=*/false, &x.policies);
+  x.hash_source = input.hash ? "request" : x.hash ? "hash_policies" : "random";
+  x.choice = snapshot.Explain(x.hash.value_or(0), !x.hash, input.client_zone, *avoid);
+  const std::vector<uint32_t>& eligible = x.choice.eligible;
+  for (uint32_t t = 0; t < snapshot.targets().size(); ++t) {
+    const core::SnapshotTarget& target = snapshot.targets()[t];
+    if (std::find(eligible.begin(), eligible.end(), t) == eligible.end()) {
+      x.left_out.push_back({t, target.config.weight == 0 ? "weight_zero"
+                               : !target.healthy         ? "unhealthy"
+                                                         : "other_priority"});
+    } else if (avoid->excluded(t)) {
+      x.left_out.push_back({t, "excluded"});
+    } else if (avoid->at_cap(t)) {
+      x.left_out.push_back({t, "circuit_breaker"});
+    }
+  }
+  return x;
 }
 
 absl::StatusOr<core::LeaseState> DataPlane::Release(absl::string_view upstream, uint64_t lease_id,

@@ -55,6 +55,26 @@ struct PickOutput {
 
 enum class Outcome : uint8_t { kSuccess, kFailure, kTimeout };
 
+// What a pick would choose now, and why (ExplainPick).
+struct PickExplanation {
+  std::shared_ptr<const core::UpstreamSnapshot> snapshot;  // Target indices point into it.
+  std::string client_zone;
+  // "request" (PickRequest.hash), "hash_policies", or "random": no hash, so
+  // hashed choices and the locality priority are random.
+  std::string hash_source;
+  std::optional<uint64_t> hash;
+  std::vector<core::PolicyTrace> policies;  // One per hash policy.
+  core::SnapshotExplanation choice;
+  // Targets that cannot be chosen: "weight_zero", "unhealthy" (the
+  // target's reasons say which checks), "other_priority", "excluded",
+  // "circuit_breaker".
+  struct LeftOut {
+    uint32_t target;
+    std::string reason;
+  };
+  std::vector<LeftOut> left_out;
+};
+
 class DataPlane {
  public:
   struct Options {
@@ -80,6 +100,9 @@ class DataPlane {
   DataPlane& operator=(const DataPlane&) = delete;
 
   absl::StatusOr<PickOutput> Pick(const PickInput& input);
+  // What Pick(input) would choose now, and why: takes no lease and moves
+  // no counter, cursor or schedule.
+  absl::StatusOr<PickExplanation> Explain(const PickInput& input) const;
   // Ends a lease. The latency and the backend's load report, when given,
   // feed the upstream's strategy if it balances on them (PeakEwma,
   // WeightedRoundRobin); the latency also feeds the request histogram.
@@ -99,9 +122,12 @@ class DataPlane {
   absl::Status CheckOverload() const;
   // RESOURCE_EXHAUSTED when the upstream holds as many leases as it may.
   absl::Status CheckCapacity(const core::UpstreamSnapshot& snapshot) const;
-  // The request's hash: given, from the hash policies, or random.
-  uint64_t RequestHash(const core::UpstreamSnapshot& snapshot, const PickInput& input,
-                       std::vector<core::GeneratedCookie>* cookies) const;
+  // The request's hash: given, from the hash policies, or random (nullopt
+  // when `random` is false).
+  std::optional<uint64_t> RequestHash(const core::UpstreamSnapshot& snapshot,
+                                      const PickInput& input,
+                                      std::vector<core::GeneratedCookie>* cookies, bool random,
+                                      std::vector<core::PolicyTrace>* trace = nullptr) const;
   // Chooses a target and opens its lease.
   absl::Status Choose(const core::UpstreamSnapshot& snapshot, const PickInput& input,
                       PickOutput& out);

@@ -14,6 +14,7 @@
 #include "absl/strings/match.h"
 #include "absl/strings/str_cat.h"
 #include "absl/synchronization/mutex.h"
+#include "picker/version.h"
 
 namespace picker::program {
 
@@ -30,10 +31,29 @@ std::vector<char*> NormalizeFlagNames(int argc, char** argv, std::vector<std::st
   return out;
 }
 
+std::string VersionLine(absl::string_view program) {
+  return absl::StrCat(program, " ", PICKER_VERSION);
+}
+
+absl::StatusOr<int> ParseLogLevel(absl::string_view level) {
+  static constexpr const char* kLevels[] = {"trace", "debug",    "info", "warn",
+                                            "error", "critical", "off"};
+  for (int i = 0; i < 7; ++i) {
+    if (level == kLevels[i]) return i;
+  }
+  return absl::InvalidArgumentError(
+      absl::StrCat("--log-level: must be trace, debug, info, warn, error, critical or off, got \"",
+                   level, "\""));
+}
+
 void ParseCommandLine(int argc, char** argv, absl::string_view program, absl::string_view about) {
   for (int i = 1; i < argc; ++i) {
     const std::string_view arg = argv[i];
     if (arg == "--") break;
+    if (arg == "--version" || arg == "-version") {
+      std::printf("%s\n", VersionLine(program).c_str());
+      std::exit(0);
+    }
     if (arg != "--help" && arg != "-help" && arg != "-h" && arg != "--helpfull") continue;
     std::printf("%.*s\nFlags:\n", static_cast<int>(about.size()), about.data());
     std::vector<std::pair<std::string, const absl::CommandLineFlag*>> flags;

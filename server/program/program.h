@@ -10,6 +10,7 @@
 #include <string>
 #include <vector>
 
+#include "absl/status/statusor.h"
 #include "absl/strings/string_view.h"
 
 namespace picker::program {
@@ -23,7 +24,16 @@ std::vector<char*> NormalizeFlagNames(int argc, char** argv, std::vector<std::st
 // (or -h, -help, --helpfull) anywhere, prints `about` and the program's own
 // flags, those defined in files whose name contains `program` (abseil's
 // help would list gRPC's and abseil's too), with dashes, and exits 0.
+// With --version, prints "<program> <version>" (picker/version.h) and exits 0.
 void ParseCommandLine(int argc, char** argv, absl::string_view program, absl::string_view about);
+
+// "<program> <version>", as --version prints it.
+std::string VersionLine(absl::string_view program);
+
+// A --log-level value as spdlog's level number (trace 0 ... error 4, off 6);
+// INVALID_ARGUMENT naming the flag for anything else (spdlog itself reads
+// an unknown name as "off").
+absl::StatusOr<int> ParseLogLevel(absl::string_view level);
 
 // Turns off absl::Mutex deadlock detection. Debian builds abseil without
 // NDEBUG, which leaves the detection on: every lock of every absl::Mutex

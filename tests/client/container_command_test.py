@@ -6,7 +6,9 @@
    against the freshly built picker-server, with the listen addresses rewritten
    to 127.0.0.1:0 and the data directory to a temporary one (files mounted by
    compose are mapped back to the repository). Each must become ready, answer a
-   pick of upstream `demo` through picker-cli, and exit 0 on SIGTERM.
+   pick of upstream `demo` through picker-cli, pass the image's HEALTHCHECK
+   command (picker-cli healthcheck, its --addr pointed at the server's data
+   port), and exit 0 on SIGTERM.
 2. The ports those commands listen on are the ones the Dockerfile EXPOSEs,
    the compose file publishes, and docker/prometheus.yml scrapes.
 3. The Dockerfile's build stage installs every APT_PACKAGES entry of
@@ -152,8 +154,30 @@ def check_admin_exposure(name, args, mounts):
               f"({r.stderr.strip()[-160:]})")
 
 
-def run_server(name, args):
-    """Runs picker-server with args; checks it gets ready, picks, drains."""
+def healthcheck_command(instructions):
+    """The final stage's HEALTHCHECK CMD (exec form), or None."""
+    last_stage = max(s for _, _, s in instructions)
+    for word, arg, stage in instructions:
+        if word == "HEALTHCHECK" and stage == last_stage:
+            return exec_form(arg[arg.index("CMD") + 3:].strip())
+    return None
+
+
+def run_healthcheck(name, command, data_address):
+    """The HEALTHCHECK command with the image's picker-cli mapped to the one
+    built here and its --addr to the server's data port."""
+    args = [CLI if os.path.basename(a) == "picker-cli" else a for a in command]
+    for i, a in enumerate(args):
+        if a == "--addr" and i + 1 < len(args):
+            args[i + 1] = data_address
+    r = subprocess.run(args, capture_output=True, text=True, timeout=30)
+    check(r.returncode == 0 and "SERVING" in r.stdout,
+          f"{name}: the HEALTHCHECK command passes ({r.returncode}: {r.stdout.strip()} {r.stderr.strip()})")
+
+
+def run_server(name, args, healthcheck=None):
+    """Runs picker-server with args; checks it gets ready, picks, passes the
+    health check, drains."""
     print(f"== {name}: picker-server {shlex.join(args)}")
     proc = subprocess.Popen([SERVER] + args, stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
                             text=True)
@@ -183,6 +207,8 @@ def run_server(name, args):
                                "--release"], capture_output=True, text=True, timeout=30)
         check(pick.returncode == 0 and "state=RELEASED" in pick.stdout,
               f"{name}: upstream demo answers a pick ({pick.stdout.strip()} {pick.stderr.strip()})")
+        if healthcheck:
+            run_healthcheck(name, healthcheck, addresses["data"])
     finally:
         proc.send_signal(signal.SIGTERM)
         try:
@@ -275,7 +301,15 @@ def main():
     with tempfile.TemporaryDirectory(prefix="picker-container-") as tmp:
         check_admin_exposure("Dockerfile", entrypoint[1:] + cmd, {})
         check_admin_exposure("compose", compose_cmd, mounts)
-        run_server("Dockerfile", rewrite(entrypoint[1:] + cmd, os.path.join(tmp, "d1"), {}))
+        healthcheck = healthcheck_command(instructions)
+        if check(healthcheck and os.path.basename(healthcheck[0]) == "picker-cli"
+                 and "healthcheck" in healthcheck,
+                 f"the image's HEALTHCHECK runs picker-cli healthcheck ({healthcheck})"):
+            check(healthcheck[healthcheck.index("--addr") + 1].rsplit(":", 1)[1]
+                  == str(port_of(flag_values(entrypoint[1:] + cmd)["--listen"])),
+                  "the HEALTHCHECK checks the port --listen serves")
+        run_server("Dockerfile", rewrite(entrypoint[1:] + cmd, os.path.join(tmp, "d1"), {}),
+                   healthcheck)
         args = rewrite(compose_cmd, os.path.join(tmp, "d2"), mounts)
         for flag, value in flag_values(args).items():
             if flag != "--data-dir" and value and value.startswith("/"):

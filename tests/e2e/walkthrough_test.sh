@@ -1,13 +1,13 @@
 #!/usr/bin/env bash
-# End-to-end test of README.md's walkthrough: extracts the `buf curl` and
-# `curl` commands of the section between <!-- walkthrough:begin --> and
+# End-to-end test of README.md's walkthrough: extracts the `buf curl`,
+# `curl`, `picker-cli` (and `printf`) commands of the section between <!-- walkthrough:begin --> and
 # <!-- walkthrough:end --> (```sh blocks, backslash continuations joined),
 # points them at a real picker-server on ephemeral 127.0.0.1 ports, runs them
 # in order and checks what each one answers. So the commands users copy are
 # the commands tested.
 #
-# Needs PICKER_SERVER (binary) and PICKER_SOURCE_DIR (repository root); ctest
-# passes both. Tools: node_modules/.bin/buf, curl, /usr/bin/python3.
+# Needs PICKER_SERVER, PICKER_CLI (binaries) and PICKER_SOURCE_DIR (repository
+# root); ctest passes them. Tools: node_modules/.bin/buf, curl, /usr/bin/python3.
 
 source "$(dirname "$0")/lib.sh"
 
@@ -38,7 +38,7 @@ for line in m.group(1).splitlines():
         continue
     if cmd is not None:                      # continuation of a command
         cmd += " " + s.rstrip("\\").strip()
-    elif s.startswith("buf curl ") or s.startswith("curl "):
+    elif s.startswith(("buf curl ", "curl ", "picker-cli ", "printf ")):
         cmd = s.rstrip("\\").strip()
     else:
         continue
@@ -52,9 +52,12 @@ echo "extracted ${#CMDS[@]} commands from the README walkthrough"
 
 start_server
 
-# `buf` in the README's commands resolves to the repository's pinned copy.
+# `buf` in the README's commands resolves to the repository's pinned copy,
+# `picker-cli` to the one built with the server.
 mkdir -p "$E2E_TMP/bin"
 ln -s "$BUF" "$E2E_TMP/bin/buf"
+[ -x "${PICKER_CLI:-}" ] || die "PICKER_CLI is not set to the picker-cli binary"
+ln -s "$PICKER_CLI" "$E2E_TMP/bin/picker-cli"
 export PATH="$E2E_TMP/bin:$PATH"
 
 # run_cmd CMD: rewrites the README's addresses to the test server's, runs the
@@ -66,6 +69,8 @@ run_cmd() {
   c=${c//127.0.0.1:50052/$ADMIN_ADDR}
   c=${c//127.0.0.1:9464/$METRICS_ADDR}
   c=${c//LEASE_ID/$LAST_LEASE}
+  # picker-cli's defaults are the README's ports: point it at the test's.
+  [[ "$c" == picker-cli* ]] && c="$c --admin-addr $ADMIN_ADDR --addr $DATA_ADDR"
   echo "+ $c"
   OUT=$(cd "$E2E_TMP" && timeout -k 5 30 bash -o pipefail -c "$c" 2>"$E2E_TMP/stderr")
   RC=$?
@@ -216,6 +221,38 @@ for cmd in "${CMDS[@]}"; do
     [ "$sum" = "$PICKS" ] || fail "metrics: picker_picks_total{upstream=\"example_upstream\"} sums to $sum, expected $PICKS; got: $OUT"
     SEEN[metrics]=1; pass "metrics: picker_picks_total for example_upstream = $PICKS"
     ;;
+  picker-cli\ dump*)
+    run_cmd "$cmd"
+    [ "$RC" -eq 0 ] && grep -q '^upstreams:' "$E2E_TMP/picker.yaml" || { fail "picker-cli dump: exit $RC: $ERR"; continue; }
+    SEEN[dump]=1; pass "picker-cli dump wrote picker.yaml"
+    ;;
+  picker-cli\ diff*)
+    run_cmd "$cmd"
+    [ "$RC" -eq 1 ] || fail "picker-cli diff: exit $RC (1: there are changes): $OUT $ERR"
+    grep -qF "+ target 10.0.0.3:8080 weight 100" <<<"$OUT" || fail "picker-cli diff does not add 10.0.0.3:8080: $OUT"
+    # The README's shares of hash space are exact: they must be what diff says.
+    while IFS= read -r line; do
+      grep -qF -- "$(sed 's/^ *//' <<<"$line")" <<<"$OUT" || fail "picker-cli diff does not say '$line' as the README does: $OUT"
+    done < <(sed -n '/walkthrough:begin/,/walkthrough:end/p' "$README" | grep -E 'hash space that changes owner|^      10\.0\.0\.[0-9:]+ -> |PICKS NOW|^    10\.0\.0\.[0-9:]+ +[-0-9]')
+    SEEN[diff]=1; pass "picker-cli diff previews the moved hash space as the README shows"
+    ;;
+  picker-cli\ apply*)
+    run_cmd "$cmd"
+    [ "$RC" -eq 0 ] && grep -qF "replaced the targets of example_upstream (3 targets)" <<<"$OUT" || fail "picker-cli apply: exit $RC: $OUT $ERR"
+    SEEN[apply]=1; pass "picker-cli apply added the third target"
+    ;;
+  picker-cli\ explain*)
+    run_cmd "$cmd"
+    [ "$RC" -eq 0 ] || { fail "picker-cli explain: exit $RC: $ERR"; continue; }
+    want=$(sed -n '/walkthrough:begin/,/walkthrough:end/p' "$README" | grep -E '^  chosen: ' | head -1)
+    grep -qF -- "$want" <<<"$OUT" || fail "picker-cli explain says '$(grep chosen <<<"$OUT")', the README '$want'"
+    # The next pick goes where explain said.
+    target=$(sed -n 's/^  chosen: \([^ ]*\).*/\1/p' <<<"$OUT")
+    out=$(bufc --data '{"upstream":"example_upstream","attributes":{"headers":{"x-user":"42"}}}' \
+               "http://$DATA_ADDR/picker.v1.Picker/Pick" 2>&1)
+    [ "$(json_get 'd["target"]' <<<"$out")" = "$target" ] || fail "explain chose $target, the pick went to: $out"
+    SEEN[explain]=1; pass "picker-cli explain names $target, and the pick goes there"
+    ;;
   *)
     run_cmd "$cmd"
     [ "$RC" -eq 0 ] || fail "exit $RC: $ERR"
@@ -223,7 +260,7 @@ for cmd in "${CMDS[@]}"; do
   esac
 done
 
-for step in list_admin list_data create put list_targets pick release health metrics update hash_pick; do
+for step in list_admin list_data create put list_targets pick release health metrics update hash_pick dump diff apply explain; do
   [ -n "${SEEN[$step]:-}" ] || fail "the walkthrough has no (working) '$step' step"
 done
 [ "${SEEN[put]:-0}" -eq 2 ] || fail "expected two PutTarget commands, found ${SEEN[put]:-0}"

@@ -413,8 +413,15 @@ TEST_F(AdminTest, ReplaceTargetsKeepsPlaceOfExistingAndAppendsNew) {
   EXPECT_EQ(list.value.targets(2).weight(), 5u);
   EXPECT_EQ(list.value.targets(3).weight(), 100u) << "new target gets the default weight";
 
-  // An empty set removes every target.
-  ASSERT_OK(ReplaceTargets(name, {}).status);
+  // An empty set is refused unless allow_empty says it is meant, and then
+  // removes every target.
+  EXPECT_CODE(ReplaceTargets(name, {}).status, INVALID_ARGUMENT);
+  EXPECT_EQ(ListTargets(name).value.targets_size(), 4);
+  v1::ReplaceTargetsRequest empty;
+  empty.set_upstream(name);
+  empty.set_allow_empty(true);
+  v1::ReplaceTargetsResponse emptied;
+  ASSERT_OK(admin_->ReplaceTargets(Ctx().get(), empty, &emptied));
   list = ListTargets(name);
   ASSERT_OK(list.status);
   EXPECT_EQ(list.value.targets_size(), 0);

@@ -7,8 +7,10 @@
 
 #include <algorithm>
 #include <cctype>
+#include <fstream>
 
 #include "absl/strings/str_split.h"
+#include "picker/version.h"
 #include "tests/integration/test_util.h"
 
 namespace picker::testing {
@@ -116,6 +118,45 @@ TEST(LogFormatTest, UnknownFormatStopsStartUp) {
   EXPECT_TRUE(info.exited && info.code == 1) << info.ToString() << "\n" << log;
   EXPECT_THAT(log, HasSubstr("--log-format: must be text or json, got \"xml\""));
   EXPECT_THAT(log, ::testing::Not(HasSubstr("listening data=")));
+}
+
+// An unknown --log-level used to turn every log line off, audit lines
+// included; it now stops start-up, as an unknown --log-format does.
+TEST(LogFormatTest, UnknownLevelStopsStartUp) {
+  ServerOptions options;
+  options.extra_args = {"--log-level", "verbose"};
+  std::string log;
+  const ExitInfo info = ServerProcess::RunToExit(options, std::chrono::seconds(20), &log);
+  EXPECT_TRUE(info.exited && info.code == 1) << info.ToString() << "\n" << log;
+  EXPECT_THAT(log, HasSubstr("--log-level: must be trace, debug, info, warn, error, critical or "
+                             "off, got \"verbose\""));
+  EXPECT_THAT(log, ::testing::Not(HasSubstr("listening data=")));
+}
+
+// --version prints the version CMake's project() sets, and --check-config
+// validates a file without starting.
+TEST(LogFormatTest, VersionAndCheckConfigExitWithoutStarting) {
+  ServerOptions options;
+  options.extra_args = {"--version"};
+  std::string log;
+  ExitInfo info = ServerProcess::RunToExit(options, std::chrono::seconds(20), &log);
+  EXPECT_TRUE(info.exited && info.code == 0) << info.ToString() << "\n" << log;
+  EXPECT_THAT(log, StartsWith("picker-server " PICKER_VERSION "\n"));
+  EXPECT_THAT(log, ::testing::Not(HasSubstr("build")));
+
+  const std::string good = ::testing::TempDir() + "/check-good.yaml";
+  const std::string bad = ::testing::TempDir() + "/check-bad.yaml";
+  std::ofstream(good) << "upstreams:\n- name: u\n  targets:\n  - target: 10.0.0.1:80\n";
+  std::ofstream(bad) << "upstreams:\n- name: u\n  leaseTtl: soon\n";
+  options.extra_args = {"--check-config", good};
+  info = ServerProcess::RunToExit(options, std::chrono::seconds(20), &log);
+  EXPECT_TRUE(info.exited && info.code == 0) << info.ToString() << "\n" << log;
+  EXPECT_THAT(log, HasSubstr(good + ": valid, 1 upstreams"));
+  EXPECT_THAT(log, ::testing::Not(HasSubstr("listening data=")));
+  options.extra_args = {"--check-config", bad};
+  info = ServerProcess::RunToExit(options, std::chrono::seconds(20), &log);
+  EXPECT_TRUE(info.exited && info.code == 1) << info.ToString() << "\n" << log;
+  EXPECT_THAT(log, HasSubstr("check-bad.yaml:3: upstreams[0].leaseTtl: must be a duration"));
 }
 
 }  // namespace

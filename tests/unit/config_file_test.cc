@@ -1,6 +1,8 @@
 #include "server/config/config_file.h"
 
 #include <fstream>
+#include <sstream>
+#include <variant>
 
 #include "gmock/gmock.h"
 #include "gtest/gtest.h"
@@ -252,6 +254,48 @@ TEST(ConfigFileTest, WhatWouldBeIgnoredIsAnError) {
   EXPECT_TRUE(ParseConfig("upstreams: []\n", "f.yaml").ok());
   absl::StatusOr<std::vector<DeclaredUpstream>> missing = LoadConfigFile("/nonexistent/x.yaml");
   EXPECT_THAT(std::string(missing.status().message()), HasSubstr("No such file or directory"));
+}
+
+}  // namespace
+}  // namespace picker::config
+
+namespace picker::config {
+namespace {
+
+// picker-cli dump writes what ParseConfig reads back unchanged, and the
+// planner then has nothing to do; --prune deletes what the file lacks.
+TEST(ConfigFileTest, WrittenFileReadsBackAndPlansNothing) {
+  std::ifstream in(std::string(PICKER_SOURCE_DIR) + "/examples/picker.yaml");
+  std::stringstream text;
+  text << in.rdbuf();
+  auto declared = ParseConfig(text.str(), "examples/picker.yaml");
+  ASSERT_TRUE(declared.ok()) << declared.status();
+  ASSERT_FALSE(declared->empty());
+  core::UpstreamConfig cookie;
+  cookie.name = "sticky";
+  cookie.load_balancer.kind = core::StrategyKind::kMaglev;
+  cookie.load_balancer.hash_balance_factor = 150;
+  cookie.load_balancer.hash_policies = {
+      {core::HashPolicy::Kind::kCookie, "session", false, core::Millis(90000), "/app"},
+      {core::HashPolicy::Kind::kSourceIp, "", true}};
+  cookie.locality_aware = false;
+  declared->push_back({cookie, {{"[2001:db8::1]:80", 0, "z", "k"}}});
+  const std::string written = WriteConfig(*declared);
+  auto read_back = ParseConfig(written, "dump.yaml");
+  ASSERT_TRUE(read_back.ok()) << read_back.status() << "\n" << written;
+  ASSERT_EQ(read_back->size(), declared->size());
+  for (size_t i = 0; i < declared->size(); ++i) {
+    EXPECT_EQ((*read_back)[i].config, (*declared)[i].config) << written;
+    EXPECT_EQ((*read_back)[i].targets, (*declared)[i].targets) << written;
+  }
+  EXPECT_TRUE(PlanChanges(*read_back, *declared, /*prune=*/true).empty());
+  EXPECT_TRUE(ParseConfig(WriteConfig({}), "empty.yaml").ok());
+  // Pruning: an upstream the file lacks is deleted, only with prune.
+  std::vector<DeclaredUpstream> fewer(declared->begin() + 1, declared->end());
+  EXPECT_TRUE(PlanChanges(fewer, *declared, false).empty());
+  std::vector<core::Change> pruned = PlanChanges(fewer, *declared, true);
+  ASSERT_EQ(pruned.size(), 1u);
+  EXPECT_TRUE(std::holds_alternative<core::DeleteUpstream>(pruned[0]));
 }
 
 }  // namespace

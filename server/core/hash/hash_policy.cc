@@ -104,9 +104,11 @@ std::optional<uint64_t> Evaluate(const HashPolicy& policy, const RequestAttribut
 std::optional<uint64_t> ComputeRequestHash(const std::vector<HashPolicy>& policies,
                                            const RequestAttributesView& request,
                                            std::string_view upstream_name,
-                                           std::vector<GeneratedCookie>* cookies) {
+                                           std::vector<GeneratedCookie>* cookies,
+                                           std::vector<PolicyTrace>* trace) {
   std::optional<uint64_t> hash;
   for (const HashPolicy& policy : policies) {
+    const size_t generated = cookies != nullptr ? cookies->size() : 0;
     const std::optional<uint64_t> value = Evaluate(policy, request, upstream_name, cookies);
     if (value.has_value()) {
       // As Envoy's HashPolicyImpl::generateHash: rotating the running hash
@@ -114,10 +116,16 @@ std::optional<uint64_t> ComputeRequestHash(const std::vector<HashPolicy>& polici
       // taken as is (0 ^ value).
       hash = (hash.has_value() ? RotateLeft1(*hash) : 0) ^ *value;
     }
+    if (trace != nullptr) {
+      using R = PolicyTrace::Result;
+      const bool made = cookies != nullptr && cookies->size() > generated;
+      trace->push_back({!value ? R::kAbsent : made ? R::kGenerated : R::kHashed, value});
+    }
     // A terminal policy stops the walk once any hash exists, including one
     // produced by an earlier policy.
     if (policy.terminal && hash.has_value()) break;
   }
+  if (trace != nullptr) trace->resize(policies.size(), {PolicyTrace::Result::kSkipped, {}});
   return hash;
 }
 

@@ -36,15 +36,24 @@ struct GeneratedCookie {
   std::string path;
 };
 
+// What one policy did for a request (ExplainPick).
+struct PolicyTrace {
+  enum class Result { kHashed, kAbsent, kGenerated, kSkipped };
+  Result result = Result::kAbsent;
+  std::optional<uint64_t> value;  // Hashed or generated.
+};
+
 // Evaluates `policies` in order and combines their values as Envoy does
 // (hash = rotl64(hash, 1) ^ value; a terminal policy that leaves a hash stops
 // the walk). Returns nullopt when no policy produced a value: the caller then
 // picks at random, as Envoy does. Cookies generated on the way are appended
 // to `cookies` (which may be null when the caller does not want them).
+// `trace`, when given, gets one entry per policy.
 std::optional<uint64_t> ComputeRequestHash(const std::vector<HashPolicy>& policies,
                                            const RequestAttributesView& request,
                                            std::string_view upstream_name,
-                                           std::vector<GeneratedCookie>* cookies);
+                                           std::vector<GeneratedCookie>* cookies,
+                                           std::vector<PolicyTrace>* trace = nullptr);
 
 }  // namespace picker::core
 

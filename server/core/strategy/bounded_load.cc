@@ -56,10 +56,13 @@ double BoundedLoad::OverloadFactor(uint32_t host, uint64_t upstream_active) cons
   return static_cast<double>(active) / static_cast<double>(slots);
 }
 
-uint32_t BoundedLoad::Choose(uint32_t chosen, uint64_t hash, uint64_t upstream_active) const {
+template <class Passed>
+uint32_t BoundedLoad::ChooseImpl(uint32_t chosen, uint64_t hash, uint64_t upstream_active,
+                                 Passed passed) const {
   if (chosen == kNoHost) return kNoHost;
   double overload = OverloadFactor(chosen, upstream_active);
   if (overload <= 1.0) return chosen;
+  passed(chosen, overload);
 
   // A per-thread scratch buffer: the walk needs a permutation of all hosts,
   // and the pick path must not allocate once the buffer has grown.
@@ -77,6 +80,7 @@ uint32_t BoundedLoad::Choose(uint32_t chosen, uint64_t hash, uint64_t upstream_a
       result = candidate;
       return true;
     }
+    passed(candidate, overload);
     if (least_overload > overload) {
       least_overloaded = candidate;
       least_overload = overload;
@@ -84,6 +88,15 @@ uint32_t BoundedLoad::Choose(uint32_t chosen, uint64_t hash, uint64_t upstream_a
     return false;
   });
   return result != kNoHost ? result : least_overloaded;
+}
+
+uint32_t BoundedLoad::Choose(uint32_t chosen, uint64_t hash, uint64_t upstream_active) const {
+  return ChooseImpl(chosen, hash, upstream_active, [](uint32_t, double) {});
+}
+
+uint32_t BoundedLoad::ChooseTraced(uint32_t chosen, uint64_t hash, uint64_t upstream_active,
+                                   const std::function<void(uint32_t, double)>& passed) const {
+  return ChooseImpl(chosen, hash, upstream_active, passed);
 }
 
 std::vector<uint32_t> BoundedLoadProbeOrder(uint64_t hash, uint32_t host_count) {

@@ -5,6 +5,7 @@
 
 #include <atomic>
 #include <cstdint>
+#include <functional>
 #include <vector>
 
 #include "server/core/strategy/strategy.h"
@@ -26,6 +27,10 @@ class BoundedLoad {
   // `upstream_active` is the upstream's total of active requests. Does not
   // allocate (the walk uses a per-thread scratch buffer).
   uint32_t Choose(uint32_t chosen, uint64_t hash, uint64_t upstream_active) const;
+  // Choose, telling `passed(host, overload)` of each host it passes over
+  // (ExplainPick).
+  uint32_t ChooseTraced(uint32_t chosen, uint64_t hash, uint64_t upstream_active,
+                        const std::function<void(uint32_t, double)>& passed) const;
 
   // active / slots, where slots = max(ceil(total_slots * w_norm), 1) and
   // total_slots = ((upstream_active + 1) * factor + 99) / 100.
@@ -34,6 +39,9 @@ class BoundedLoad {
   size_t memory_bytes() const { return hosts_.capacity() * sizeof(Host); }
 
  private:
+  template <class Passed>
+  uint32_t ChooseImpl(uint32_t chosen, uint64_t hash, uint64_t upstream_active,
+                      Passed passed) const;
   struct Host {
     const std::atomic<uint64_t>* active_requests;
     double normalized_weight;

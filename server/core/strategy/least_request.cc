@@ -87,6 +87,74 @@ uint32_t LeastRequestStrategy::Pick(const PickParams& params, PickState* state) 
                       [this, &params, state] { return PickOnce(params, state); });
 }
 
+double LeastRequestStrategy::WinProbability(uint32_t host,
+                                            const std::vector<uint32_t>& eligible) const {
+  // A draw replaces the candidate only with strictly fewer active requests,
+  // so `host` wins when every draw lands on a host at least as loaded, at
+  // least one lands on a host exactly as loaded, and the first of those is
+  // `host`: ((more + equal)^k - more^k) / n^k / equal.
+  const uint64_t active = hosts_[host].active_requests->load(std::memory_order_relaxed);
+  double more = 0, equal = 0;
+  for (uint32_t h : eligible) {
+    const uint64_t a = hosts_[h].active_requests->load(std::memory_order_relaxed);
+    if (a > active) ++more;
+    if (a == active) ++equal;
+  }
+  const double n = static_cast<double>(eligible.size());
+  return (std::pow((more + equal) / n, choice_count_) - std::pow(more / n, choice_count_)) / equal;
+}
+
+std::optional<StrategyExplanation> LeastRequestStrategy::Explain(const PickParams& params,
+                                                                 bool /*random_hash*/,
+                                                                 PickState* state) const {
+  StrategyExplanation out;
+  const uint32_t n = static_cast<uint32_t>(hosts_.size());
+  if (n == 0) return out;
+  if (weighted_) {
+    State& own = static_cast<State&>(*state);
+    EdfScheduler copy;
+    {
+      std::lock_guard<SpinLock> lock(own.edf_lock);
+      copy = own.edf;
+    }
+    out.deterministic = true;
+    out.chosen = PickAvoidingTraced(
+        n, params,
+        [&] { return copy.PickAndAdd([this](uint32_t i) { return EffectiveWeight(i); }); },
+        [&out](uint32_t h) {
+          out.passed_over.push_back({h, true, 0});
+        });
+    for (uint32_t h = 0; h < n; ++h)
+      out.candidates.push_back({h, h == out.chosen ? 1.0 : 0.0, EffectiveWeight(h)});
+    out.rule =
+        "weighted least request: the earliest deadline of the EDF schedule, each host "
+        "re-queued with weight / (active + 1)^bias";
+    return out;
+  }
+  if (n == 1) {
+    out.deterministic = true;
+    out.chosen = 0;
+    out.rule = "least request: a single host";
+    return out;
+  }
+  // A draw that lands on an avoided host is drawn again: the choice is made
+  // among the others (all hosts when every one is avoided).
+  std::vector<uint32_t> eligible;
+  for (uint32_t h = 0; h < n; ++h) {
+    if (!params.avoid(h)) eligible.push_back(h);
+  }
+  if (eligible.empty()) {
+    for (uint32_t h = 0; h < n; ++h) eligible.push_back(h);
+  }
+  for (uint32_t h : eligible) {
+    out.candidates.push_back(
+        {h, WinProbability(h, eligible), static_cast<double>(hosts_[h].weight)});
+  }
+  out.rule = "least request: the fewest active requests among " + std::to_string(choice_count_) +
+             " random draws";
+  return out;
+}
+
 StrategyStats LeastRequestStrategy::Stats() const {
   StrategyStats stats;
   // The schedule, when there is one, holds one entry per host.

@@ -37,8 +37,14 @@ class LeastRequestStrategy final : public Strategy {
   std::unique_ptr<PickState> NewPickState(uint64_t seed) const override;
   uint32_t Pick(const PickParams& params, PickState* state) const override;
   StrategyStats Stats() const override;
+  // Equal weights: each host's probability of being the least loaded of
+  // choice_count draws. Unequal: the front of a copy of the schedule.
+  std::optional<StrategyExplanation> Explain(const PickParams& params, bool random_hash,
+                                             PickState* state) const override;
 
  private:
+  // P(host wins) for the equal-weight draws, over `eligible` hosts.
+  double WinProbability(uint32_t host, const std::vector<uint32_t>& eligible) const;
   struct State;
   uint32_t PickOnce(const PickParams& params, PickState* state) const;
   // weight / (active + 1)^bias, times the slow-start factor at `now_ms`.

@@ -3,6 +3,7 @@
 #include <algorithm>
 #include <bit>
 #include <limits>
+#include <string>
 #include <string_view>
 #include <tuple>
 #include <utility>
@@ -151,10 +152,14 @@ uint32_t MaglevTable::SlotHost(uint64_t slot) const {
 
 uint32_t MaglevTable::ChooseHost(uint64_t hash, uint32_t attempt) const {
   if (host_count_ == 0) return kNoHost;
+  return SlotHost(Slot(hash, attempt));
+}
+
+uint64_t MaglevTable::Slot(uint64_t hash, uint32_t attempt) const {
   // Envoy: a value with most bits set changes the hash a lot, so retries do
   // not all land on one host.
   if (attempt > 0) hash ^= ~0ULL - attempt + 1;
-  return SlotHost(hash % table_size_);
+  return hash % table_size_;
 }
 
 size_t MaglevTable::slot_bytes() const {
@@ -197,6 +202,39 @@ std::vector<double> MaglevStrategy::HashShares() const {
     shares[i] = static_cast<double>(per_host[i]) / static_cast<double>(table_.table_size());
   }
   return shares;
+}
+
+std::optional<StrategyExplanation> MaglevStrategy::Explain(const PickParams& params,
+                                                           bool random_hash,
+                                                           PickState* /*state*/) const {
+  StrategyExplanation out;
+  if (host_count_ == 0) return out;
+  if (random_hash) {
+    const std::vector<uint64_t>& slots = table_.entries_per_host();
+    const bool degenerate = table_.slot_bytes() == 0;
+    out.candidates = RandomCandidates(host_count_, params, [&](uint32_t h) {
+      return degenerate ? 1.0 : static_cast<double>(slots[h]) / table_.table_size();
+    });
+    out.rule = "no request hash: a random slot of the table, each host by its share of the slots";
+    return out;
+  }
+  out.deterministic = true;
+  out.chosen = PickHashedAvoidingTraced(
+      host_count_, params,
+      [&](uint64_t hash, uint32_t attempt) {
+        out.entry = table_.Slot(hash, attempt);
+        const uint32_t host = table_.SlotHost(*out.entry);
+        if (!bounded_load_.has_value()) return host;
+        return bounded_load_->ChooseTraced(host, hash, params.upstream_active_requests,
+                                           [&](uint32_t h, double overload) {
+                                             out.passed_over.push_back({h, false, overload});
+                                           });
+      },
+      [&](uint32_t h) {
+        out.passed_over.push_back({h, true, 0});
+      });
+  out.rule = "maglev: slot hash % " + std::to_string(table_.table_size()) + " of the table";
+  return out;
 }
 
 StrategyStats MaglevStrategy::Stats() const {

@@ -23,6 +23,8 @@ class MaglevTable {
   // table[hash % M]; a retry first perturbs the hash with
   // `hash ^= ~0 - attempt + 1`, as Envoy. kNoHost when built from no host.
   uint32_t ChooseHost(uint64_t hash, uint32_t attempt) const;
+  // The slot ChooseHost reads.
+  uint64_t Slot(uint64_t hash, uint32_t attempt) const;
 
   // The host at a slot (tests, debugging). Requires slot < table_size().
   uint32_t SlotHost(uint64_t slot) const;
@@ -56,6 +58,10 @@ class MaglevStrategy final : public Strategy {
   StrategyStats Stats() const override;
   // Slots per host over the table size (1 for a lone host, which owns all).
   std::vector<double> HashShares() const override;
+  // The table slot of the hash (after retries and bounded load), or, for a
+  // random hash, each host's share of the slots.
+  std::optional<StrategyExplanation> Explain(const PickParams& params, bool random_hash,
+                                             PickState* state) const override;
 
   const MaglevTable& table() const { return table_; }
 

@@ -37,6 +37,24 @@ uint32_t RandomStrategy::Pick(const PickParams& params, PickState* /*state*/) co
   return PickAvoiding(host_count_, params, [this, &params] { return PickOnce(params); });
 }
 
+std::optional<StrategyExplanation> RandomStrategy::Explain(const PickParams& params,
+                                                           bool /*random_hash*/,
+                                                           PickState* /*state*/) const {
+  StrategyExplanation out;
+  out.candidates = RandomCandidates(host_count_, params, [this](uint32_t h) -> double {
+    if (cumulative_weights_.empty()) return 1.0;
+    return static_cast<double>(cumulative_weights_[h] - (h == 0 ? 0 : cumulative_weights_[h - 1]));
+  });
+  for (auto& c : out.candidates) {
+    c.weight = cumulative_weights_.empty()
+                   ? 1.0
+                   : static_cast<double>(cumulative_weights_[c.host] -
+                                         (c.host == 0 ? 0 : cumulative_weights_[c.host - 1]));
+  }
+  out.rule = "random, weighted by target weight";
+  return out;
+}
+
 StrategyStats RandomStrategy::Stats() const {
   StrategyStats stats;
   stats.memory_bytes = cumulative_weights_.capacity() * sizeof(uint64_t);

@@ -20,6 +20,9 @@ class RandomStrategy final : public Strategy {
 
   uint32_t Pick(const PickParams& params, PickState* state) const override;
   StrategyStats Stats() const override;
+  // The hosts with their weight shares.
+  std::optional<StrategyExplanation> Explain(const PickParams& params, bool random_hash,
+                                             PickState* state) const override;
 
  private:
   uint32_t PickOnce(const PickParams& params) const;

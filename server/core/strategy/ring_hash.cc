@@ -135,6 +135,25 @@ std::vector<double> HashRing::HostShares(size_t host_count) const {
 
 uint32_t HashRing::ChooseHost(uint64_t hash, uint32_t attempt) const {
   if (hashes_.empty()) return kNoHost;
+  return hosts_[EntryIndex(hash, attempt)];
+}
+
+std::vector<double> HashRing::HostShares(uint32_t host_count) const {
+  std::vector<double> shares(host_count, 0.0);
+  if (hashes_.empty()) return shares;
+  constexpr double kSpace = 18446744073709551616.0;  // 2^64
+  // Entry i owns (hashes[i-1], hashes[i]]; entry 0 also owns the wrap past
+  // the last entry.
+  shares[hosts_[0]] +=
+      static_cast<double>(hashes_[0]) + (kSpace - static_cast<double>(hashes_.back()));
+  for (size_t i = 1; i < hashes_.size(); ++i) {
+    shares[hosts_[i]] += static_cast<double>(hashes_[i] - hashes_[i - 1]);
+  }
+  for (double& share : shares) share /= kSpace;
+  return shares;
+}
+
+size_t HashRing::EntryIndex(uint64_t hash, uint32_t attempt) const {
   // Envoy's ketama binary search returns the first entry with hash >= the
   // request hash, or entry 0 past the end: that is lower_bound with wrap.
   size_t index =
@@ -142,7 +161,7 @@ uint32_t HashRing::ChooseHost(uint64_t hash, uint32_t attempt) const {
   if (index == hashes_.size()) index = 0;
   // A retry behaves as if the entry were not there: move along the ring.
   if (attempt > 0) index = (index + attempt) % hashes_.size();
-  return hosts_[index];
+  return index;
 }
 
 RingHashStrategy::RingHashStrategy(std::vector<StrategyHost> hosts, uint64_t min_ring_size,
@@ -161,6 +180,39 @@ uint32_t RingHashStrategy::Pick(const PickParams& params, PickState* /*state*/) 
     if (!bounded_load_.has_value()) return host;
     return bounded_load_->Choose(host, hash, params.upstream_active_requests);
   });
+}
+
+std::optional<StrategyExplanation> RingHashStrategy::Explain(const PickParams& params,
+                                                             bool random_hash,
+                                                             PickState* /*state*/) const {
+  StrategyExplanation out;
+  if (host_count_ == 0) return out;
+  if (random_hash) {
+    const std::vector<double> shares = ring_.HostShares(host_count_);
+    out.candidates = RandomCandidates(host_count_, params, [&](uint32_t h) { return shares[h]; });
+    out.rule = "no request hash: a random point of the ring, each host by its share of the ring";
+    return out;
+  }
+  out.deterministic = true;
+  out.chosen = PickHashedAvoidingTraced(
+      host_count_, params,
+      [&](uint64_t hash, uint32_t attempt) {
+        const size_t index = ring_.EntryIndex(hash, attempt);
+        out.entry = index;
+        out.entry_hash = ring_.hashes()[index];
+        const uint32_t host = ring_.hosts()[index];
+        if (!bounded_load_.has_value()) return host;
+        return bounded_load_->ChooseTraced(host, hash, params.upstream_active_requests,
+                                           [&](uint32_t h, double overload) {
+                                             out.passed_over.push_back({h, false, overload});
+                                           });
+      },
+      [&](uint32_t h) {
+        out.passed_over.push_back({h, true, 0});
+      });
+  out.rule = "ring hash: the first of " + std::to_string(ring_.size()) +
+             " ring entries at or after the request hash";
+  return out;
 }
 
 StrategyStats RingHashStrategy::Stats() const {

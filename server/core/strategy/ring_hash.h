@@ -47,6 +47,10 @@ class HashRing {
   // first entry), moved `attempt` entries further along the ring, as Envoy's
   // Ring::chooseHost. kNoHost for an empty ring.
   uint32_t ChooseHost(uint64_t hash, uint32_t attempt) const;
+  // The index of the entry ChooseHost reads. Requires a non-empty ring.
+  size_t EntryIndex(uint64_t hash, uint32_t attempt) const;
+  // Each host's share of the hash space: the arcs that end at its entries.
+  std::vector<double> HostShares(uint32_t host_count) const;
 
   size_t size() const { return hashes_.size(); }
   // The sorted entry hashes and the host of each entry (tests, debugging).
@@ -80,6 +84,10 @@ class RingHashStrategy final : public Strategy {
   uint32_t Pick(const PickParams& params, PickState* state) const override;
   StrategyStats Stats() const override;
   std::vector<double> HashShares() const override { return ring_.HostShares(host_count_); }
+  // The ring entry of the hash (after retries and bounded load), or, for a
+  // random hash, each host's share of the ring.
+  std::optional<StrategyExplanation> Explain(const PickParams& params, bool random_hash,
+                                             PickState* state) const override;
 
   const HashRing& ring() const { return ring_; }
 

@@ -1,6 +1,7 @@
 #include "server/core/strategy/round_robin.h"
 
 #include <mutex>
+#include <string>
 #include <utility>
 
 #include "server/core/strategy/avoid.h"
@@ -58,6 +59,38 @@ uint32_t RoundRobinStrategy::Pick(const PickParams& params, PickState* state) co
   State& own = static_cast<State&>(*state);
   return PickAvoiding(static_cast<uint32_t>(hosts_.size()), params,
                       [this, &params, &own] { return PickOnce(params, own); });
+}
+
+std::optional<StrategyExplanation> RoundRobinStrategy::Explain(const PickParams& params,
+                                                               bool /*random_hash*/,
+                                                               PickState* state) const {
+  StrategyExplanation out;
+  if (hosts_.empty()) return out;
+  State& own = static_cast<State&>(*state);
+  const uint32_t n = static_cast<uint32_t>(hosts_.size());
+  auto avoided = [&out](uint32_t h) { out.passed_over.push_back({h, true, 0}); };
+  out.deterministic = true;
+  if (!weighted_) {
+    uint64_t cursor = own.cursor.load(std::memory_order_relaxed);
+    out.rule = "round robin: the cursor is at " + std::to_string(cursor) + ", and " +
+               std::to_string(cursor) + " % " + std::to_string(n) +
+               " hosts = " + std::to_string(cursor % n);
+    out.chosen = PickAvoidingTraced(
+        n, params, [&] { return static_cast<uint32_t>(cursor++ % n); }, avoided);
+    return out;
+  }
+  EdfScheduler copy;
+  {
+    std::lock_guard<SpinLock> lock(own.edf_lock);
+    copy = own.edf;
+  }
+  auto weight = [this](uint32_t i) { return static_cast<double>(hosts_[i].weight); };
+  out.chosen = PickAvoidingTraced(
+      n, params, [&] { return copy.PickAndAdd(weight); }, avoided);
+  out.rule =
+      "weighted round robin: the earliest deadline of the EDF schedule (deadline += "
+      "1/weight)";
+  return out;
 }
 
 StrategyStats RoundRobinStrategy::Stats() const {

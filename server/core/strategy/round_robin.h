@@ -28,6 +28,9 @@ class RoundRobinStrategy final : public Strategy {
   std::unique_ptr<PickState> NewPickState(uint64_t seed) const override;
   uint32_t Pick(const PickParams& params, PickState* state) const override;
   StrategyStats Stats() const override;
+  // The next host of the cursor or of a copy of the schedule.
+  std::optional<StrategyExplanation> Explain(const PickParams& params, bool random_hash,
+                                             PickState* state) const override;
 
  private:
   struct State;

@@ -21,6 +21,8 @@
 #include <cstdint>
 #include <limits>
 #include <memory>
+#include <optional>
+#include <string>
 #include <string_view>
 #include <vector>
 
@@ -84,6 +86,38 @@ struct StrategyStats {
   size_t memory_bytes = 0;  // heap bytes held by the built structure.
 };
 
+// How a strategy would choose, for ExplainPick: what Pick would return now,
+// worked out without moving the pick state (a cursor read, not advanced; a
+// copy of an EDF schedule popped, not the schedule). Host indices are the
+// strategy's, as Pick's.
+struct StrategyExplanation {
+  // True when the choice is fixed now (a hash, a cursor, a schedule).
+  bool deterministic = false;
+  // The host a deterministic pick returns.
+  uint32_t chosen = kNoHost;
+  // RingHash: the ring entry index and its hash; Maglev: the table slot.
+  std::optional<uint64_t> entry;
+  std::optional<uint64_t> entry_hash;
+  // Hosts passed over before the choice, in order: over their bounded-load
+  // cap (`overload` = active / cap), or avoided (excluded, circuit breaker).
+  struct Passed {
+    uint32_t host;
+    bool avoided;
+    double overload;
+  };
+  std::vector<Passed> passed_over;
+  // A random choice: the hosts it can return and their probability. For
+  // LeastRequest, `weight` is the weight the choice used.
+  struct Candidate {
+    uint32_t host;
+    double probability;
+    double weight;
+  };
+  std::vector<Candidate> candidates;
+  // How the choice was made, in words ("ring entry 17 of 1024").
+  std::string rule;
+};
+
 // What the picks of one built strategy change as they go: a round-robin
 // cursor, an EDF schedule. Users see it as picks that alternate, so one state
 // is shared by every thread that picks the strategy.
@@ -113,6 +147,15 @@ class Strategy {
   // Recomputes the weights at `now_ns` into `state` (the one NewPickState
   // made) and reseeds its schedule with `seed`. Thread-safe with picks.
   virtual void Refresh(PickState* state, int64_t now_ns, uint64_t seed) const {}
+  // What Pick(params, state) would return now, and why, leaving `state` as
+  // it is (a lock in it may be taken to copy it). `random_hash` says that
+  // params.hash would be drawn at random (the request gave none): the
+  // choice is then random. Unset when the strategy does not explain itself;
+  // the caller then lists the hosts by weight share.
+  virtual std::optional<StrategyExplanation> Explain(const PickParams& params, bool random_hash,
+                                                     PickState* state) const {
+    return std::nullopt;
+  }
 };
 
 // A strategy and the state its picks change, as a snapshot holds them.
@@ -123,6 +166,9 @@ struct BuiltStrategy {
   uint32_t Pick(const PickParams& params) const { return strategy->Pick(params, state.get()); }
   void Refresh(int64_t now_ns, uint64_t seed) const {
     strategy->Refresh(state.get(), now_ns, seed);
+  }
+  std::optional<StrategyExplanation> Explain(const PickParams& params, bool random_hash) const {
+    return strategy->Explain(params, random_hash, state.get());
   }
 };
 

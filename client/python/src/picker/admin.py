@@ -105,12 +105,16 @@ class AdminClient:
         self._call("DeleteTarget", admin_pb2.DeleteTargetRequest(upstream=upstream, address=address))
 
     def replace_targets(self, upstream: str,
-                        targets: Iterable[Union[str, admin_pb2.Target]]) -> List[admin_pb2.Target]:
-        """Swaps the whole target list in one atomic write; a str is an
-        address. Returns the stored list (its first page, then the rest
-        through ListTargets)."""
+                        targets: Iterable[Union[str, admin_pb2.Target]],
+                        allow_empty: bool = False) -> List[admin_pb2.Target]:
+        """Swaps the whole target list in one atomic write; a str is an address.
+
+        An empty list removes every target and is refused (INVALID_ARGUMENT)
+        unless allow_empty is True. Returns the stored list (its first page,
+        then the rest through ListTargets)."""
         given = [admin_pb2.Target(address=t) if isinstance(t, str) else t for t in targets]
-        request = admin_pb2.ReplaceTargetsRequest(upstream=upstream, targets=given)
+        request = admin_pb2.ReplaceTargetsRequest(upstream=upstream, targets=given,
+                                                  allow_empty=allow_empty)
         response = self._call("ReplaceTargets", request)
         stored = list(response.targets)
         if response.next_page_token:
