@@ -288,8 +288,7 @@ class PickStreamReactor final : public grpc::ServerBidiReactor<grpc::ByteBuffer,
 }  // namespace
 
 PickerService::PickerService(data::DataPlane& data, metrics::Metrics& metrics, CallTracker& calls,
-                             const core::Replicas& replicas, Forwarder& forwarder,
-                             Options options)
+                             const core::Replicas& replicas, Forwarder& forwarder, Options options)
     : data_(data),
       metrics_(metrics),
       calls_(calls),

@@ -24,7 +24,9 @@ absl::Status CheckExpectedRevision(absl::string_view name, uint64_t expected, ui
 
 namespace {
 
-size_t TargetsOf(const StoreEvent& event) { return event.record ? event.record->targets.size() : 0; }
+size_t TargetsOf(const StoreEvent& event) {
+  return event.record ? event.record->targets.size() : 0;
+}
 
 }  // namespace
 

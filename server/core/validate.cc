@@ -88,8 +88,7 @@ absl::Status ValidateChoiceCount(const LoadBalancerConfig& lb, const std::string
   return absl::OkStatus();
 }
 
-absl::Status ValidatePeakEwma(const LoadBalancerConfig& lb, const std::string& field,
-                              Rules rules) {
+absl::Status ValidatePeakEwma(const LoadBalancerConfig& lb, const std::string& field, Rules rules) {
   if (absl::Status s = ValidateChoiceCount(lb, field, rules); !s.ok()) return s;
   if (lb.decay_time.count() <= 0) {
     return Invalid(field + ".decay_time", "must be at least 1ms (0 means the default 10s)");

@@ -366,8 +366,8 @@ Metrics::Metrics(const core::SnapshotMap& snapshots, const core::WriterStats& wr
       .Register(*registry_)
       .Add({{"version", version}})
       .Set(1);
-  collector_ = std::make_shared<Collector>(snapshots, writer, replicas, pick_duration_,
-                                          per_target, process);
+  collector_ =
+      std::make_shared<Collector>(snapshots, writer, replicas, pick_duration_, per_target, process);
 }
 
 void Metrics::CountAdminOperation(const std::string& method, const std::string& code) {

@@ -85,11 +85,14 @@ done
   fail "docker-compose.replicas.yml publishes a port beyond 127.0.0.1 by default"
 promtool check config "$PICKER_SOURCE_DIR/docker/prometheus-replicas.yml" ||
   fail "docker/prometheus-replicas.yml is invalid"
+# Read once: `docker-compose config | grep -q` fails under pipefail when
+# grep exits before docker-compose has written everything (SIGPIPE).
+resolved=$(docker-compose -f "$replicas" config)
 for s in picker-1 picker-2 picker-3; do
   grep -q "$s:9464" "$PICKER_SOURCE_DIR/docker/prometheus-replicas.yml" ||
     fail "docker/prometheus-replicas.yml does not scrape $s:9464"
   # Every replica shares the one etcd and says where peers reach it.
-  docker-compose -f "$replicas" config | grep -q -- "--advertise-address=$s:50051" ||
+  grep -q -- "--advertise-address=$s:50051" <<<"$resolved" ||
     fail "$s does not advertise its address"
 done
 echo "PASS"

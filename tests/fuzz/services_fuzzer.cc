@@ -64,17 +64,16 @@ struct World {
     control = *picker::control::ControlPlane::Start(store, snapshots, writer_stats, options);
     data = std::make_unique<picker::data::DataPlane>(snapshots, *control, store.boot(),
                                                      picker::data::DataPlane::Options{});
-    metrics =
-        std::make_unique<picker::metrics::Metrics>(snapshots, writer_stats, replicas, false, "fuzz",
-                                                   &stats);
+    metrics = std::make_unique<picker::metrics::Metrics>(snapshots, writer_stats, replicas, false,
+                                                         "fuzz", &stats);
     picker::api::ServerOptions server_options;
     server_options.listen = "127.0.0.1:0";
     server_options.admin_listen = "127.0.0.1:0";
     server_options.max_message_bytes = 1 << 20;
     server_options.max_connections = 16;
     server_options.stats = &stats;
-    server = *picker::api::Server::Start(server_options, *control, *data, snapshots, replicas,
-                                         *metrics);
+    server =
+        *picker::api::Server::Start(server_options, *control, *data, snapshots, replicas, *metrics);
     data_channel = grpc::CreateChannel(server->data_address(), grpc::InsecureChannelCredentials());
     admin_channel =
         grpc::CreateChannel(server->admin_address(), grpc::InsecureChannelCredentials());

@@ -70,15 +70,16 @@ TEST_F(BalancingTest, BadOptionsNameTheirField) {
   EXPECT_CODE(bad.status, INVALID_ARGUMENT);
   EXPECT_THAT(bad.status.error_message(),
               HasSubstr("upstream.load_balancer.round_robin.slow_start_config.min_weight_percent"));
-  bad = CreateUpstreamText("name: '" + NewName() + "' load_balancer { peak_ewma { choice_count: 1 } }");
+  bad = CreateUpstreamText("name: '" + NewName() +
+                           "' load_balancer { peak_ewma { choice_count: 1 } }");
   EXPECT_CODE(bad.status, INVALID_ARGUMENT);
-  EXPECT_THAT(bad.status.error_message(), HasSubstr("upstream.load_balancer.peak_ewma.choice_count"));
+  EXPECT_THAT(bad.status.error_message(),
+              HasSubstr("upstream.load_balancer.peak_ewma.choice_count"));
 }
 
 TEST_F(BalancingTest, SlowStartIsAnsweredAndShownPerTarget) {
   const std::string name = MakeUpstream(
-      "round_robin { slow_start_config { slow_start_window { seconds: 600 } aggression: 2 } }",
-      {});
+      "round_robin { slow_start_config { slow_start_window { seconds: 600 } aggression: 2 } }", {});
   auto got = GetUpstream(name);
   ASSERT_OK(got.status);
   const v1::SlowStartConfig& ss = got.value.load_balancer().round_robin().slow_start_config();

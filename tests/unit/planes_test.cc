@@ -505,7 +505,8 @@ TEST(PlanesStoreFailureTest, AFailedWriteChangesNeitherTheStoreNorWhatPicksSee) 
   EXPECT_EQ(
       registry->PutTarget("u", TargetPatch{.address = "10.0.0.1:80", .weight = 7}).status().code(),
       absl::StatusCode::kInternal);
-  EXPECT_EQ(registry->ReplaceTargets("u", {}).status().code(), absl::StatusCode::kInternal);
+  EXPECT_EQ(registry->ReplaceTargets("u", {{.address = "10.0.0.3:80"}}).status().code(),
+            absl::StatusCode::kInternal);
   EXPECT_EQ(registry->DeleteTarget("u", "10.0.0.1:80").code(), absl::StatusCode::kInternal);
   config.lease_ttl = Millis(1234);
   EXPECT_EQ(registry->UpdateUpstream(config).status().code(), absl::StatusCode::kInternal);

@@ -117,15 +117,16 @@ std::optional<StrategyExplanation> LeastRequestStrategy::Explain(const PickParam
       std::lock_guard<SpinLock> lock(own.edf_lock);
       copy = own.edf;
     }
+    const int64_t now_ms = slow_start_active_ ? PickTime(params) / 1000000 : 0;
+    auto weight = [this, now_ms](uint32_t i) { return EffectiveWeight(i, now_ms); };
     out.deterministic = true;
     out.chosen = PickAvoidingTraced(
-        n, params,
-        [&] { return copy.PickAndAdd([this](uint32_t i) { return EffectiveWeight(i); }); },
+        n, params, [&] { return copy.PickAndAdd(weight); },
         [&out](uint32_t h) {
           out.passed_over.push_back({h, true, 0});
         });
     for (uint32_t h = 0; h < n; ++h)
-      out.candidates.push_back({h, h == out.chosen ? 1.0 : 0.0, EffectiveWeight(h)});
+      out.candidates.push_back({h, h == out.chosen ? 1.0 : 0.0, weight(h)});
     out.rule =
         "weighted least request: the earliest deadline of the EDF schedule, each host "
         "re-queued with weight / (active + 1)^bias";
