@@ -111,6 +111,10 @@ ABSL_FLAG(std::string, replica_id, "",
 ABSL_FLAG(std::string, advertise_address, "",
           "Where peers and clients reach this replica's data listener (default: host name and "
           "data port).");
+ABSL_FLAG(std::string, advertise_admin_address, "",
+          "Where peers reach this replica's admin listener, to which they forward "
+          "GetUpstreamHealth (default: --admin-listen, its host replaced by the advertised data "
+          "host when it listens on every address).");
 ABSL_FLAG(absl::Duration, member_ttl, absl::Seconds(5),
           "TTL of the etcd lease behind this replica's membership; etcd grants whole seconds, 2 "
           "at least. A replica that dies is replaced as owner within about this.");
@@ -330,7 +334,8 @@ absl::Status OpenStore(Planes& planes) {
 
 // Names this replica now that its data listener is bound at
 // `data_address`, and joins the members in etcd mode.
-absl::Status JoinReplicas(Planes& planes, const std::string& data_address) {
+absl::Status JoinReplicas(Planes& planes, const std::string& data_address,
+                          const std::string& admin_address) {
   char host[256] = {};
   gethostname(host, sizeof(host) - 1);
   const std::string port = data_address.substr(data_address.rfind(':') + 1);
@@ -345,7 +350,18 @@ absl::Status JoinReplicas(Planes& planes, const std::string& data_address) {
     planes.solo.Set(id, address);
     return absl::OkStatus();
   }
-  return WithContext(planes.replication->Join(id, address), "cannot join the replicas in etcd");
+  // Peers forward GetUpstreamHealth to the admin listener: on the data
+  // listener's advertised host when it listens on every address.
+  std::string admin = absl::GetFlag(FLAGS_advertise_admin_address);
+  if (admin.empty()) {
+    std::string admin_host = admin_address.substr(0, admin_address.rfind(':'));
+    if (admin_host == "0.0.0.0" || admin_host == "[::]" || admin_host.empty()) {
+      admin_host = address.substr(0, address.rfind(':'));
+    }
+    admin = absl::StrCat(admin_host, admin_address.substr(admin_address.rfind(':')));
+  }
+  return WithContext(planes.replication->Join(id, address, admin),
+                     "cannot join the replicas in etcd");
 }
 
 // Opens the store, starts the control plane on it, applies --config (and
@@ -427,7 +443,11 @@ int Serve(picker::api::ServerOptions options, Planes& planes, const sigset_t& si
       planes.replication ? planes.replication->replicas() : planes.solo;
   // Active health checks run on their own threads for the upstreams that
   // turn them on; they follow what the control plane publishes.
-  picker::health::Prober prober(*planes.control);
+  picker::health::Prober::Options checks;
+  if (replicas.shared()) {
+    checks.owns = [&replicas](const std::string& upstream) { return !replicas.OwnerOf(upstream); };
+  }
+  picker::health::Prober prober(*planes.control, checks);
   prober.Start();
   planes.control->AddListener(&prober);
   picker::metrics::Metrics metrics(planes.snapshots, planes.writer_stats, replicas,
@@ -442,7 +462,9 @@ int Serve(picker::api::ServerOptions options, Planes& planes, const sigset_t& si
   about.replicas = &replicas;
   HttpListener http(planes, metrics, std::move(about), options.admin_token);
   if (absl::Status s = http.Start(absl::GetFlag(FLAGS_metrics_listen)); !s.ok()) return Fail("", s);
-  if (absl::Status s = JoinReplicas(planes, (*server)->data_address()); !s.ok()) return Fail("", s);
+  if (absl::Status s = JoinReplicas(planes, (*server)->data_address(), (*server)->admin_address());
+      !s.ok())
+    return Fail("", s);
   spdlog::info("picker-server {} listening data={} admin={} metrics={} data-dir={}{}{}{}", kVersion,
                (*server)->data_address(), (*server)->admin_address(), http.server->address(),
                absl::GetFlag(FLAGS_data_dir), options.tls_cert.empty() ? "" : " tls=on",

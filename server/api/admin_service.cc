@@ -230,14 +230,17 @@ absl::Status AdminService::ExplainPickRead(const v1::PickRequest& request,
 
 AdminService::AdminService(control::ControlPlane& control, const data::DataPlane& data,
                            const core::SnapshotMap& snapshots, metrics::Metrics& metrics,
-                           std::string token, CallTracker& calls, core::ProcessStats* stats)
+                           std::string token, CallTracker& calls, core::ProcessStats* stats,
+                           const core::Replicas* replicas, Forwarder* forwarder)
     : control_(control),
       data_(data),
       snapshots_(snapshots),
       metrics_(metrics),
       token_(std::move(token)),
       calls_(calls),
-      stats_(stats) {
+      stats_(stats),
+      replicas_(replicas),
+      forwarder_(forwarder) {
   CaptureProtobufParseErrors();
 }
 
@@ -447,8 +450,49 @@ grpc::ServerUnaryReactor* AdminService::SetTargetHealth(grpc::CallbackServerCont
 grpc::ServerUnaryReactor* AdminService::GetUpstreamHealth(grpc::CallbackServerContext* context,
                                                           const grpc::ByteBuffer* request,
                                                           grpc::ByteBuffer* response) {
+  if (grpc::ServerUnaryReactor* forwarded = ForwardUpstreamHealth(context, *request, *response)) {
+    return forwarded;
+  }
   return Read(context, "GetUpstreamHealth", *request, *response,
               &AdminService::GetUpstreamHealthRead);
+}
+
+grpc::ServerUnaryReactor* AdminService::ForwardUpstreamHealth(grpc::CallbackServerContext* context,
+                                                              const grpc::ByteBuffer& request,
+                                                              grpc::ByteBuffer& response) {
+  // A call forwarded here is answered here: a forward never loops.
+  if (replicas_ == nullptr || forwarder_ == nullptr || Forwarder::WasForwarded(*context)) {
+    return nullptr;
+  }
+  v1::GetUpstreamHealthRequest parsed;
+  if (!ParseFromWire(request, parsed).ok()) return nullptr;  // Read answers the error.
+  std::optional<core::Replicas::Peer> owner = replicas_->OwnerOf(parsed.name());
+  if (!owner || owner->admin_address.empty()) return nullptr;
+  grpc::ServerUnaryReactor* reactor = context->DefaultReactor();
+  if (std::optional<grpc::Status> denied = Deny(context, "GetUpstreamHealth", "", false)) {
+    reactor->Finish(*denied);
+    return reactor;
+  }
+  // The caller's token goes along: the owner checks it as well.
+  const auto& metadata = context->client_metadata();
+  auto it = metadata.find("authorization");
+  const std::string authorization =
+      it == metadata.end() ? "" : std::string(it->second.data(), it->second.size());
+  replicas_->stats().forwarded[static_cast<size_t>(core::Forwarded::kUpstreamHealth)].fetch_add(
+      1, std::memory_order_relaxed);
+  calls_.Begin();
+  forwarder_->Unary(
+      owner->admin_address, "/picker.v1.Admin/GetUpstreamHealth", request,
+      Forwarder::DeadlineFor(*context),
+      [this, reactor, out = &response](grpc::Status status, grpc::ByteBuffer answer) {
+        if (status.ok()) *out = std::move(answer);
+        metrics_.CountAdminOperation("GetUpstreamHealth",
+                                     CodeName(static_cast<absl::StatusCode>(status.error_code())));
+        reactor->Finish(status);
+        calls_.End();
+      },
+      /*abandon=*/false, authorization);
+  return reactor;
 }
 
 grpc::ServerUnaryReactor* AdminService::ExplainPick(grpc::CallbackServerContext* context,

@@ -18,7 +18,9 @@
 
 #include "picker/v1/admin.grpc.pb.h"
 #include "server/api/call_tracker.h"
+#include "server/api/forwarder.h"
 #include "server/control/control_plane.h"
+#include "server/core/replicas.h"
 #include "server/core/snapshot_map.h"
 #include "server/core/stats.h"
 #include "server/data/data_plane.h"
@@ -47,10 +49,13 @@ class AdminService final : public RawAdminService {
   // `authorization: Bearer <token>` (UNAUTHENTICATED otherwise). `calls`
   // counts the calls being served, for the drain.
   // `stats`, when not null, carries the overload manager's flag: while it
-  // is set, writes other than deletes answer RESOURCE_EXHAUSTED.
+  // is set, writes other than deletes answer RESOURCE_EXHAUSTED. With
+  // `replicas` and `forwarder`, GetUpstreamHealth of an upstream another
+  // replica owns is answered by that owner (its counts are the live ones).
   AdminService(control::ControlPlane& control, const data::DataPlane& data,
                const core::SnapshotMap& snapshots, metrics::Metrics& metrics, std::string token,
-               CallTracker& calls, core::ProcessStats* stats = nullptr);
+               CallTracker& calls, core::ProcessStats* stats = nullptr,
+               const core::Replicas* replicas = nullptr, Forwarder* forwarder = nullptr);
 
   grpc::ServerUnaryReactor* CreateUpstream(grpc::CallbackServerContext* context,
                                            const grpc::ByteBuffer* request,
@@ -126,6 +131,11 @@ class AdminService final : public RawAdminService {
                                      v1::UpstreamHealth& response);
   absl::Status ExplainPickRead(const v1::PickRequest& request, v1::PickExplanation& response);
 
+  // Sends GetUpstreamHealth to the upstream's owner when another replica
+  // owns it; null when it is answered here.
+  grpc::ServerUnaryReactor* ForwardUpstreamHealth(grpc::CallbackServerContext* context,
+                                                  const grpc::ByteBuffer& request,
+                                                  grpc::ByteBuffer& response);
   // A status to answer at once when the caller lacks the admin token.
   std::optional<grpc::Status> Deny(grpc::CallbackServerContext* context, const char* method,
                                    absl::string_view upstream, bool write);
@@ -145,6 +155,8 @@ class AdminService final : public RawAdminService {
   const std::string token_;
   CallTracker& calls_;
   core::ProcessStats* const stats_;
+  const core::Replicas* const replicas_;
+  Forwarder* const forwarder_;
 };
 
 }  // namespace picker::api

@@ -1,5 +1,7 @@
 #include "server/api/forwarder.h"
 
+#include <algorithm>
+
 namespace picker::api {
 namespace {
 
@@ -22,23 +24,30 @@ grpc::GenericStub& Forwarder::StubFor(const std::string& address) {
   return *stub;
 }
 
-void Forwarder::Unary(const core::Replicas::Peer& peer, const std::string& method,
+void Forwarder::Unary(const std::string& address, const std::string& method,
                       const grpc::ByteBuffer& request,
-                      std::chrono::system_clock::time_point deadline, Done done, bool abandon) {
+                      std::chrono::system_clock::time_point deadline, Done done, bool abandon,
+                      const std::string& authorization) {
   auto* call = new Call{{}, request, {}, std::move(done)};
   call->context.set_deadline(deadline);
   call->context.AddMetadata(kForwardedMetadata, replicas_.self_id());
   if (abandon) call->context.AddMetadata(kAbandonMetadata, "1");
-  StubFor(peer.address)
-      .UnaryCall(&call->context, method, grpc::StubOptions(), &call->request, &call->response,
-                 [call](grpc::Status status) {
-                   call->done(std::move(status), std::move(call->response));
-                   delete call;
-                 });
+  if (!authorization.empty()) call->context.AddMetadata("authorization", authorization);
+  StubFor(address).UnaryCall(&call->context, method, grpc::StubOptions(), &call->request,
+                             &call->response, [call](grpc::Status status) {
+                               call->done(std::move(status), std::move(call->response));
+                               delete call;
+                             });
 }
 
 bool Forwarder::WasForwarded(const grpc::ServerContextBase& context) {
   return context.client_metadata().count(kForwardedMetadata) > 0;
+}
+
+std::chrono::system_clock::time_point Forwarder::DeadlineFor(
+    const grpc::ServerContextBase& context) {
+  const auto fallback = std::chrono::system_clock::now() + std::chrono::seconds(10);
+  return std::min(context.deadline(), fallback);
 }
 
 }  // namespace picker::api

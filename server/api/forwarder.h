@@ -37,13 +37,17 @@ class Forwarder {
   Forwarder(std::shared_ptr<grpc::ChannelCredentials> credentials, const core::Replicas& replicas)
       : credentials_(std::move(credentials)), replicas_(replicas) {}
 
-  // Calls `method` on `peer` with `request`; `done` runs on a gRPC thread.
-  void Unary(const core::Replicas::Peer& peer, const std::string& method,
-             const grpc::ByteBuffer& request, std::chrono::system_clock::time_point deadline,
-             Done done, bool abandon = false);
+  // Calls `method` at `address` (a peer's data or admin listener) with
+  // `request`; `done` runs on a gRPC thread. A non-empty `authorization` is
+  // passed on as that metadata (an admin call's bearer token).
+  void Unary(const std::string& address, const std::string& method, const grpc::ByteBuffer& request,
+             std::chrono::system_clock::time_point deadline, Done done, bool abandon = false,
+             const std::string& authorization = "");
 
   // True for a call another replica forwarded here.
   static bool WasForwarded(const grpc::ServerContextBase& context);
+  // A forwarded call keeps its client's deadline, or gets a few seconds.
+  static std::chrono::system_clock::time_point DeadlineFor(const grpc::ServerContextBase& context);
 
  private:
   grpc::GenericStub& StubFor(const std::string& address);

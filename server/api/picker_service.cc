@@ -30,12 +30,6 @@ const std::string& ForwardedMethod(core::Forwarded kind) {
   return kind == core::Forwarded::kPick ? kPick : kRelease;
 }
 
-// A forwarded call keeps its client's deadline, or gets a few seconds.
-std::chrono::system_clock::time_point ForwardDeadline(const grpc::ServerContextBase& context) {
-  const auto fallback = std::chrono::system_clock::now() + std::chrono::seconds(10);
-  return std::min(context.deadline(), fallback);
-}
-
 // The fields of an ORCA report that WeightedRoundRobin reads; each must be
 // a finite number >= 0 (ORCA's own rule), else INVALID_ARGUMENT.
 absl::StatusOr<core::LoadReport> LoadReportFromProto(const v1::OrcaLoadReport& in) {
@@ -209,8 +203,10 @@ class PickStreamReactor final : public grpc::ServerBidiReactor<grpc::ByteBuffer,
     service_.replica_stats().forwarded[static_cast<size_t>(kind)].fetch_add(
         1, std::memory_order_relaxed);
     service_.forwarder().Unary(
-        peer,
-        kind == core::Forwarded::kPick ? "/picker.v1.Picker/Pick" : "/picker.v1.Picker/Release",
+        peer.address,
+        kind == core::Forwarded::kRelease || kind == core::Forwarded::kAbandon
+            ? "/picker.v1.Picker/Release"
+            : "/picker.v1.Picker/Pick",
         wire, std::chrono::system_clock::now() + std::chrono::seconds(10), std::move(done),
         abandon);
   }
@@ -317,7 +313,7 @@ grpc::ServerUnaryReactor* PickerService::Unary(grpc::CallbackServerContext* cont
     // Served by another replica: the request's bytes go there as they came.
     replicas_.stats().forwarded[static_cast<size_t>(kind)].fetch_add(1, std::memory_order_relaxed);
     forwarder_.Unary(
-        *peer, ForwardedMethod(kind), request_wire, ForwardDeadline(*context),
+        peer->address, ForwardedMethod(kind), request_wire, Forwarder::DeadlineFor(*context),
         [this, reactor, out = &response_wire](grpc::Status s, grpc::ByteBuffer answer) {
           if (s.ok()) *out = std::move(answer);
           reactor->Finish(s);

@@ -106,7 +106,8 @@ struct Server::Impl {
       : forwarder(PeerCredentials(options), replicas),
         picker(data_plane, metrics, calls, replicas, forwarder,
                {.max_pending_stream_answers = options.max_pending_stream_answers}),
-        admin(control, data_plane, snapshots, metrics, options.admin_token, calls, options.stats) {}
+        admin(control, data_plane, snapshots, metrics, options.admin_token, calls, options.stats,
+              &replicas, &forwarder) {}
   CallTracker calls;  // Before the services, which hold it.
   Forwarder forwarder;
   PickerService picker;

@@ -12,6 +12,8 @@ const char* ForwardedName(Forwarded call) {
       return "PickStream";
     case Forwarded::kAbandon:
       return "Abandon";
+    case Forwarded::kUpstreamHealth:
+      return "GetUpstreamHealth";
   }
   return "unknown";
 }

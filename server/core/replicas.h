@@ -24,8 +24,8 @@
 namespace picker::core {
 
 // The calls that are forwarded to an owner, by index in ReplicaStats.
-enum class Forwarded : uint8_t { kPick, kRelease, kPickStream, kAbandon };
-inline constexpr size_t kForwardedCount = 4;
+enum class Forwarded : uint8_t { kPick, kRelease, kPickStream, kAbandon, kUpstreamHealth };
+inline constexpr size_t kForwardedCount = 5;
 const char* ForwardedName(Forwarded call);
 
 // Counts the replicas' machinery keeps, read by the metrics.
@@ -45,7 +45,8 @@ class Replicas {
  public:
   struct Peer {
     std::string id;
-    std::string address;  // Its data listener.
+    std::string address;        // Its data listener.
+    std::string admin_address;  // Its admin listener; empty when unknown.
   };
   virtual ~Replicas() = default;
 

@@ -17,6 +17,7 @@ std::string MemberJson(const Member& m) {
   message.set_id(m.id);
   message.set_address(m.address);
   message.set_boot(m.boot);
+  message.set_admin_address(m.admin_address);
   std::string json;
   (void)google::protobuf::util::MessageToJsonString(message, &json);
   return json;
@@ -25,7 +26,7 @@ std::string MemberJson(const Member& m) {
 std::optional<Member> ParseMember(const std::string& json) {
   v1::Member message;
   if (!google::protobuf::util::JsonStringToMessage(json, &message).ok()) return std::nullopt;
-  return Member{message.id(), message.address(), message.boot()};
+  return Member{message.id(), message.address(), message.boot(), message.admin_address()};
 }
 
 }  // namespace
@@ -47,7 +48,7 @@ Membership::Membership(EtcdClient& client, Options options)
     : client_(client),
       options_(std::move(options)),
       key_prefix_(options_.prefix + "members/"),
-      self_{options_.id, options_.address, options_.boot} {}
+      self_{options_.id, options_.address, options_.boot, options_.admin_address} {}
 
 absl::StatusOr<std::unique_ptr<Membership>> Membership::Join(EtcdClient& client, Options options) {
   std::unique_ptr<Membership> membership(new Membership(client, std::move(options)));

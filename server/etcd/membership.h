@@ -41,6 +41,7 @@ struct Member {
   std::string id;
   std::string address;  // Its data listener, as peers and clients reach it.
   uint64_t boot = 0;
+  std::string admin_address;  // Its admin listener, as peers reach it.
   bool operator==(const Member&) const = default;
 };
 
@@ -54,6 +55,7 @@ class Membership {
     std::string id;
     std::string address;
     uint64_t boot = 0;
+    std::string admin_address;
     // Asked of etcd, which grants whole seconds, 2 at least.
     std::chrono::seconds ttl{5};
   };

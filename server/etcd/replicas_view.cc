@@ -10,7 +10,7 @@ std::optional<core::Replicas::Peer> ReplicasView::OwnerOf(absl::string_view upst
   const Member owner = membership->OwnerOf(upstream);
   // No member seen at all (etcd never reached): serve here.
   if (owner.id.empty() || owner.id == membership->self().id) return std::nullopt;
-  return Peer{owner.id, owner.address};
+  return Peer{owner.id, owner.address, owner.admin_address};
 }
 
 std::optional<core::Replicas::Peer> ReplicasView::IssuerOf(uint64_t boot) const {
@@ -18,14 +18,15 @@ std::optional<core::Replicas::Peer> ReplicasView::IssuerOf(uint64_t boot) const 
   if (membership == nullptr || boot == membership->self().boot) return std::nullopt;
   const std::optional<Member> issuer = membership->MemberWithBoot(boot);
   if (!issuer || issuer->id == membership->self().id) return std::nullopt;
-  return Peer{issuer->id, issuer->address};
+  return Peer{issuer->id, issuer->address, issuer->admin_address};
 }
 
 std::vector<core::Replicas::Peer> ReplicasView::Members() const {
   std::vector<Peer> peers;
   const Membership* membership = membership_.load();
   if (membership == nullptr) return peers;
-  for (const Member& m : membership->members()) peers.push_back(Peer{m.id, m.address});
+  for (const Member& m : membership->members())
+    peers.push_back(Peer{m.id, m.address, m.admin_address});
   return peers;
 }
 

@@ -26,11 +26,13 @@ Replication::~Replication() {
   membership_.reset();
 }
 
-absl::Status Replication::Join(const std::string& id, const std::string& address) {
+absl::Status Replication::Join(const std::string& id, const std::string& address,
+                               const std::string& admin_address) {
   Membership::Options options;
   options.prefix = options_.prefix;
   options.id = id;
   options.address = address;
+  options.admin_address = admin_address;
   options.boot = store_->boot();
   options.ttl = options_.member_ttl;
   absl::StatusOr<std::unique_ptr<Membership>> membership = Membership::Join(*client_, options);

@@ -38,7 +38,10 @@ class Replication {
   core::Store& store() { return *store_; }
   const core::Replicas& replicas() const { return *view_; }
   // Registers this replica (its data listener bound at `address`).
-  absl::Status Join(const std::string& id, const std::string& address);
+  // `address` and `admin_address`: where peers reach this replica's data
+  // and admin listeners.
+  absl::Status Join(const std::string& id, const std::string& address,
+                    const std::string& admin_address);
   // Gives up the membership at once, so ownership moves now.
   void Leave();
   const Membership* membership() const { return membership_.get(); }

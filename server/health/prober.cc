@@ -258,6 +258,11 @@ Prober::Clock::time_point Prober::QueueDue(Clock::time_point now) {
       if (state.generation != due.generation || state.in_flight || state.next_due != due.when) {
         continue;
       }
+      if (options_.owns && !options_.owns(state.upstream)) {
+        state.next_due = now + state.config.interval;
+        due_.push(Due{state.next_due, due.key, state.generation});
+        continue;
+      }
       state.in_flight = true;
       queue_.push_back(Job{due.key, state.generation, state.address, state.config, state.grpc});
       queued = true;

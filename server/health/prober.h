@@ -85,6 +85,12 @@ class Prober final : public core::PublishListener {
     // dropped) holds a worker for its timeout; up to `threads` of them at a
     // time cannot delay the checks of the others.
     int threads = 16;
+    // With several replicas, whether this one owns `upstream` (and so checks
+    // it): N replicas must not probe a target N times. A check of an
+    // upstream owned elsewhere is skipped and asked again an interval
+    // later, so that checks start here within an interval of ownership
+    // moving here. Unset: every upstream is checked.
+    std::function<bool(const std::string& upstream)> owns;
   };
 
   // `health` must outlive the prober.

@@ -221,14 +221,24 @@ def run_server(name, args, healthcheck=None):
             print("".join(log))
 
 
-def compose_config():
+def compose_config(file="docker-compose.yml"):
     import yaml  # python3-yaml, a dependency of docker-compose
 
-    result = subprocess.run(["docker-compose", "-f", os.path.join(SOURCE, "docker-compose.yml"),
+    result = subprocess.run(["docker-compose", "-f", os.path.join(SOURCE, file),
                              "config"], capture_output=True, text=True, timeout=60)
     if result.returncode != 0:
         raise SystemExit("FAIL: docker-compose config failed:\n" + result.stderr)
     return yaml.safe_load(result.stdout)
+
+
+def host_mounts(service):
+    """{container path: host path} of a compose service's bind mounts."""
+    mounts = {}
+    for volume in service.get("volumes", []):
+        parts = volume.split(":") if isinstance(volume, str) else [volume["source"], volume["target"]]
+        if parts[0].startswith("/"):
+            mounts[parts[1]] = parts[0]
+    return mounts
 
 
 def dependency_closure(packages):
@@ -272,11 +282,7 @@ def main():
     compose = compose_config()
     picker = compose["services"]["picker"]
     compose_cmd = picker.get("entrypoint", entrypoint)[1:] + picker.get("command", cmd)
-    mounts = {}
-    for volume in picker.get("volumes", []):
-        parts = volume.split(":") if isinstance(volume, str) else [volume["source"], volume["target"]]
-        if parts[0].startswith("/"):
-            mounts[parts[1]] = parts[0]
+    mounts = host_mounts(picker)
 
     # Ports: EXPOSE, published, scraped.
     for name, args in (("Dockerfile", entrypoint[1:] + cmd), ("compose", compose_cmd)):
@@ -301,6 +307,13 @@ def main():
     with tempfile.TemporaryDirectory(prefix="picker-container-") as tmp:
         check_admin_exposure("Dockerfile", entrypoint[1:] + cmd, {})
         check_admin_exposure("compose", compose_cmd, mounts)
+        # The replicas' file: each replica's command passes the same check
+        # (its etcd flags are not reached: the check stops before binding).
+        for name, service in sorted(compose_config("docker-compose.replicas.yml")["services"].items()):
+            if name.startswith("picker-"):
+                check_admin_exposure(f"docker-compose.replicas.yml {name}",
+                                     service.get("entrypoint", entrypoint)[1:] + service["command"],
+                                     host_mounts(service))
         healthcheck = healthcheck_command(instructions)
         if check(healthcheck and os.path.basename(healthcheck[0]) == "picker-cli"
                  and "healthcheck" in healthcheck,

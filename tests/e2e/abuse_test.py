@@ -303,11 +303,22 @@ def case_stream():
                                                 ("grpc.http2.lookahead_bytes", 65536)])
     before = s.rss()
     call = picker_pb2_grpc.PickerStub(ch).PickStream(requests())  # The answers are never read.
-    time.sleep(3)
+    # Until the windows are full and nothing more goes in for a second (on
+    # a busy machine filling them takes longer), within 30 s.
+    last, stalled_at = -1, None
+    deadline = time.monotonic() + 30
+    while time.monotonic() < deadline:
+        time.sleep(0.5)
+        if sent[0] != last:
+            last, stalled_at = sent[0], None
+        elif stalled_at is None:
+            stalled_at = time.monotonic()
+        elif time.monotonic() - stalled_at >= 1:
+            break
     at_3s, rss_3s = sent[0], s.rss()
     time.sleep(3)
     at_6s, rss_6s = sent[0], s.rss()
-    print("stream: %d messages sent after 3 s, %d after 6 s; RSS %d -> %d -> %d KiB"
+    print("stream: %d messages sent when the stream stalled, %d 3 s later; RSS %d -> %d -> %d KiB"
           % (at_3s, at_6s, before >> 10, rss_3s >> 10, rss_6s >> 10))
     check(at_6s - at_3s < 100, "the stream stalls once picker stops reading (%d more messages "
           "in the last 3 s)" % (at_6s - at_3s))

@@ -3,6 +3,7 @@
 // picks see, timeouts, overrides, and checks turned off.
 #include "server/health/prober.h"
 
+#include <atomic>
 #include <chrono>
 #include <memory>
 #include <set>
@@ -273,6 +274,24 @@ TEST_F(ProberTest, IntervalZeroMeansNoProbes) {
   EXPECT_EQ(unchecked.requests(), 0);
   EXPECT_EQ(prober_->Stats().count("off"), 0u);
   EXPECT_EQ(prober_->Stats().count("on"), 1u);
+}
+
+TEST_F(ProberTest, OnlyTheUpstreamsThisReplicaOwnsAreProbed) {
+  TcpListener mine, theirs;
+  Create(Config("mine", Type::kTcp), {mine.address()});
+  Create(Config("theirs", Type::kTcp), {theirs.address()});
+  std::atomic<bool> moved_here{false};
+  prober_ = std::make_unique<Prober>(
+      registry_->control(), Prober::Options{.threads = 2, .owns = [&](const std::string& upstream) {
+                                              return upstream == "mine" || moved_here.load();
+                                            }});
+  prober_->Start();
+  registry_->control().AddListener(prober_.get());
+  ASSERT_TRUE(WaitFor([&] { return mine.accepts() >= 5; }));
+  EXPECT_EQ(theirs.accepts(), 0) << "another replica checks the upstreams it owns";
+  // Ownership moves here: the checks start within about an interval.
+  moved_here = true;
+  ASSERT_TRUE(WaitFor([&] { return theirs.accepts() >= 2; }));
 }
 
 TEST_F(ProberTest, TurningChecksOffReturnsTargetsToHealth) {

@@ -17,6 +17,7 @@
 #include "gtest/gtest.h"
 #include "picker/v1/admin.grpc.pb.h"
 #include "picker/v1/picker.grpc.pb.h"
+#include "tests/health/test_servers.h"
 #include "tests/integration/server_process.h"
 #include "tests/replicas/etcd_process.h"
 
@@ -210,14 +211,79 @@ TEST_F(ReplicasTest, LeasesTakenThroughEveryReplicaCountOnTheOwner) {
   EXPECT_EQ(Active(owner, "lr"), 30u);
 }
 
+// A PickStream opened on a replica that does not own the upstream: each
+// pick is served (and counted) by the owner, and releases riding on the
+// stream reach it too.
+TEST_F(ReplicasTest, AStreamThroughAnotherReplicaIsServedByTheOwner) {
+  StartEtcd();
+  StartReplicas(3);
+  ASSERT_TRUE(Create(0, "s").ok());
+  for (int t = 1; t <= 2; ++t) ASSERT_TRUE(Put(0, "s", "10.0.3." + std::to_string(t) + ":80").ok());
+  ASSERT_TRUE(WaitFor([&] { return TargetCount(1, "s") == 2 && TargetCount(2, "s") == 2; }));
+  Picked first = Pick(0, "s");
+  ASSERT_TRUE(first.status.ok()) << first.status.error_message();
+  const int owner = Issuer(first.pick.lease_id());
+  ASSERT_GE(owner, 0);
+  v1::ReleaseResponse released;
+  ASSERT_TRUE(Release(0, "s", first.pick.lease_id(), &released).ok());
+  const int other = (owner + 1) % 3;
+
+  auto stub = v1::Picker::NewStub(replicas_[other]->data_channel());
+  grpc::ClientContext context;
+  Deadline(context, milliseconds(20000));
+  auto stream = stub->PickStream(&context);
+  std::vector<uint64_t> leases;
+  for (uint64_t id = 1; id <= 5; ++id) {
+    v1::PickStreamRequest request;
+    request.set_request_id(id);
+    request.mutable_pick()->set_upstream("s");
+    ASSERT_TRUE(stream->Write(request));
+    v1::PickStreamResponse response;
+    ASSERT_TRUE(stream->Read(&response));
+    ASSERT_EQ(response.code(), 0) << response.message();
+    EXPECT_EQ(response.request_id(), id);
+    EXPECT_FALSE(response.pick().target().empty());
+    EXPECT_EQ(Issuer(response.pick().lease_id()), owner) << "the owner issued the lease";
+    leases.push_back(response.pick().lease_id());
+  }
+  EXPECT_EQ(Active(owner, "s"), 5u);
+  v1::PickStreamRequest releases;
+  for (uint64_t lease : leases) {
+    v1::ReleaseRequest* release = releases.add_releases();
+    release->set_upstream("s");
+    release->set_lease_id(lease);
+  }
+  ASSERT_TRUE(stream->Write(releases));
+  stream->WritesDone();
+  v1::PickStreamResponse ignored;
+  while (stream->Read(&ignored)) {
+  }
+  EXPECT_TRUE(stream->Finish().ok());
+  EXPECT_TRUE(WaitFor([&] { return Active(owner, "s") == 0; }));
+}
+
+// GetUpstreamHealth through any replica answers the owner's counts.
+TEST_F(ReplicasTest, UpstreamHealthThroughAnyReplicaIsTheOwners) {
+  StartEtcd();
+  StartReplicas(3);
+  ASSERT_TRUE(Create(0, "h").ok());
+  ASSERT_TRUE(Put(0, "h", "10.0.4.1:80").ok());
+  ASSERT_TRUE(WaitFor([&] { return TargetCount(1, "h") == 1 && TargetCount(2, "h") == 1; }));
+  for (int k = 0; k < 6; ++k) ASSERT_TRUE(Pick(k % 3, "h").status.ok());
+  for (int i = 0; i < 3; ++i) EXPECT_EQ(Active(i, "h"), 6u) << "asked r" << i;
+}
+
 // Upstreams of one configuration, owned by different replicas, send the
 // same keys to the same targets: rings and tables are built alike.
 TEST_F(ReplicasTest, RingsAndTablesAreBuiltAlikeOnEveryReplica) {
   StartEtcd();
   StartReplicas(3);
+  std::vector<std::unique_ptr<v1::Picker::Stub>> stubs;
+  for (const auto& replica : replicas_)
+    stubs.push_back(v1::Picker::NewStub(replica->data_channel()));
   for (const char* lb : {"ring_hash", "maglev"}) {
     std::vector<std::string> names;
-    for (int u = 0; u < 6; ++u) {
+    for (int u = 0; u < 4; ++u) {
       const std::string name = std::string(lb) + std::to_string(u);
       names.push_back(name);
       ASSERT_TRUE(Create(0, name, lb).ok());
@@ -225,20 +291,67 @@ TEST_F(ReplicasTest, RingsAndTablesAreBuiltAlikeOnEveryReplica) {
         ASSERT_TRUE(Put(0, name, "10.0.2." + std::to_string(t) + ":80").ok());
     }
     ASSERT_TRUE(WaitFor([&] { return TargetCount(2, names.back()) == 5; }));
+    // Each key through a different replica each time; hashing ignores
+    // active requests, so the leases are left to expire.
     std::set<int> owners;
-    for (uint64_t key = 0; key < 200; ++key) {
+    for (uint64_t key = 0; key < 1000; ++key) {
       std::set<std::string> targets;
       for (size_t u = 0; u < names.size(); ++u) {
-        Picked picked = Pick(static_cast<int>(key % 3), names[u], key * 0x9e3779b97f4a7c15ULL);
-        ASSERT_TRUE(picked.status.ok()) << picked.status.error_message();
-        targets.insert(picked.pick.target());
-        if (key == 0) owners.insert(Issuer(picked.pick.lease_id()));
-        v1::ReleaseResponse released;
-        Release(static_cast<int>(key % 3), names[u], picked.pick.lease_id(), &released);
+        grpc::ClientContext context;
+        Deadline(context);
+        v1::PickRequest request;
+        request.set_upstream(names[u]);
+        request.set_hash(key * 0x9e3779b97f4a7c15ULL);
+        v1::PickResponse pick;
+        const grpc::Status status = stubs[(key + u) % 3]->Pick(&context, request, &pick);
+        ASSERT_TRUE(status.ok()) << status.error_message();
+        targets.insert(pick.target());
+        if (key == 0) owners.insert(Issuer(pick.lease_id()));
       }
       ASSERT_EQ(targets.size(), 1u) << lb << " key " << key;
     }
     EXPECT_GT(owners.size(), 1u) << "the upstreams of " << lb << " have different owners";
+  }
+}
+
+// picker_health_checks_total{upstream, result="success"} on replica `i`.
+double SuccessfulChecks(ServerProcess& replica, const std::string& upstream) {
+  std::string error;
+  std::optional<std::string> metrics = replica.GetMetrics(&error);
+  if (!metrics) return -1;
+  const std::string series =
+      "picker_health_checks_total{upstream=\"" + upstream + "\",result=\"success\"} ";
+  const size_t at = metrics->find(series);
+  if (at == std::string::npos) return 0;
+  return std::stod(metrics->substr(at + series.size()));
+}
+
+TEST_F(ReplicasTest, OnlyTheOwnerRunsActiveChecks) {
+  StartEtcd();
+  StartReplicas(3);
+  for (int i = 1; i < 3; ++i) ASSERT_TRUE(WaitFor([&] { return Members(i).size() == 3; }));
+  health::testing::TcpListener target;
+  auto stub = v1::Admin::NewStub(replicas_[0]->admin_channel());
+  grpc::ClientContext context;
+  Deadline(context);
+  v1::CreateUpstreamRequest request;
+  request.mutable_upstream()->set_name("checked");
+  v1::HealthChecks::Active* active =
+      request.mutable_upstream()->mutable_health_checks()->mutable_active();
+  active->set_type(v1::HealthChecks::Active::TCP);
+  active->mutable_interval()->set_nanos(100000000);
+  v1::Upstream created;
+  ASSERT_TRUE(stub->CreateUpstream(&context, request, &created).ok());
+  ASSERT_TRUE(Put(1, "checked", target.address()).ok());
+  ASSERT_TRUE(WaitFor([&] { return target.accepts() >= 10; }));
+  const int owner = Issuer(Pick(2, "checked").pick.lease_id());
+  ASSERT_GE(owner, 0);
+  for (int i = 0; i < 3; ++i) {
+    if (i == owner) {
+      EXPECT_GE(SuccessfulChecks(*replicas_[i], "checked"), 1) << "the owner r" << i;
+    } else {
+      EXPECT_EQ(SuccessfulChecks(*replicas_[i], "checked"), 0) << "r" << i << " is not the owner";
+    }
   }
 }
 
