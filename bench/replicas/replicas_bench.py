@@ -374,8 +374,7 @@ def parse_bench(out):
     if m.group(5):
         f["pick_p50"], f["pick_p99"] = float(m.group(5)), float(m.group(6))
     e = re.search(r"first error: (.*)", lines[-1])
-    if e:
-        print("  picker-bench: first error: " + e.group(1), file=sys.stderr)
+    f["first_error"] = e.group(1) if e else ""
     return f
 
 
@@ -391,7 +390,7 @@ def run_bench(cmds):
 
 
 def median_figs(runs):
-    return {k: statistics.median(r[k] for r in runs) for k in runs[0]}
+    return {k: statistics.median(r[k] for r in runs) for k in runs[0] if k != "first_error"}
 
 
 # --- parts -------------------------------------------------------------------
@@ -421,8 +420,16 @@ def part_forward(cluster):
                 "%.3f" % x["pick_p50"] if "pick_p50" in x else "",
                 "%.3f" % x["pick_p99"] if "pick_p99" in x else "", sum(
                     r["errors"] for r in (direct if x is d else fwd))))
-        print("| %s | forwarded / direct | x%.2f | x%.2f | x%.2f | | | |" % (
-            mode, f["qps"] / d["qps"], f["p50"] / d["p50"], f["p99"] / d["p99"]))
+        if f["qps"] > 0:
+            print("| %s | forwarded / direct | x%.2f | x%.2f | x%.2f | %s | %s | |" % (
+                mode, f["qps"] / d["qps"], f["p50"] / d["p50"], f["p99"] / d["p99"],
+                "x%.2f" % (f["pick_p50"] / d["pick_p50"]) if "pick_p50" in f else "",
+                "x%.2f" % (f["pick_p99"] / d["pick_p99"]) if "pick_p99" in f else ""))
+        for r in direct + fwd:
+            if r["first_error"]:
+                print("| %s | first error (%s) | %s | | | | | |" % (
+                    mode, "direct" if r in direct else "forwarded", r["first_error"]))
+                break
         print("  runs %s QPS direct %s forwarded %s" % (
             mode, [round(r["qps"]) for r in direct], [round(r["qps"]) for r in fwd]),
             file=sys.stderr)
@@ -649,8 +656,7 @@ def part_memory(cluster):
     print("| process | RSS idle MiB | RSS after MiB |")
     print("|---|---|---|")
     for r in cluster.replicas:
-        owned = ""
-        print("| replica %s%s | %.1f | %.1f |" % (r.id, owned, before[r.id], after[r.id]))
+        print("| replica %s | %.1f | %.1f |" % (r.id, before[r.id], after[r.id]))
     print("| etcd, 3 members together | %.1f | %.1f |" % (etcd_before, etcd_after))
 
 
