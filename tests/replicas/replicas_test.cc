@@ -204,11 +204,12 @@ TEST_F(ReplicasTest, LeasesTakenThroughEveryReplicaCountOnTheOwner) {
     issuers.insert(Issuer(picked.pick.lease_id()));
   }
   EXPECT_EQ(issuers.size(), 1u) << "one replica issued every lease";
-  // The least loaded of two: with every count in one place, 30 leases on
-  // 3 targets come out 10 each.
-  for (const auto& [target, n] : per_target) EXPECT_EQ(n, 10) << target;
-  const int owner = *issuers.begin();
-  EXPECT_EQ(Active(owner, "lr"), 30u);
+  // The least loaded of two random targets: with every count in one place
+  // the leases spread about evenly (P2C samples with replacement, so not
+  // exactly 10 each).
+  for (const auto& [target, n] : per_target) EXPECT_NEAR(n, 10, 3) << target;
+  // The owner holds all 30, whichever replica is asked.
+  for (int i = 0; i < 3; ++i) EXPECT_EQ(Active(i, "lr"), 30u) << "asked r" << i;
 }
 
 // A PickStream opened on a replica that does not own the upstream: each
@@ -359,7 +360,8 @@ TEST_F(ReplicasTest, KillNineOfAnOwnerFailsOverWithinTheTtl) {
   StartEtcd();
   StartReplicas(3);
   ASSERT_TRUE(Create(0, "fo").ok());
-  ASSERT_TRUE(Put(1, "fo", "10.0.3.1:80").ok());
+  // Replica 1 applies the create from its watch, a few milliseconds later.
+  ASSERT_TRUE(WaitFor([&] { return Put(1, "fo", "10.0.3.1:80").ok(); }));
   ASSERT_TRUE(WaitFor([&] { return TargetCount(2, "fo") == 1; }));
   Picked first = Pick(0, "fo");
   ASSERT_TRUE(first.status.ok());
