@@ -19,6 +19,7 @@
 
 #include "picker/client.h"
 #include "picker/v1/admin.grpc.pb.h"
+#include "picker/v1/picker.grpc.pb.h"
 #include "tests/integration/server_process.h"
 #include "tests/replicas/etcd_process.h"
 
