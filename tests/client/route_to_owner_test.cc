@@ -90,8 +90,6 @@ class RouteToOwnerTest : public ::testing::Test {
     return client.ok() ? *std::move(client) : nullptr;
   }
 
-  int IndexOf(const std::string& replica_id) { return std::stoi(replica_id.substr(1)); }
-
   // An upstream name that the rule gives to a member other than r0 (the
   // client's configured address), created with one target and applied by
   // every live replica.
@@ -115,7 +113,24 @@ class RouteToOwnerTest : public ::testing::Test {
     put.mutable_target()->set_address("10.0.9.1:80");
     v1::Target target;
     EXPECT_TRUE(admin->PutTarget(&put_context, put, &target).ok());
+    EXPECT_TRUE(WaitFor([&] {
+      for (auto& replica : replicas_) {
+        if (replica && TargetCount(*replica, name) != 1) return false;
+      }
+      return true;
+    }));
     return name;
+  }
+
+  static int TargetCount(ServerProcess& replica, const std::string& upstream) {
+    auto admin = v1::Admin::NewStub(replica.admin_channel());
+    grpc::ClientContext context;
+    context.set_deadline(std::chrono::system_clock::now() + 5s);
+    v1::ListTargetsRequest request;
+    request.set_upstream(upstream);
+    v1::ListTargetsResponse response;
+    if (!admin->ListTargets(&context, request, &response).ok()) return -1;
+    return response.targets_size();
   }
 
   // The replica (index) that says it owns the one upstream there is, once
