@@ -198,7 +198,7 @@ TEST_F(RouteToOwnerTest, PicksGoStraightToTheOwner) {
   absl::StatusOr<std::unique_ptr<Client>> plain = Client::Create(replicas_[0]->data_address());
   ASSERT_TRUE(plain.ok());
   ASSERT_TRUE((*plain)->Pick({.upstream = upstream}).ok());
-  EXPECT_EQ(MetricSum(*replicas_[0], "picker_forwarded_total{method=\"pick\"}"), 1);
+  EXPECT_EQ(MetricSum(*replicas_[0], "picker_forwarded_total{method=\"Pick\"}"), 1);
 }
 
 TEST_F(RouteToOwnerTest, AfterKillNineOfTheOwnerPicksSucceedThroughTheNextReplica) {
