@@ -184,6 +184,12 @@ TEST_F(RouteToOwnerTest, PicksGoStraightToTheOwner) {
     ASSERT_TRUE(released.ok()) << released.status();
     EXPECT_EQ(*released, ReleaseState::kReleased);
   }
+  // A release by id goes to the owner too.
+  absl::StatusOr<Lease> detached = client->Pick({.upstream = upstream});
+  ASSERT_TRUE(detached.ok()) << detached.status();
+  absl::StatusOr<ReleaseState> by_id = client->Release(upstream, detached->Detach());
+  ASSERT_TRUE(by_id.ok()) << by_id.status();
+  EXPECT_EQ(*by_id, ReleaseState::kReleased);
   std::unique_ptr<Client> streaming = NewClient(/*use_stream=*/true);
   ASSERT_NE(streaming, nullptr);
   for (int k = 0; k < 10; ++k) {
