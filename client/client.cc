@@ -2,15 +2,22 @@
 
 #include <grpcpp/grpcpp.h>
 
+#include <algorithm>
 #include <atomic>
 #include <condition_variable>
 #include <mutex>
 #include <thread>
+#include <tuple>
 #include <utility>
 
 #include "absl/container/flat_hash_map.h"
 #include "absl/strings/str_cat.h"
 #include "picker/v1/picker.grpc.pb.h"
+
+// Header-only xxHash: the installed library then needs no libxxhash at link
+// time in the projects that use it.
+#define XXH_INLINE_ALL
+#include <xxhash.h>
 
 namespace picker {
 
@@ -92,6 +99,10 @@ absl::Status ValidateOptions(const ClientOptions& options) {
   if (options.max_release_batch < 1) {
     return absl::InvalidArgumentError("ClientOptions.max_release_batch: must be at least 1");
   }
+  if (options.route_to_owner && options.membership_refresh_interval.count() <= 0) {
+    return absl::InvalidArgumentError(
+        "ClientOptions.membership_refresh_interval: must be positive with route_to_owner");
+  }
   if (options.tls_cert_chain.empty() != options.tls_private_key.empty()) {
     return absl::InvalidArgumentError(
         "ClientOptions.tls_cert_chain and tls_private_key: give both or neither");
@@ -99,7 +110,40 @@ absl::Status ValidateOptions(const ClientOptions& options) {
   return absl::OkStatus();
 }
 
+std::shared_ptr<grpc::ChannelCredentials> Credentials(const ClientOptions& options) {
+  if (!options.tls) return grpc::InsecureChannelCredentials();
+  grpc::SslCredentialsOptions ssl;
+  ssl.pem_root_certs = options.tls_root_certs;
+  ssl.pem_cert_chain = options.tls_cert_chain;
+  ssl.pem_private_key = options.tls_private_key;
+  return grpc::SslCredentials(ssl);
+}
+
+// `members` in the ownership rule's order for `upstream`: the owner first,
+// then the member that owns it once the owner is gone, and so on (removing
+// the highest score leaves the next one highest).
+std::vector<Member> InOwnerOrder(const std::vector<Member>& members, absl::string_view upstream) {
+  std::vector<std::pair<uint64_t, const Member*>> scored;
+  scored.reserve(members.size());
+  for (const Member& m : members) {
+    const std::string key = absl::StrCat(m.id, "/", upstream);
+    scored.emplace_back(XXH64(key.data(), key.size(), 0), &m);
+  }
+  std::sort(scored.begin(), scored.end(), [](const auto& a, const auto& b) {
+    return a.first != b.first ? a.first > b.first : a.second->id < b.second->id;
+  });
+  std::vector<Member> ordered;
+  ordered.reserve(scored.size());
+  for (const auto& [score, m] : scored) ordered.push_back(*m);
+  return ordered;
+}
+
 }  // namespace
+
+std::optional<Member> OwnerOf(const std::vector<Member>& members, absl::string_view upstream) {
+  if (members.empty()) return std::nullopt;
+  return InOwnerOrder(members, upstream).front();
+}
 
 const char* OutcomeName(Outcome outcome) {
   switch (outcome) {
@@ -201,6 +245,17 @@ class ClientCore {
         return absl::InternalError(
             absl::StrCat("Release: unexpected state ", static_cast<int>(response.state())));
     }
+  }
+
+  absl::StatusOr<std::vector<Member>> ListMembers() {
+    grpc::ClientContext context;
+    context.set_deadline(std::chrono::system_clock::now() + options_.deadline);
+    v1::ListMembersResponse response;
+    grpc::Status status = stub_->ListMembers(&context, v1::ListMembersRequest(), &response);
+    if (!status.ok()) return FromGrpc(status);
+    std::vector<Member> members;
+    for (const v1::Member& m : response.members()) members.push_back(Member{m.id(), m.address()});
+    return members;
   }
 
   absl::Status Flush() {
@@ -485,6 +540,226 @@ class ClientCore {
   std::thread flusher_;
 };
 
+// What a Client uses: the ClientCore of the configured address and, with
+// route_to_owner, one ClientCore per member address, each with its own
+// channel (and stream). A Lease keeps the ClientCore that picked it, so its
+// release goes to the replica that issued it.
+class Router {
+ public:
+  using ChannelFactory = std::function<std::shared_ptr<grpc::Channel>(const std::string&)>;
+
+  // `seed_address`: the configured address ("" when unknown), so that a
+  // member listening there reuses the seed's channel.
+  Router(std::shared_ptr<ClientCore> seed, std::string seed_address, ChannelFactory factory)
+      : seed_(std::move(seed)),
+        seed_address_(std::move(seed_address)),
+        factory_(std::move(factory)) {
+    if (options().route_to_owner) refresher_ = std::thread([this] { RefreshLoop(); });
+  }
+  ~Router() { Shutdown(); }
+
+  const ClientOptions& options() const { return seed_->options(); }
+  const std::shared_ptr<grpc::Channel>& channel() const { return seed_->channel(); }
+
+  absl::StatusOr<Lease> Pick(const PickOptions& options) {
+    if (!Routing()) return seed_->Pick(options, seed_);
+    absl::Status first_error;
+    for (const std::shared_ptr<ClientCore>& core : Candidates(options.upstream)) {
+      absl::StatusOr<Lease> lease = core->Pick(options, core);
+      if (lease.ok() || !Unreachable(lease.status(), *core)) return lease;
+      if (first_error.ok()) first_error = lease.status();
+      RequestRefresh();
+    }
+    return first_error;
+  }
+
+  absl::StatusOr<ReleaseState> Release(const std::string& upstream, uint64_t lease_id,
+                                       Outcome outcome,
+                                       std::optional<std::chrono::nanoseconds> latency,
+                                       absl::string_view load_report) {
+    if (!Routing()) {
+      return seed_->UnaryRelease(upstream, lease_id, outcome, latency, load_report);
+    }
+    absl::Status first_error;
+    for (const std::shared_ptr<ClientCore>& core : Candidates(upstream)) {
+      absl::StatusOr<ReleaseState> state =
+          core->UnaryRelease(upstream, lease_id, outcome, latency, load_report);
+      if (state.ok() || !Unreachable(state.status(), *core)) return state;
+      if (first_error.ok()) first_error = state.status();
+      RequestRefresh();
+    }
+    return first_error;
+  }
+
+  absl::Status Flush() {
+    absl::Status result;
+    for (const std::shared_ptr<ClientCore>& core : AllCores()) result.Update(core->Flush());
+    return result;
+  }
+
+  std::vector<Member> Members() {
+    std::lock_guard lock(mu_);
+    return members_;
+  }
+
+  void Shutdown() {
+    {
+      std::lock_guard lock(mu_);
+      if (shutdown_) return;
+      shutdown_ = true;
+    }
+    refresh_cv_.notify_all();
+    if (refresher_.joinable()) refresher_.join();
+    for (const std::shared_ptr<ClientCore>& core : AllCores()) core->Shutdown();
+  }
+
+ private:
+  // After a failed refresh, or when a replica could not be reached, the
+  // members are read again at most this often.
+  static constexpr std::chrono::milliseconds kMinRefreshGap{200};
+
+  // With route_to_owner, also reads the members once before the first call.
+  bool Routing() {
+    if (!options().route_to_owner) return false;
+    EnsureLoaded();
+    return true;
+  }
+
+  // A transport failure, not the server's answer: a server that answers
+  // UNAVAILABLE (no target can be picked) leaves its connection READY, and
+  // another replica would only forward the pick back to the same owner.
+  static bool Unreachable(const absl::Status& status, ClientCore& core) {
+    return absl::IsUnavailable(status) && core.channel()->GetState(false) != GRPC_CHANNEL_READY;
+  }
+
+  // Where `upstream`'s calls go, in order: its owner, then the members that
+  // would own it next, then the configured address. With one member or
+  // none (a single server, an old server) the configured address alone, as
+  // without routing: a lone server's advertised address may not be
+  // reachable from clients.
+  std::vector<std::shared_ptr<ClientCore>> Candidates(absl::string_view upstream) {
+    std::vector<std::shared_ptr<ClientCore>> out;
+    {
+      std::lock_guard lock(mu_);
+      if (members_.size() > 1) {
+        for (const Member& m : InOwnerOrder(members_, upstream))
+          out.push_back(cores_.at(m.address));
+      }
+    }
+    if (std::find(out.begin(), out.end(), seed_) == out.end()) out.push_back(seed_);
+    return out;
+  }
+
+  std::vector<std::shared_ptr<ClientCore>> AllCores() {
+    std::vector<std::shared_ptr<ClientCore>> out = {seed_};
+    std::lock_guard lock(mu_);
+    for (const auto& [address, core] : cores_) {
+      if (core != seed_) out.push_back(core);
+    }
+    return out;
+  }
+
+  // The first pick reads the members itself, so that it already goes to
+  // the owner.
+  void EnsureLoaded() {
+    {
+      std::lock_guard lock(mu_);
+      if (first_read_done_) return;
+    }
+    std::lock_guard refresh_lock(refresh_mu_);
+    {
+      std::lock_guard lock(mu_);
+      if (first_read_done_) return;
+    }
+    RefreshLocked();
+  }
+
+  // Reads the members from the configured address, else from any member.
+  // Keeps the last view when none answers. Requires refresh_mu_.
+  void RefreshLocked() {
+    for (const std::shared_ptr<ClientCore>& core : AllCores()) {
+      absl::StatusOr<std::vector<Member>> members = core->ListMembers();
+      if (members.ok()) return Install(*std::move(members));
+      // A server older than ListMembers: its address is used alone.
+      if (core == seed_ && absl::IsUnimplemented(members.status())) return Install({});
+    }
+    std::lock_guard lock(mu_);
+    first_read_done_ = true;
+    refreshed_at_ = SteadyClock::now();
+    refresh_wanted_ = true;  // Try again soon.
+  }
+
+  void Install(std::vector<Member> members) {
+    std::vector<std::shared_ptr<ClientCore>> retired;
+    {
+      std::lock_guard lock(mu_);
+      absl::flat_hash_map<std::string, std::shared_ptr<ClientCore>> cores;
+      for (const Member& m : members) {
+        std::shared_ptr<ClientCore>& core = cores[m.address];
+        if (auto it = cores_.find(m.address); it != cores_.end()) {
+          core = it->second;
+        } else if (m.address == seed_address_) {
+          core = seed_;
+        } else {
+          core = std::make_shared<ClientCore>(factory_(m.address), options());
+        }
+      }
+      for (auto& [address, core] : cores_) {
+        if (!cores.contains(address)) retired.push_back(std::move(core));
+      }
+      cores_ = std::move(cores);
+      members_ = std::move(members);
+      first_read_done_ = true;
+      refreshed_at_ = SteadyClock::now();
+      refresh_wanted_ = false;
+    }
+    // Cores of members that left end here (outside mu_: ending a stream
+    // waits for it), unless a Lease still holds theirs.
+    retired.clear();
+  }
+
+  void RequestRefresh() {
+    {
+      std::lock_guard lock(mu_);
+      refresh_wanted_ = true;
+    }
+    refresh_cv_.notify_one();
+  }
+
+  void RefreshLoop() {
+    std::unique_lock lock(mu_);
+    while (!shutdown_) {
+      const auto due = refreshed_at_ +
+                       (refresh_wanted_ ? kMinRefreshGap : options().membership_refresh_interval);
+      if (first_read_done_ && SteadyClock::now() < due) {
+        refresh_cv_.wait_until(lock, due);
+        continue;
+      }
+      lock.unlock();
+      {
+        std::lock_guard refresh_lock(refresh_mu_);
+        RefreshLocked();
+      }
+      lock.lock();
+    }
+  }
+
+  const std::shared_ptr<ClientCore> seed_;
+  const std::string seed_address_;
+  const ChannelFactory factory_;
+
+  std::mutex refresh_mu_;  // One membership read at a time.
+  std::mutex mu_;
+  std::condition_variable refresh_cv_;
+  bool shutdown_ = false;                                                // guarded by mu_
+  bool first_read_done_ = false;                                         // guarded by mu_
+  bool refresh_wanted_ = false;                                          // guarded by mu_
+  SteadyClock::time_point refreshed_at_;                                 // guarded by mu_
+  std::vector<Member> members_;                                          // guarded by mu_
+  absl::flat_hash_map<std::string, std::shared_ptr<ClientCore>> cores_;  // guarded by mu_
+  std::thread refresher_;
+};
+
 }  // namespace internal
 
 // ---- Lease ----
@@ -546,8 +821,8 @@ uint64_t Lease::Detach() {
 
 // ---- Retry ----
 
-Retry::Retry(std::shared_ptr<internal::ClientCore> core, PickOptions options, int max_attempts)
-    : core_(std::move(core)), options_(std::move(options)), max_attempts_(max_attempts) {}
+Retry::Retry(std::shared_ptr<internal::Router> router, PickOptions options, int max_attempts)
+    : router_(std::move(router)), options_(std::move(options)), max_attempts_(max_attempts) {}
 
 absl::StatusOr<Lease> Retry::Next() {
   if (attempts_ >= max_attempts_) {
@@ -556,7 +831,7 @@ absl::StatusOr<Lease> Retry::Next() {
   }
   PickOptions options = options_;
   options.exclude.insert(options.exclude.end(), tried_.begin(), tried_.end());
-  absl::StatusOr<Lease> lease = core_->Pick(options, core_);
+  absl::StatusOr<Lease> lease = router_->Pick(options);
   if (!lease.ok()) return lease.status();
   ++attempts_;
   tried_.push_back(lease->target());
@@ -571,44 +846,42 @@ absl::StatusOr<std::unique_ptr<Client>> Client::Create(const std::string& target
     return absl::InvalidArgumentError("target_address: is required (host:port)");
   }
   if (absl::Status s = ValidateOptions(options); !s.ok()) return s;
-  std::shared_ptr<grpc::ChannelCredentials> credentials;
-  if (options.tls) {
-    grpc::SslCredentialsOptions ssl;
-    ssl.pem_root_certs = options.tls_root_certs;
-    ssl.pem_cert_chain = options.tls_cert_chain;
-    ssl.pem_private_key = options.tls_private_key;
-    credentials = grpc::SslCredentials(ssl);
-  } else {
-    credentials = grpc::InsecureChannelCredentials();
-  }
-  return Create(grpc::CreateChannel(target_address, credentials), options);
+  std::shared_ptr<grpc::ChannelCredentials> credentials = Credentials(options);
+  auto seed = std::make_shared<internal::ClientCore>(
+      grpc::CreateChannel(target_address, credentials), options);
+  return std::unique_ptr<Client>(new Client(std::make_shared<internal::Router>(
+      std::move(seed), target_address, [credentials](const std::string& address) {
+        return grpc::CreateChannel(address, credentials);
+      })));
 }
 
 absl::StatusOr<std::unique_ptr<Client>> Client::Create(std::shared_ptr<grpc::Channel> channel,
                                                        const ClientOptions& options) {
   if (channel == nullptr) return absl::InvalidArgumentError("channel: is required");
   if (absl::Status s = ValidateOptions(options); !s.ok()) return s;
-  return std::unique_ptr<Client>(
-      new Client(std::make_shared<internal::ClientCore>(std::move(channel), options)));
+  std::shared_ptr<grpc::ChannelCredentials> credentials = Credentials(options);
+  auto seed = std::make_shared<internal::ClientCore>(std::move(channel), options);
+  return std::unique_ptr<Client>(new Client(std::make_shared<internal::Router>(
+      std::move(seed), "", [credentials](const std::string& address) {
+        return grpc::CreateChannel(address, credentials);
+      })));
 }
 
-Client::Client(std::shared_ptr<internal::ClientCore> core) : core_(std::move(core)) {}
+Client::Client(std::shared_ptr<internal::Router> router) : router_(std::move(router)) {}
 
-Client::~Client() { core_->Shutdown(); }
+Client::~Client() { router_->Shutdown(); }
 
-absl::StatusOr<Lease> Client::Pick(const PickOptions& options) {
-  return core_->Pick(options, core_);
-}
+absl::StatusOr<Lease> Client::Pick(const PickOptions& options) { return router_->Pick(options); }
 
 Retry Client::NewRetry(const PickOptions& options) {
-  return Retry(core_, options, core_->options().max_attempts);
+  return Retry(router_, options, router_->options().max_attempts);
 }
 
 absl::StatusOr<RetryResult> Client::PickWithRetry(
     const PickOptions& options, const std::function<Outcome(const Lease&)>& attempt) {
   Retry retry = NewRetry(options);
   RetryResult result;
-  while (retry.attempts() < core_->options().max_attempts) {
+  while (retry.attempts() < router_->options().max_attempts) {
     absl::StatusOr<Lease> lease = retry.Next();
     if (!lease.ok()) {
       if (result.attempts == 0) return lease.status();
@@ -629,13 +902,19 @@ absl::StatusOr<ReleaseState> Client::Release(const std::string& upstream, uint64
                                              Outcome outcome,
                                              std::optional<std::chrono::nanoseconds> latency,
                                              absl::string_view load_report) {
-  return core_->UnaryRelease(upstream, lease_id, outcome, latency, load_report);
+  return router_->Release(upstream, lease_id, outcome, latency, load_report);
 }
 
-absl::Status Client::Flush() { return core_->Flush(); }
+absl::Status Client::Flush() { return router_->Flush(); }
 
-const ClientOptions& Client::options() const { return core_->options(); }
+std::vector<Member> Client::Members() const { return router_->Members(); }
 
-std::shared_ptr<grpc::Channel> Client::channel() const { return core_->channel(); }
+std::optional<Member> Client::OwnerOf(absl::string_view upstream) const {
+  return picker::OwnerOf(router_->Members(), upstream);
+}
+
+const ClientOptions& Client::options() const { return router_->options(); }
+
+std::shared_ptr<grpc::Channel> Client::channel() const { return router_->channel(); }
 
 }  // namespace picker

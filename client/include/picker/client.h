@@ -18,6 +18,11 @@
 // after ClientOptions::release_flush_interval, or when the Client is
 // destroyed.
 //
+// With ClientOptions::route_to_owner, the client learns the replicas from
+// picker.v1.Picker/ListMembers and sends each upstream's picks straight to
+// the replica that owns it (no forwarding hop between replicas), falling
+// back to another replica when the owner cannot be reached.
+//
 // Client is thread-safe. A Lease is owned by one thread at a time. A Lease may
 // outlive its Client; it is then released with a unary Release call.
 //
@@ -49,6 +54,7 @@ namespace picker {
 
 namespace internal {
 class ClientCore;
+class Router;
 }  // namespace internal
 
 // How the request sent to a picked target ended. FAILURE and TIMEOUT count
@@ -91,7 +97,32 @@ struct ClientOptions {
   std::string tls_root_certs;
   std::string tls_cert_chain;
   std::string tls_private_key;
+  // Replicas (picker-server with --etcd-endpoints): send each upstream's
+  // picks and releases straight to the replica that owns it, as
+  // ListMembers' ownership rule says, instead of through the configured
+  // address (which then forwards them: one more hop). The members are read
+  // at the first pick, every membership_refresh_interval, and soon after a
+  // replica could not be reached. A pick whose replica cannot be reached
+  // (UNAVAILABLE with no connection) is sent to the next replica in the
+  // rule's order, then to the configured address. A single server, or one
+  // that does not know ListMembers, is used as without this option.
+  // Members' channels are made with the TLS settings above, so their
+  // advertised addresses (--advertise-address) must be reachable from here.
+  bool route_to_owner = false;
+  std::chrono::milliseconds membership_refresh_interval{30000};
 };
+
+// A replica as ListMembers answers it.
+struct Member {
+  std::string id;       // Its --replica-id.
+  std::string address;  // Its data listener (--advertise-address).
+  bool operator==(const Member&) const = default;
+};
+
+// The owner of `upstream` among `members`: the member with the highest
+// XXH64(id + "/" + upstream) (seed 0), ties to the smaller id; nullopt when
+// `members` is empty. The same rule as the server's.
+std::optional<Member> OwnerOf(const std::vector<Member>& members, absl::string_view upstream);
 
 // One pick's request: the upstream and the request's attributes that hash
 // policies read.
@@ -209,9 +240,9 @@ class Retry {
 
  private:
   friend class Client;
-  Retry(std::shared_ptr<internal::ClientCore> core, PickOptions options, int max_attempts);
+  Retry(std::shared_ptr<internal::Router> router, PickOptions options, int max_attempts);
 
-  std::shared_ptr<internal::ClientCore> core_;
+  std::shared_ptr<internal::Router> router_;
   PickOptions options_;
   int max_attempts_;
   int attempts_ = 0;
@@ -252,6 +283,9 @@ class Client {
                                             const std::function<Outcome(const Lease&)>& attempt);
 
   // Releases a lease by id (e.g. one detached, or picked by another process).
+  // With route_to_owner it goes to the upstream's owner, which passes it on
+  // to the replica that issued the lease if that is another one. (A Lease
+  // releases itself at the replica that answered its pick.)
   // `load_report`: as Lease::set_load_report's bytes; empty for none.
   absl::StatusOr<ReleaseState> Release(const std::string& upstream, uint64_t lease_id,
                                        Outcome outcome = Outcome::kSuccess,
@@ -261,12 +295,19 @@ class Client {
   // Stream mode: sends the queued releases now. No-op otherwise.
   absl::Status Flush();
 
+  // route_to_owner: the members as last read (empty until the first pick,
+  // or when the server does not know ListMembers), and the owner of an
+  // upstream among them.
+  std::vector<Member> Members() const;
+  std::optional<Member> OwnerOf(absl::string_view upstream) const;
+
   const ClientOptions& options() const;
+  // The channel to the configured address.
   std::shared_ptr<grpc::Channel> channel() const;
 
  private:
-  explicit Client(std::shared_ptr<internal::ClientCore> core);
-  std::shared_ptr<internal::ClientCore> core_;
+  explicit Client(std::shared_ptr<internal::Router> router);
+  std::shared_ptr<internal::Router> router_;
 };
 
 }  // namespace picker
