@@ -43,7 +43,8 @@ ABSL_FLAG(bool, dry_run, false,
           "apply: show the diff and what it would move.");
 ABSL_FLAG(bool, prune, false, "diff, apply: also delete upstreams the file does not declare.");
 ABSL_FLAG(std::string, strategy, "",
-          "create, update: round_robin, least_request, ring_hash, random or maglev.");
+          "create, update: round_robin, least_request, ring_hash, random, maglev, peak_ewma or "
+          "weighted_round_robin.");
 ABSL_FLAG(std::string, json, "",
           "create, update: the upstream as JSON (picker.v1.Upstream, as buf curl takes it).");
 ABSL_FLAG(std::string, mask, "",
@@ -104,7 +105,8 @@ Data plane (--addr):
   pick UPSTREAM [--header K=V ...] [--count N] [--release] [--stream]
   release UPSTREAM --lease-id ID [--outcome O] [--latency-ms N]
   healthcheck [--service S]             grpc.health.v1 Check; exit 0 when SERVING
-  version                               picker-cli's version
+  version                               picker-cli's version (also --version)
+  help                                  this text (also --help)
 
 Writes take --dry-run (validate_only: nothing is stored). -o json|yaml prints
 the API's answer; the default is a table. Exit codes: 0 ok; 1 diff found
@@ -206,22 +208,35 @@ const std::map<std::string, Command>& Commands() {
 
 }  // namespace
 
+int PrintVersion() {
+  std::cout << "picker-cli " << PICKER_VERSION << "\n";
+  return 0;
+}
+
 int main(int argc, char** argv) {
+  // --help and --version win over whatever else the line holds (even an
+  // unknown flag); the words help and version count only as the command,
+  // so that `get version` reads the upstream named "version".
   for (int i = 1; i < argc; ++i) {
     const std::string arg = argv[i];
     if (arg == "--") break;
-    if (arg == "--help" || arg == "-h" || arg == "help") {
+    if (arg == "--help" || arg == "-h") {
       PrintHelp();
       return 0;
     }
-    if (arg == "--version" || arg == "version") {
-      std::cout << "picker-cli " << PICKER_VERSION << "\n";
-      return 0;
-    }
+    if (arg == "--version") return PrintVersion();
   }
   picker::cli::CommandLine command_line;
   if (std::string error = Parse(argc, argv, command_line); !error.empty()) {
     return picker::cli::UsageError(error);
+  }
+  if (command_line.command == "help") {
+    PrintHelp();
+    return 0;
+  }
+  if (command_line.command == "version") {
+    if (!command_line.args.empty()) return picker::cli::UsageError("version takes no arguments");
+    return PrintVersion();
   }
   auto it = Commands().find(command_line.command);
   if (it == Commands().end()) {

@@ -44,12 +44,14 @@ std::string StrategyOf(const v1::Upstream& u) {
       return "random";
     case v1::LoadBalancer::kMaglev:
       return "maglev";
+    case v1::LoadBalancer::kPeakEwma:
+      return "peak_ewma";
+    case v1::LoadBalancer::kWeightedRoundRobin:
+      return "weighted_round_robin";
     default:
       return "round_robin";
   }
 }
-
-std::string Percent(double share) { return absl::StrFormat("%.2f%%", share * 100); }
 
 // A dry run's answers say so, in the table form.
 void DryRunNote() {
@@ -78,10 +80,15 @@ int UpstreamFromFlags(const CommandLine& cl, const std::string& name, v1::Upstre
     lb->mutable_random();
   } else if (strategy == "maglev") {
     lb->mutable_maglev();
+  } else if (strategy == "peak_ewma") {
+    lb->mutable_peak_ewma();
+  } else if (strategy == "weighted_round_robin") {
+    lb->mutable_weighted_round_robin();
   } else if (!strategy.empty()) {
-    return UsageError(absl::StrCat(
-        "--strategy: must be round_robin, least_request, ring_hash, random or maglev, got '",
-        strategy, "'"));
+    return UsageError(
+        absl::StrCat("--strategy: must be round_robin, least_request, ring_hash, random, maglev, "
+                     "peak_ewma or weighted_round_robin, got '",
+                     strategy, "'"));
   }
   if (!strategy.empty()) paths.push_back("load_balancer");
   const std::vector<std::string>& headers = cl.Values("header_policy");
@@ -151,13 +158,29 @@ int Unary(const Connection& c, const std::string& what, const Request& request, 
   return kExitOk;
 }
 
+// Runs a listing admin call over all its pages and prints the whole
+// answer (one page would drop what follows it).
+template <typename Request, typename Response, typename Entries, typename Table>
+int Listing(const Connection& c, const std::string& what, const Request& request,
+            grpc::Status (v1::Admin::Stub::*call)(grpc::ClientContext*, const Request&, Response*),
+            Entries entries, Table table) {
+  Response all;
+  if (grpc::Status s = ReadAllPages(c, request, call, entries, all); !s.ok()) {
+    return RpcError(what, s);
+  }
+  Print(c, all, [&] { table(all); });
+  return kExitOk;
+}
+
 }  // namespace
 
 int RunList(const Connection& c, const CommandLine& cl) {
   int code;
   if (!WantArgs(cl, {}, &code)) return code;
-  return Unary<v1::ListUpstreamsRequest, v1::ListUpstreamsResponse>(
-      c, "list", {}, &v1::Admin::Stub::ListUpstreams, [](const v1::ListUpstreamsResponse& r) {
+  return Listing(
+      c, "list", v1::ListUpstreamsRequest(), &v1::Admin::Stub::ListUpstreams,
+      [](auto& r) { return r.mutable_upstreams(); },
+      [](const v1::ListUpstreamsResponse& r) {
         std::vector<std::vector<std::string>> rows = {{"NAME", "STRATEGY", "LEASE_TTL", "PANIC"}};
         for (const v1::Upstream& u : r.upstreams()) {
           rows.push_back({u.name(), StrategyOf(u), DurationText(u.lease_ttl()),
@@ -231,8 +254,9 @@ int RunTargets(const Connection& c, const CommandLine& cl) {
   if (!WantArgs(cl, {"UPSTREAM"}, &code)) return code;
   v1::ListTargetsRequest request;
   request.set_upstream(cl.args[0]);
-  return Unary<v1::ListTargetsRequest, v1::ListTargetsResponse>(
+  return Listing(
       c, "targets", request, &v1::Admin::Stub::ListTargets,
+      [](auto& r) { return r.mutable_targets(); },
       [](const v1::ListTargetsResponse& r) { PrintTargets(r.targets()); });
 }
 
@@ -309,8 +333,10 @@ int RunHealth(const Connection& c, const CommandLine& cl) {
   if (!WantArgs(cl, {"UPSTREAM"}, &code)) return code;
   v1::GetUpstreamHealthRequest request;
   request.set_name(cl.args[0]);
-  return Unary<v1::GetUpstreamHealthRequest, v1::UpstreamHealth>(
-      c, "health", request, &v1::Admin::Stub::GetUpstreamHealth, [](const v1::UpstreamHealth& h) {
+  return Listing(
+      c, "health", request, &v1::Admin::Stub::GetUpstreamHealth,
+      [](auto& h) { return h.mutable_targets(); },
+      [](const v1::UpstreamHealth& h) {
         std::cout << h.name() << ": " << h.healthy_targets() << " of " << h.total_targets()
                   << " targets healthy" << (h.panic() ? ", in panic" : "") << "\n";
         PrintHealthRows(h.targets());

@@ -80,6 +80,45 @@ int LocalError(const absl::Status& status);
 // Prints "picker-cli: <what>: <code>: <message>"; returns code * 8.
 int RpcError(const std::string& what, const grpc::Status& status);
 
+// The page size picker-cli asks for: the server's most (AIP-158; a page
+// also ends before 3 MiB, so more pages may follow anyway).
+inline constexpr int32_t kPageSize = 1000;
+
+// Reads every page of a listing admin call (ListUpstreams, ListTargets,
+// GetUpstreamHealth), following next_page_token to the last page: `all`
+// gets the first page's answer with the entries of every page appended
+// (`entries(answer)` is the repeated field) and no next_page_token.
+//
+//   v1::ListTargetsResponse all;
+//   grpc::Status s = ReadAllPages(c, request, &v1::Admin::Stub::ListTargets,
+//       [](auto& r) { return r.mutable_targets(); }, all);
+template <typename Request, typename Response, typename Entries>
+grpc::Status ReadAllPages(const Connection& c, Request request,
+                          grpc::Status (v1::Admin::Stub::*call)(grpc::ClientContext*,
+                                                                const Request&, Response*),
+                          Entries entries, Response& all) {
+  auto stub = c.Admin();
+  request.set_page_size(kPageSize);
+  for (bool first = true;; first = false) {
+    Response page;
+    auto context = c.Context();
+    if (grpc::Status s = ((*stub).*call)(context.get(), request, &page); !s.ok()) return s;
+    std::string next = page.next_page_token();
+    if (first) {
+      all = std::move(page);
+    } else {
+      for (auto& entry : *entries(page)) *entries(all)->Add() = std::move(entry);
+    }
+    all.clear_next_page_token();
+    if (next.empty()) return grpc::Status::OK;
+    // A server that answered the same token again would loop forever.
+    if (next == request.page_token()) {
+      return grpc::Status(grpc::StatusCode::INTERNAL, "the server repeated a next_page_token");
+    }
+    request.set_page_token(std::move(next));
+  }
+}
+
 // A message as JSON (proto3 JSON, lowerCamel names) or YAML.
 std::string ToJson(const google::protobuf::Message& message);
 std::string ToYaml(const google::protobuf::Message& message);

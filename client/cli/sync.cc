@@ -21,12 +21,15 @@ namespace {
 
 using config::DeclaredUpstream;
 
-// Every upstream and its targets, as the server has them now.
+// Every upstream and its targets, as the server has them now: every page
+// of each listing, or dump would lose entries, and apply and --prune would
+// act on a part of the state.
 int ReadState(const Connection& c, std::vector<DeclaredUpstream>& out) {
-  auto stub = c.Admin();
   v1::ListUpstreamsResponse list;
-  auto context = c.Context();
-  if (grpc::Status s = stub->ListUpstreams(context.get(), {}, &list); !s.ok()) {
+  if (grpc::Status s = ReadAllPages(
+          c, v1::ListUpstreamsRequest(), &v1::Admin::Stub::ListUpstreams,
+          [](auto& r) { return r.mutable_upstreams(); }, list);
+      !s.ok()) {
     return RpcError("list upstreams", s);
   }
   for (const v1::Upstream& u : list.upstreams()) {
@@ -36,8 +39,10 @@ int ReadState(const Connection& c, std::vector<DeclaredUpstream>& out) {
     v1::ListTargetsRequest request;
     request.set_upstream(u.name());
     v1::ListTargetsResponse targets;
-    auto ctx = c.Context();
-    if (grpc::Status s = stub->ListTargets(ctx.get(), request, &targets); !s.ok()) {
+    if (grpc::Status s = ReadAllPages(
+            c, request, &v1::Admin::Stub::ListTargets, [](auto& r) { return r.mutable_targets(); },
+            targets);
+        !s.ok()) {
       return RpcError("list targets of " + u.name(), s);
     }
     for (const v1::Target& t : targets.targets()) {

@@ -46,6 +46,14 @@ std::string CamelCase(absl::string_view snake) {
   return out;
 }
 
+// The file's `type:` of a strategy: "peak_ewma" -> "PeakEwma". The parser
+// and the writer both use it, so every strategy reads back as it was written.
+std::string TypeName(core::StrategyKind kind) {
+  std::string block = CamelCase(core::StrategyName(kind));
+  block[0] = absl::ascii_toupper(block[0]);
+  return block;
+}
+
 // Carries the file name and the position of a node into error messages.
 class Reader {
  public:
@@ -399,9 +407,7 @@ absl::Status LoadBalancer(const Scope& s, core::LoadBalancerConfig& lb) {
   PICKER_RETURN_IF_ERROR(s.String("type", "type", type));
   bool known = false;
   for (core::StrategyKind kind : kKinds) {
-    const std::string name = core::StrategyName(kind);
-    const std::string block = CamelCase(name);
-    if (type == absl::StrCat(absl::AsciiStrToUpper(block.substr(0, 1)), block.substr(1))) {
+    if (type == TypeName(kind)) {
       lb.kind = kind;
       known = true;
     }
@@ -599,22 +605,6 @@ DeclaredUpstream Declared(const core::UpstreamSnapshot& snapshot) {
   return d;
 }
 
-const char* StrategyType(core::StrategyKind kind) {
-  switch (kind) {
-    case core::StrategyKind::kRoundRobin:
-      return "RoundRobin";
-    case core::StrategyKind::kLeastRequest:
-      return "LeastRequest";
-    case core::StrategyKind::kRingHash:
-      return "RingHash";
-    case core::StrategyKind::kRandom:
-      return "Random";
-    case core::StrategyKind::kMaglev:
-      return "Maglev";
-  }
-  return "RoundRobin";
-}
-
 std::string Go(core::Millis d) { return absl::FormatDuration(absl::Milliseconds(d.count())); }
 
 void WriteHashPolicies(YAML::Emitter& out, const core::LoadBalancerConfig& lb) {
@@ -650,14 +640,49 @@ void WriteHashPolicies(YAML::Emitter& out, const core::LoadBalancerConfig& lb) {
   out << YAML::EndSeq;
 }
 
-void WriteLoadBalancer(YAML::Emitter& out, const core::LoadBalancerConfig& lb) {
-  out << YAML::Key << "loadBalancer" << YAML::Value << YAML::BeginMap;
-  out << YAML::Key << "type" << YAML::Value << StrategyType(lb.kind);
+// `slowStartConfig: {...}` inside roundRobin or leastRequest, unless it is
+// all defaults (slow start off), as the API answers it.
+void WriteSlowStart(YAML::Emitter& out, const core::SlowStartConfig& s) {
+  if (s == core::SlowStartConfig{}) return;
+  out << YAML::Key << "slowStartConfig" << YAML::Value << YAML::Flow << YAML::BeginMap;
+  out << YAML::Key << "slowStartWindow" << YAML::Value << Go(s.window);
+  out << YAML::Key << "aggression" << YAML::Value << s.aggression;
+  out << YAML::Key << "minWeightPercent" << YAML::Value << s.min_weight_percent;
+  out << YAML::EndMap;
+}
+
+void WritePeakEwma(YAML::Emitter& out, const core::LoadBalancerConfig& lb) {
+  out << YAML::Key << "peakEwma" << YAML::Value << YAML::BeginMap;
+  out << YAML::Key << "choiceCount" << YAML::Value << lb.choice_count;
+  out << YAML::Key << "decayTime" << YAML::Value << Go(lb.decay_time);
+  out << YAML::Key << "failurePenalty" << YAML::Value << Go(lb.failure_penalty);
+  out << YAML::EndMap;
+}
+
+// Every option is written: an explicit blackoutPeriod of 0s means none.
+void WriteWeightedRoundRobin(YAML::Emitter& out, const core::LoadBalancerConfig& lb) {
+  out << YAML::Key << "weightedRoundRobin" << YAML::Value << YAML::BeginMap;
+  out << YAML::Key << "blackoutPeriod" << YAML::Value << Go(lb.blackout_period);
+  out << YAML::Key << "weightExpirationPeriod" << YAML::Value << Go(lb.weight_expiration_period);
+  out << YAML::Key << "weightUpdatePeriod" << YAML::Value << Go(lb.weight_update_period);
+  out << YAML::Key << "errorUtilizationPenalty" << YAML::Value << lb.error_utilization_penalty;
+  out << YAML::EndMap;
+}
+
+// The options block of `lb.kind` in the shape StrategyOptions reads.
+void WriteStrategyOptions(YAML::Emitter& out, const core::LoadBalancerConfig& lb) {
   switch (lb.kind) {
+    case core::StrategyKind::kRoundRobin:
+      if (lb.slow_start == core::SlowStartConfig{}) break;
+      out << YAML::Key << "roundRobin" << YAML::Value << YAML::BeginMap;
+      WriteSlowStart(out, lb.slow_start);
+      out << YAML::EndMap;
+      break;
     case core::StrategyKind::kLeastRequest:
       out << YAML::Key << "leastRequest" << YAML::Value << YAML::BeginMap;
       out << YAML::Key << "choiceCount" << YAML::Value << lb.choice_count;
       out << YAML::Key << "activeRequestBias" << YAML::Value << lb.active_request_bias;
+      WriteSlowStart(out, lb.slow_start);
       out << YAML::EndMap;
       break;
     case core::StrategyKind::kRingHash:
@@ -675,10 +700,21 @@ void WriteLoadBalancer(YAML::Emitter& out, const core::LoadBalancerConfig& lb) {
       WriteHashPolicies(out, lb);
       out << YAML::EndMap;
       break;
-    case core::StrategyKind::kRoundRobin:
+    case core::StrategyKind::kPeakEwma:
+      WritePeakEwma(out, lb);
+      break;
+    case core::StrategyKind::kWeightedRoundRobin:
+      WriteWeightedRoundRobin(out, lb);
+      break;
     case core::StrategyKind::kRandom:
       break;
   }
+}
+
+void WriteLoadBalancer(YAML::Emitter& out, const core::LoadBalancerConfig& lb) {
+  out << YAML::Key << "loadBalancer" << YAML::Value << YAML::BeginMap;
+  out << YAML::Key << "type" << YAML::Value << TypeName(lb.kind);
+  WriteStrategyOptions(out, lb);
   out << YAML::EndMap;
 }
 

@@ -5,6 +5,8 @@ Every command runs for real: list, get, create, update, delete, targets,
 put-target, delete-target, set-health, clear-health, health, explain, dump,
 diff, apply (--prune, --dry-run), pick, release, healthcheck, version, with
 -o json and -o yaml. Checks that dump then apply is a no-op (diff says so),
+also past the first page of every listing (more than 100 upstreams and
+targets) and with every strategy's options,
 that --dry-run (validate_only) changes nothing (the revision the server
 answers and the data directory's files stay the same), the exit-code rule,
 and that SIGHUP re-reads --config: a good file is applied, a bad one is
@@ -206,14 +208,89 @@ def main():
         expect(["get", "users"], 0, r"minRingSize\s+1024")
         expect(["apply", dump], 0, r"updated upstream users")
         expect(["diff", dump], 0, r"no changes")
+        # Pages (AIP-158: the server answers 100 per page unless asked for
+        # more): 105 more upstreams, one upstream ("big") of 107 targets, and
+        # the strategies' own options. Every listing reads every page, so
+        # dump then apply deletes nothing, and a change on page 2 is seen.
+        lines = ["upstreams:",
+                 "- name: a-ewma\n  loadBalancer:\n    type: PeakEwma\n"
+                 "    peakEwma: {choiceCount: 7, decayTime: 250ms, failurePenalty: 2s}",
+                 "- name: a-lr-slow\n  loadBalancer:\n    type: LeastRequest\n"
+                 "    leastRequest: {choiceCount: 3, slowStartConfig: {slowStartWindow: 500ms, "
+                 "minWeightPercent: 25}}",
+                 "- name: a-rr-slow\n  loadBalancer:\n    type: RoundRobin\n"
+                 "    roundRobin: {slowStartConfig: {slowStartWindow: 30s, aggression: 2}}",
+                 "- name: a-wrr\n  loadBalancer:\n    type: WeightedRoundRobin\n"
+                 "    weightedRoundRobin: {blackoutPeriod: 0s, weightExpirationPeriod: 1m, "
+                 "weightUpdatePeriod: 200ms, errorUtilizationPenalty: 0.5}",
+                 "- name: big\n  targets:"]
+        lines += [f"  - {{target: '10.2.0.{i}:80'}}" for i in range(1, 108)]
+        lines += [f"- name: p{i:03d}\n  targets:\n  - {{target: '10.1.0.{i + 1}:80'}}"
+                  for i in range(105)]
+        many = os.path.join(tmp, "many.yaml")
+        with open(many, "w") as f:
+            f.write("\n".join(lines) + "\n")
+        expect(["apply", many], 0, r"created upstream p104")
+        # 112 upstreams by name: a-ewma ... big, declared, p000 ... p093 on
+        # page 1; p094 ... p104 and users on page 2.
+        listed = json.loads(expect(["list", "-o", "json"]))
+        names = [u["name"] for u in listed["upstreams"]]
+        check(len(names) == 112 and "p104" in names and "users" in names
+              and "nextPageToken" not in listed, f"list -o json has all 112 upstreams ({len(names)})")
+        expect(["list"], 0, r"(?m)^p104\s+round_robin.*^users\s+ring_hash")
+        expect(["list"], 0, r"(?m)^a-ewma\s+peak_ewma\s.*^a-wrr\s+weighted_round_robin\s")
+        targets = json.loads(expect(["targets", "big", "-o", "json"]))["targets"]
+        check(len(targets) == 107, f"targets -o json has all 107 targets ({len(targets)})")
+        expect(["targets", "big"], 0, r"10\.2\.0\.107:80\s+100")
+        health = json.loads(expect(["health", "big", "-o", "json"]))
+        check(len(health["targets"]) == 107, f"health -o json has 107 targets ({len(health['targets'])})")
+        expect(["health", "big"], 0, r"107 of 107 targets healthy.*10\.2\.0\.107:80\s+yes")
+        expect(["get", "a-ewma"], 0, r"loadBalancer\.peakEwma\.choiceCount\s+7")
+        with open(dump, "w") as f:
+            f.write(expect(["dump"], 0, r"name: p104.*name: users"))
+        text = open(dump).read()
+        check(text.count('"10.2.0.') == 107, "dump writes all 107 targets of big")
+        check("type: PeakEwma" in text and "type: WeightedRoundRobin" in text
+              and text.count("slowStartConfig") == 2, "dump writes PeakEwma, WRR and slow start")
+        expect(["diff", dump], 0, r"^no changes")
+        before_files = files()
+        expect(["apply", dump], 0, r"^no changes")
+        check(files() == before_files, "apply of a fresh dump of 112 upstreams writes nothing")
+        targets = json.loads(expect(["targets", "big", "-o", "json"]))["targets"]
+        check(len(targets) == 107, f"big keeps its 107 targets after dump and apply ({len(targets)})")
+        # Changes on page 2: the last target of big, and upstream p104.
+        text = text.replace('{target: "10.2.0.107:80", weight: 100}',
+                            '{target: "10.2.0.107:80", weight: 5}')
+        text = text.replace('{target: "10.1.0.105:80", weight: 100}',
+                            '{target: "10.1.0.105:80", weight: 9}')
+        with open(dump, "w") as f:
+            f.write(text)
+        expect(["diff", dump], 1, r"~ upstream big\n  ~ target 10\.2\.0\.107:80 weight 100 -> 5")
+        expect(["diff", dump], 1, r"~ upstream p104\n  ~ target 10\.1\.0\.105:80 weight 100 -> 9")
+        expect(["apply", dump], 0, r"replaced the targets of big \(107 targets\)")
+        expect(["diff", dump], 0, r"^no changes")
+        # The strategies picker-cli names (the oneof's names).
+        expect(["create", "x", "--strategy", "peak_ewma", "--dry-run"], 0,
+               r"created upstream x \(peak_ewma\)")
+        expect(["create", "x", "--strategy", "weighted_round_robin", "--dry-run"], 0,
+               r"created upstream x \(weighted_round_robin\)")
+        expect(["create", "x", "--strategy", "fastest"], 2, r"peak_ewma or weighted_round_robin")
+        # `version` and `help` are commands only in the command's place.
+        expect(["version"], 0, r"^picker-cli \d+\.\d+\.\d+", flags=[])
+        expect(["help"], 0, r"dump", flags=[])
+        expect(["get", "version"], 40, r"NOT_FOUND")
+        expect(["get", "help"], 40, r"NOT_FOUND")
+
         # --prune deletes what the file does not declare; without it, nothing.
         only = os.path.join(tmp, "only.yaml")
         with open(only, "w") as f:
             f.write("upstreams:\n- name: declared\n  targets:\n  - {target: '10.9.0.1:80'}\n")
         expect(["apply", only], 0, r"no changes")
         expect(["diff", only, "--prune"], 1, r"- upstream users")
-        expect(["apply", only, "--prune"], 0, r"deleted upstream users")
-        expect(["list"], 0, r"declared")
+        expect(["apply", only, "--prune"], 0, r"(?=.*deleted upstream users)(?=.*deleted upstream p104)")
+        listed = json.loads(expect(["list", "-o", "json"]))
+        check([u["name"] for u in listed["upstreams"]] == ["declared"],
+              "--prune deleted the upstreams of every page")
         expect(["get", "users"], 40)
         expect(["diff", os.path.join(tmp, "missing.yaml")], 3, r"No such file")
         expect(["delete", "declared"], 0, r"deleted upstream declared")

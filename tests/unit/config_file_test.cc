@@ -4,6 +4,7 @@
 #include <sstream>
 #include <variant>
 
+#include "absl/strings/str_cat.h"
 #include "gmock/gmock.h"
 #include "gtest/gtest.h"
 #include "tests/support/local_picker.h"
@@ -296,6 +297,54 @@ TEST(ConfigFileTest, WrittenFileReadsBackAndPlansNothing) {
   std::vector<core::Change> pruned = PlanChanges(fewer, *declared, true);
   ASSERT_EQ(pruned.size(), 1u);
   EXPECT_TRUE(std::holds_alternative<core::DeleteUpstream>(pruned[0]));
+}
+
+// Every strategy, each option away from its default, reads back equal:
+// dump then apply must not turn an upstream into another strategy or drop
+// an option (slow start, PeakEwma's and WeightedRoundRobin's).
+TEST(ConfigFileTest, EveryStrategyAndOptionReadsBackAsWritten) {
+  using Kind = core::StrategyKind;
+  std::vector<DeclaredUpstream> declared;
+  auto add = [&](const std::string& name, Kind kind) -> core::LoadBalancerConfig& {
+    core::UpstreamConfig c;
+    c.name = name;
+    c.load_balancer.kind = kind;
+    declared.push_back({c, {{"10.0.0.1:80", 100, "", ""}}});
+    return declared.back().config.load_balancer;
+  };
+  for (Kind kind : {Kind::kRoundRobin, Kind::kLeastRequest, Kind::kRingHash, Kind::kRandom,
+                    Kind::kMaglev, Kind::kPeakEwma, Kind::kWeightedRoundRobin}) {
+    add(absl::StrCat("defaults-", core::StrategyName(kind)), kind);
+  }
+  add("rr-slow", Kind::kRoundRobin).slow_start = {core::Millis(30000), 2.5, 25};
+  core::LoadBalancerConfig& lr = add("lr-slow", Kind::kLeastRequest);
+  lr.choice_count = 5;
+  lr.active_request_bias = 0.25;
+  lr.slow_start = {core::Millis(1500), 0.5, 40};
+  core::LoadBalancerConfig& ewma = add("ewma", Kind::kPeakEwma);
+  ewma.choice_count = 7;
+  ewma.decay_time = core::Millis(250);
+  ewma.failure_penalty = core::Millis(2500);
+  core::LoadBalancerConfig& wrr = add("wrr", Kind::kWeightedRoundRobin);
+  wrr.blackout_period = core::Millis(0);
+  wrr.weight_expiration_period = core::Millis(60000);
+  wrr.weight_update_period = core::Millis(200);
+  wrr.error_utilization_penalty = 0.75;
+  core::LoadBalancerConfig& wrr2 = add("wrr-blackout", Kind::kWeightedRoundRobin);
+  wrr2.blackout_period = core::Millis(4000);
+
+  const std::string written = WriteConfig(declared);
+  auto read_back = ParseConfig(written, "dump.yaml");
+  ASSERT_TRUE(read_back.ok()) << read_back.status() << "\n" << written;
+  ASSERT_EQ(read_back->size(), declared.size());
+  for (size_t i = 0; i < declared.size(); ++i) {
+    EXPECT_EQ((*read_back)[i].config, declared[i].config) << declared[i].config.name << " in\n"
+                                                          << written;
+  }
+  EXPECT_TRUE(PlanChanges(*read_back, declared, /*prune=*/true).empty());
+  EXPECT_THAT(written, HasSubstr("type: PeakEwma"));
+  EXPECT_THAT(written, HasSubstr("type: WeightedRoundRobin"));
+  EXPECT_THAT(written, HasSubstr("slowStartConfig"));
 }
 
 }  // namespace
