@@ -227,7 +227,7 @@ class PickStreamReactor final : public grpc::ServerBidiReactor<grpc::ByteBuffer,
       return;
     }
     v1::ReleaseResponse ignored;
-    service_.DoRelease(release, ignored).IgnoreError();
+    service_.CountedRelease(release, ignored).IgnoreError();
     std::lock_guard lock(mu_);
     held_.erase(release.lease_id());
   }
@@ -459,8 +459,15 @@ grpc::ServerUnaryReactor* PickerService::Release(grpc::CallbackServerContext* co
                                                      : v1::ReleaseResponse::ALREADY_RELEASED);
           return absl::OkStatus();
         }
-        return DoRelease(in, out);
+        return CountedRelease(in, out);
       });
+}
+
+absl::Status PickerService::CountedRelease(const v1::ReleaseRequest& request,
+                                           v1::ReleaseResponse& response) {
+  absl::Status status = DoRelease(request, response);
+  if (!status.ok()) metrics_.CountReleaseError(absl::StatusCodeToString(status.code()));
+  return status;
 }
 
 grpc::ServerUnaryReactor* PickerService::ListMembers(grpc::CallbackServerContext* context,

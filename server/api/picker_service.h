@@ -60,6 +60,8 @@ class PickerService final
   absl::Status DoPick(const v1::PickRequest& request, v1::PickResponse& response,
                       uint64_t* lease_id);
   absl::Status DoRelease(const v1::ReleaseRequest& request, v1::ReleaseResponse& response);
+  // DoRelease, its failures counted by code.
+  absl::Status CountedRelease(const v1::ReleaseRequest& request, v1::ReleaseResponse& response);
 
  private:
   // A unary call: parses its request, runs `handler` (an absl::Status of the

@@ -360,6 +360,12 @@ Metrics::Metrics(const core::SnapshotMap& snapshots, const core::WriterStats& wr
                            .Name("picker_admin_operations_total")
                            .Help("Admin RPCs by method and gRPC status code.")
                            .Register(*registry_);
+  release_errors_ = &prometheus::BuildCounter()
+                         .Name("picker_release_errors_total")
+                         .Help(
+                             "Releases that failed (unknown upstream or lease, bad input), by "
+                             "gRPC status code; a Release riding on a PickStream included.")
+                         .Register(*registry_);
   prometheus::BuildGauge()
       .Name("picker_build_info")
       .Help("Build information; always 1.")
@@ -372,6 +378,10 @@ Metrics::Metrics(const core::SnapshotMap& snapshots, const core::WriterStats& wr
 
 void Metrics::CountAdminOperation(const std::string& method, const std::string& code) {
   admin_operations_->Add({{"method", method}, {"code", code}}).Increment();
+}
+
+void Metrics::CountReleaseError(const std::string& code) {
+  release_errors_->Add({{"code", code}}).Increment();
 }
 
 }  // namespace picker::metrics

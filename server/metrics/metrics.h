@@ -54,6 +54,8 @@ class Metrics {
   prometheus::Counter& unknown_upstream_picks() { return *unknown_upstream_picks_; }
   // Admin RPCs by method and gRPC status code name.
   void CountAdminOperation(const std::string& method, const std::string& code);
+  // A Release (unary, or riding on a PickStream) that failed, by gRPC code.
+  void CountReleaseError(const std::string& code);
 
  private:
   std::shared_ptr<prometheus::Registry> registry_;
@@ -62,6 +64,7 @@ class Metrics {
   std::shared_ptr<prometheus::Collectable> process_ = std::make_shared<ProcessCollector>();
   prometheus::Counter* unknown_upstream_picks_;
   prometheus::Family<prometheus::Counter>* admin_operations_;
+  prometheus::Family<prometheus::Counter>* release_errors_;
 };
 
 }  // namespace picker::metrics

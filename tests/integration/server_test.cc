@@ -196,6 +196,24 @@ TEST_F(ServerTest, MetricsCountAbandonedStreamLeases) {
   EXPECT_GT(matches, 0) << "picker_releases_total has an abandoned outcome";
 }
 
+TEST_F(ServerTest, MetricsCountReleaseErrorsByCode) {
+  const std::string name = MakeUpstream("round_robin {}", {MakeTarget("10.0.0.1:80")});
+  auto errors = [&](const std::string& code) {
+    std::string error;
+    auto text = server()->GetMetrics(&error);
+    EXPECT_TRUE(text.has_value()) << error;
+    int matches = 0;
+    return text ? SumSamples(*text, "picker_release_errors_total", {"\"" + code + "\""}, &matches)
+                : -1;
+  };
+  const double not_found = errors("NOT_FOUND"), invalid = errors("INVALID_ARGUMENT");
+  EXPECT_EQ(Release("no-such-upstream", 12345).status.error_code(), grpc::StatusCode::NOT_FOUND);
+  EXPECT_EQ(Release(name, 0).status.error_code(), grpc::StatusCode::INVALID_ARGUMENT);
+  EXPECT_EQ(Release(name, 0).status.error_code(), grpc::StatusCode::INVALID_ARGUMENT);
+  EXPECT_EQ(errors("NOT_FOUND") - not_found, 1);
+  EXPECT_EQ(errors("INVALID_ARGUMENT") - invalid, 2);
+}
+
 TEST_F(ServerTest, MetricsUnknownPathIsNot200) {
   std::string error;
   auto text = server()->GetMetrics(&error, "/definitely-not-here");
