@@ -3,7 +3,8 @@
 # the browser test sees the page: it runs tests/e2e/status_page_test.py (a
 # real server with upstreams in every state, headless Chromium) and keeps its
 # wide screenshot. Needs a built picker-server (build/ by default) and
-# scripts/install-deps.sh's chromium, chromium-driver and python3-selenium.
+# chromium, chromium-driver and python3-selenium (scripts/install-deps.sh
+# --tests installs them).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 export PICKER_SERVER=${PICKER_SERVER:-$PWD/build/picker-server}

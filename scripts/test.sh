@@ -14,7 +14,7 @@
 # on top of the main build (~7 min) and suite.
 set -euo pipefail
 cd "$(dirname "$0")/.."
-bash scripts/install-deps.sh
+bash scripts/install-deps.sh --tests
 build=${PICKER_TEST_BUILD_DIR:-build-test}
 cmake -S . -B "$build" -DCMAKE_BUILD_TYPE=RelWithDebInfo -DPICKER_SANITIZE=address,undefined
 cmake --build "$build" -j2
