@@ -80,7 +80,7 @@ if not SERVER or not os.access(SERVER, os.X_OK):
     die("PICKER_SERVER is not an executable picker-server ('%s'; ctest sets it)" % SERVER)
 for tool in ("/usr/bin/chromium", "/usr/bin/chromedriver", "/usr/bin/grpc_python_plugin"):
     if not os.access(tool, os.X_OK):
-        die("%s not found: run scripts/install-deps.sh (Debian chromium, chromium-driver, "
+        die("%s not found: run scripts/install-deps.sh --tests (Debian chromium, chromium-driver, "
             "protobuf-compiler-grpc)" % tool)
 if not shutil.which("protoc"):
     die("protoc not found on PATH: run scripts/install-deps.sh (Debian protobuf-compiler)")
