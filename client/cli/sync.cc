@@ -149,6 +149,19 @@ void PrintPreview(const v1::PreviewChangeResponse& p) {
   }
 }
 
+// What changes in an upstream that exists: its configuration's fields and
+// its targets, a line each.
+void PrintFieldChanges(const std::string& name, const DeclaredUpstream& now,
+                       const DeclaredUpstream& declared) {
+  std::cout << "~ upstream " << name << "\n";
+  for (const std::string& line : ConfigDiff(now.config, declared.config)) {
+    std::cout << "    " << line << "\n";
+  }
+  for (const std::string& line : TargetDiff(now.targets, declared.targets)) {
+    std::cout << "  " << line << "\n";
+  }
+}
+
 // Prints what one upstream's changes do; previews the changes to an
 // upstream that exists. Returns 0, or the exit code of a failed preview.
 int Describe(const Connection& c, const std::vector<core::Change>& changes,
@@ -174,13 +187,7 @@ int Describe(const Connection& c, const std::vector<core::Change>& changes,
     return RpcError("preview of " + name, s);
   }
   Print(c, preview, [&] {
-    std::cout << "~ upstream " << name << "\n";
-    for (const std::string& line : ConfigDiff(now->config, declared->config)) {
-      std::cout << "    " << line << "\n";
-    }
-    for (const std::string& line : TargetDiff(now->targets, declared->targets)) {
-      std::cout << "  " << line << "\n";
-    }
+    PrintFieldChanges(name, *now, *declared);
     PrintPreview(preview);
   });
   return kExitOk;
@@ -273,6 +280,14 @@ int RunApply(const Connection& c, const CommandLine& cl) {
   if (int e = Plan(c, cl, declared, now, groups)) return e;
   if (groups.empty() && c.format() == Format::kTable) std::cout << "no changes\n";
   for (const auto& group : groups) {
+    // What changes, then what was done: the same lines as diff, without
+    // the preview's shares (the change is made, not weighed).
+    const std::string& name = core::UpstreamOf(group[0]);
+    const DeclaredUpstream* before = Named(now, name);
+    const DeclaredUpstream* after = Named(declared, name);
+    if (before != nullptr && after != nullptr && c.format() == Format::kTable) {
+      PrintFieldChanges(name, *before, *after);
+    }
     for (const core::Change& change : group) {
       if (int e = Send(c, change)) return e;
     }

@@ -206,7 +206,8 @@ def main():
         expect(["diff", dump], 1, r"minRingSize: 1024 -> 4096(.|\n)*hash space that changes owner")
         expect(["apply", dump, "--dry-run"], 1, r"hash space that changes owner")
         expect(["get", "users"], 0, r"minRingSize\s+1024")
-        expect(["apply", dump], 0, r"updated upstream users")
+        # apply says what it changed, then what it did.
+        expect(["apply", dump], 0, r"minRingSize: 1024 -> 4096.*updated upstream users")
         expect(["diff", dump], 0, r"no changes")
         # Pages (AIP-158: the server answers 100 per page unless asked for
         # more): 105 more upstreams, one upstream ("big") of 107 targets, and
@@ -267,7 +268,8 @@ def main():
             f.write(text)
         expect(["diff", dump], 1, r"~ upstream big\n  ~ target 10\.2\.0\.107:80 weight 100 -> 5")
         expect(["diff", dump], 1, r"~ upstream p104\n  ~ target 10\.1\.0\.105:80 weight 100 -> 9")
-        expect(["apply", dump], 0, r"replaced the targets of big \(107 targets\)")
+        expect(["apply", dump], 0, r"~ target 10\.2\.0\.107:80 weight 100 -> 5\n"
+               r"replaced the targets of big \(107 targets\)")
         expect(["diff", dump], 0, r"^no changes")
         # The strategies picker-cli names (the oneof's names).
         expect(["create", "x", "--strategy", "peak_ewma", "--dry-run"], 0,
