@@ -300,11 +300,9 @@ absl::StatusOr<core::UpstreamConfig> FromProto(const v1::Upstream& u) {
   return c;
 }
 
-v1::Upstream ToProto(const core::UpstreamConfig& c) {
-  v1::Upstream u;
-  u.set_name(c.name);
-  const core::LoadBalancerConfig& lb = c.load_balancer;
-  v1::LoadBalancer* out = u.mutable_load_balancer();
+namespace {
+
+void LoadBalancerToProto(const core::LoadBalancerConfig& lb, v1::LoadBalancer* out) {
   switch (lb.kind) {
     case core::StrategyKind::kRoundRobin:
       out->mutable_round_robin();
@@ -355,19 +353,16 @@ v1::Upstream ToProto(const core::UpstreamConfig& c) {
       break;
     }
   }
-  u.mutable_locality_awareness()->set_disabled(!c.locality_aware);
-  u.set_panic_threshold_percent(c.panic_threshold_percent);
-  SetDuration(c.lease_ttl, u.mutable_lease_ttl());
-  u.set_max_active_requests_per_target(c.max_active_requests_per_target);
-  u.set_max_active_requests(c.max_active_requests);
+}
 
-  v1::HealthChecks::Passive* p = u.mutable_health_checks()->mutable_passive();
+void HealthChecksToProto(const core::UpstreamConfig& c, v1::HealthChecks* out) {
+  v1::HealthChecks::Passive* p = out->mutable_passive();
   p->set_consecutive_failures(c.passive.consecutive_failures);
   SetDuration(c.passive.base_ejection_time, p->mutable_base_ejection_time());
   SetDuration(c.passive.max_ejection_time, p->mutable_max_ejection_time());
   p->set_max_ejection_percent(c.passive.max_ejection_percent);
 
-  v1::HealthChecks::Active* a = u.mutable_health_checks()->mutable_active();
+  v1::HealthChecks::Active* a = out->mutable_active();
   switch (c.active.type) {
     case core::ActiveHealthConfig::Type::kHttp:
       a->set_type(v1::HealthChecks::Active::HTTP);
@@ -385,6 +380,21 @@ v1::Upstream ToProto(const core::UpstreamConfig& c) {
   SetDuration(c.active.timeout, a->mutable_timeout());
   a->set_healthy_successes(c.active.healthy_successes);
   a->set_unhealthy_failures(c.active.unhealthy_failures);
+}
+
+}  // namespace
+
+v1::Upstream ToProto(const core::UpstreamConfig& c) {
+  v1::Upstream u;
+  u.set_name(c.name);
+  LoadBalancerToProto(c.load_balancer, u.mutable_load_balancer());
+  u.mutable_locality_awareness()->set_disabled(!c.locality_aware);
+  u.set_panic_threshold_percent(c.panic_threshold_percent);
+  SetDuration(c.lease_ttl, u.mutable_lease_ttl());
+  u.set_max_active_requests_per_target(c.max_active_requests_per_target);
+  u.set_max_active_requests(c.max_active_requests);
+
+  HealthChecksToProto(c, u.mutable_health_checks());
   return u;
 }
 
