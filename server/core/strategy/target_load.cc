@@ -12,8 +12,13 @@ int64_t UnixNanos() {
 }
 
 void LatencyEwma::Observe(double sample_ns, int64_t now_ns, double tau_ns) {
-  const int64_t previous = stamp_ns_.exchange(now_ns, std::memory_order_acq_rel);
-  // A clock stepped back counts as no time.
+  // The stamp only moves forward: a sample older than the newest one seen
+  // (another thread's, or a clock stepped back) counts as no time, and the
+  // interval up to the newest is not counted twice.
+  int64_t previous = stamp_ns_.load(std::memory_order_acquire);
+  while (now_ns > previous &&
+         !stamp_ns_.compare_exchange_weak(previous, now_ns, std::memory_order_acq_rel)) {
+  }
   const double dt =
       previous == 0 ? 0 : static_cast<double>(std::max<int64_t>(now_ns - previous, 0));
   const double w = std::exp(-dt / tau_ns);

@@ -37,7 +37,7 @@ class LatencyEwma {
 
  private:
   std::atomic<double> ewma_ns_{0};
-  std::atomic<int64_t> stamp_ns_{0};  // Time of the last sample; 0 = none yet.
+  std::atomic<int64_t> stamp_ns_{0};  // Time of the newest sample; 0 = none yet.
 };
 
 // The fields of an ORCA OrcaLoadReport (xds.data.orca.v3) that gRFC A58's
