@@ -4,6 +4,7 @@
 #include <cstring>
 #include <fstream>
 #include <map>
+#include <optional>
 #include <sstream>
 
 #include "absl/container/flat_hash_map.h"
@@ -16,6 +17,7 @@
 #include "absl/time/time.h"
 #include "server/core/address.h"
 #include "server/core/validate.h"
+#include "yaml-cpp/eventhandler.h"
 #include "yaml-cpp/yaml.h"
 
 namespace picker::config {
@@ -764,28 +766,78 @@ void WriteUpstream(YAML::Emitter& out, const DeclaredUpstream& u) {
   out << YAML::EndSeq << YAML::EndMap;
 }
 
+// Counts a document's events and remembers where it starts: enough to tell
+// one document from several without building them.
+class DocumentCounter final : public YAML::EventHandler {
+ public:
+  void OnDocumentStart(const YAML::Mark& mark) override { start = mark; }
+  void OnDocumentEnd() override {}
+  void OnNull(const YAML::Mark&, YAML::anchor_t) override { ++events; }
+  void OnAlias(const YAML::Mark&, YAML::anchor_t) override { ++events; }
+  void OnScalar(const YAML::Mark&, const std::string&, YAML::anchor_t,
+                const std::string&) override {
+    ++events;
+  }
+  void OnSequenceStart(const YAML::Mark&, const std::string&, YAML::anchor_t,
+                       YAML::EmitterStyle::value) override {
+    ++events;
+  }
+  void OnSequenceEnd() override {}
+  void OnMapStart(const YAML::Mark&, const std::string&, YAML::anchor_t,
+                  YAML::EmitterStyle::value) override {
+    ++events;
+  }
+  void OnMapEnd() override {}
+
+  YAML::Mark start;
+  int events = 0;
+};
+
+// The file's first document, and where a second one starts if there is one.
+// Not YAML::LoadAll: yaml-cpp 0.7's loops forever on some malformed input
+// (an unbalanced `}`; found by tests/fuzz/config_fuzzer), as it reads
+// documents until the parser says there are no more; here at most two are
+// read.
+struct Documents {
+  YAML::Node first;
+  std::optional<YAML::Mark> second;
+};
+Documents LoadDocuments(const std::string& text) {
+  Documents out;
+  out.first = YAML::Load(text);
+  std::istringstream in(text);
+  YAML::Parser parser(in);
+  for (int i = 0; i < 2; ++i) {
+    DocumentCounter counter;
+    if (!parser.HandleNextDocument(counter)) break;
+    if (i == 1) out.second = counter.start;
+  }
+  return out;
+}
+
 }  // namespace
 
 absl::StatusOr<std::vector<DeclaredUpstream>> ParseConfig(const std::string& text,
                                                           const std::string& source) {
   Reader r(source);
-  std::vector<YAML::Node> documents;
+  Documents documents;
   try {
-    documents = YAML::LoadAll(text);
+    documents = LoadDocuments(text);
   } catch (const YAML::Exception& e) {
     return absl::InvalidArgumentError(
         absl::StrCat(source, ":", e.mark.line + 1, ": not valid YAML: ", e.msg));
   }
-  if (documents.empty() || (documents.size() == 1 && documents[0].IsNull())) {
+  if (documents.second) {
+    return absl::InvalidArgumentError(
+        absl::StrCat(source, ":", documents.second->line + 1,
+                     ": config: a second YAML document (after ---): the file holds one document"));
+  }
+  if (!documents.first || documents.first.IsNull()) {
     return absl::InvalidArgumentError(
         absl::StrCat(source, ": the file is empty (write `upstreams: []` to declare none)"));
   }
-  if (documents.size() > 1) {
-    return r.Error(documents[1], "config",
-                   "a second YAML document (after ---): the file holds one document");
-  }
   try {
-    return Upstreams(r, documents[0]);
+    return Upstreams(r, documents.first);
   } catch (const YAML::Exception& e) {
     return absl::InvalidArgumentError(absl::StrCat(source, ":", e.mark.line + 1, ": ", e.msg));
   }

@@ -253,6 +253,10 @@ TEST(ConfigFileTest, WhatWouldBeIgnoredIsAnError) {
   EXPECT_THAT(Error("upstreams: []\n---\nupstreams: [{name: v}]\n"),
               HasSubstr("a second YAML document"));
   EXPECT_TRUE(ParseConfig("upstreams: []\n", "f.yaml").ok());
+  // yaml-cpp's LoadAll looped forever on this (the config fuzzer found it):
+  // an error now, at once.
+  EXPECT_FALSE(
+      ParseConfig(",pstreams:\n- name: u\n  loadBalancer: {type: Maglev251}}\n", "f.yaml").ok());
   absl::StatusOr<std::vector<DeclaredUpstream>> missing = LoadConfigFile("/nonexistent/x.yaml");
   EXPECT_THAT(std::string(missing.status().message()), HasSubstr("No such file or directory"));
 }
