@@ -54,18 +54,8 @@ pids=()
 for name in "${fuzzers[@]}"; do
   work="$fuzz/corpus-run/$name"
   rm -rf "$work" && mkdir -p "$work" && cp tests/fuzz/corpus/"$name"/* "$work"/
-  # The config reader's resident memory grows with the inputs a run has seen
-  # (past libFuzzer's 2 GB default within 30 s here; not found yet whether
-  # in yaml-cpp or ours), and LeakSanitizer's exit check over that heap takes
-  # minutes: that fuzzer runs with 8 GB and without leak checks until it is.
-  limits=()
-  asan=$ASAN_OPTIONS
-  if [ "$name" = config ]; then
-    limits=(-rss_limit_mb=8192 -detect_leaks=0)
-    asan=${ASAN_OPTIONS/detect_leaks=1/detect_leaks=0}
-  fi
-  ASAN_OPTIONS=$asan "$fuzz/${name}_fuzzer" -max_total_time="$fuzz_seconds" -print_final_stats=1 \
-    "${limits[@]}" -artifact_prefix="$fuzz/$name-" "$work" > "$fuzz/$name.log" 2>&1 &
+  "$fuzz/${name}_fuzzer" -max_total_time="$fuzz_seconds" -print_final_stats=1 \
+    -artifact_prefix="$fuzz/$name-" "$work" > "$fuzz/$name.log" 2>&1 &
   pids+=($!)
 done
 failed=()
