@@ -420,6 +420,13 @@ def case_overload():
     lease = s.picker.Pick(picker_pb2.PickRequest(upstream="small"), timeout=T)
     check(s.metric("picker_overloaded") == 0, "not overloaded at start (%s bytes allocated)"
           % s.metric("picker_memory_allocated_bytes"))
+    if s.metric("picker_memory_allocated_bytes") == 0:
+        # The overload manager reads glibc's mallinfo2, which sees nothing
+        # of a sanitizer's allocator (scripts/test.sh's ASan build): the
+        # rest of this case needs a plain build (ctest in build/).
+        print("SKIP: the allocator is not glibc's (a sanitizer build); mallinfo2 sees 0 bytes")
+        s.stop()
+        return
     # A ring of 8388608 entries takes over 64 MiB by itself.
     s.create("ring", addresses(2), ring_hash=admin_pb2.RingHash(min_ring_size=8388608))
     deadline = time.monotonic() + 5
