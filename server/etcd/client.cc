@@ -175,6 +175,11 @@ absl::StatusOr<etcdserverpb::TxnResponse> EtcdClient::Txn(const etcdserverpb::Tx
   absl::Status s = Run("txn", [&](Endpoint& e, grpc::ClientContext& context) {
     return e.kv->Txn(&context, request, &response);
   });
+  // A txn etcd did not answer may still be applied when it catches up, so
+  // the caller must not read the error as "nothing was written".
+  if (absl::IsUnavailable(s)) {
+    return absl::UnavailableError(absl::StrCat(s.message(), " (outcome unknown: read back)"));
+  }
   if (!s.ok()) return s;
   return response;
 }
