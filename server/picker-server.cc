@@ -295,7 +295,16 @@ struct Planes {
   picker::core::SnapshotMap snapshots;
   picker::core::WriterStats writer_stats;
   std::unique_ptr<picker::control::ControlPlane> control;
+  // etcd mode: between the health's sources and the control plane (so it
+  // is destroyed before the control plane, after the data plane).
+  std::unique_ptr<picker::etcd::HealthShare> health_share;
   std::unique_ptr<picker::data::DataPlane> data;
+
+  // Where passive ejections and active checks' verdicts are reported.
+  picker::core::HealthEvents& health_events() {
+    if (health_share) return *health_share;
+    return *control;
+  }
 };
 
 // The store: etcd's when --etcd-endpoints is given, else the file store.
@@ -389,8 +398,11 @@ absl::Status StartPlanes(const std::vector<picker::config::DeclaredUpstream>& de
     spdlog::info("applied {} upstreams from {}", declared.size(), absl::GetFlag(FLAGS_config));
   }
   if (absl::GetFlag(FLAGS_demo)) CreateDemoUpstream(*planes.control, planes.snapshots);
+  if (planes.replication) {
+    planes.health_share = planes.replication->ShareHealth(planes.snapshots, *planes.control);
+  }
   planes.data = std::make_unique<picker::data::DataPlane>(
-      planes.snapshots, *planes.control, planes.store->boot(),
+      planes.snapshots, planes.health_events(), planes.store->boot(),
       picker::data::DataPlane::Options{
           .max_leases_per_upstream = {absl::GetFlag(FLAGS_max_leases_per_upstream),
                                       "--max-leases-per-upstream"},
@@ -447,7 +459,7 @@ int Serve(picker::api::ServerOptions options, Planes& planes, const sigset_t& si
   if (replicas.shared()) {
     checks.owns = [&replicas](const std::string& upstream) { return !replicas.OwnerOf(upstream); };
   }
-  picker::health::Prober prober(*planes.control, checks);
+  picker::health::Prober prober(planes.health_events(), checks);
   prober.Start();
   planes.control->AddListener(&prober);
   picker::metrics::Metrics metrics(planes.snapshots, planes.writer_stats, replicas,

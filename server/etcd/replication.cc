@@ -44,6 +44,11 @@ absl::Status Replication::Join(const std::string& id, const std::string& address
   return absl::OkStatus();
 }
 
+std::unique_ptr<HealthShare> Replication::ShareHealth(const core::SnapshotMap& snapshots,
+                                                      core::HealthEvents& next) {
+  return std::make_unique<HealthShare>(*client_, options_.prefix, snapshots, *view_, next);
+}
+
 void Replication::Leave() {
   if (membership_) membership_->Leave();
 }

@@ -18,6 +18,7 @@
 #include "server/core/replicas.h"
 #include "server/etcd/client.h"
 #include "server/etcd/etcd_store.h"
+#include "server/etcd/health_share.h"
 #include "server/etcd/membership.h"
 #include "server/etcd/replicas_view.h"
 
@@ -45,6 +46,11 @@ class Replication {
   // Gives up the membership at once, so ownership moves now.
   void Leave();
   const Membership* membership() const { return membership_.get(); }
+  // Shares the health that no admin write makes (see health_share.h):
+  // the data plane and the prober report to it, and it passes every event
+  // on to `next`. The share must be destroyed before `next` and this.
+  std::unique_ptr<HealthShare> ShareHealth(const core::SnapshotMap& snapshots,
+                                           core::HealthEvents& next);
 
  private:
   explicit Replication(Options options);

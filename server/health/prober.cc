@@ -263,6 +263,7 @@ Prober::Clock::time_point Prober::QueueDue(Clock::time_point now) {
         due_.push(Due{state.next_due, due.key, state.generation});
         continue;
       }
+      AdoptSharedVerdictLocked(state);
       state.in_flight = true;
       queue_.push_back(Job{due.key, state.generation, state.address, state.config, state.grpc});
       queued = true;
@@ -270,6 +271,17 @@ Prober::Clock::time_point Prober::QueueDue(Clock::time_point now) {
   }
   if (queued) workers_cv_.notify_all();
   return next;
+}
+
+void Prober::AdoptSharedVerdictLocked(TargetState& state) {
+  // The prober writes the verdict while this replica owns the upstream; a
+  // different one is the last owner's, taken over with the upstream
+  // (etcd::HealthShare), and the counts start again from it.
+  const bool shared = state.live->active_unhealthy.load(std::memory_order_acquire);
+  if (shared == state.unhealthy) return;
+  state.unhealthy = shared;
+  state.successes = 0;
+  state.failures = 0;
 }
 
 bool Prober::JudgeLocked(TargetState& state, const ProbeResult& result) {

@@ -134,6 +134,7 @@ class Prober final : public core::PublishListener {
                    Clock::time_point now);
   // Counts a probe's result toward the target's verdict; true when the
   // verdict changed. Requires mu_.
+  void AdoptSharedVerdictLocked(TargetState& state);
   bool JudgeLocked(TargetState& state, const ProbeResult& result);
   // Drops the states of `upstream`'s targets not in `keep`; true if one the
   // checks held unhealthy was given back its health. Requires mu_.

@@ -7,6 +7,7 @@
 
 #include <algorithm>
 #include <chrono>
+#include <cstdio>
 #include <map>
 #include <memory>
 #include <set>
@@ -152,6 +153,48 @@ class ReplicasTest : public ::testing::Test {
     request.set_upstream(upstream);
     request.set_lease_id(lease);
     return stub->Release(&context, request, response);
+  }
+
+  // The targets replica `i`'s GetUpstreamHealth says are unhealthy.
+  std::set<std::string> Unhealthy(int i, const std::string& upstream) {
+    auto stub = v1::Admin::NewStub(replicas_[i]->admin_channel());
+    grpc::ClientContext context;
+    Deadline(context);
+    v1::GetUpstreamHealthRequest request;
+    request.set_name(upstream);
+    v1::UpstreamHealth health;
+    std::set<std::string> out;
+    if (!stub->GetUpstreamHealth(&context, request, &health).ok()) return {"(error)"};
+    for (const v1::TargetHealth& t : health.targets()) {
+      if (!t.healthy()) out.insert(t.address());
+    }
+    return out;
+  }
+
+  grpc::Status ReleaseWith(int i, const std::string& upstream, uint64_t lease, bool failure) {
+    auto stub = v1::Picker::NewStub(replicas_[i]->data_channel());
+    grpc::ClientContext context;
+    Deadline(context);
+    v1::ReleaseRequest request;
+    request.set_upstream(upstream);
+    request.set_lease_id(lease);
+    request.set_outcome(failure ? v1::ReleaseRequest::FAILURE : v1::ReleaseRequest::SUCCESS);
+    v1::ReleaseResponse response;
+    return stub->Release(&context, request, &response);
+  }
+
+  // The value of `key` in this test's etcd, read with etcdctl.
+  std::string EtcdGet(const std::string& key) {
+    const std::string command =
+        "ETCDCTL_API=3 etcdctl --endpoints=" + etcd_.endpoints() + " get --print-value-only " + key;
+    std::string out;
+    if (FILE* pipe = ::popen(command.c_str(), "r")) {
+      char buffer[4096];
+      size_t n;
+      while ((n = std::fread(buffer, 1, sizeof(buffer), pipe)) > 0) out.append(buffer, n);
+      ::pclose(pipe);
+    }
+    return out;
   }
 
   // Active requests of `upstream` as replica `i`'s GetUpstreamHealth has them.
@@ -453,6 +496,67 @@ TEST_F(ReplicasTest, EtcdDownThenBack) {
   };
   EXPECT_TRUE(WaitFor(settled)) << ::testing::PrintToString(TargetAddresses(0, "steady")) << " / "
                                 << ::testing::PrintToString(TargetAddresses(1, "steady"));
+}
+
+// The health no admin write makes moves with the upstream: a new owner
+// starts with the last owner's passive ejections and active verdicts, not
+// with every target healthy (its own checks, every 30 s here, would take
+// that long to find the dead target again).
+TEST_F(ReplicasTest, ANewOwnerKeepsTheLastOwnersEjectionsAndVerdicts) {
+  StartEtcd();
+  StartReplicas(3);
+  for (int i = 1; i < 3; ++i) ASSERT_TRUE(WaitFor([&] { return Members(i).size() == 3; }));
+  health::testing::TcpListener up, ejected, down;
+  down.Close();
+  v1::CreateUpstreamRequest request;
+  v1::Upstream* upstream = request.mutable_upstream();
+  upstream->set_name("kept");
+  upstream->set_panic_threshold_percent(0);  // One healthy target of three is no panic.
+  v1::HealthChecks* checks = upstream->mutable_health_checks();
+  checks->mutable_passive()->set_consecutive_failures(1);
+  checks->mutable_passive()->mutable_base_ejection_time()->set_seconds(120);
+  checks->mutable_passive()->set_max_ejection_percent(100);
+  checks->mutable_active()->set_type(v1::HealthChecks::Active::TCP);
+  checks->mutable_active()->mutable_interval()->set_seconds(30);
+  checks->mutable_active()->set_unhealthy_failures(1);
+  {
+    auto stub = v1::Admin::NewStub(replicas_[0]->admin_channel());
+    grpc::ClientContext context;
+    Deadline(context);
+    v1::Upstream created;
+    ASSERT_TRUE(stub->CreateUpstream(&context, request, &created).ok());
+  }
+  for (const auto* target : {&up, &ejected, &down}) {
+    ASSERT_TRUE(WaitFor([&] { return Put(1, "kept", target->address()).ok(); }));
+  }
+  // The first check, at once, finds `down` refusing; a failed request
+  // ejects `ejected`.
+  ASSERT_TRUE(WaitFor([&] { return Unhealthy(2, "kept") == std::set{down.address()}; }));
+  int owner = -1;
+  for (int n = 0; n < 10 && owner < 0; ++n) {
+    Picked picked = Pick(0, "kept");
+    ASSERT_TRUE(picked.status.ok()) << picked.status.error_message();
+    const bool fail = picked.pick.target() == ejected.address();
+    ASSERT_TRUE(ReleaseWith(0, "kept", picked.pick.lease_id(), fail).ok());
+    if (fail) owner = Issuer(picked.pick.lease_id());
+  }
+  ASSERT_GE(owner, 0) << "no pick chose " << ejected.address();
+  const std::set<std::string> unhealthy = {ejected.address(), down.address()};
+  ASSERT_TRUE(WaitFor([&] { return Unhealthy(owner, "kept") == unhealthy; }));
+  // The owner shares it through etcd by its own thread, a moment later.
+  ASSERT_TRUE(WaitFor(
+      [&] { return EtcdGet("/t/health/kept").find(ejected.address()) != std::string::npos; }));
+  ::kill(replicas_[owner]->pid(), SIGKILL);
+  const int other = (owner + 1) % 3;
+  ASSERT_TRUE(WaitFor([&] { return Pick(other, "kept").status.ok(); }, milliseconds(8000)));
+  // It reads the shared health as it takes over, a moment after it serves.
+  EXPECT_TRUE(WaitFor([&] { return Unhealthy(other, "kept") == unhealthy; }, milliseconds(2000)));
+  for (int n = 0; n < 12; ++n) {
+    Picked picked = Pick(other, "kept");
+    ASSERT_TRUE(picked.status.ok()) << picked.status.error_message();
+    EXPECT_EQ(picked.pick.target(), up.address());
+    ASSERT_TRUE(ReleaseWith(other, "kept", picked.pick.lease_id(), false).ok());
+  }
 }
 
 TEST_F(ReplicasTest, AThreeMemberEtcdThatLosesOneChangesNothing) {
