@@ -55,6 +55,9 @@ void PrintReport(const v1::PickExplanation& x) {
                       : std::string("excluded or at its circuit-breaker cap"))
               << "\n";
   }
+  if (x.passed_over_not_listed() > 0) {
+    std::cout << "  (" << x.passed_over_not_listed() << " more passed over, not listed)\n";
+  }
   if (x.deterministic()) {
     std::cout << "  chosen: " << x.target();
     if (x.has_entry_hash()) {
@@ -74,6 +77,9 @@ void PrintReport(const v1::PickExplanation& x) {
                       absl::StrCat(c.active_requests()), absl::StrFormat("%g", c.weight())});
     }
     PrintTable(rows);
+    if (x.candidates_not_listed() > 0) {
+      std::cout << "    (" << x.candidates_not_listed() << " less likely candidates not listed)\n";
+    }
   }
   for (const auto& left : x.left_out()) {
     std::vector<std::string> checks;
@@ -84,6 +90,9 @@ void PrintReport(const v1::PickExplanation& x) {
       std::cout << " until " << google::protobuf::util::TimeUtil::ToString(left.ejected_until());
     }
     std::cout << "\n";
+  }
+  if (x.left_out_not_listed() > 0) {
+    std::cout << "  (" << x.left_out_not_listed() << " more left out, not listed)\n";
   }
 }
 

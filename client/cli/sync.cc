@@ -133,6 +133,10 @@ void PrintPreview(const v1::PreviewChangeResponse& p) {
                     t.present_after() ? absl::StrFormat("%.2f%%", t.share_after() * 100) : "-"});
   }
   PrintTable(rows);
+  if (p.targets_not_listed() > 0) {
+    std::cout << "    (" << p.targets_not_listed()
+              << " targets whose share changes less not listed)\n";
+  }
   auto build = [](const v1::StrategyBuild& b) {
     return absl::StrFormat("%s, %d entries, %d bytes, built in %.3f ms", b.strategy(), b.entries(),
                            b.memory_bytes(),
@@ -146,6 +150,9 @@ void PrintPreview(const v1::PreviewChangeResponse& p) {
     std::cout << absl::StrFormat("      %s -> %s: %.2f%%\n",
                                  m.from_target().empty() ? "(none)" : m.from_target(),
                                  m.to_target().empty() ? "(none)" : m.to_target(), m.share() * 100);
+  }
+  if (p.hash_space().moves_not_listed() > 0) {
+    std::cout << "      (" << p.hash_space().moves_not_listed() << " smaller moves not listed)\n";
   }
 }
 

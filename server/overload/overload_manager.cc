@@ -7,7 +7,15 @@
 
 namespace picker::overload {
 
+// Defined by a sanitizer's runtime when one is linked in, whose allocator
+// replaces glibc's: mallinfo2 would then see nothing (a weak symbol, null
+// in a plain build).
+extern "C" size_t __sanitizer_get_current_allocated_bytes() __attribute__((weak));
+
 uint64_t AllocatedBytes() {
+  if (__sanitizer_get_current_allocated_bytes != nullptr) {
+    return __sanitizer_get_current_allocated_bytes();
+  }
   const struct mallinfo2 info = ::mallinfo2();
   return static_cast<uint64_t>(info.uordblks) + static_cast<uint64_t>(info.hblkhd);
 }

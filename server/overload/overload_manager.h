@@ -25,7 +25,8 @@
 
 namespace picker::overload {
 
-// The allocator's bytes in use now (mallinfo2: arenas and mmapped chunks).
+// The allocator's bytes in use now (mallinfo2: arenas and mmapped chunks;
+// under a sanitizer, its own allocator's count).
 uint64_t AllocatedBytes();
 
 class OverloadManager {

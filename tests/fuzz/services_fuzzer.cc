@@ -39,6 +39,9 @@ constexpr const char* kMethods[] = {
     "/picker.v1.Admin/ListTargets",
     "/picker.v1.Admin/SetTargetHealth",
     "/picker.v1.Admin/GetUpstreamHealth",
+    "/picker.v1.Admin/PreviewChange",
+    "/picker.v1.Admin/ExplainPick",
+    "/picker.v1.Picker/ListMembers",
 };
 constexpr size_t kUnary = sizeof(kMethods) / sizeof(kMethods[0]);
 

@@ -3,6 +3,8 @@
 #include <algorithm>
 #include <set>
 
+#include "absl/strings/str_cat.h"
+
 #include "tests/integration/test_util.h"
 
 namespace picker::testing {
@@ -571,6 +573,50 @@ TEST_F(AdminTest, PanicWhenHealthyShareBelowThreshold) {
   ASSERT_OK(health.status);
   EXPECT_FALSE(health.value.panic());
   EXPECT_CODE(Pick(name).status, UNAVAILABLE);
+}
+
+// PreviewChange and ExplainPick list at most 1000 entries of a kind, keep
+// the ones that matter (the most likely candidates, the targets whose share
+// changes), and count the rest, so their answers fit a default client at
+// any upstream size.
+TEST_F(AdminTest, PreviewAndExplainListAtMostAThousandAndCountTheRest) {
+  std::vector<v1::Target> targets;
+  for (int i = 0; i < 1500; ++i) {
+    targets.push_back(
+        MakeTarget(absl::StrCat("10.1.", i / 250, ".", i % 250 + 1, ":80"), i < 10 ? 1000 : 1));
+  }
+  const std::string name = MakeUpstream("random {}", {});
+  ASSERT_OK(ReplaceTargets(name, targets).status);
+
+  v1::PickRequest pick;
+  pick.set_upstream(name);
+  v1::PickExplanation why;
+  ASSERT_OK(admin_->ExplainPick(Ctx().get(), pick, &why));
+  EXPECT_EQ(why.candidates_size(), 1000);
+  EXPECT_EQ(why.candidates_not_listed(), 500u);
+  std::set<std::string> listed;
+  for (const auto& c : why.candidates()) listed.insert(c.address());
+  for (int i = 0; i < 10; ++i) {
+    EXPECT_TRUE(listed.count(targets[i].address())) << "the heaviest are listed: " << i;
+  }
+
+  // Replace 1500 targets with 1500 new ones, keeping the first: 2999
+  // targets are added or removed, one changes its share.
+  std::vector<v1::Target> next = {targets[0]};
+  for (int i = 1; i < 1500; ++i) {
+    next.push_back(MakeTarget(absl::StrCat("10.2.", i / 250, ".", i % 250 + 1, ":80")));
+  }
+  v1::PreviewChangeRequest request;
+  auto* replace = request.add_changes()->mutable_replace_targets();
+  replace->set_upstream(name);
+  for (const v1::Target& t : next) *replace->add_targets() = t;
+  v1::PreviewChangeResponse preview;
+  ASSERT_OK(admin_->PreviewChange(Ctx().get(), request, &preview));
+  EXPECT_EQ(preview.targets_size(), 1000);
+  EXPECT_EQ(preview.targets_not_listed(), 1999u);
+  for (const v1::TargetShare& t : preview.targets()) {
+    EXPECT_NE(t.present_before(), t.present_after()) << "added or removed first: " << t.address();
+  }
 }
 
 }  // namespace
