@@ -8,6 +8,7 @@
 #include <algorithm>
 #include <chrono>
 #include <cstdio>
+#include <fstream>
 #include <map>
 #include <memory>
 #include <set>
@@ -52,13 +53,15 @@ class ReplicasTest : public ::testing::Test {
   }
 
   // Starts replica `id` on this test's etcd.
-  std::unique_ptr<ServerProcess> StartReplica(const std::string& id) {
+  std::unique_ptr<ServerProcess> StartReplica(const std::string& id,
+                                              const std::vector<std::string>& more = {}) {
     ServerOptions options;
     options.extra_args = {"--etcd-endpoints",   etcd_.endpoints(),
                           "--replica-id",       id,
                           "--member-ttl",       "2s",
                           "--drain-timeout-ms", "1000",
                           "--etcd-prefix",      "/t/"};
+    options.extra_args.insert(options.extra_args.end(), more.begin(), more.end());
     std::string error;
     std::unique_ptr<ServerProcess> replica = ServerProcess::Start(options, &error);
     EXPECT_NE(replica, nullptr) << error;
@@ -183,10 +186,8 @@ class ReplicasTest : public ::testing::Test {
     return stub->Release(&context, request, &response);
   }
 
-  // The value of `key` in this test's etcd, read with etcdctl.
-  std::string EtcdGet(const std::string& key) {
-    const std::string command =
-        "ETCDCTL_API=3 etcdctl --endpoints=" + etcd_.endpoints() + " get --print-value-only " + key;
+  // What `command` prints on its standard output.
+  static std::string Output(const std::string& command) {
     std::string out;
     if (FILE* pipe = ::popen(command.c_str(), "r")) {
       char buffer[4096];
@@ -195,6 +196,29 @@ class ReplicasTest : public ::testing::Test {
       ::pclose(pipe);
     }
     return out;
+  }
+
+  // The value of `key` in this test's etcd, read with etcdctl.
+  std::string EtcdGet(const std::string& key) {
+    return Output("ETCDCTL_API=3 etcdctl --endpoints=" + etcd_.endpoints() +
+                  " get --print-value-only " + key);
+  }
+
+  // The mod revision of `key` (etcdctl's JSON), empty when absent.
+  std::string EtcdModRevision(const std::string& key) {
+    const std::string json =
+        Output("ETCDCTL_API=3 etcdctl --endpoints=" + etcd_.endpoints() + " get -w json " + key);
+    const size_t at = json.find("\"mod_revision\":");
+    if (at == std::string::npos) return "";
+    const size_t from = at + std::string("\"mod_revision\":").size();
+    return json.substr(from, json.find_first_of(",}", from) - from);
+  }
+
+  // picker-cli's standard output and error.
+  static std::string RunCli(const std::vector<std::string>& args) {
+    std::string command = PICKER_CLI_PATH;
+    for (const std::string& a : args) command += " '" + a + "'";
+    return Output(command + " 2>&1");
   }
 
   // Active requests of `upstream` as replica `i`'s GetUpstreamHealth has them.
@@ -557,6 +581,44 @@ TEST_F(ReplicasTest, ANewOwnerKeepsTheLastOwnersEjectionsAndVerdicts) {
     EXPECT_EQ(picked.pick.target(), up.address());
     ASSERT_TRUE(ReleaseWith(other, "kept", picked.pick.lease_id(), false).ok());
   }
+}
+
+// --config, SIGHUP and picker-cli apply all write to the shared state, and
+// applying what is already there writes nothing: replicas that start (or
+// reload) with one file converge without churn.
+TEST_F(ReplicasTest, TheSameConfigEverywhereWritesOnce) {
+  StartEtcd();
+  const std::string file = ::testing::TempDir() + "/replicas-config.yaml";
+  const auto write = [&](int targets) {
+    std::ofstream out(file);
+    out << "upstreams:\n  - name: declared\n    loadBalancer: {type: RingHash}\n    targets:\n";
+    for (int t = 1; t <= targets; ++t) out << "      - {target: '10.0.7." << t << ":80'}\n";
+  };
+  write(2);
+  for (const char* id : {"r0", "r1"}) {
+    replicas_.push_back(StartReplica(id, {"--config", file}));
+    ASSERT_NE(replicas_.back(), nullptr);
+  }
+  ASSERT_TRUE(WaitFor([&] { return Members(0).size() == 2; }));
+  const std::string key = "/t/upstreams/declared";
+  const std::string revision = EtcdModRevision(key);
+  ASSERT_FALSE(revision.empty());
+  EXPECT_EQ(TargetCount(1, "declared"), 2u);
+
+  // SIGHUP and apply with the same file: nothing written.
+  ::kill(replicas_[1]->pid(), SIGHUP);
+  ASSERT_TRUE(
+      WaitFor([&] { return replicas_[1]->Log().find("SIGHUP: applied") != std::string::npos; }));
+  const std::string applied =
+      RunCli({"--admin-addr", replicas_[0]->admin_address(), "apply", file});
+  EXPECT_THAT(applied, ::testing::HasSubstr("no changes"));
+  EXPECT_EQ(EtcdModRevision(key), revision) << "the same file wrote again";
+
+  // A changed file through one replica is served by the other.
+  write(3);
+  ::kill(replicas_[0]->pid(), SIGHUP);
+  EXPECT_TRUE(WaitFor([&] { return TargetCount(1, "declared") == 3; }));
+  EXPECT_NE(EtcdModRevision(key), revision);
 }
 
 TEST_F(ReplicasTest, AThreeMemberEtcdThatLosesOneChangesNothing) {

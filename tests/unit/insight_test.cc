@@ -279,6 +279,45 @@ TEST_F(InsightTest, ARandomPickIsAmongTheCandidates) {
   }
 }
 
+// Bounded load: the hashed target over its cap is named as passed over with
+// how far over it is, and the next pick goes where explain says. Maglev
+// names its slot: the hash modulo the table size.
+TEST_F(InsightTest, ExplainShowsBoundedLoadAndTheMaglevSlot) {
+  core::UpstreamConfig ring = Config("bounded", core::StrategyKind::kRingHash);
+  ring.load_balancer.hash_balance_factor = 100;
+  Make(ring, Targets({{"10.0.0.1:80", 100}, {"10.0.0.2:80", 100}}));
+  const uint64_t hash = core::XxHash64("user-7");
+  const data::PickInput input{.upstream = "bounded", .hash = hash};
+  // With two equal targets and factor 100 a target's cap is
+  // ceil((active + 1) / 2): three leases fit on the hashed one, a fourth not.
+  std::string hashed;
+  for (int i = 0; i < 3; ++i) {
+    absl::StatusOr<data::PickOutput> held = picker_.Pick(input);
+    ASSERT_TRUE(held.ok()) << held.status();
+    if (i == 0) hashed = held->target->config.address;
+    EXPECT_EQ(held->target->config.address, hashed) << "lease " << i;
+  }
+  const data::PickExplanation x = Explain(input);
+  ASSERT_EQ(x.choice.strategy.passed_over.size(), 1u);
+  const auto& passed = x.choice.strategy.passed_over[0];
+  EXPECT_EQ(Address(x, passed.host), hashed);
+  EXPECT_FALSE(passed.avoided);
+  EXPECT_DOUBLE_EQ(passed.overload, 1.5);  // 3 active over a cap of 2.
+  ASSERT_TRUE(x.choice.strategy.deterministic);
+  const std::string chosen = Address(x, x.choice.strategy.chosen);
+  EXPECT_NE(chosen, hashed);
+  EXPECT_EQ(PickTarget(input), chosen);
+
+  core::UpstreamConfig maglev = Config("maglev", core::StrategyKind::kMaglev);
+  maglev.load_balancer.table_size = 65537;
+  Make(maglev, Targets({{"10.0.0.1:80", 100}, {"10.0.0.2:80", 100}}));
+  const data::PickExplanation m = Explain({.upstream = "maglev", .hash = hash});
+  ASSERT_TRUE(m.choice.strategy.entry.has_value());
+  EXPECT_EQ(*m.choice.strategy.entry, hash % 65537);
+  EXPECT_FALSE(m.choice.strategy.entry_hash.has_value()) << "a ring entry's hash is RingHash's";
+  EXPECT_EQ(PickTarget({.upstream = "maglev", .hash = hash}), Address(m, m.choice.strategy.chosen));
+}
+
 TEST_F(InsightTest, ExplainSaysWhyEachTargetIsLeftOut) {
   core::UpstreamConfig c = Config("u", core::StrategyKind::kRoundRobin);
   c.max_active_requests_per_target = 1;
