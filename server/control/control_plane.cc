@@ -325,6 +325,13 @@ bool ControlPlane::Stage(Pending& pending, Staged& staged,
   absl::StatusOr<core::Mutation> mutation =
       core::ApplyChange(pending.change, current, count, options_.limits);
   if (!mutation.ok()) {
+    // An upstream another replica just created may not have come through
+    // the feed yet: wait for it rather than answer NOT_FOUND.
+    if (absl::IsNotFound(mutation.status()) && current == nullptr &&
+        pending.attempts + 1 < options_.max_attempts && store_.StoredUnseen(name)) {
+      ++pending.attempts;
+      return false;
+    }
     Fail(pending, mutation.status());
     return true;
   }

@@ -111,6 +111,12 @@ class Store {
   // This start's boot number: greater than every earlier start's (lease
   // ids begin with it, see lease_id.h).
   virtual uint64_t boot() const = 0;
+
+  // Whether `name` is stored now, asked of the store itself, for a write
+  // that found no such upstream in what its reader has seen. Only a shared
+  // store can say yes: another writer's change reaches this reader by
+  // watch, a moment after it commits. A store with one writer says no.
+  virtual bool StoredUnseen(absl::string_view name) { return false; }
 };
 
 // The history of a store's recent changes and the watchers that want

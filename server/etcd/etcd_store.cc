@@ -186,6 +186,14 @@ absl::StatusOr<uint64_t> EtcdStore::Delete(absl::string_view name, uint64_t expe
   return Write(std::string(name), nullptr, expected_revision);
 }
 
+bool EtcdStore::StoredUnseen(absl::string_view name) {
+  etcdserverpb::RangeRequest range;
+  range.set_key(absl::StrCat(upstreams_, name));
+  range.set_count_only(true);
+  absl::StatusOr<etcdserverpb::RangeResponse> response = client_.Range(range);
+  return response.ok() && response->count() > 0;
+}
+
 absl::StatusOr<uint64_t> EtcdStore::CommitBatch() {
   // Each write was its own transaction; the batch is committed already.
   return std::max(written_.load(std::memory_order_acquire),

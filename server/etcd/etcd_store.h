@@ -54,6 +54,8 @@ class EtcdStore final : public core::Store {
                                   uint64_t expected_revision = core::kAnyRevision) override;
   absl::StatusOr<uint64_t> CommitBatch() override;
   uint64_t boot() const override { return boot_; }
+  // A range read of the key (etcd's reads are linearizable by default).
+  bool StoredUnseen(absl::string_view name) override;
 
   // The revision of the last change the watch delivered.
   uint64_t watched_revision() const { return watched_.load(std::memory_order_acquire); }

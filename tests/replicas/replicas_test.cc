@@ -492,6 +492,25 @@ TEST_F(ReplicasTest, ConcurrentPutTargetsThroughDifferentReplicasAreAllKept) {
   }
 }
 
+// A write through another replica right after a create finds the upstream:
+// it asks etcd and waits for its watch, instead of answering NOT_FOUND.
+TEST_F(ReplicasTest, AWriteRightAfterACreateThroughAnotherReplicaFindsTheUpstream) {
+  StartEtcd();
+  StartReplicas(2);
+  for (int i = 0; i < 40; ++i) {
+    const std::string name = "fresh" + std::to_string(i);
+    // r1 stopped while the create commits: its watch and the write then
+    // reach it at once, and the write may well come first.
+    ::kill(replicas_[1]->pid(), SIGSTOP);
+    const grpc::Status created = Create(0, name);
+    ::kill(replicas_[1]->pid(), SIGCONT);
+    ASSERT_TRUE(created.ok()) << created.error_message();
+    const grpc::Status put = Put(1, name, "10.0.8.1:80");
+    EXPECT_TRUE(put.ok()) << name << ": " << put.error_message();
+  }
+  EXPECT_EQ(Put(1, "never-created", "10.0.8.1:80").error_code(), grpc::StatusCode::NOT_FOUND);
+}
+
 // While etcd is out of reach the replicas keep serving their last
 // configuration; writes say etcd is the trouble; when it is back, writes
 // work again and every replica follows.
