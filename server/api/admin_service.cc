@@ -450,26 +450,31 @@ grpc::ServerUnaryReactor* AdminService::SetTargetHealth(grpc::CallbackServerCont
 grpc::ServerUnaryReactor* AdminService::GetUpstreamHealth(grpc::CallbackServerContext* context,
                                                           const grpc::ByteBuffer* request,
                                                           grpc::ByteBuffer* response) {
-  if (grpc::ServerUnaryReactor* forwarded = ForwardUpstreamHealth(context, *request, *response)) {
-    return forwarded;
+  v1::GetUpstreamHealthRequest parsed;
+  if (ParseFromWire(*request, parsed).ok()) {  // Else Read answers the error.
+    if (grpc::ServerUnaryReactor* forwarded = ForwardToOwner(
+            context, core::Forwarded::kUpstreamHealth, parsed.name(), *request, *response)) {
+      return forwarded;
+    }
   }
   return Read(context, "GetUpstreamHealth", *request, *response,
               &AdminService::GetUpstreamHealthRead);
 }
 
-grpc::ServerUnaryReactor* AdminService::ForwardUpstreamHealth(grpc::CallbackServerContext* context,
-                                                              const grpc::ByteBuffer& request,
-                                                              grpc::ByteBuffer& response) {
+grpc::ServerUnaryReactor* AdminService::ForwardToOwner(grpc::CallbackServerContext* context,
+                                                       core::Forwarded call,
+                                                       const std::string& upstream,
+                                                       const grpc::ByteBuffer& request,
+                                                       grpc::ByteBuffer& response) {
   // A call forwarded here is answered here: a forward never loops.
   if (replicas_ == nullptr || forwarder_ == nullptr || Forwarder::WasForwarded(*context)) {
     return nullptr;
   }
-  v1::GetUpstreamHealthRequest parsed;
-  if (!ParseFromWire(request, parsed).ok()) return nullptr;  // Read answers the error.
-  std::optional<core::Replicas::Peer> owner = replicas_->OwnerOf(parsed.name());
+  std::optional<core::Replicas::Peer> owner = replicas_->OwnerOf(upstream);
   if (!owner || owner->admin_address.empty()) return nullptr;
+  const char* method = core::ForwardedName(call);
   grpc::ServerUnaryReactor* reactor = context->DefaultReactor();
-  if (std::optional<grpc::Status> denied = Deny(context, "GetUpstreamHealth", "", false)) {
+  if (std::optional<grpc::Status> denied = Deny(context, method, "", false)) {
     reactor->Finish(*denied);
     return reactor;
   }
@@ -478,15 +483,14 @@ grpc::ServerUnaryReactor* AdminService::ForwardUpstreamHealth(grpc::CallbackServ
   auto it = metadata.find("authorization");
   const std::string authorization =
       it == metadata.end() ? "" : std::string(it->second.data(), it->second.size());
-  replicas_->stats().forwarded[static_cast<size_t>(core::Forwarded::kUpstreamHealth)].fetch_add(
-      1, std::memory_order_relaxed);
+  replicas_->stats().forwarded[static_cast<size_t>(call)].fetch_add(1, std::memory_order_relaxed);
   calls_.Begin();
   forwarder_->Unary(
-      owner->admin_address, "/picker.v1.Admin/GetUpstreamHealth", request,
+      owner->admin_address, absl::StrCat("/picker.v1.Admin/", method), request,
       Forwarder::DeadlineFor(*context),
-      [this, reactor, out = &response](grpc::Status status, grpc::ByteBuffer answer) {
+      [this, reactor, method, out = &response](grpc::Status status, grpc::ByteBuffer answer) {
         if (status.ok()) *out = std::move(answer);
-        metrics_.CountAdminOperation("GetUpstreamHealth",
+        metrics_.CountAdminOperation(method,
                                      CodeName(static_cast<absl::StatusCode>(status.error_code())));
         reactor->Finish(status);
         calls_.End();
@@ -495,9 +499,18 @@ grpc::ServerUnaryReactor* AdminService::ForwardUpstreamHealth(grpc::CallbackServ
   return reactor;
 }
 
+// The owner explains: its counts, cursors and schedules are the ones a pick
+// would meet.
 grpc::ServerUnaryReactor* AdminService::ExplainPick(grpc::CallbackServerContext* context,
                                                     const grpc::ByteBuffer* request,
                                                     grpc::ByteBuffer* response) {
+  v1::PickRequest parsed;
+  if (ParseFromWire(*request, parsed).ok()) {  // Else Read answers the error.
+    if (grpc::ServerUnaryReactor* forwarded = ForwardToOwner(
+            context, core::Forwarded::kExplainPick, parsed.upstream(), *request, *response)) {
+      return forwarded;
+    }
+  }
   return Read(context, "ExplainPick", *request, *response, &AdminService::ExplainPickRead);
 }
 

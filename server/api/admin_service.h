@@ -131,11 +131,13 @@ class AdminService final : public RawAdminService {
                                      v1::UpstreamHealth& response);
   absl::Status ExplainPickRead(const v1::PickRequest& request, v1::PickExplanation& response);
 
-  // Sends GetUpstreamHealth to the upstream's owner when another replica
-  // owns it; null when it is answered here.
-  grpc::ServerUnaryReactor* ForwardUpstreamHealth(grpc::CallbackServerContext* context,
-                                                  const grpc::ByteBuffer& request,
-                                                  grpc::ByteBuffer& response);
+  // Sends a read of an upstream's live state (GetUpstreamHealth,
+  // ExplainPick) to `upstream`'s owner when another replica owns it, with
+  // the caller's token; null when it is answered here.
+  grpc::ServerUnaryReactor* ForwardToOwner(grpc::CallbackServerContext* context,
+                                           core::Forwarded call, const std::string& upstream,
+                                           const grpc::ByteBuffer& request,
+                                           grpc::ByteBuffer& response);
   // A status to answer at once when the caller lacks the admin token.
   std::optional<grpc::Status> Deny(grpc::CallbackServerContext* context, const char* method,
                                    absl::string_view upstream, bool write);

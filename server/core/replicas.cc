@@ -14,6 +14,8 @@ const char* ForwardedName(Forwarded call) {
       return "Abandon";
     case Forwarded::kUpstreamHealth:
       return "GetUpstreamHealth";
+    case Forwarded::kExplainPick:
+      return "ExplainPick";
   }
   return "unknown";
 }

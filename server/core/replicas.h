@@ -24,8 +24,15 @@
 namespace picker::core {
 
 // The calls that are forwarded to an owner, by index in ReplicaStats.
-enum class Forwarded : uint8_t { kPick, kRelease, kPickStream, kAbandon, kUpstreamHealth };
-inline constexpr size_t kForwardedCount = 5;
+enum class Forwarded : uint8_t {
+  kPick,
+  kRelease,
+  kPickStream,
+  kAbandon,
+  kUpstreamHealth,
+  kExplainPick
+};
+inline constexpr size_t kForwardedCount = 6;
 const char* ForwardedName(Forwarded call);
 
 // Counts the replicas' machinery keeps, read by the metrics.

@@ -350,6 +350,34 @@ TEST_F(ReplicasTest, UpstreamHealthThroughAnyReplicaIsTheOwners) {
   for (int i = 0; i < 3; ++i) EXPECT_EQ(Active(i, "h"), 6u) << "asked r" << i;
 }
 
+// ExplainPick through any replica is the owner's: its round-robin cursor
+// is the one the next pick meets (another replica's has never moved).
+TEST_F(ReplicasTest, ExplainPickThroughAnyReplicaIsTheOwners) {
+  StartEtcd();
+  StartReplicas(3);
+  ASSERT_TRUE(Create(0, "x", "round_robin").ok());
+  for (int t = 1; t <= 5; ++t) {
+    ASSERT_TRUE(WaitFor([&] { return Put(0, "x", "10.0.9." + std::to_string(t) + ":80").ok(); }));
+  }
+  ASSERT_TRUE(WaitFor([&] { return TargetCount(1, "x") == 5 && TargetCount(2, "x") == 5; }));
+  for (int k = 0; k < 7; ++k) ASSERT_TRUE(Pick(0, "x").status.ok());
+  for (int round = 0; round < 2; ++round) {
+    for (int i = 0; i < 3; ++i) {
+      auto stub = v1::Admin::NewStub(replicas_[i]->admin_channel());
+      grpc::ClientContext context;
+      Deadline(context);
+      v1::PickRequest request;
+      request.set_upstream("x");
+      v1::PickExplanation why;
+      ASSERT_TRUE(stub->ExplainPick(&context, request, &why).ok()) << "r" << i;
+      ASSERT_TRUE(why.deterministic());
+      Picked next = Pick(i, "x");
+      ASSERT_TRUE(next.status.ok());
+      EXPECT_EQ(next.pick.target(), why.target()) << "explained through r" << i;
+    }
+  }
+}
+
 // Upstreams of one configuration, owned by different replicas, send the
 // same keys to the same targets: rings and tables are built alike.
 TEST_F(ReplicasTest, RingsAndTablesAreBuiltAlikeOnEveryReplica) {
