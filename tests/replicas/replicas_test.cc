@@ -539,6 +539,29 @@ TEST_F(ReplicasTest, AWriteRightAfterACreateThroughAnotherReplicaFindsTheUpstrea
   EXPECT_EQ(Put(1, "never-created", "10.0.8.1:80").error_code(), grpc::StatusCode::NOT_FOUND);
 }
 
+// A write over etcd's request limit (1.5 MiB by default) is refused as
+// RESOURCE_EXHAUSTED naming the etcd setting, and changes nothing.
+TEST_F(ReplicasTest, AWriteOverEtcdsLimitNamesTheSetting) {
+  StartEtcd();
+  StartReplicas(1);
+  ASSERT_TRUE(Create(0, "big").ok());
+  ASSERT_TRUE(Put(0, "big", "10.0.10.1:80").ok());
+  auto stub = v1::Admin::NewStub(replicas_[0]->admin_channel());
+  grpc::ClientContext context;
+  Deadline(context, milliseconds(60000));
+  v1::ReplaceTargetsRequest request;
+  request.set_upstream("big");
+  for (int i = 0; i < 100000; ++i) {  // About 2 MiB stored.
+    request.add_targets()->set_address("10.0.11." + std::to_string(1 + i / 50000) + ":" +
+                                       std::to_string(1 + i % 50000));
+  }
+  v1::ReplaceTargetsResponse response;
+  const grpc::Status refused = stub->ReplaceTargets(&context, request, &response);
+  EXPECT_EQ(refused.error_code(), grpc::StatusCode::RESOURCE_EXHAUSTED) << refused.error_message();
+  EXPECT_THAT(refused.error_message(), ::testing::HasSubstr("--max-request-bytes"));
+  EXPECT_EQ(TargetAddresses(0, "big"), std::vector<std::string>{"10.0.10.1:80"});
+}
+
 // While etcd is out of reach the replicas keep serving their last
 // configuration; writes say etcd is the trouble; when it is back, writes
 // work again and every replica follows.
