@@ -318,6 +318,38 @@ TEST_F(InsightTest, ExplainShowsBoundedLoadAndTheMaglevSlot) {
   EXPECT_EQ(PickTarget({.upstream = "maglev", .hash = hash}), Address(m, m.choice.strategy.chosen));
 }
 
+// PeakEwma and WeightedRoundRobin explain themselves: PeakEwma's candidates
+// carry the power-of-two-choices chance at the costs of now (a host with
+// one active request more than two others costs twice as much and wins only
+// when both draws land on it: 1/9); WeightedRoundRobin names the target its
+// schedule gives next, and the pick goes there.
+TEST_F(InsightTest, PeakEwmaAndWeightedRoundRobinExplainThemselves) {
+  Make(Config("ewma", core::StrategyKind::kPeakEwma),
+       Targets({{"10.0.0.1:80", 100}, {"10.0.0.2:80", 100}, {"10.0.0.3:80", 100}}));
+  auto held = picker_.Pick({.upstream = "ewma"});
+  ASSERT_TRUE(held.ok()) << held.status();
+  const data::PickExplanation x = Explain({.upstream = "ewma"});
+  EXPECT_FALSE(x.choice.strategy.deterministic);
+  EXPECT_THAT(x.choice.strategy.rule, HasSubstr("peak EWMA"));
+  ASSERT_EQ(x.choice.strategy.candidates.size(), 3u);
+  double sum = 0;
+  for (const auto& c : x.choice.strategy.candidates) {
+    const bool loaded = Address(x, c.host) == held->target->config.address;
+    EXPECT_NEAR(c.probability, loaded ? 1.0 / 9 : 4.0 / 9, 1e-9) << Address(x, c.host);
+    sum += c.probability;
+  }
+  EXPECT_NEAR(sum, 1.0, 1e-9);
+
+  Make(Config("wrr2", core::StrategyKind::kWeightedRoundRobin),
+       Targets({{"10.0.0.1:80", 300}, {"10.0.0.2:80", 100}, {"10.0.0.3:80", 50}}));
+  for (int i = 0; i < 12; ++i) {
+    const data::PickExplanation w = Explain({.upstream = "wrr2"});
+    ASSERT_TRUE(w.choice.strategy.deterministic);
+    EXPECT_THAT(w.choice.strategy.rule, HasSubstr("weighted round robin"));
+    EXPECT_EQ(PickTarget({.upstream = "wrr2"}), Address(w, w.choice.strategy.chosen)) << i;
+  }
+}
+
 TEST_F(InsightTest, ExplainSaysWhyEachTargetIsLeftOut) {
   core::UpstreamConfig c = Config("u", core::StrategyKind::kRoundRobin);
   c.max_active_requests_per_target = 1;

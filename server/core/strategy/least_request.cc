@@ -89,19 +89,9 @@ uint32_t LeastRequestStrategy::Pick(const PickParams& params, PickState* state) 
 
 double LeastRequestStrategy::WinProbability(uint32_t host,
                                             const std::vector<uint32_t>& eligible) const {
-  // A draw replaces the candidate only with strictly fewer active requests,
-  // so `host` wins when every draw lands on a host at least as loaded, at
-  // least one lands on a host exactly as loaded, and the first of those is
-  // `host`: ((more + equal)^k - more^k) / n^k / equal.
-  const uint64_t active = hosts_[host].active_requests->load(std::memory_order_relaxed);
-  double more = 0, equal = 0;
-  for (uint32_t h : eligible) {
-    const uint64_t a = hosts_[h].active_requests->load(std::memory_order_relaxed);
-    if (a > active) ++more;
-    if (a == active) ++equal;
-  }
-  const double n = static_cast<double>(eligible.size());
-  return (std::pow((more + equal) / n, choice_count_) - std::pow(more / n, choice_count_)) / equal;
+  return ChoicesWinProbability(host, eligible, choice_count_, [this](uint32_t h) {
+    return static_cast<double>(hosts_[h].active_requests->load(std::memory_order_relaxed));
+  });
 }
 
 std::optional<StrategyExplanation> LeastRequestStrategy::Explain(const PickParams& params,

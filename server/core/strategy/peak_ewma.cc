@@ -60,6 +60,34 @@ uint32_t PeakEwmaStrategy::Pick(const PickParams& params, PickState* state) cons
                       [this, &params, now_ns] { return PickOnce(params, now_ns); });
 }
 
+std::optional<StrategyExplanation> PeakEwmaStrategy::Explain(const PickParams& params,
+                                                             bool /*random_hash*/,
+                                                             PickState* /*state*/) const {
+  StrategyExplanation out;
+  const uint32_t n = static_cast<uint32_t>(hosts_.size());
+  if (n == 0) return out;
+  const int64_t now_ns = PickTime(params);
+  // A draw on an avoided host is drawn again, as in LeastRequest.
+  std::vector<uint32_t> eligible;
+  for (uint32_t h = 0; h < n; ++h) {
+    if (!params.avoid(h)) eligible.push_back(h);
+  }
+  if (eligible.empty()) {
+    for (uint32_t h = 0; h < n; ++h) eligible.push_back(h);
+  }
+  std::vector<double> costs(n);
+  for (uint32_t h : eligible) costs[h] = Cost(h, now_ns);
+  for (uint32_t h : eligible) {
+    const double p = n == 1 ? 1.0
+                            : ChoicesWinProbability(h, eligible, choice_count_,
+                                                    [&costs](uint32_t i) { return costs[i]; });
+    out.candidates.push_back({h, p, static_cast<double>(hosts_[h].weight)});
+  }
+  out.rule = "peak EWMA: the lowest latency x (active + 1) / weight among " +
+             std::to_string(choice_count_) + " random draws";
+  return out;
+}
+
 StrategyStats PeakEwmaStrategy::Stats() const {
   StrategyStats stats;
   stats.memory_bytes = hosts_.capacity() * sizeof(StrategyHost);

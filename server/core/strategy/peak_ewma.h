@@ -36,6 +36,9 @@ class PeakEwmaStrategy final : public Strategy {
 
   uint32_t Pick(const PickParams& params, PickState* state) const override;
   StrategyStats Stats() const override;
+  // The hosts a pick can return, each with its chance at the costs of now.
+  std::optional<StrategyExplanation> Explain(const PickParams& params, bool random_hash,
+                                             PickState* state) const override;
 
   // The host's cost at `now_ns` (what a pick compares).
   double Cost(uint32_t host, int64_t now_ns) const;

@@ -1,5 +1,6 @@
 #include "server/core/strategy/strategy.h"
 
+#include <cmath>
 #include <utility>
 
 #include "server/core/strategy/least_request.h"
@@ -11,6 +12,19 @@
 #include "server/core/strategy/weighted_round_robin.h"
 
 namespace picker::core {
+
+double ChoicesWinProbability(uint32_t host, const std::vector<uint32_t>& eligible,
+                             uint32_t choice_count, absl::FunctionRef<double(uint32_t)> key) {
+  const double mine = key(host);
+  double worse = 0, equal = 0;
+  for (uint32_t h : eligible) {
+    const double k = key(h);
+    if (k > mine) ++worse;
+    if (k == mine) ++equal;
+  }
+  const double n = static_cast<double>(eligible.size());
+  return (std::pow((worse + equal) / n, choice_count) - std::pow(worse / n, choice_count)) / equal;
+}
 
 namespace {
 

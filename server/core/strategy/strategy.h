@@ -78,6 +78,15 @@ inline int64_t PickTime(const PickParams& params) {
   return params.now_ns != 0 ? params.now_ns : UnixNanos();
 }
 
+// The power of k choices (LeastRequest, PeakEwma): k draws with
+// replacement among `eligible`, a later draw replacing the candidate only
+// when strictly better (a lower `key`). The chance that `host` wins, for
+// ExplainPick: every draw lands on a host at least as bad, one at least on
+// a host as good, and the first of those is `host`:
+// ((worse + equal)^k - worse^k) / n^k / equal.
+double ChoicesWinProbability(uint32_t host, const std::vector<uint32_t>& eligible,
+                             uint32_t choice_count, absl::FunctionRef<double(uint32_t)> key);
+
 // Facts about a built strategy, for metrics and benchmarks.
 struct StrategyStats {
   uint64_t entries = 0;  // ring entries or table slots; 0 for others.

@@ -97,6 +97,32 @@ uint32_t WeightedRoundRobinStrategy::Pick(const PickParams& params, PickState* s
   });
 }
 
+std::optional<StrategyExplanation> WeightedRoundRobinStrategy::Explain(const PickParams& params,
+                                                                       bool /*random_hash*/,
+                                                                       PickState* state) const {
+  StrategyExplanation out;
+  if (hosts_.empty()) return out;
+  State& own = static_cast<State&>(*state);
+  EdfScheduler copy;
+  std::vector<double> weights;
+  {
+    std::lock_guard<SpinLock> lock(own.lock);
+    copy = own.edf;
+    weights = own.weights;
+  }
+  out.deterministic = true;
+  out.chosen = PickAvoidingTraced(
+      static_cast<uint32_t>(hosts_.size()), params,
+      [&] { return copy.PickAndAdd([&weights](uint32_t i) { return weights[i]; }); },
+      [&out](uint32_t h) {
+        out.passed_over.push_back({h, true, 0});
+      });
+  out.rule =
+      "weighted round robin: the earliest deadline of the EDF schedule over the weights the "
+      "load reports set";
+  return out;
+}
+
 StrategyStats WeightedRoundRobinStrategy::Stats() const {
   StrategyStats stats;
   // The schedule and the weights hold one entry per host.

@@ -38,6 +38,9 @@ class WeightedRoundRobinStrategy final : public Strategy {
 
   std::unique_ptr<PickState> NewPickState(uint64_t seed) const override;
   uint32_t Pick(const PickParams& params, PickState* state) const override;
+  // The host the schedule gives next (a copy of it is popped).
+  std::optional<StrategyExplanation> Explain(const PickParams& params, bool random_hash,
+                                             PickState* state) const override;
   StrategyStats Stats() const override;
   Millis RefreshPeriod() const override { return update_period_; }
   void Refresh(PickState* state, int64_t now_ns, uint64_t seed) const override;
