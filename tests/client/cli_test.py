@@ -82,6 +82,28 @@ class Server:
         return self.proc.wait(15)
 
 
+def mutual_tls(tmp, expect):
+    """--tls-cert and --tls-key: the client's certificate, for a server that
+    asks for one (--tls-client-ca); without it the handshake fails."""
+    pem = lambda name: os.path.join(tmp, name)
+    server = Server(["--listen", "127.0.0.1:0", "--admin-listen", "127.0.0.1:0",
+                     "--metrics-listen", "127.0.0.1:0", "--data-dir", pem("mtls-data"),
+                     "--tls-cert", pem("server.pem"), "--tls-key", pem("server.key"),
+                     "--tls-client-ca", pem("ca.pem")])
+    try:
+        server_flags = ["--admin-addr", server.addresses["admin"],
+                        "--addr", server.addresses["data"], "--tls-ca", pem("ca.pem")]
+        expect(["list"], 112, r"UNAVAILABLE", flags=server_flags)
+        with_cert = server_flags + ["--tls-cert", pem("client.pem"), "--tls-key", pem("client.key")]
+        expect(["create", "mtls"], 0, None, flags=with_cert)
+        expect(["list"], 0, r"mtls", flags=with_cert)
+        expect(["put-target", "mtls", "10.9.9.1:80"], 0, r"10\.9\.9\.1:80", flags=with_cert)
+        expect(["pick", "mtls", "--release"], 0, r"state=RELEASED", flags=with_cert)
+        expect(["pick", "mtls"], 112, r"UNAVAILABLE", flags=server_flags)
+    finally:
+        server.stop()
+
+
 def main():
     tmp = tempfile.mkdtemp(prefix="picker-cli-test-")
     make_certs(tmp)
@@ -314,6 +336,7 @@ def main():
         expect(["get", "declared"], 0, r"loadBalancer\.random")
         expect(["targets", "declared"], 0, r"10\.9\.0\.2:80")
         check(server.proc.poll() is None, "the server still serves after a bad SIGHUP")
+        mutual_tls(tmp, expect)
     finally:
         code = server.stop()
         check(code == 0, f"SIGTERM drains and exits 0 (got {code})")
