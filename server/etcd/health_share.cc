@@ -114,21 +114,27 @@ void HealthShare::Loop() {
       pending.swap(pending_);
     }
     std::vector<std::string> adopt = NewlyOwned();
-    if (std::chrono::steady_clock::now() >= retry_at) {
+    const auto now = std::chrono::steady_clock::now();
+    if (now >= retry_at) {
       pending.merge(failed);
       adopt.insert(adopt.end(), adopt_again.begin(), adopt_again.end());
       failed.clear();
       adopt_again.clear();
     }
+    bool refused = false;
     if (!adopt.empty() && !Adopt(adopt)) {
       adopt_again.insert(adopt_again.end(), adopt.begin(), adopt.end());
+      refused = true;
     }
     for (const std::string& upstream : pending) {
-      if (!Publish(upstream)) failed.insert(upstream);
+      if (!Publish(upstream)) {
+        failed.insert(upstream);
+        refused = true;
+      }
     }
-    if (!failed.empty() || !adopt_again.empty()) {
-      retry_at = std::chrono::steady_clock::now() + kRetryPeriod;
-    }
+    // The next retry is a period after the first refusal since the last
+    // one, not after each: a refusal every look must not postpone it.
+    if (refused && now >= retry_at) retry_at = now + kRetryPeriod;
   }
 }
 

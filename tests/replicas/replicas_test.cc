@@ -562,6 +562,41 @@ TEST_F(ReplicasTest, AWriteOverEtcdsLimitNamesTheSetting) {
   EXPECT_EQ(TargetAddresses(0, "big"), std::vector<std::string>{"10.0.10.1:80"});
 }
 
+// Health the owner could not write while etcd was out of reach is written
+// once etcd is back, with no new event to prompt it.
+TEST_F(ReplicasTest, HealthRefusedWhileEtcdWasDownIsWrittenWhenItIsBack) {
+  StartEtcd();
+  StartReplicas(1);
+  v1::CreateUpstreamRequest request;
+  request.mutable_upstream()->set_name("later");
+  v1::HealthChecks::Passive* passive =
+      request.mutable_upstream()->mutable_health_checks()->mutable_passive();
+  passive->set_consecutive_failures(1);
+  passive->mutable_base_ejection_time()->set_seconds(120);
+  passive->set_max_ejection_percent(100);
+  {
+    auto stub = v1::Admin::NewStub(replicas_[0]->admin_channel());
+    grpc::ClientContext context;
+    Deadline(context);
+    v1::Upstream created;
+    ASSERT_TRUE(stub->CreateUpstream(&context, request, &created).ok());
+  }
+  ASSERT_TRUE(Put(0, "later", "10.0.12.1:80").ok());
+  ASSERT_TRUE(Put(0, "later", "10.0.12.2:80").ok());
+  etcd_.Pause(0);
+  Picked picked = Pick(0, "later");
+  ASSERT_TRUE(picked.status.ok()) << picked.status.error_message();
+  ASSERT_TRUE(ReleaseWith(0, "later", picked.pick.lease_id(), /*failure=*/true).ok());
+  EXPECT_EQ(Unhealthy(0, "later"), std::set{picked.pick.target()});
+  ASSERT_TRUE(WaitFor([&] {
+    return replicas_[0]->Log().find("cannot share the health of upstream later") !=
+           std::string::npos;
+  }));
+  etcd_.Resume(0);
+  EXPECT_TRUE(WaitFor(
+      [&] { return EtcdGet("/t/health/later").find(picked.pick.target()) != std::string::npos; }));
+}
+
 // While etcd is out of reach the replicas keep serving their last
 // configuration; writes say etcd is the trouble; when it is back, writes
 // work again and every replica follows.
