@@ -88,7 +88,7 @@ ABSL_FLAG(uint64_t, max_pending_stream_answers, 64,
           "reads no further message on the stream until the client reads.");
 ABSL_FLAG(uint64_t, max_connections, 0,
           "Open connections per gRPC listener; more are closed at once. 0: half the descriptor "
-          "limit less 128, at most 10000. Not enforced on TLS listeners (see README).");
+          "limit less 128, at most 10000.");
 ABSL_FLAG(uint64_t, max_memory, 0,
           "Overload manager: above this many bytes allocated (mallinfo2), new picks and admin "
           "writes other than deletes answer RESOURCE_EXHAUSTED. 0 (default) turns it off.");
@@ -527,9 +527,8 @@ int Run() {
   const picker::program::DescriptorLimit fds = picker::program::RaiseDescriptorLimit();
   auto options = ServerOptionsFromFlags(fds.soft);
   if (options.ok()) {
-    spdlog::info("descriptor limit: soft {} (was {}), hard {}; --max-connections {} per listener{}",
-                 fds.soft, fds.soft_before, fds.hard, options->max_connections,
-                 options->tls_cert.empty() ? "" : " (not enforced: TLS listeners accept in gRPC)");
+    spdlog::info("descriptor limit: soft {} (was {}), hard {}; --max-connections {} per listener",
+                 fds.soft, fds.soft_before, fds.hard, options->max_connections);
   }
   if (!options.ok()) return Fail("", options.status());
   Planes planes;

@@ -10,6 +10,7 @@
 #include "grpcpp/ext/proto_server_reflection_plugin.h"
 #include "grpcpp/grpcpp.h"
 #include "grpcpp/health_check_service_interface.h"
+#include "grpcpp/server_posix.h"
 #include "server/api/admin_service.h"
 #include "server/api/picker_service.h"
 #include "server/api/reflection.h"
@@ -35,23 +36,49 @@ std::shared_ptr<grpc::ServerCredentials> Credentials(const ServerOptions& option
   return grpc::SslServerCredentials(ssl);
 }
 
-// One gRPC listener: its server, and the accept loop that feeds it when
-// picker accepts its connections itself (plaintext).
+// One gRPC listener: its server, the accept loop that feeds it, and, with
+// TLS, gRPC's acceptor of connections picker accepted.
 struct Listener {
   std::unique_ptr<net::Acceptor> acceptor;
+  std::unique_ptr<grpc::experimental::ExternalConnectionAcceptor> tls_acceptor;
   std::unique_ptr<grpc::Server> server;
-  int port = 0;
 };
 
-// `reflection`, when given, replaces gRPC's reflection plugin.
+// How `listener`'s accept loop gives gRPC a connection: as a plaintext
+// channel, or to gRPC's own TLS handshake (gRPC 1.51 takes a descriptor in
+// plaintext only through grpc::AddInsecureChannelFromFd).
+net::Acceptor::HandOver HandOverTo(const Listener& listener) {
+  if (listener.tls_acceptor == nullptr) {
+    return [server = listener.server.get()](int fd) { grpc::AddInsecureChannelFromFd(server, fd); };
+  }
+  return [tls = listener.tls_acceptor.get(), from = listener.acceptor->listen_fd()](int fd) {
+    grpc::experimental::ExternalConnectionAcceptor::NewConnectionParameters connection;
+    connection.listener_fd = from;
+    connection.fd = fd;
+    tls->HandleNewConnection(&connection);
+  };
+}
+
+// `reflection`, when given, replaces gRPC's reflection plugin. picker
+// accepts the listener's connections itself (net::Acceptor), with or
+// without TLS, so that --max-connections holds and a shortage of
+// descriptors does not stop the listener for good.
 absl::StatusOr<Listener> StartGrpc(const ServerOptions& options, const std::string& address,
                                    grpc::Service* service, const char* what, core::Listener which,
                                    int max_message_bytes, LimitedReflection* reflection) {
   Listener listener;
+  const size_t i = static_cast<size_t>(which);
+  core::ProcessStats* stats = options.stats;
+  auto acceptor =
+      net::Acceptor::Listen({.address = address,
+                             .flag = what,
+                             .max_connections = options.max_connections,
+                             .open = stats != nullptr ? &stats->connections[i] : nullptr,
+                             .refused = stats != nullptr ? &stats->connections_refused[i] : nullptr,
+                             .failures = stats != nullptr ? &stats->accept_failures[i] : nullptr});
+  if (!acceptor.ok()) return acceptor.status();
+  listener.acceptor = *std::move(acceptor);
   grpc::ServerBuilder builder;
-  // gRPC sets SO_REUSEPORT by default, which lets a second server bind a
-  // taken port silently; a taken port must be an error instead.
-  builder.AddChannelArgument(GRPC_ARG_ALLOW_REUSEPORT, 0);
   builder.AddChannelArgument(GRPC_ARG_MAX_CONCURRENT_STREAMS, kMaxConcurrentStreams);
   builder.SetMaxReceiveMessageSize(max_message_bytes);
   builder.RegisterService(service);
@@ -60,29 +87,16 @@ absl::StatusOr<Listener> StartGrpc(const ServerOptions& options, const std::stri
     builder.RegisterCallbackGenericService(reflection);
   }
   if (!options.tls_cert.empty()) {
-    // gRPC 1.51 takes a connection from a descriptor only in plaintext
-    // (grpc_server_add_channel_from_fd): TLS listeners accept in gRPC.
-    builder.AddListeningPort(address, Credentials(options), &listener.port);
-  } else {
-    const size_t i = static_cast<size_t>(which);
-    core::ProcessStats* stats = options.stats;
-    auto acceptor = net::Acceptor::Listen(
-        {.address = address,
-         .flag = what,
-         .max_connections = options.max_connections,
-         .open = stats != nullptr ? &stats->connections[i] : nullptr,
-         .refused = stats != nullptr ? &stats->connections_refused[i] : nullptr,
-         .failures = stats != nullptr ? &stats->accept_failures[i] : nullptr});
-    if (!acceptor.ok()) return acceptor.status();
-    listener.acceptor = *std::move(acceptor);
-    listener.port = listener.acceptor->port();
+    listener.tls_acceptor = builder.experimental().AddExternalConnectionAcceptor(
+        grpc::ServerBuilder::experimental_type::ExternalConnectionType::FROM_FD,
+        Credentials(options));
   }
   listener.server = builder.BuildAndStart();
-  if (!listener.server || listener.port == 0) {
+  if (!listener.server) {
     return absl::UnavailableError(
-        absl::StrCat("cannot listen on ", address, " (", what, "): address in use or invalid"));
+        absl::StrCat("cannot serve on ", address, " (", what, "): gRPC did not start"));
   }
-  if (listener.acceptor) listener.acceptor->Start(listener.server.get());
+  listener.acceptor->Start(HandOverTo(listener));
   return listener;
 }
 
@@ -116,7 +130,9 @@ struct Server::Impl {
   LimitedReflection data_reflection{{"picker.v1.Picker", "grpc.health.v1.Health"}};
   std::unique_ptr<grpc::Server> data;
   std::unique_ptr<grpc::Server> admin_server;
-  // After the servers they feed, so that they stop before those go.
+  // gRPC's acceptors of TLS connections (null in plaintext), and after
+  // them the accept loops that feed them: the loops stop first.
+  std::unique_ptr<grpc::experimental::ExternalConnectionAcceptor> data_tls, admin_tls;
   std::unique_ptr<net::Acceptor> data_acceptor, admin_acceptor;
 };
 
@@ -144,16 +160,18 @@ absl::StatusOr<std::unique_ptr<Server>> Server::Start(
                         options.max_data_message_bytes, &impl->data_reflection);
   if (!data.ok()) return data.status();
   impl->data_acceptor = std::move(data->acceptor);
+  impl->data_tls = std::move(data->tls_acceptor);
   impl->data = std::move(data->server);
   auto admin = StartGrpc(options, options.admin_listen, &impl->admin, "--admin-listen",
                          core::Listener::kAdmin, options.max_message_bytes, nullptr);
   if (!admin.ok()) return admin.status();
   impl->admin_acceptor = std::move(admin->acceptor);
+  impl->admin_tls = std::move(admin->tls_acceptor);
   impl->admin_server = std::move(admin->server);
 
   std::unique_ptr<Server> server(new Server(std::move(impl)));
-  server->data_address_ = WithPort(options.listen, data->port);
-  server->admin_address_ = WithPort(options.admin_listen, admin->port);
+  server->data_address_ = WithPort(options.listen, server->impl_->data_acceptor->port());
+  server->admin_address_ = WithPort(options.admin_listen, server->impl_->admin_acceptor->port());
   return server;
 }
 

@@ -70,8 +70,11 @@ absl::StatusOr<std::unique_ptr<HttpServer>> HttpServer::Start(const ServerOption
                                                               Router router) {
   std::unique_ptr<HttpServer> server(new HttpServer(options, std::move(router)));
   const std::string threads = absl::StrCat(options.threads);
-  const char* configuration[] = {"listening_ports", options.address.c_str(), "num_threads",
-                                 threads.c_str(), nullptr};
+  const std::string queued = absl::StrCat(options.queued);
+  const std::string timeout = absl::StrCat(options.request_timeout_ms);
+  const char* configuration[] = {"listening_ports",    options.address.c_str(), "num_threads",
+                                 threads.c_str(),      "connection_queue",      queued.c_str(),
+                                 "request_timeout_ms", timeout.c_str(),         nullptr};
   mg_callbacks callbacks{};
   callbacks.log_message = LogMessage;
   mg_init_data init{&callbacks, server.get(), configuration};

@@ -27,7 +27,15 @@ namespace picker::http {
 struct ServerOptions {
   std::string address;  // "host:port"; port 0 binds a free one.
   std::string flag;     // Named in errors, e.g. "--metrics-listen".
-  int threads = 4;      // Requests served at once.
+  // Connections served at once; `queued` more wait for a thread, and the
+  // listener accepts no further connection until one ends (they wait in
+  // the kernel's backlog), so the listener never holds more than
+  // threads + queued descriptors.
+  int threads = 8;
+  int queued = 32;
+  // How long a connection may take to send its request (each read of it):
+  // a client that connects and sends nothing holds a thread this long.
+  int request_timeout_ms = 2000;
   // Larger request bodies are answered 413 without reading them.
   size_t max_body_bytes = 1 << 20;
 };

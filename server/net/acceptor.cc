@@ -22,8 +22,6 @@
 #include "absl/strings/ascii.h"
 #include "absl/strings/numbers.h"
 #include "absl/strings/str_cat.h"
-#include "grpcpp/server.h"
-#include "grpcpp/server_posix.h"
 #include "server/core/thread_name.h"
 #include "spdlog/spdlog.h"
 
@@ -167,8 +165,8 @@ Acceptor::~Acceptor() {
   }
 }
 
-void Acceptor::Start(grpc::Server* server) {
-  server_ = server;
+void Acceptor::Start(HandOver hand_over) {
+  hand_over_ = std::move(hand_over);
   thread_ = std::thread([this] { Loop(); });
 }
 
@@ -208,7 +206,7 @@ bool Acceptor::AcceptPending() {
   while (true) {
     const int fd = ::accept4(listen_fd_, nullptr, nullptr, SOCK_NONBLOCK | SOCK_CLOEXEC);
     if (fd >= 0) {
-      HandOver(fd);
+      Take(fd);
       continue;
     }
     const int error = errno;
@@ -228,7 +226,7 @@ bool Acceptor::AcceptPending() {
   }
 }
 
-void Acceptor::HandOver(int fd) {
+void Acceptor::Take(int fd) {
   // At the limit, forget closed connections first; during a flood at most
   // every 50 ms, so that refusing stays cheap.
   const auto now = std::chrono::steady_clock::now();
@@ -254,7 +252,7 @@ void Acceptor::HandOver(int fd) {
   if (options_.open != nullptr) {
     options_.open->store(static_cast<int64_t>(open_.size()), std::memory_order_relaxed);
   }
-  grpc::AddInsecureChannelFromFd(server_, fd);
+  hand_over_(fd);
 }
 
 void Acceptor::Sweep() {

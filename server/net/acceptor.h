@@ -1,7 +1,8 @@
-// picker's own accept loop for a plaintext gRPC listener: it binds and
-// listens, accepts on a thread of its own, and hands each connection to a
-// gRPC server (grpc::AddInsecureChannelFromFd), so that picker, not gRPC,
-// decides what happens at the edges:
+// picker's own accept loop for a gRPC listener: it binds and listens,
+// accepts on a thread of its own, and hands each connection to a gRPC
+// server (grpc::AddInsecureChannelFromFd in plaintext, an external
+// connection acceptor with TLS), so that picker, not gRPC, decides what
+// happens at the edges:
 // - at `max_connections` open connections, a new one is closed at once
 //   (counted), so the listeners never take every descriptor;
 // - when accept fails for want of descriptors or memory (EMFILE, ENFILE,
@@ -10,15 +11,12 @@
 //
 //   auto acceptor = Acceptor::Listen({.address = "0.0.0.0:50051", .flag = "--listen",
 //                                     .max_connections = 1000});
-//   (*acceptor)->Start(grpc_server);   // a server built with no listening port
+//   (*acceptor)->Start([server](int fd) { grpc::AddInsecureChannelFromFd(server, fd); });
 //   ...
 //   (*acceptor)->Stop();               // closes the listening socket
 //
-// gRPC 1.51 takes connections from a descriptor only in plaintext, so TLS
-// listeners stay gRPC's own (see README, "Limits").
-//
 // Folder: server/net owns picker's sockets and the threads that accept on
-// them. It uses gRPC's server and core/ (for its counters) only.
+// them. It uses core/ only; the caller hands connections to gRPC.
 #ifndef PICKER_SERVER_NET_ACCEPTOR_H_
 #define PICKER_SERVER_NET_ACCEPTOR_H_
 
@@ -27,6 +25,7 @@
 #include <atomic>
 #include <chrono>
 #include <cstdint>
+#include <functional>
 #include <memory>
 #include <string>
 #include <thread>
@@ -35,10 +34,6 @@
 
 #include "absl/status/statusor.h"
 #include "absl/strings/string_view.h"
-
-namespace grpc {
-class Server;
-}
 
 namespace picker::net {
 
@@ -59,9 +54,15 @@ class Acceptor {
   static absl::StatusOr<std::unique_ptr<Acceptor>> Listen(Options options);
   ~Acceptor();  // Stops.
 
+  // Gives an accepted connection (a non-blocking socket) to its server,
+  // which owns it from then on.
+  using HandOver = std::function<void(int fd)>;
+
   int port() const { return port_; }
-  // Starts accepting for `server`, which must outlive Stop.
-  void Start(grpc::Server* server);
+  // The listening socket, or -1 once stopped.
+  int listen_fd() const { return listen_fd_; }
+  // Starts accepting; `hand_over` is called on the loop's thread until Stop.
+  void Start(HandOver hand_over);
   // Stops accepting and closes the listening socket; connections already
   // handed over stay the server's.
   void Stop();
@@ -71,7 +72,7 @@ class Acceptor {
   void Loop();
   // Accepts what is pending; false once accept failed for want of resources.
   bool AcceptPending();
-  void HandOver(int fd);
+  void Take(int fd);
   // Forgets the connections gRPC has closed.
   void Sweep();
 
@@ -79,7 +80,7 @@ class Acceptor {
   int listen_fd_;  // -1 once closed.
   const int port_;
   int wake_[2] = {-1, -1};  // A pipe that wakes the loop to stop.
-  grpc::Server* server_ = nullptr;
+  HandOver hand_over_;
   std::thread thread_;
   // Connections handed over, each as its descriptor and the socket's inode:
   // once gRPC closes one, its descriptor is gone or names another file.
@@ -89,9 +90,9 @@ class Acceptor {
 };
 
 // The client's address of a call, as gRPC names peers ("ipv4:1.2.3.4:5678",
-// "ipv6:[::1]:5678"). gRPC names a connection handed over by descriptor
-// "fd:N"; for those, the address the accept loop saw. Other peers come back
-// as they are.
+// "ipv6:[::1]:5678"). gRPC names a plaintext connection handed over by
+// descriptor "fd:N"; for those, the address the accept loop saw. Other
+// peers (TLS connections among them) come back as they are.
 std::string PeerAddress(absl::string_view grpc_peer);
 
 // True for a host that only this machine reaches ("127.0.0.1", "[::1]",

@@ -297,7 +297,13 @@ absl::StatusOr<uint64_t> CountBoot(const std::string& dir) {
   if (!fs::exists(path)) {
     absl::StatusOr<uint64_t> last = LegacyBoot(legacy);
     if (!last.ok()) return last.status();
-    if (absl::Status s = CreateMeta(dir, *last + 1); !s.ok()) return s;
+    if (absl::Status s = CreateMeta(dir, *last + 1); !s.ok()) {
+      // Later starts overwrite `meta` in place and need no space.
+      return absl::Status(s.code(), absl::StrCat(s.message(),
+                                                 " (the first start of a data "
+                                                 "directory, or the first since "
+                                                 "0.1.0, writes `meta`)"));
+    }
     if (*last > 0 && ::unlink(legacy.c_str()) != 0) return Errno("cannot remove", legacy);
     return *last + 1;
   }
