@@ -1,5 +1,6 @@
 #include "server/config/config_file.h"
 
+#include <algorithm>
 #include <cerrno>
 #include <cstring>
 #include <fstream>
@@ -15,6 +16,7 @@
 #include "absl/strings/str_split.h"
 #include "absl/strings/strip.h"
 #include "absl/time/time.h"
+#include "server/config/mesh_policy.h"
 #include "server/core/address.h"
 #include "server/core/validate.h"
 #include "yaml-cpp/eventhandler.h"
@@ -62,8 +64,7 @@ class Reader {
   explicit Reader(std::string source) : source_(std::move(source)) {}
 
   absl::Status At(const YAML::Node& node, absl::string_view message) const {
-    return absl::InvalidArgumentError(
-        absl::StrCat(source_, ":", node.Mark().line + 1, ": ", message));
+    return absl::InvalidArgumentError(absl::StrCat(Where(source_, node), ": ", message));
   }
   absl::Status Error(const YAML::Node& node, absl::string_view field, absl::string_view why) const {
     return At(node, absl::StrCat(field, ": ", why));
@@ -566,20 +567,52 @@ absl::Status Upstream(const Reader& r, const YAML::Node& node, const std::string
   return Targets(r, node["targets"], field, out.targets);
 }
 
-absl::StatusOr<std::vector<DeclaredUpstream>> Upstreams(const Reader& r, const YAML::Node& root) {
-  std::vector<DeclaredUpstream> out;
+// The upstream lists of picker's own documents, each with its field name.
+struct UpstreamNodes {
+  std::vector<std::pair<YAML::Node, std::string>> nodes;
+  std::vector<std::string> names;
+};
+
+absl::Status CollectUpstreams(const Reader& r, const YAML::Node& root, UpstreamNodes& out) {
   PICKER_RETURN_IF_ERROR(r.OnlyKeys(root, "config", {"upstreams"}));
   const YAML::Node upstreams = root["upstreams"];
-  if (!upstreams) return out;
+  if (!upstreams) return absl::OkStatus();
   if (!upstreams.IsSequence()) return r.Error(upstreams, "upstreams", "must be a list");
-  std::map<std::string, size_t> names;
   for (size_t i = 0; i < upstreams.size(); ++i) {
-    DeclaredUpstream& u = out.emplace_back();
-    const std::string field = absl::StrCat("upstreams[", i, "]");
-    PICKER_RETURN_IF_ERROR(Upstream(r, upstreams[i], field, u));
-    if (auto [it, fresh] = names.emplace(u.config.name, i); !fresh) {
-      return r.Error(upstreams[i]["name"], field + ".name",
-                     absl::StrCat("duplicates upstreams[", it->second, "]"));
+    const YAML::Node name = upstreams[i].IsMap() ? upstreams[i]["name"] : YAML::Node();
+    out.nodes.emplace_back(upstreams[i], absl::StrCat("upstreams[", i, "]"));
+    out.names.push_back(name && name.IsScalar() ? name.Scalar() : "");
+  }
+  return absl::OkStatus();
+}
+
+// Every upstream of the file's documents, with the MeshLoadBalancingStrategy
+// documents merged in (see mesh_policy.h).
+absl::StatusOr<std::vector<DeclaredUpstream>> Upstreams(const Reader& r,
+                                                        const std::vector<YAML::Node>& documents,
+                                                        const std::string& source) {
+  UpstreamNodes declared;
+  std::vector<MeshPolicy> policies;
+  for (const YAML::Node& document : documents) {
+    if (!document || document.IsNull()) continue;
+    if (!IsMeshResource(document)) {
+      PICKER_RETURN_IF_ERROR(CollectUpstreams(r, document, declared));
+      continue;
+    }
+    auto policy = ReadMeshPolicy(document, source);
+    if (!policy.ok()) return policy.status();
+    policies.push_back(*std::move(policy));
+  }
+  PICKER_RETURN_IF_ERROR(OrderMeshPolicies(policies, declared.names, source));
+  std::vector<DeclaredUpstream> out;
+  std::map<std::string, const YAML::Node*> names;
+  for (size_t i = 0; i < declared.nodes.size(); ++i) {
+    const auto& [node, field] = declared.nodes[i];
+    const YAML::Node merged = ApplyMeshPolicies(policies, declared.names[i], node);
+    PICKER_RETURN_IF_ERROR(Upstream(r, merged, field, out.emplace_back()));
+    if (auto [it, fresh] = names.emplace(out.back().config.name, &node); !fresh) {
+      return r.Error(node["name"], field + ".name",
+                     absl::StrCat("duplicates the upstream at line ", it->second->Mark().line + 1));
     }
   }
   return out;
@@ -766,78 +799,20 @@ void WriteUpstream(YAML::Emitter& out, const DeclaredUpstream& u) {
   out << YAML::EndSeq << YAML::EndMap;
 }
 
-// Counts a document's events and remembers where it starts: enough to tell
-// one document from several without building them.
-class DocumentCounter final : public YAML::EventHandler {
- public:
-  void OnDocumentStart(const YAML::Mark& mark) override { start = mark; }
-  void OnDocumentEnd() override {}
-  void OnNull(const YAML::Mark&, YAML::anchor_t) override { ++events; }
-  void OnAlias(const YAML::Mark&, YAML::anchor_t) override { ++events; }
-  void OnScalar(const YAML::Mark&, const std::string&, YAML::anchor_t,
-                const std::string&) override {
-    ++events;
-  }
-  void OnSequenceStart(const YAML::Mark&, const std::string&, YAML::anchor_t,
-                       YAML::EmitterStyle::value) override {
-    ++events;
-  }
-  void OnSequenceEnd() override {}
-  void OnMapStart(const YAML::Mark&, const std::string&, YAML::anchor_t,
-                  YAML::EmitterStyle::value) override {
-    ++events;
-  }
-  void OnMapEnd() override {}
-
-  YAML::Mark start;
-  int events = 0;
-};
-
-// The file's first document, and where a second one starts if there is one.
-// Not YAML::LoadAll: yaml-cpp 0.7's loops forever on some malformed input
-// (an unbalanced `}`; found by tests/fuzz/config_fuzzer), as it reads
-// documents until the parser says there are no more; here at most two are
-// read.
-struct Documents {
-  YAML::Node first;
-  std::optional<YAML::Mark> second;
-};
-Documents LoadDocuments(const std::string& text) {
-  Documents out;
-  out.first = YAML::Load(text);
-  std::istringstream in(text);
-  YAML::Parser parser(in);
-  for (int i = 0; i < 2; ++i) {
-    DocumentCounter counter;
-    if (!parser.HandleNextDocument(counter)) break;
-    if (i == 1) out.second = counter.start;
-  }
-  return out;
-}
-
 }  // namespace
 
 absl::StatusOr<std::vector<DeclaredUpstream>> ParseConfig(const std::string& text,
                                                           const std::string& source) {
   Reader r(source);
-  Documents documents;
-  try {
-    documents = LoadDocuments(text);
-  } catch (const YAML::Exception& e) {
-    return absl::InvalidArgumentError(
-        absl::StrCat(source, ":", e.mark.line + 1, ": not valid YAML: ", e.msg));
-  }
-  if (documents.second) {
-    return absl::InvalidArgumentError(
-        absl::StrCat(source, ":", documents.second->line + 1,
-                     ": config: a second YAML document (after ---): the file holds one document"));
-  }
-  if (!documents.first || documents.first.IsNull()) {
+  auto documents = LoadDocuments(text, source);
+  if (!documents.ok()) return documents.status();
+  if (std::all_of(documents->begin(), documents->end(),
+                  [](const YAML::Node& d) { return !d || d.IsNull(); })) {
     return absl::InvalidArgumentError(
         absl::StrCat(source, ": the file is empty (write `upstreams: []` to declare none)"));
   }
   try {
-    return Upstreams(r, documents.first);
+    return Upstreams(r, *documents, source);
   } catch (const YAML::Exception& e) {
     return absl::InvalidArgumentError(absl::StrCat(source, ":", e.mark.line + 1, ": ", e.msg));
   }

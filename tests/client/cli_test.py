@@ -319,6 +319,68 @@ def main():
         expect(["diff", os.path.join(tmp, "missing.yaml")], 3, r"No such file")
         expect(["delete", "declared"], 0, r"deleted upstream declared")
 
+        # Kong Mesh's MeshLoadBalancingStrategy, in both forms, beside picker's
+        # own upstreams: picks to backend hash on x-header, other upstreams
+        # keep theirs.
+        mesh = os.path.join(tmp, "mesh.yaml")
+        with open(mesh, "w") as f:
+            f.write("""upstreams:
+  - name: backend
+    targets: [{target: '10.7.0.1:80'}, {target: '10.7.0.2:80'}, {target: '10.7.0.3:80'}]
+  - name: other
+    targets: [{target: '10.8.0.1:80'}, {target: '10.8.0.2:80'}]
+---
+apiVersion: kuma.io/v1alpha1
+kind: MeshLoadBalancingStrategy
+metadata:
+  name: ring-hash
+  namespace: kong-mesh-system
+  labels:
+    kuma.io/mesh: default
+spec:
+  targetRef:
+    kind: Mesh
+  to:
+    - targetRef:
+        kind: MeshService
+        name: backend
+      default:
+        loadBalancer:
+          type: RingHash
+          ringHash:
+            hashPolicies:
+              - type: Header
+                header:
+                  name: x-header
+---
+type: MeshLoadBalancingStrategy
+name: least-everywhere
+mesh: default
+spec:
+  targetRef:
+    kind: Mesh
+  to:
+    - targetRef:
+        kind: Mesh
+      default:
+        loadBalancer:
+          type: LeastRequest
+""")
+        expect(["apply", mesh], 0, r"created upstream backend")
+        expect(["get", "backend"], 0, r"loadBalancer\.ringHash\.hashPolicies\[0\]\.header\.name\s+x-header")
+        expect(["get", "other"], 0, r"loadBalancer\.leastRequest")
+        for value in ("a", "b", "c"):
+            chosen = {re.search(r"target=(\S+)", expect(["pick", "backend", "--header",
+                                                          f"x-header={value}", "--release"]))[1]
+                      for _ in range(4)}
+            check(len(chosen) == 1, f"picks with x-header={value} all go to one target ({chosen})")
+        with open(mesh, "a") as f:
+            f.write("---\ntype: MeshLoadBalancingStrategy\nname: from-web\nspec:\n"
+                    "  targetRef: {kind: MeshService, name: web}\n  to: []\n")
+        expect(["apply", mesh], 3, r"mesh\.yaml:46: spec\.targetRef\.kind: MeshService selects")
+        expect(["delete", "backend"], 0)
+        expect(["delete", "other"], 0)
+
         # SIGHUP: --config is read again and applied as at start.
         with open(config, "w") as f:
             f.write("upstreams:\n- name: declared\n  loadBalancer: {type: Random}\n  targets:\n"

@@ -250,8 +250,9 @@ TEST(ConfigFileTest, WhatWouldBeIgnoredIsAnError) {
               HasSubstr("f.yaml:5: upstreams[0].loadBalancer.maglev: does not go with type"));
   EXPECT_THAT(Error(""), HasSubstr("f.yaml: the file is empty"));
   EXPECT_THAT(Error("# nothing\n"), HasSubstr("f.yaml: the file is empty"));
-  EXPECT_THAT(Error("upstreams: []\n---\nupstreams: [{name: v}]\n"),
-              HasSubstr("a second YAML document"));
+  // Every document is read: one that does not parse is an error at its line.
+  EXPECT_THAT(Error("upstreams: []\n---\nupstreams: [{name: v}\n"),
+              HasSubstr("f.yaml:4: not valid YAML"));
   EXPECT_TRUE(ParseConfig("upstreams: []\n", "f.yaml").ok());
   // yaml-cpp's LoadAll looped forever on this (the config fuzzer found it):
   // an error now, at once.
@@ -349,6 +350,181 @@ TEST(ConfigFileTest, EveryStrategyAndOptionReadsBackAsWritten) {
   EXPECT_THAT(written, HasSubstr("type: PeakEwma"));
   EXPECT_THAT(written, HasSubstr("type: WeightedRoundRobin"));
   EXPECT_THAT(written, HasSubstr("slowStartConfig"));
+}
+
+}  // namespace
+}  // namespace picker::config
+
+namespace picker::config {
+namespace {
+
+// Kong Mesh's MeshLoadBalancingStrategy documents, beside picker's own.
+constexpr char kUpstreams[] = R"(upstreams:
+  - name: backend
+    targets: [{target: 10.0.0.1:80}, {target: 10.0.0.2:80}]
+  - name: frontend
+    loadBalancer: {type: Maglev}
+    targets: [{target: 10.0.1.1:80}]
+)";
+
+const DeclaredUpstream& Named(const std::vector<DeclaredUpstream>& all, const std::string& name) {
+  for (const DeclaredUpstream& u : all) {
+    if (u.config.name == name) return u;
+  }
+  ADD_FAILURE() << "no upstream " << name;
+  return all.front();
+}
+
+// The policy page's header-hashing example, from `Mesh` (the page's own
+// comes from `web`, which needs per-client configurations), in both forms.
+TEST(MeshPolicyTest, BothFormsOfThePagesExample) {
+  const std::string universal = R"(---
+type: MeshLoadBalancingStrategy
+name: ring-hash
+mesh: default
+spec:
+  targetRef:
+    kind: Mesh
+  to:
+    - targetRef:
+        kind: MeshService
+        name: backend
+      default:
+        loadBalancer:
+          type: RingHash
+          ringHash:
+            hashPolicies:
+              - type: Header
+                header:
+                  name: x-header
+)";
+  const std::string kubernetes = R"(---
+apiVersion: kuma.io/v1alpha1
+kind: MeshLoadBalancingStrategy
+metadata:
+  name: ring-hash
+  namespace: kong-mesh-system
+  labels:
+    kuma.io/mesh: default
+spec:
+  targetRef:
+    kind: Mesh
+  to:
+    - targetRef:
+        kind: MeshService
+        name: backend
+      default:
+        loadBalancer:
+          type: RingHash
+          ringHash:
+            hashPolicies:
+              - type: Header
+                header:
+                  name: x-header
+)";
+  for (const std::string& policy : {universal, kubernetes}) {
+    auto parsed = ParseConfig(kUpstreams + policy, "f.yaml");
+    ASSERT_TRUE(parsed.ok()) << parsed.status();
+    const core::LoadBalancerConfig& lb = Named(*parsed, "backend").config.load_balancer;
+    EXPECT_EQ(lb.kind, core::StrategyKind::kRingHash);
+    ASSERT_EQ(lb.hash_policies.size(), 1u);
+    EXPECT_EQ(lb.hash_policies[0].kind, core::HashPolicy::Kind::kHeader);
+    EXPECT_EQ(lb.hash_policies[0].name, "x-header");
+    EXPECT_EQ(Named(*parsed, "backend").targets.size(), 2u);
+    // The other upstream keeps its own.
+    EXPECT_EQ(Named(*parsed, "frontend").config.load_balancer.kind, core::StrategyKind::kMaglev);
+  }
+}
+
+// Mesh < MeshService, then by name; maps merge, null removes, lists are
+// replaced. Within a policy, its Mesh entries come first wherever listed.
+TEST(MeshPolicyTest, MergeOrder) {
+  const std::string policies = R"(---
+type: MeshLoadBalancingStrategy
+name: b-backend
+spec:
+  targetRef: {kind: Mesh}
+  to:
+    - targetRef: {kind: MeshService, name: backend}
+      default: {loadBalancer: {leastRequest: {choiceCount: 5}}}
+    - targetRef: {kind: Mesh}
+      default: {loadBalancer: {type: LeastRequest, leastRequest: {choiceCount: 4}}}
+---
+type: MeshLoadBalancingStrategy
+name: a-everywhere
+spec:
+  targetRef: {kind: Mesh}
+  to:
+    - targetRef: {kind: Mesh}
+      default:
+        loadBalancer: {type: LeastRequest, leastRequest: {choiceCount: 3}, maglev: null}
+        localityAwareness: {disabled: true}
+)";
+  auto parsed = ParseConfig(kUpstreams + policies, "f.yaml");
+  ASSERT_TRUE(parsed.ok()) << parsed.status();
+  // a-everywhere (3), then b-backend's Mesh entry (4), then its backend one.
+  EXPECT_EQ(Named(*parsed, "backend").config.load_balancer.choice_count, 5u);
+  EXPECT_EQ(Named(*parsed, "frontend").config.load_balancer.choice_count, 4u);
+  EXPECT_EQ(Named(*parsed, "frontend").config.load_balancer.kind,
+            core::StrategyKind::kLeastRequest);
+  EXPECT_FALSE(Named(*parsed, "backend").config.locality_aware);
+
+  // Lists are replaced whole.
+  const std::string lists = R"(---
+type: MeshLoadBalancingStrategy
+name: one
+spec:
+  targetRef: {kind: Mesh}
+  to:
+    - targetRef: {kind: MeshService, name: backend}
+      default:
+        loadBalancer:
+          type: RingHash
+          ringHash: {hashPolicies: [{type: Header, header: {name: a}}, {type: Header, header: {name: b}}]}
+---
+type: MeshLoadBalancingStrategy
+name: two
+spec:
+  targetRef: {kind: Mesh}
+  to:
+    - targetRef: {kind: MeshService, name: backend}
+      default:
+        loadBalancer: {ringHash: {hashPolicies: [{type: Header, header: {name: c}}]}}
+)";
+  parsed = ParseConfig(kUpstreams + lists, "f.yaml");
+  ASSERT_TRUE(parsed.ok()) << parsed.status();
+  const auto& hash = Named(*parsed, "backend").config.load_balancer.hash_policies;
+  ASSERT_EQ(hash.size(), 1u);
+  EXPECT_EQ(hash[0].name, "c");
+}
+
+TEST(MeshPolicyTest, WhatPickerCannotUseIsRefusedWithFileLineAndField) {
+  const std::string head =
+      std::string(kUpstreams) + "---\ntype: MeshLoadBalancingStrategy\nname: p\n";
+  // kUpstreams is 6 lines; the policy starts at line 7 (`---`).
+  EXPECT_THAT(Error(head + "spec:\n  targetRef: {kind: MeshService, name: web}\n  to: []\n"),
+              HasSubstr("f.yaml:11: spec.targetRef.kind: MeshService selects calling services"));
+  EXPECT_THAT(Error(head + "spec:\n  targetRef: {kind: Mesh}\n  from: []\n"),
+              HasSubstr("f.yaml:12: spec.from: is not supported"));
+  EXPECT_THAT(Error(head + "spec:\n  targetRef: {kind: Mesh}\n  to:\n"
+                           "    - targetRef: {kind: MeshService, name: backend}\n"
+                           "      default:\n        loadBalancer:\n          type: RingHash\n"
+                           "          ringHash: {minRingSize: 1024, vnodes: 3}\n"),
+              HasSubstr("f.yaml:17: upstreams[0].loadBalancer.ringHash.vnodes: unknown field"));
+  EXPECT_THAT(Error(head + "spec:\n  targetRef: {kind: Mesh}\n  to:\n"
+                           "    - targetRef: {kind: MeshService, name: nowhere}\n"
+                           "      default: {loadBalancer: {type: Random}}\n"),
+              HasSubstr("f.yaml:13: targetRef.name: names no upstream this file declares"));
+  EXPECT_THAT(Error(head + "spec:\n  targetRef: {kind: Mesh}\n  rules: []\n"),
+              HasSubstr("f.yaml:12: spec.rules: unknown field"));
+  EXPECT_THAT(Error(std::string(kUpstreams) + "---\napiVersion: kuma.io/v1beta7\n"
+                                              "kind: MeshLoadBalancingStrategy\n"),
+              HasSubstr("f.yaml:8: apiVersion: must be kuma.io/v1alpha1"));
+  EXPECT_THAT(Error(std::string(kUpstreams) + "---\ntype: MeshTimeout\nname: t\nspec: {}\n"),
+              HasSubstr("f.yaml:8: type: must be MeshLoadBalancingStrategy"));
+  // Nothing after the first document is ignored any more.
+  EXPECT_THAT(Error(std::string(kUpstreams) + "---\nupstreams: [{name: backend}]\n"),
+              HasSubstr("f.yaml:8: upstreams[0].name: duplicates the upstream at line 2"));
 }
 
 }  // namespace
