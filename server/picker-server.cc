@@ -32,6 +32,7 @@
 #include "server/health/prober.h"
 #include "server/http/server.h"
 #include "server/http/token_guard.h"
+#include "server/kong/kong_admin.h"
 #include "server/metrics/metrics.h"
 #include "server/metrics/scrape.h"
 #include "server/net/acceptor.h"
@@ -50,6 +51,10 @@ ABSL_FLAG(std::string, admin_listen, "127.0.0.1:50052",
           "Admin listener: picker.v1.Admin, grpc.health.v1.Health and reflection.");
 ABSL_FLAG(std::string, metrics_listen, "0.0.0.0:9464",
           "Prometheus metrics at /metrics (and the status page with --status-page).");
+ABSL_FLAG(std::string, kong_admin_listen, "",
+          "Serve Kong Gateway's Admin API routes for upstreams and targets (HTTP) on this "
+          "address, e.g. 127.0.0.1:8001; off when empty. Same state, validation and admin "
+          "token as --admin-listen.");
 ABSL_FLAG(bool, status_page, false,
           "Serve a status page at /status and its data at /status.json on --metrics-listen. "
           "WARNING: it shows every upstream's targets (addresses, zones, weights) and their "
@@ -448,6 +453,45 @@ struct HttpListener {
   std::unique_ptr<picker::http::HttpServer> server;
 };
 
+// --kong-admin-listen: Kong's Admin API routes, on a listener of their own.
+struct KongListener {
+  KongListener(Planes& planes, std::string admin_token)
+      : routes(*planes.control, planes.snapshots, std::move(admin_token)) {}
+
+  absl::Status Start(const picker::api::ServerOptions& options) {
+    const std::string address = absl::GetFlag(FLAGS_kong_admin_listen);
+    if (address.empty()) return absl::OkStatus();
+    if (!options.tls_cert.empty()) {
+      // Debian 12's civetweb crashes with the system's OpenSSL 3 (see
+      // server/http/server.h): no TLS rather than a plaintext surprise.
+      return absl::FailedPreconditionError(
+          "--kong-admin-listen serves plain HTTP only and --tls-cert is set: terminate TLS in "
+          "front of it, or leave it off");
+    }
+    if (!picker::net::IsLoopbackAddress(address) && options.admin_token.empty() &&
+        !absl::GetFlag(FLAGS_admin_insecure)) {
+      return absl::FailedPreconditionError(absl::StrCat(
+          "--kong-admin-listen ", address,
+          " is not a loopback address, so anyone who reaches it could change every upstream: "
+          "set --admin-token-file, or pass --admin-insecure to serve it open"));
+    }
+    picker::http::Router router;
+    routes.AddRoutes(router);
+    auto started = picker::http::HttpServer::Start(
+        {.address = address, .flag = "--kong-admin-listen"}, std::move(router));
+    if (!started.ok()) return started.status();
+    server = *std::move(started);
+    spdlog::info("Kong Admin API listening on {}", server->address());
+    return absl::OkStatus();
+  }
+  void Stop() {
+    if (server) server->Stop();
+  }
+
+  picker::kong::KongAdmin routes;
+  std::unique_ptr<picker::http::HttpServer> server;
+};
+
 // Serves until SIGTERM or SIGINT (blocked in `signals`), then drains.
 int Serve(picker::api::ServerOptions options, Planes& planes, const sigset_t& signals,
           const picker::status::ProcessInfo& process) {
@@ -474,6 +518,8 @@ int Serve(picker::api::ServerOptions options, Planes& planes, const sigset_t& si
   about.replicas = &replicas;
   HttpListener http(planes, metrics, std::move(about), options.admin_token);
   if (absl::Status s = http.Start(absl::GetFlag(FLAGS_metrics_listen)); !s.ok()) return Fail("", s);
+  KongListener kong(planes, options.admin_token);
+  if (absl::Status s = kong.Start(options); !s.ok()) return Fail("", s);
   if (absl::Status s = JoinReplicas(planes, (*server)->data_address(), (*server)->admin_address());
       !s.ok())
     return Fail("", s);
@@ -495,6 +541,7 @@ int Serve(picker::api::ServerOptions options, Planes& planes, const sigset_t& si
   (*server)->Shutdown(grace);
   server->reset();
   http.server->Stop();
+  kong.Stop();
   planes.control->RemoveListener(&prober);
   prober.Stop();
   // Every acknowledged admin write is already on disk (the store syncs each

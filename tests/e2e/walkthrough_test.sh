@@ -50,7 +50,9 @@ EOF
 echo "extracted ${#CMDS[@]} commands from the README walkthrough"
 [ "${#CMDS[@]}" -ge 10 ] || die "expected at least 10 buf curl/curl commands in the walkthrough, found ${#CMDS[@]}"
 
-start_server
+start_server --kong-admin-listen 127.0.0.1:0
+KONG_ADDR=$(grep -m1 -o 'Kong Admin API listening on [^ ]*' "$E2E_TMP/server.log" | awk '{print $NF}')
+[[ "$KONG_ADDR" =~ ^127\.0\.0\.1:[1-9][0-9]*$ ]] || die "no Kong Admin API address in the log"
 
 # `buf` in the README's commands resolves to the repository's pinned copy,
 # `picker-cli` to the one built with the server.
@@ -68,6 +70,7 @@ run_cmd() {
   c=${c//127.0.0.1:50051/$DATA_ADDR}
   c=${c//127.0.0.1:50052/$ADMIN_ADDR}
   c=${c//127.0.0.1:9464/$METRICS_ADDR}
+  c=${c//127.0.0.1:8001/$KONG_ADDR}
   c=${c//LEASE_ID/$LAST_LEASE}
   # picker-cli's defaults are the README's ports: point it at the test's.
   [[ "$c" == picker-cli* ]] && c="$c --admin-addr $ADMIN_ADDR --addr $DATA_ADDR"
@@ -221,6 +224,27 @@ for cmd in "${CMDS[@]}"; do
     [ "$sum" = "$PICKS" ] || fail "metrics: picker_picks_total{upstream=\"example_upstream\"} sums to $sum, expected $PICKS; got: $OUT"
     SEEN[metrics]=1; pass "metrics: picker_picks_total for example_upstream = $PICKS"
     ;;
+  curl*:8001/upstreams/*/targets*)
+    run_cmd "$cmd"
+    want=$(sed -n "s/.*target=\([^ ]*\).*/\1/p" <<<"$cmd")
+    [ "$RC" -eq 0 ] && [ "$(json_get 'd["target"]' <<<"$OUT")" = "$want" ] ||
+      { fail "Kong target POST: exit $RC: $OUT $ERR"; continue; }
+    SEEN[kong_target]=$(( ${SEEN[kong_target]:-0} + 1 )); pass "Kong's Admin API created target $want"
+    ;;
+  curl*:8001/upstreams*)
+    run_cmd "$cmd"
+    [ "$RC" -eq 0 ] && [ "$(json_get 'd["algorithm"]' <<<"$OUT")" = round-robin ] ||
+      { fail "Kong upstream POST: exit $RC: $OUT $ERR"; continue; }
+    SEEN[kong_upstream]=1; pass "Kong's Admin API created kong_upstream (round-robin)"
+    ;;
+  picker-cli\ pick\ kong_upstream*)
+    run_cmd "$cmd"
+    mapfile -t seq_ < <(sed -n 's/.*target=\([^ ]*\).*/\1/p' <<<"$OUT")
+    [ "$RC" -eq 0 ] && [ "${#seq_[@]}" -eq 4 ] && [ "${seq_[0]}" != "${seq_[1]}" ] &&
+      [ "${seq_[0]}" = "${seq_[2]}" ] && [ "${seq_[1]}" = "${seq_[3]}" ] ||
+      { fail "picks of kong_upstream do not alternate: exit $RC: $OUT $ERR"; continue; }
+    SEEN[kong_pick]=1; pass "picks of the Kong-made upstream alternate: ${seq_[*]}"
+    ;;
   picker-cli\ dump*)
     run_cmd "$cmd"
     [ "$RC" -eq 0 ] && grep -q '^upstreams:' "$E2E_TMP/picker.yaml" || { fail "picker-cli dump: exit $RC: $ERR"; continue; }
@@ -260,7 +284,7 @@ for cmd in "${CMDS[@]}"; do
   esac
 done
 
-for step in list_admin list_data create put list_targets pick release health metrics update hash_pick dump diff apply explain; do
+for step in list_admin list_data create put list_targets pick release health metrics update hash_pick dump diff apply explain kong_upstream kong_target kong_pick; do
   [ -n "${SEEN[$step]:-}" ] || fail "the walkthrough has no (working) '$step' step"
 done
 [ "${SEEN[put]:-0}" -eq 2 ] || fail "expected two PutTarget commands, found ${SEEN[put]:-0}"

@@ -1,0 +1,77 @@
+// Kong Gateway's upstream and target entities, mapped onto picker's core
+// configuration: what the Kong-shaped Admin API (kong_admin.h) reads from a
+// request body and writes in its answers.
+//
+//   KongFields body = ...;                       // form or JSON, see ParseKongBody
+//   core::UpstreamConfig config = KongDefaultUpstream();
+//   absl::Status ok = ApplyKongUpstream(body, config);   // "algorithm: expected one of: ..."
+//   http::JsonWriter json;
+//   WriteKongUpstream(config, json);
+//
+// The mapping (README, "Kong's Admin API"): `algorithm` round-robin,
+// least-connections and consistent-hashing are RoundRobin, LeastRequest and
+// RingHash; `slots` is the ring's size; `hash_on`/`hash_fallback` header,
+// cookie, ip and query_arg are hash policies, the first terminal when a
+// fallback follows; `healthchecks.active` and `.passive` become picker's
+// checks where picker has the same knob. A value picker cannot honour is
+// an error naming the field, never dropped.
+//
+// Folder: server/kong is the Kong-shaped HTTP Admin API. It may use
+// control/, http/ and core/.
+#ifndef PICKER_SERVER_KONG_KONG_ENTITIES_H_
+#define PICKER_SERVER_KONG_KONG_ENTITIES_H_
+
+#include <string>
+
+#include "absl/status/statusor.h"
+#include "absl/strings/string_view.h"
+#include "google/protobuf/struct.pb.h"
+#include "server/core/config.h"
+#include "server/http/http.h"
+#include "server/http/json.h"
+
+namespace picker::kong {
+
+// A request body as Kong reads it: JSON, or form fields where a dotted name
+// is a nested field (`healthchecks.active.type=http`) and `tags[]` (or a
+// repeated name) a list.
+using KongFields = google::protobuf::Struct;
+absl::StatusOr<KongFields> ParseKongBody(const http::Request& request);
+
+// Kong's default port of a target given without one.
+inline constexpr int kKongDefaultPort = 8000;
+
+// The UUID Kong shows for an upstream, and for a target of one: derived
+// from the names, so it is the same on every replica and after restarts.
+std::string UpstreamId(absl::string_view upstream);
+std::string TargetId(absl::string_view upstream, absl::string_view address);
+bool LooksLikeUuid(absl::string_view text);
+
+// An upstream as Kong creates it when no field is given: round-robin, no
+// health checks (Kong's defaults turn both kinds off).
+core::UpstreamConfig KongDefaultUpstream();
+
+// Applies the Kong fields of `body` present in it onto `config` (PATCH: the
+// stored configuration; POST and PUT: KongDefaultUpstream). `name` is read
+// too. Errors are INVALID_ARGUMENT "<kong field>: <why>".
+absl::Status ApplyKongUpstream(const KongFields& body, core::UpstreamConfig& config);
+
+// The upstream as Kong answers it (every field of Kong's schema). A picker
+// strategy with no Kong algorithm shows `"algorithm": null` and its name
+// in `picker_strategy`.
+void WriteKongUpstream(const core::UpstreamConfig& config, http::JsonWriter& json);
+
+// A target's `target` field: host[:port], Kong's default port when none.
+// `weight` (0..65535) when present.
+struct KongTarget {
+  std::string address;
+  std::optional<uint32_t> weight;
+};
+absl::StatusOr<KongTarget> ReadKongTarget(const KongFields& body, bool target_required);
+
+void WriteKongTarget(absl::string_view upstream, const core::TargetConfig& target,
+                     http::JsonWriter& json);
+
+}  // namespace picker::kong
+
+#endif  // PICKER_SERVER_KONG_KONG_ENTITIES_H_
