@@ -33,7 +33,8 @@ cmake -S . -B "$tsan" -DCMAKE_BUILD_TYPE=RelWithDebInfo -DPICKER_SANITIZE=thread
 cmake --build "$tsan" -j2 --target "${tsan_tests[@]}"
 for t in "${tsan_tests[@]}"; do
   echo "tsan: $t"
-  TSAN_OPTIONS=${TSAN_OPTIONS:-halt_on_error=1} "$tsan/$t" --gtest_brief=1
+  TSAN_OPTIONS=${TSAN_OPTIONS:-halt_on_error=1 suppressions=$PWD/scripts/tsan.supp} \
+    "$tsan/$t" --gtest_brief=1
 done
 
 # libFuzzer: each target for a bounded time on a copy of its seed corpus (the

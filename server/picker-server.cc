@@ -456,7 +456,7 @@ struct HttpListener {
 // --kong-admin-listen: Kong's Admin API routes, on a listener of their own.
 struct KongListener {
   KongListener(Planes& planes, std::string admin_token)
-      : routes(*planes.control, planes.snapshots, std::move(admin_token)) {}
+      : routes(*planes.control, planes.snapshots, std::move(admin_token), &planes.stats) {}
 
   absl::Status Start(const picker::api::ServerOptions& options) {
     const std::string address = absl::GetFlag(FLAGS_kong_admin_listen);

@@ -246,19 +246,10 @@ AdminService::AdminService(control::ControlPlane& control, const data::DataPlane
 
 std::optional<grpc::Status> AdminService::Shed(grpc::CallbackServerContext* context,
                                                const char* method, absl::string_view upstream) {
-  if (stats_ == nullptr || !stats_->overloaded.load(std::memory_order_relaxed)) {
-    return std::nullopt;
-  }
-  // Deletes free memory: they go through, as reads do.
-  if (absl::StartsWith(method, "Delete")) return std::nullopt;
-  stats_->overload_refused_writes.fetch_add(1, std::memory_order_relaxed);
-  return Finish(
-      context, method, upstream,
-      absl::ResourceExhaustedError(absl::StrCat(
-          "picker-server is overloaded: ", stats_->memory_in_use.load(std::memory_order_relaxed),
-          " bytes of memory in use, above --max-memory ", stats_->max_memory,
-          "; writes other than deletes are refused until it falls")),
-      true);
+  absl::Status refused =
+      core::RefuseWriteWhenOverloaded(stats_, absl::StartsWith(method, "Delete"));
+  if (refused.ok()) return std::nullopt;
+  return Finish(context, method, upstream, refused, true);
 }
 
 std::optional<grpc::Status> AdminService::Parse(grpc::CallbackServerContext* context,

@@ -68,6 +68,12 @@ std::shared_ptr<const UpstreamSnapshot> SnapshotMap::Find(absl::string_view name
   return entry.snapshot;
 }
 
+std::shared_ptr<const UpstreamSnapshot> SnapshotMap::FindUncached(absl::string_view name) const {
+  const std::shared_ptr<const Map> map = map_.load();
+  auto it = map->by_name.find(name);
+  return it == map->by_name.end() ? nullptr : it->second->snapshot.load();
+}
+
 absl::StatusOr<std::shared_ptr<const UpstreamSnapshot>> SnapshotMap::Get(
     absl::string_view name, absl::string_view field) const {
   if (absl::Status s = ValidateUpstreamName(name, field); !s.ok()) return s;
@@ -129,7 +135,14 @@ void SnapshotMap::Publish(std::vector<Named> snapshots) {
 void SnapshotMap::Remove(const std::vector<std::string>& names) {
   if (names.empty()) return;
   auto next = std::make_shared<Map>(Map{map_.load()->by_name, {}});
-  for (const std::string& name : names) next->by_name.erase(name);
+  for (const std::string& name : names) {
+    auto it = next->by_name.find(name);
+    if (it == next->by_name.end()) continue;
+    // Threads that cached the map before keep the slot: emptied, it keeps
+    // the snapshot (a whole ring or table) alive no longer.
+    it->second->Publish(nullptr);
+    next->by_name.erase(it);
+  }
   PublishMap(std::move(next));
 }
 

@@ -47,6 +47,10 @@ class SnapshotMap {
 
   // Readers, on any thread, lock-free in the steady state.
   std::shared_ptr<const UpstreamSnapshot> Find(absl::string_view name) const;
+  // Find without the per-thread cache (a lock held for a pointer copy), for
+  // threads that read now and then (HTTP admin handlers): they keep no
+  // snapshot alive between reads.
+  std::shared_ptr<const UpstreamSnapshot> FindUncached(absl::string_view name) const;
   // Find for a request field: INVALID_ARGUMENT for a name no upstream can
   // have, NOT_FOUND for one that no upstream has.
   absl::StatusOr<std::shared_ptr<const UpstreamSnapshot>> Get(absl::string_view name,

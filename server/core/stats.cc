@@ -2,6 +2,8 @@
 
 #include <algorithm>
 
+#include "absl/strings/str_cat.h"
+
 namespace picker::core {
 
 const char* PickResultName(PickResult result) {
@@ -70,6 +72,17 @@ uint64_t ValueHistogram::BucketCount(size_t i) const {
 double ValueHistogram::Sum() const {
   std::lock_guard lock(mu_);
   return sum_;
+}
+
+absl::Status RefuseWriteWhenOverloaded(ProcessStats* stats, bool is_delete) {
+  if (stats == nullptr || is_delete || !stats->overloaded.load(std::memory_order_relaxed)) {
+    return absl::OkStatus();
+  }
+  stats->overload_refused_writes.fetch_add(1, std::memory_order_relaxed);
+  return absl::ResourceExhaustedError(absl::StrCat(
+      "picker-server is overloaded: ", stats->memory_in_use.load(std::memory_order_relaxed),
+      " bytes of memory in use, above --max-memory ", stats->max_memory,
+      "; writes other than deletes are refused until it falls"));
 }
 
 }  // namespace picker::core

@@ -13,6 +13,7 @@
 #include <tuple>
 #include <vector>
 
+#include "absl/status/status.h"
 #include "server/core/per_thread.h"
 
 namespace picker::core {
@@ -148,6 +149,12 @@ struct ProcessStats {
   // record of the upstream instead.
   std::atomic<uint64_t> store_damaged_records{0};
 };
+
+// The overload manager's rule for an admin write (of any admin API): while
+// overloaded, a write other than a delete is refused, RESOURCE_EXHAUSTED,
+// and counted; deletes free memory and go through, as reads do. OK when
+// `stats` is null or not overloaded.
+absl::Status RefuseWriteWhenOverloaded(ProcessStats* stats, bool is_delete);
 
 struct UpstreamCounters {
   std::array<std::atomic<uint64_t>, kPickResultCount> picks{};

@@ -119,8 +119,8 @@ http::Response Page(const http::Request& r, const std::vector<Item>& items, Key 
 }  // namespace
 
 KongAdmin::KongAdmin(control::ControlPlane& control, const core::SnapshotMap& snapshots,
-                     std::string admin_token)
-    : control_(control), snapshots_(snapshots), guard_(std::move(admin_token)) {}
+                     std::string admin_token, core::ProcessStats* stats)
+    : control_(control), snapshots_(snapshots), guard_(std::move(admin_token)), stats_(stats) {}
 
 void KongAdmin::AddRoutes(http::Router& router) {
   struct Route {
@@ -161,7 +161,10 @@ http::Handler KongAdmin::Guarded(const char* method, bool write,
     if (!guard_.Allows(r) && !guard_.Matches(r.Header("kong-admin-token"))) {
       return http::Response::Error(401, "Invalid credentials. Token or User credentials required");
     }
-    http::Response response = (this->*handler)(r);
+    absl::Status overloaded =
+        write ? core::RefuseWriteWhenOverloaded(stats_, r.method == "DELETE") : absl::OkStatus();
+    http::Response response =
+        overloaded.ok() ? (this->*handler)(r) : http::Response::Error(503, overloaded.message());
     if (write) {
       std::string upstream = r.Param("u");
       if (upstream.empty()) {  // POST /upstreams: the body names it.
@@ -180,7 +183,7 @@ http::Handler KongAdmin::Guarded(const char* method, bool write,
 }
 
 KongAdmin::Snapshot KongAdmin::FindUpstream(const std::string& name_or_id) const {
-  if (Snapshot s = snapshots_.Find(name_or_id)) return s;
+  if (Snapshot s = snapshots_.FindUncached(name_or_id)) return s;
   if (!LooksLikeUuid(name_or_id)) return nullptr;
   for (Snapshot& s : snapshots_.List()) {
     if (UpstreamId(s->config().name) == name_or_id) return s;
@@ -224,7 +227,7 @@ http::Response KongAdmin::CreateUpstream(const http::Request& r) {
   if (absl::Status s = ApplyKongUpstream(*body, config); !s.ok())
     return SchemaViolation(s.message());
   if (config.name.empty()) return SchemaViolation("name: required field missing");
-  if (snapshots_.Find(config.name)) return UniqueViolation("name", config.name);
+  if (snapshots_.FindUncached(config.name)) return UniqueViolation("name", config.name);
   absl::StatusOr<control::WriteResult> w = Write(core::CreateUpstream{config});
   if (!w.ok() && w.status().code() == absl::StatusCode::kAlreadyExists) {
     return UniqueViolation("name", config.name);

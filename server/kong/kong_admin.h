@@ -22,6 +22,7 @@
 #include "absl/status/statusor.h"
 #include "server/control/control_plane.h"
 #include "server/core/snapshot_map.h"
+#include "server/core/stats.h"
 #include "server/http/http.h"
 #include "server/http/router.h"
 #include "server/http/token_guard.h"
@@ -33,8 +34,10 @@ class KongAdmin {
   // `control` and `snapshots` must outlive the routes. An empty token
   // guards nothing; otherwise a request carries it as `Authorization:
   // Bearer <token>` or Kong's `Kong-Admin-Token: <token>`.
+  // With `stats` (may be null), writes other than deletes answer 503 while
+  // the overload manager says so, as the gRPC Admin API's do.
   KongAdmin(control::ControlPlane& control, const core::SnapshotMap& snapshots,
-            std::string admin_token);
+            std::string admin_token, core::ProcessStats* stats = nullptr);
 
   // Adds Kong's upstream and target routes to `router`; `this` must outlive
   // it.
@@ -71,6 +74,7 @@ class KongAdmin {
   control::ControlPlane& control_;
   const core::SnapshotMap& snapshots_;
   const http::TokenGuard guard_;
+  core::ProcessStats* const stats_;
 };
 
 }  // namespace picker::kong

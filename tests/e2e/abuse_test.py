@@ -496,8 +496,21 @@ def case_http_idle():
     s.stop()
 
 
+def kong_status(s, method, path, data=None):
+    """The HTTP status of a request to the server's --kong-admin-listen."""
+    import urllib.error
+    import urllib.request
+    address = re.search(r"Kong Admin API listening on (\S+)", s.text())[1]
+    request = urllib.request.Request("http://%s%s" % (address, path), method=method,
+                                     data=data.encode() if data else None)
+    try:
+        return urllib.request.urlopen(request, timeout=T).status
+    except urllib.error.HTTPError as e:
+        return e.code
+
+
 def case_overload():
-    s = Server("--max-memory", str(16 << 20))
+    s = Server("--max-memory", str(16 << 20), "--kong-admin-listen", "127.0.0.1:0")
     s.create("small", addresses(3))
     lease = s.picker.Pick(picker_pb2.PickRequest(upstream="small"), timeout=T)
     check(s.metric("picker_overloaded") == 0, "not overloaded at start (%s bytes allocated)"
@@ -516,6 +529,9 @@ def case_overload():
           "a new pick is RESOURCE_EXHAUSTED: %s %s" % (code, msg))
     code, msg = code_of(lambda: s.create("another"))
     check(code == grpc.StatusCode.RESOURCE_EXHAUSTED, "an admin write is RESOURCE_EXHAUSTED: %s" % code)
+    check(kong_status(s, "POST", "/upstreams", "name=another") == 503,
+          "a write through Kong's Admin API is refused too (503)")
+    check(kong_status(s, "GET", "/upstreams/small") == 200, "a read through it is served")
     code, _ = code_of(lambda: s.picker.Release(picker_pb2.ReleaseRequest(
         upstream="small", lease_id=lease.lease_id), timeout=T))
     check(code == grpc.StatusCode.OK, "a release still works: %s" % code)
