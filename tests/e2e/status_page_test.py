@@ -201,9 +201,17 @@ for h in range(0, 1 << 64, (1 << 64) // 4000):
     failures += hit
     if failures == 2:
         break
-health = admin.GetUpstreamHealth(admin_pb2.GetUpstreamHealthRequest(name="checkout"),
-                                 metadata=AUTH, timeout=10)
-ejected = [t.address for t in health.targets if list(t.reasons) == [admin_pb2.TargetHealth.PASSIVE]]
+# The ejection is published by the control plane's thread a moment after the
+# release that caused it.
+deadline = time.monotonic() + 10
+while True:
+    health = admin.GetUpstreamHealth(admin_pb2.GetUpstreamHealthRequest(name="checkout"),
+                                     metadata=AUTH, timeout=10)
+    ejected = [t.address for t in health.targets
+               if list(t.reasons) == [admin_pb2.TargetHealth.PASSIVE]]
+    if ejected or time.monotonic() > deadline:
+        break
+    time.sleep(0.05)
 if not check(ejected == ["10.0.0.3:8080"], "10.0.0.3 is ejected by two FAILURE releases (%s)" % ejected):
     sys.exit(1)
 # One lease held on checkout, so a target shows an active request.
