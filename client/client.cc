@@ -54,8 +54,13 @@ std::chrono::milliseconds ToMillis(const google::protobuf::Duration& d) {
   return std::chrono::milliseconds(d.seconds() * 1000 + d.nanos() / 1000000);
 }
 
-v1::PickRequest ToProto(const PickOptions& options) {
+v1::PickRequest ToProto(const PickOptions& options, const ClientOptions& client) {
   v1::PickRequest request;
+  request.set_client_service(options.client_service.empty() ? client.client_service
+                                                            : options.client_service);
+  for (const auto* tags : {&client.client_tags, &options.client_tags}) {
+    for (const auto& [k, v] : *tags) (*request.mutable_client_tags())[k] = v;
+  }
   request.set_upstream(options.upstream);
   v1::RequestAttributes* attributes = request.mutable_attributes();
   for (const auto& [k, v] : options.headers) (*attributes->mutable_headers())[k] = v;
@@ -345,14 +350,14 @@ class ClientCore {
     grpc::ClientContext context;
     context.set_deadline(std::chrono::system_clock::now() + options_.deadline);
     v1::PickResponse response;
-    grpc::Status status = stub_->Pick(&context, ToProto(options), &response);
+    grpc::Status status = stub_->Pick(&context, ToProto(options, options_), &response);
     if (!status.ok()) return FromGrpc(status);
     return response;
   }
 
   absl::StatusOr<v1::PickResponse> StreamPick(const PickOptions& options) {
     const auto deadline = SteadyClock::now() + options_.deadline;
-    const v1::PickRequest pick = ToProto(options);
+    const v1::PickRequest pick = ToProto(options, options_);
     absl::Status last_error;
     // A stream that broke (e.g. the server restarted) is replaced once; no
     // lease can leak, since the server releases the leases of a stream that

@@ -57,6 +57,11 @@ ABSL_FLAG(std::string, zone, "",
 ABSL_FLAG(std::string, hash_key, "", "put-target: consistent-hash key instead of the address.");
 ABSL_FLAG(std::string, upstream, "", "pick, release: the upstream (or give it as an argument).");
 ABSL_FLAG(std::string, source_ip, "", "explain, pick: the client's IP.");
+ABSL_FLAG(std::string, client_service, "",
+          "explain, pick: who is calling (PickRequest.client_service), for per-client "
+          "configurations.");
+ABSL_FLAG(std::vector<std::string>, client_tag, {},
+          "explain, pick: a tag of the caller K=V (PickRequest.client_tags; repeatable).");
 ABSL_FLAG(std::string, hash, "", "explain, pick: the request hash to use directly.");
 ABSL_FLAG(uint64_t, count, 1, "pick: picks to make.");
 ABSL_FLAG(bool, release, false, "pick: release each lease after the pick.");
@@ -96,6 +101,7 @@ Upstreams and targets (picker.v1.Admin at --admin-addr):
   health UPSTREAM                       health of each target
   explain UPSTREAM [--header K=V] [--cookie K=V] [--query K=V] [--filter-state K=V]
                    [--source-ip IP] [--hash N] [--zone Z] [--exclude ADDRESS]
+                   [--client-service S] [--client-tag K=V]
                                         what a pick would choose now, and why
 Declarative sync (the YAML format of picker-server --config):
   dump                                  every upstream and its targets, as YAML
@@ -119,7 +125,7 @@ Flags:
 // Flags that take several values, one per occurrence.
 bool Repeatable(const std::string& name) {
   return name == "header" || name == "cookie" || name == "query" || name == "filter_state" ||
-         name == "exclude" || name == "header_policy";
+         name == "exclude" || name == "header_policy" || name == "client_tag";
 }
 
 void PrintHelp() {

@@ -71,6 +71,8 @@ PickOptions OptionsOf(const v1::PickRequest& r) {
   o.filter_state.insert(r.attributes().filter_state().begin(), r.attributes().filter_state().end());
   o.source_ip = r.attributes().source_ip();
   o.client_zone = r.client_zone();
+  o.client_service = r.client_service();
+  o.client_tags.insert(r.client_tags().begin(), r.client_tags().end());
   if (r.has_hash()) o.hash = r.hash();
   o.exclude.assign(r.exclude().begin(), r.exclude().end());
   return o;

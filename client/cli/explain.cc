@@ -29,6 +29,10 @@ std::string Pairs(const CommandLine& cl, const std::string& flag,
 
 void PrintReport(const v1::PickExplanation& x) {
   std::cout << "upstream " << x.upstream() << " (" << x.strategy() << ")\n";
+  if (x.has_client_config()) {
+    std::cout << "  client_configs[" << x.client_config()
+              << "] applies: the upstream's configuration for this caller\n";
+  }
   for (const auto& p : x.hash_policies()) {
     std::cout << "  hash policy " << p.policy() << (p.terminal() ? " (terminal)" : "") << ": "
               << p.result() << (p.has_value() ? absl::StrCat(" ", p.value()) : "") << "\n";
@@ -110,6 +114,10 @@ int PickRequestFromFlags(const CommandLine& cl, const std::string& upstream, v1:
   }
   a->set_source_ip(absl::GetFlag(FLAGS_source_ip));
   r.set_client_zone(absl::GetFlag(FLAGS_zone));
+  r.set_client_service(absl::GetFlag(FLAGS_client_service));
+  if (std::string e = Pairs(cl, "client_tag", r.mutable_client_tags()); !e.empty()) {
+    return UsageError(e);
+  }
   for (const std::string& e : cl.Values("exclude")) r.add_exclude(e);
   if (const std::string h = absl::GetFlag(FLAGS_hash); !h.empty()) {
     uint64_t hash;

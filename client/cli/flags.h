@@ -28,6 +28,7 @@ ABSL_DECLARE_FLAG(std::string, zone);
 ABSL_DECLARE_FLAG(std::string, hash_key);
 ABSL_DECLARE_FLAG(std::string, upstream);
 ABSL_DECLARE_FLAG(std::string, source_ip);
+ABSL_DECLARE_FLAG(std::string, client_service);
 ABSL_DECLARE_FLAG(std::string, hash);
 ABSL_DECLARE_FLAG(uint64_t, count);
 ABSL_DECLARE_FLAG(bool, release);

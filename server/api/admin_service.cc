@@ -221,8 +221,8 @@ absl::Status AdminService::GetUpstreamHealthRead(const v1::GetUpstreamHealthRequ
 
 absl::Status AdminService::ExplainPickRead(const v1::PickRequest& request,
                                            v1::PickExplanation& response) {
-  if (absl::Status s = CheckAttributes(request.attributes()); !s.ok()) return s;
-  AttributesView attributes(request.attributes());
+  if (absl::Status s = CheckAttributes(request); !s.ok()) return s;
+  AttributesView attributes(request);
   absl::StatusOr<data::PickExplanation> explained = data_.Explain(PickInputOf(request, attributes));
   if (explained.ok()) response = ExplanationToProto(*explained);
   return explained.status();

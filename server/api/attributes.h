@@ -26,11 +26,16 @@ inline std::optional<std::string_view> LookupAttribute(const AttributeMap& map,
   return std::string_view(it->second);
 }
 
-// The hash policies' view of PickRequest.attributes, without copies.
-class AttributesView final : public core::RequestAttributesView {
+// The hash policies' view of PickRequest.attributes, and the per-client
+// configurations' view of its client_tags, without copies.
+class AttributesView final : public core::RequestAttributesView, public core::ClientTagsView {
  public:
-  explicit AttributesView(const v1::RequestAttributes& a) : a_(a) {}
+  explicit AttributesView(const v1::PickRequest& request)
+      : a_(request.attributes()), tags_(request.client_tags()) {}
 
+  std::optional<std::string_view> Tag(std::string_view key) const override {
+    return LookupAttribute(tags_, key);
+  }
   std::optional<std::string_view> Header(std::string_view lower_case_name) const override {
     if (auto exact = LookupAttribute(a_.headers(), lower_case_name)) return exact;
     // Header names are case-insensitive; clients may send them in any case.
@@ -55,6 +60,7 @@ class AttributesView final : public core::RequestAttributesView {
 
  private:
   const v1::RequestAttributes& a_;
+  const AttributeMap& tags_;
 };
 
 // Most entries in each map of PickRequest.attributes, as Envoy's default
@@ -64,7 +70,12 @@ class AttributesView final : public core::RequestAttributesView {
 inline constexpr int kMaxAttributeEntries = 100;
 
 // INVALID_ARGUMENT naming the map that holds more than kMaxAttributeEntries.
-inline absl::Status CheckAttributes(const v1::RequestAttributes& a) {
+inline absl::Status CheckAttributes(const v1::PickRequest& request) {
+  const v1::RequestAttributes& a = request.attributes();
+  if (request.client_tags_size() > kMaxAttributeEntries) {
+    return absl::InvalidArgumentError(absl::StrCat("client_tags: at most ", kMaxAttributeEntries,
+                                                   " entries, got ", request.client_tags_size()));
+  }
   for (const auto& [field, map] : {std::pair{"attributes.headers", &a.headers()},
                                    std::pair{"attributes.cookies", &a.cookies()},
                                    std::pair{"attributes.query_params", &a.query_params()},
@@ -84,6 +95,8 @@ inline data::PickInput PickInputOf(const v1::PickRequest& request,
   input.upstream = request.upstream();
   input.attributes = &attributes;
   input.client_zone = request.client_zone();
+  input.client_service = request.client_service();
+  input.client_tags = &attributes;
   input.exclude = absl::MakeConstSpan(request.exclude().data(), request.exclude().size());
   if (request.has_hash()) input.hash = request.hash();
   return input;

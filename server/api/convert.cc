@@ -1,5 +1,6 @@
 #include "server/api/convert.h"
 
+#include <algorithm>
 #include <cmath>
 
 #include "absl/strings/ascii.h"
@@ -157,8 +158,9 @@ absl::Status WeightedRoundRobinFromProto(const v1::WeightedRoundRobin& in, const
   return absl::OkStatus();
 }
 
-absl::Status LoadBalancerFromProto(const v1::LoadBalancer& lb, core::LoadBalancerConfig& out) {
-  const std::string field = "upstream.load_balancer";
+// `field` names `lb` in errors.
+absl::Status LoadBalancerFromProto(const v1::LoadBalancer& lb, const std::string& field,
+                                   core::LoadBalancerConfig& out) {
   switch (lb.type_case()) {
     case v1::LoadBalancer::TYPE_NOT_SET:
       out.kind = core::StrategyKind::kRoundRobin;
@@ -225,6 +227,34 @@ absl::Status LoadBalancerFromProto(const v1::LoadBalancer& lb, core::LoadBalance
   return Invalid(field, "unknown strategy");
 }
 
+absl::Status ClientConfigsFromProto(const v1::Upstream& u, std::vector<core::ClientConfig>& out) {
+  // Bounded before anything is converted; core::ValidateUpstreamConfig
+  // checks the rest.
+  if (u.client_configs_size() > static_cast<int>(core::kMaxClientConfigs)) {
+    return Invalid("upstream.client_configs",
+                   absl::StrCat("at most ", core::kMaxClientConfigs, " entries, got ",
+                                u.client_configs_size()));
+  }
+  for (int i = 0; i < u.client_configs_size(); ++i) {
+    const v1::ClientConfig& in = u.client_configs(i);
+    const std::string field = absl::StrCat("upstream.client_configs[", i, "]");
+    if (in.client().tags_size() > 100) {
+      return Invalid(field + ".client.tags", "at most 100 tags");
+    }
+    core::ClientConfig& c = out.emplace_back();
+    c.client.service = in.client().service();
+    c.client.tags.assign(in.client().tags().begin(), in.client().tags().end());
+    std::sort(c.client.tags.begin(), c.client.tags.end());
+    if (absl::Status s =
+            LoadBalancerFromProto(in.load_balancer(), field + ".load_balancer", c.load_balancer);
+        !s.ok()) {
+      return s;
+    }
+    c.locality_aware = !in.locality_awareness().disabled();
+  }
+  return absl::OkStatus();
+}
+
 absl::Status PassiveFromProto(const v1::HealthChecks::Passive& p, core::PassiveHealthConfig& out) {
   const std::string field = "upstream.health_checks.passive";
   if (p.has_consecutive_failures()) out.consecutive_failures = p.consecutive_failures();
@@ -285,7 +315,12 @@ absl::StatusOr<std::chrono::nanoseconds> DurationFromProto(const google::protobu
 absl::StatusOr<core::UpstreamConfig> FromProto(const v1::Upstream& u) {
   core::UpstreamConfig c;
   c.name = u.name();
-  if (absl::Status s = LoadBalancerFromProto(u.load_balancer(), c.load_balancer); !s.ok()) return s;
+  if (absl::Status s =
+          LoadBalancerFromProto(u.load_balancer(), "upstream.load_balancer", c.load_balancer);
+      !s.ok()) {
+    return s;
+  }
+  if (absl::Status s = ClientConfigsFromProto(u, c.client_configs); !s.ok()) return s;
   c.locality_aware = !u.locality_awareness().disabled();
   if (u.has_panic_threshold_percent()) c.panic_threshold_percent = u.panic_threshold_percent();
   absl::StatusOr<Millis> ttl = ToMillis(u.lease_ttl(), "upstream.lease_ttl");
@@ -389,6 +424,15 @@ v1::Upstream ToProto(const core::UpstreamConfig& c) {
   u.set_name(c.name);
   LoadBalancerToProto(c.load_balancer, u.mutable_load_balancer());
   u.mutable_locality_awareness()->set_disabled(!c.locality_aware);
+  for (const core::ClientConfig& client : c.client_configs) {
+    v1::ClientConfig* out = u.add_client_configs();
+    out->mutable_client()->set_service(client.client.service);
+    for (const auto& [key, value] : client.client.tags) {
+      (*out->mutable_client()->mutable_tags())[key] = value;
+    }
+    LoadBalancerToProto(client.load_balancer, out->mutable_load_balancer());
+    out->mutable_locality_awareness()->set_disabled(!client.locality_aware);
+  }
   u.set_panic_threshold_percent(c.panic_threshold_percent);
   SetDuration(c.lease_ttl, u.mutable_lease_ttl());
   u.set_max_active_requests_per_target(c.max_active_requests_per_target);

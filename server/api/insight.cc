@@ -69,7 +69,7 @@ const char* ResultName(core::PolicyTrace::Result r) {
 }
 
 void HashSteps(const data::PickExplanation& x, v1::PickExplanation& out) {
-  const core::UpstreamSnapshot& s = *x.snapshot;
+  const core::UpstreamSnapshot& s = *x.balancer;
   const std::vector<core::HashPolicy>& policies = s.config().load_balancer.hash_policies;
   for (size_t i = 0; i < x.policies.size() && i < policies.size(); ++i) {
     v1::PickExplanation::HashPolicyResult* p = out.add_hash_policies();
@@ -229,9 +229,19 @@ v1::PreviewChangeResponse PreviewToProto(const control::WriteResult& w) {
 
 v1::PickExplanation ExplanationToProto(const data::PickExplanation& x) {
   v1::PickExplanation out;
-  const core::UpstreamSnapshot& s = *x.snapshot;
+  const core::UpstreamSnapshot& s = *x.balancer;
   out.set_upstream(s.config().name);
   out.set_strategy(core::StrategyName(s.config().load_balancer.kind));
+  if (x.client_config) {
+    const size_t i = *x.client_config;
+    const core::ClientSelector& client = x.snapshot->config().client_configs[i].client;
+    out.set_client_config(static_cast<uint32_t>(i));
+    out.add_steps(absl::StrCat("client_configs[", i, "] applies (client",
+                               client.service.empty() ? "" : " service " + client.service,
+                               client.tags.empty() ? "" : " with its tags", "): ", out.strategy()));
+  } else if (!x.snapshot->config().client_configs.empty()) {
+    out.add_steps("no client_configs entry matches the client: the upstream's own strategy");
+  }
   out.set_hash_source(x.hash_source);
   if (x.hash) out.set_hash(*x.hash);
   HashSteps(x, out);

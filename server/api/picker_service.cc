@@ -352,8 +352,8 @@ bool PickerService::IssuerIsGone(uint64_t lease_id) const {
 absl::Status PickerService::DoPick(const v1::PickRequest& request, v1::PickResponse& response,
                                    uint64_t* lease_id) {
   const auto start = std::chrono::steady_clock::now();
-  if (absl::Status s = CheckAttributes(request.attributes()); !s.ok()) return s;
-  AttributesView attributes(request.attributes());
+  if (absl::Status s = CheckAttributes(request); !s.ok()) return s;
+  AttributesView attributes(request);
   const data::PickInput input = PickInputOf(request, attributes);
 
   absl::StatusOr<data::PickOutput> out = data_.Pick(input);

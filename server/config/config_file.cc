@@ -526,17 +526,61 @@ absl::Status Targets(const Reader& r, const YAML::Node& node, const std::string&
   return absl::OkStatus();
 }
 
-absl::Status UpstreamFields(const Scope& s, core::UpstreamConfig& c) {
+// `loadBalancer` and `localityAwareness`, of an upstream or a client
+// configuration.
+absl::Status Balancing(const Scope& s, core::LoadBalancerConfig& lb, bool& locality_aware) {
   if (s["loadBalancer"]) {
-    PICKER_RETURN_IF_ERROR(LoadBalancer(s.Child("loadBalancer", "load_balancer"), c.load_balancer));
+    PICKER_RETURN_IF_ERROR(LoadBalancer(s.Child("loadBalancer", "load_balancer"), lb));
   }
   if (s["localityAwareness"]) {
     const Scope locality = s.Child("localityAwareness", "locality_awareness");
     PICKER_RETURN_IF_ERROR(locality.Keys({"disabled"}));
     bool disabled = false;
     PICKER_RETURN_IF_ERROR(locality.Bool("disabled", "disabled", disabled));
-    c.locality_aware = !disabled;
+    locality_aware = !disabled;
   }
+  return absl::OkStatus();
+}
+
+absl::Status ClientSelector(const Scope& s, core::ClientSelector& out) {
+  PICKER_RETURN_IF_ERROR(s.Keys({"service", "tags"}));
+  PICKER_RETURN_IF_ERROR(s.String("service", "service", out.service));
+  const YAML::Node tags = s["tags"];
+  if (!tags) return absl::OkStatus();
+  if (!tags.IsMap()) return s.r().Error(tags, s.PathOf("tags"), "must be a mapping");
+  for (const auto& entry : tags) {
+    if (!entry.second.IsScalar()) {
+      return s.r().Error(entry.second, s.PathOf("tags." + entry.first.Scalar()),
+                         "must be a string");
+    }
+    out.tags.emplace_back(entry.first.Scalar(), entry.second.Scalar());
+  }
+  std::sort(out.tags.begin(), out.tags.end());
+  return absl::OkStatus();
+}
+
+absl::Status ClientConfigs(const Scope& s, std::vector<core::ClientConfig>& out) {
+  const YAML::Node list = s["clientConfigs"];
+  if (!list) return absl::OkStatus();
+  if (!list.IsSequence()) return s.r().Error(list, s.PathOf("clientConfigs"), "must be a list");
+  if (list.size() > core::kMaxClientConfigs) {
+    return s.r().Error(list, s.PathOf("clientConfigs"),
+                       absl::StrCat("at most ", core::kMaxClientConfigs, " entries"));
+  }
+  for (size_t i = 0; i < list.size(); ++i) {
+    const Scope item = s.Item("clientConfigs", i, "client_configs");
+    PICKER_RETURN_IF_ERROR(item.Keys({"client", "loadBalancer", "localityAwareness"}));
+    if (!item["client"]) return s.r().Error(list[i], item.PathOf("client"), "is required");
+    core::ClientConfig& c = out.emplace_back();
+    PICKER_RETURN_IF_ERROR(ClientSelector(item.Child("client", "client"), c.client));
+    PICKER_RETURN_IF_ERROR(Balancing(item, c.load_balancer, c.locality_aware));
+  }
+  return absl::OkStatus();
+}
+
+absl::Status UpstreamFields(const Scope& s, core::UpstreamConfig& c) {
+  PICKER_RETURN_IF_ERROR(Balancing(s, c.load_balancer, c.locality_aware));
+  PICKER_RETURN_IF_ERROR(ClientConfigs(s, c.client_configs));
   PICKER_RETURN_IF_ERROR(s.Unsigned("panicThresholdPercent", "panic_threshold_percent",
                                     c.panic_threshold_percent, UINT32_MAX));
   PICKER_RETURN_IF_ERROR(s.Duration("leaseTtl", "lease_ttl", c.lease_ttl));
@@ -553,9 +597,9 @@ absl::Status Upstream(const Reader& r, const YAML::Node& node, const std::string
                       DeclaredUpstream& out) {
   Origins origins;
   const Scope s(r, node, field, "", origins);
-  PICKER_RETURN_IF_ERROR(
-      s.Keys({"name", "loadBalancer", "localityAwareness", "panicThresholdPercent", "leaseTtl",
-              "targets", "maxActiveRequests", "maxActiveRequestsPerTarget", "healthChecks"}));
+  PICKER_RETURN_IF_ERROR(s.Keys(
+      {"name", "loadBalancer", "localityAwareness", "panicThresholdPercent", "leaseTtl", "targets",
+       "maxActiveRequests", "maxActiveRequestsPerTarget", "healthChecks", "clientConfigs"}));
   if (!s["name"]) return r.Error(node, s.PathOf("name"), "is required");
   core::UpstreamConfig& c = out.config;
   PICKER_RETURN_IF_ERROR(s.String("name", "name", c.name));
@@ -608,8 +652,10 @@ absl::StatusOr<std::vector<DeclaredUpstream>> Upstreams(const Reader& r,
   std::map<std::string, const YAML::Node*> names;
   for (size_t i = 0; i < declared.nodes.size(); ++i) {
     const auto& [node, field] = declared.nodes[i];
-    const YAML::Node merged = ApplyMeshPolicies(policies, declared.names[i], node);
-    PICKER_RETURN_IF_ERROR(Upstream(r, merged, field, out.emplace_back()));
+    absl::StatusOr<YAML::Node> merged =
+        ApplyMeshPolicies(policies, declared.names[i], node, source);
+    if (!merged.ok()) return merged.status();
+    PICKER_RETURN_IF_ERROR(Upstream(r, *merged, field, out.emplace_back()));
     if (auto [it, fresh] = names.emplace(out.back().config.name, &node); !fresh) {
       return r.Error(node["name"], field + ".name",
                      absl::StrCat("duplicates the upstream at line ", it->second->Mark().line + 1));
@@ -774,13 +820,39 @@ void WriteHealthChecks(YAML::Emitter& out, const core::UpstreamConfig& c) {
   out << YAML::EndMap << YAML::EndMap;
 }
 
+void WriteLocality(YAML::Emitter& out, bool locality_aware) {
+  out << YAML::Key << "localityAwareness" << YAML::Value << YAML::Flow << YAML::BeginMap
+      << YAML::Key << "disabled" << YAML::Value << !locality_aware << YAML::EndMap;
+}
+
+void WriteClientConfigs(YAML::Emitter& out, const std::vector<core::ClientConfig>& configs) {
+  if (configs.empty()) return;
+  out << YAML::Key << "clientConfigs" << YAML::Value << YAML::BeginSeq;
+  for (const core::ClientConfig& c : configs) {
+    out << YAML::BeginMap << YAML::Key << "client" << YAML::Value << YAML::Flow << YAML::BeginMap;
+    if (!c.client.service.empty()) out << YAML::Key << "service" << YAML::Value << c.client.service;
+    if (!c.client.tags.empty()) {
+      out << YAML::Key << "tags" << YAML::Value << YAML::BeginMap;
+      for (const auto& [key, value] : c.client.tags) {
+        out << YAML::Key << key << YAML::Value << YAML::DoubleQuoted << value;
+      }
+      out << YAML::EndMap;
+    }
+    out << YAML::EndMap;
+    WriteLoadBalancer(out, c.load_balancer);
+    WriteLocality(out, c.locality_aware);
+    out << YAML::EndMap;
+  }
+  out << YAML::EndSeq;
+}
+
 void WriteUpstream(YAML::Emitter& out, const DeclaredUpstream& u) {
   const core::UpstreamConfig& c = u.config;
   out << YAML::BeginMap;
   out << YAML::Key << "name" << YAML::Value << c.name;
   WriteLoadBalancer(out, c.load_balancer);
-  out << YAML::Key << "localityAwareness" << YAML::Value << YAML::Flow << YAML::BeginMap
-      << YAML::Key << "disabled" << YAML::Value << !c.locality_aware << YAML::EndMap;
+  WriteLocality(out, c.locality_aware);
+  WriteClientConfigs(out, c.client_configs);
   out << YAML::Key << "panicThresholdPercent" << YAML::Value << c.panic_threshold_percent;
   out << YAML::Key << "leaseTtl" << YAML::Value << Go(c.lease_ttl);
   out << YAML::Key << "maxActiveRequests" << YAML::Value << c.max_active_requests;

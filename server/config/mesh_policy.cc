@@ -1,7 +1,9 @@
 #include "server/config/mesh_policy.h"
 
 #include <algorithm>
+#include <cctype>
 #include <initializer_list>
+#include <optional>
 #include <set>
 #include <sstream>
 #include <tuple>
@@ -17,6 +19,9 @@ constexpr char kKind[] = "MeshLoadBalancingStrategy";
 constexpr char kApiVersion[] = "kuma.io/v1alpha1";
 // Kong Mesh's targetRef kinds for selecting clients, least specific first.
 constexpr const char* kClientKinds[] = {"Mesh", "MeshSubset", "MeshService", "MeshServiceSubset"};
+// The option blocks of loadBalancer, one per `type`.
+constexpr const char* kTypeBlocks[] = {"roundRobin", "leastRequest", "ringHash",          "random",
+                                       "maglev",     "peakEwma",     "weightedRoundRobin"};
 
 // Where each document starts, read from the parser's events without
 // building the documents.
@@ -149,17 +154,151 @@ absl::Status ReadClients(const YAML::Node& ref, const std::string& source, MeshP
                       "must be Mesh, MeshSubset, MeshService or MeshServiceSubset");
   }
   out.rank = static_cast<int>(it - std::begin(kClientKinds));
-  if (out.rank != 0) {
-    return FieldError(source, ref["kind"], field + ".kind",
-                      absl::StrCat(*kind,
-                                   " selects calling services, and picker's file does not "
-                                   "keep per-client configurations yet: use Mesh"));
+  const bool named = out.rank >= 2, tagged = out.rank == 1 || out.rank == 3;
+  if (!named && ref["name"]) {
+    return FieldError(source, ref["name"], field + ".name",
+                      absl::StrCat("kind ", *kind, " takes no name"));
   }
-  if (ref["name"] || ref["tags"]) {
-    return FieldError(source, ref["name"] ? ref["name"] : ref["tags"], field,
-                      "kind Mesh takes no name or tags");
+  if (!tagged && ref["tags"]) {
+    return FieldError(source, ref["tags"], field + ".tags",
+                      absl::StrCat("kind ", *kind, " takes no tags"));
+  }
+  if (named) {
+    auto name = Text(source, ref, "name", field);
+    if (!name.ok()) return name.status();
+    out.clients.service = *name;
+  }
+  if (tagged) {
+    const YAML::Node tags = ref["tags"];
+    if (!tags || !tags.IsMap() || tags.size() == 0) {
+      return FieldError(source, tags ? tags : ref, field + ".tags", "must be a non-empty mapping");
+    }
+    for (const auto& entry : tags) {
+      if (!entry.second.IsScalar()) {
+        return FieldError(source, entry.second, field + ".tags." + entry.first.Scalar(),
+                          "must be a string");
+      }
+      out.clients.tags.emplace_back(entry.first.Scalar(), entry.second.Scalar());
+    }
+    std::sort(out.clients.tags.begin(), out.clients.tags.end());
   }
   return absl::OkStatus();
+}
+
+// The clients both `a` and `b` select, or nullopt when no client is in
+// both (two services, or one tag with two values).
+std::optional<core::ClientSelector> Both(const core::ClientSelector& a,
+                                         const core::ClientSelector& b) {
+  if (!a.service.empty() && !b.service.empty() && a.service != b.service) return std::nullopt;
+  core::ClientSelector out{a.service.empty() ? b.service : a.service, a.tags};
+  for (const auto& tag : b.tags) {
+    auto same = std::find_if(out.tags.begin(), out.tags.end(),
+                             [&](const auto& t) { return t.first == tag.first; });
+    if (same == out.tags.end()) {
+      out.tags.push_back(tag);
+    } else if (same->second != tag.second) {
+      return std::nullopt;
+    }
+  }
+  std::sort(out.tags.begin(), out.tags.end());
+  return out;
+}
+
+// True when every client `narrow` selects is one `wide` selects.
+bool Within(const core::ClientSelector& narrow, const core::ClientSelector& wide) {
+  if (!wide.service.empty() && wide.service != narrow.service) return false;
+  return std::includes(narrow.tags.begin(), narrow.tags.end(), wide.tags.begin(), wide.tags.end());
+}
+
+// The sets of clients that `selectors` tell apart: each selector and
+// every intersection of them, most specific first, so that the first a
+// client matches is the intersection of all it matches.
+absl::StatusOr<std::vector<core::ClientSelector>> ClientSets(
+    std::vector<core::ClientSelector> selectors, const std::string& source,
+    const std::string& upstream) {
+  for (size_t i = 0; i < selectors.size(); ++i) {
+    for (size_t j = 0; j < i; ++j) {
+      std::optional<core::ClientSelector> both = Both(selectors[i], selectors[j]);
+      if (!both || std::find(selectors.begin(), selectors.end(), *both) != selectors.end()) {
+        continue;
+      }
+      if (selectors.size() == core::kMaxClientConfigs) {
+        return absl::InvalidArgumentError(absl::StrCat(
+            source, ": the ", kKind, " resources for upstream ", upstream, " tell more than ",
+            core::kMaxClientConfigs, " sets of clients apart (each needs tables of its own)"));
+      }
+      selectors.push_back(*std::move(both));
+    }
+  }
+  std::stable_sort(selectors.begin(), selectors.end(), [](const auto& a, const auto& b) {
+    return a.Requirements() > b.Requirements();
+  });
+  return selectors;
+}
+
+// `merged` without the option blocks of strategies other than its
+// loadBalancer's `type`, which merging leaves behind (a policy that
+// changes the type does not remove the last one's options). Kong Mesh
+// ignores them; picker's file would refuse them.
+YAML::Node WithoutOtherTypes(const YAML::Node& merged) {
+  const YAML::Node lb = merged["loadBalancer"];
+  if (!lb || !lb.IsMap() || !lb["type"] || !lb["type"].IsScalar()) return merged;
+  std::string type = lb["type"].Scalar();
+  if (!type.empty()) type[0] = static_cast<char>(std::tolower(static_cast<unsigned char>(type[0])));
+  YAML::Node kept(YAML::NodeType::Map);
+  for (const auto& entry : lb) {
+    const std::string key = entry.first.Scalar();
+    const bool other = key != type && std::find(std::begin(kTypeBlocks), std::end(kTypeBlocks),
+                                                key) != std::end(kTypeBlocks);
+    if (!other) kept.force_insert(entry.first, entry.second);
+  }
+  YAML::Node out(YAML::NodeType::Map);
+  for (const auto& entry : merged) {
+    out.force_insert(entry.first, entry.first.Scalar() == "loadBalancer" ? kept : entry.second);
+  }
+  return out;
+}
+
+// The patches of `ordered` for upstream `name` from the policies whose
+// clients pass `applies`, merged over `base` in order.
+template <typename Applies>
+YAML::Node Merged(const std::vector<MeshPolicy>& ordered, const std::string& name,
+                  const YAML::Node& base, Applies applies) {
+  // Not `node = other`: yaml-cpp's assignment rebinds the node it refers
+  // to, which would change the document (and every node sharing it).
+  std::vector<YAML::Node> steps = {base};
+  for (const MeshPolicy& p : ordered) {
+    if (!applies(p)) continue;
+    for (const MeshPolicyTo& to : p.to) {
+      if (to.upstream.empty() || to.upstream == name) {
+        steps.push_back(MergePatch(steps.back(), to.patch));
+      }
+    }
+  }
+  return steps.size() == 1 ? base : WithoutOtherTypes(steps.back());
+}
+
+bool Selects(const MeshPolicy& p, const std::string& name) {
+  return std::any_of(p.to.begin(), p.to.end(), [&](const MeshPolicyTo& to) {
+    return to.upstream.empty() || to.upstream == name;
+  });
+}
+
+// One clientConfigs entry: `clients` with what `merged` balances them by.
+YAML::Node ClientEntry(const core::ClientSelector& clients, const YAML::Node& merged) {
+  YAML::Node selector(YAML::NodeType::Map);
+  if (!clients.service.empty()) selector.force_insert("service", clients.service);
+  if (!clients.tags.empty()) {
+    YAML::Node tags(YAML::NodeType::Map);
+    for (const auto& [key, value] : clients.tags) tags.force_insert(key, value);
+    selector.force_insert("tags", tags);
+  }
+  YAML::Node entry(YAML::NodeType::Map);
+  entry.force_insert("client", selector);
+  for (const char* key : {"loadBalancer", "localityAwareness"}) {
+    if (merged[key]) entry.force_insert(key, merged[key]);
+  }
+  return entry;
 }
 
 // Nodes are only ever constructed here, never assigned: yaml-cpp's
@@ -311,19 +450,35 @@ YAML::Node MergePatch(const YAML::Node& target, const YAML::Node& patch) {
   return merged;
 }
 
-YAML::Node ApplyMeshPolicies(const std::vector<MeshPolicy>& ordered, const std::string& name,
-                             const YAML::Node& upstream) {
-  // Not `node = other`: yaml-cpp's assignment rebinds the node it refers
-  // to, which would change the document (and every node sharing it).
-  std::vector<YAML::Node> steps = {upstream};
+absl::StatusOr<YAML::Node> ApplyMeshPolicies(const std::vector<MeshPolicy>& ordered,
+                                             const std::string& name, const YAML::Node& upstream,
+                                             const std::string& source) {
+  const YAML::Node base =
+      Merged(ordered, name, upstream, [](const MeshPolicy& p) { return p.rank == 0; });
+  std::vector<core::ClientSelector> selectors;
   for (const MeshPolicy& p : ordered) {
-    for (const MeshPolicyTo& to : p.to) {
-      if (to.upstream.empty() || to.upstream == name) {
-        steps.push_back(MergePatch(steps.back(), to.patch));
-      }
+    if (p.rank > 0 && Selects(p, name) &&
+        std::find(selectors.begin(), selectors.end(), p.clients) == selectors.end()) {
+      selectors.push_back(p.clients);
     }
   }
-  return steps.back();
+  if (selectors.empty()) return base;
+  if (upstream["clientConfigs"]) {
+    return FieldError(source, upstream["clientConfigs"], "clientConfigs",
+                      absl::StrCat("upstream ", name, " also gets client configurations from ",
+                                   kKind, " resources: write them in one place"));
+  }
+  auto sets = ClientSets(std::move(selectors), source, name);
+  if (!sets.ok()) return sets.status();
+  YAML::Node configs(YAML::NodeType::Sequence);
+  for (const core::ClientSelector& clients : *sets) {
+    configs.push_back(ClientEntry(clients, Merged(ordered, name, base, [&](const MeshPolicy& p) {
+                                    return p.rank > 0 && Within(clients, p.clients);
+                                  })));
+  }
+  YAML::Node patch(YAML::NodeType::Map);
+  patch.force_insert("clientConfigs", configs);
+  return MergePatch(base, patch);
 }
 
 }  // namespace picker::config

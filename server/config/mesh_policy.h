@@ -28,9 +28,13 @@
 // one policy `Mesh` entries before `MeshService` ones. Each `default` is a
 // JSON merge patch (RFC 7386: maps merge, lists are replaced, null
 // removes) over the upstream's own `loadBalancer` and `localityAwareness`.
-// Top-level kinds other than Mesh select calling services, which picker's
-// file cannot express yet: they are refused, as is `from` (Kong Mesh's page
-// does not support it either).
+//
+// The top-level targetRef selects the calling clients: `Mesh` patches the
+// upstream's own fields (every client); `MeshSubset` (tags),
+// `MeshService` (name) and `MeshServiceSubset` (both) become the
+// upstream's `clientConfigs`, one for each set of clients the policies
+// tell apart, each holding everything that applies to those clients in
+// the order above. `from` is refused, as on Kong Mesh's page.
 //
 // Folder: server/config owns the file's format. It may use core/ only.
 #ifndef PICKER_SERVER_CONFIG_MESH_POLICY_H_
@@ -41,6 +45,7 @@
 
 #include "absl/status/statusor.h"
 #include "absl/strings/string_view.h"
+#include "server/core/client.h"
 #include "yaml-cpp/yaml.h"
 
 namespace picker::config {
@@ -77,6 +82,7 @@ struct MeshPolicy {
   std::string name;
   std::string mesh;
   int rank = 0;                  // Of the top-level targetRef: Mesh 0 .. MeshServiceSubset 3.
+  core::ClientSelector clients;  // Empty for Mesh.
   std::vector<MeshPolicyTo> to;  // Mesh entries first.
 };
 
@@ -90,9 +96,11 @@ absl::Status OrderMeshPolicies(std::vector<MeshPolicy>& policies,
 
 // `upstream` (a declaration of picker's file, named `name`) with the
 // policies that select it merged into its `loadBalancer` and
-// `localityAwareness`. Nodes keep the positions they were written at.
-YAML::Node ApplyMeshPolicies(const std::vector<MeshPolicy>& ordered, const std::string& name,
-                             const YAML::Node& upstream);
+// `localityAwareness`, and into `clientConfigs` for those that select
+// clients. Nodes keep the positions they were written at.
+absl::StatusOr<YAML::Node> ApplyMeshPolicies(const std::vector<MeshPolicy>& ordered,
+                                             const std::string& name, const YAML::Node& upstream,
+                                             const std::string& source);
 
 // RFC 7386's merge patch of `patch` onto `target`; neither is changed.
 YAML::Node MergePatch(const YAML::Node& target, const YAML::Node& patch);

@@ -24,30 +24,43 @@ const char* StrategyName(StrategyKind kind) {
   return "unknown";
 }
 
+namespace {
+
+template <typename T>
+void Fill(T& field, const T& fallback) {
+  if (field == T{}) field = fallback;
+}
+
+}  // namespace
+
+void ReplaceZerosWithDefaults(LoadBalancerConfig& lb) {
+  const LoadBalancerConfig defaults;
+  Fill(lb.choice_count, defaults.choice_count);
+  Fill(lb.min_ring_size, defaults.min_ring_size);
+  Fill(lb.max_ring_size, defaults.max_ring_size);
+  Fill(lb.table_size, defaults.table_size);
+  Fill(lb.slow_start.aggression, defaults.slow_start.aggression);
+  Fill(lb.slow_start.min_weight_percent, defaults.slow_start.min_weight_percent);
+  Fill(lb.decay_time, defaults.decay_time);
+  Fill(lb.failure_penalty, defaults.failure_penalty);
+  Fill(lb.weight_expiration_period, defaults.weight_expiration_period);
+  Fill(lb.weight_update_period, defaults.weight_update_period);
+}
+
 void ReplaceZerosWithDefaults(UpstreamConfig& config) {
   const UpstreamConfig defaults;
-  auto fill = [](auto& field, const auto& fallback) {
-    if (field == std::remove_reference_t<decltype(field)>{}) field = fallback;
-  };
-  LoadBalancerConfig& lb = config.load_balancer;
-  fill(lb.choice_count, defaults.load_balancer.choice_count);
-  fill(lb.min_ring_size, defaults.load_balancer.min_ring_size);
-  fill(lb.max_ring_size, defaults.load_balancer.max_ring_size);
-  fill(lb.table_size, defaults.load_balancer.table_size);
-  fill(lb.slow_start.aggression, defaults.load_balancer.slow_start.aggression);
-  fill(lb.slow_start.min_weight_percent, defaults.load_balancer.slow_start.min_weight_percent);
-  fill(lb.decay_time, defaults.load_balancer.decay_time);
-  fill(lb.failure_penalty, defaults.load_balancer.failure_penalty);
-  fill(lb.weight_expiration_period, defaults.load_balancer.weight_expiration_period);
-  fill(lb.weight_update_period, defaults.load_balancer.weight_update_period);
-  fill(config.lease_ttl, defaults.lease_ttl);
-  fill(config.passive.base_ejection_time, defaults.passive.base_ejection_time);
-  fill(config.passive.max_ejection_time, defaults.passive.max_ejection_time);
-  fill(config.active.http_path, defaults.active.http_path);
-  fill(config.active.healthy_http_statuses, defaults.active.healthy_http_statuses);
-  fill(config.active.timeout, defaults.active.timeout);
-  fill(config.active.healthy_successes, defaults.active.healthy_successes);
-  fill(config.active.unhealthy_failures, defaults.active.unhealthy_failures);
+  ReplaceZerosWithDefaults(config.load_balancer);
+  for (ClientConfig& client : config.client_configs) {
+    ReplaceZerosWithDefaults(client.load_balancer);
+  }
+  Fill(config.lease_ttl, defaults.lease_ttl);
+  Fill(config.passive.base_ejection_time, defaults.passive.base_ejection_time);
+  Fill(config.passive.max_ejection_time, defaults.passive.max_ejection_time);
+  Fill(config.active.http_path, defaults.active.http_path);
+  Fill(config.active.healthy_http_statuses, defaults.active.healthy_http_statuses);
+  Fill(config.active.timeout, defaults.active.timeout);
+  Fill(config.active.healthy_successes, defaults.active.healthy_successes);
+  Fill(config.active.unhealthy_failures, defaults.active.unhealthy_failures);
 }
 
 }  // namespace picker::core

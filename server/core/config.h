@@ -26,6 +26,8 @@
 #include <string>
 #include <vector>
 
+#include "server/core/client.h"
+
 namespace picker::core {
 
 using Millis = std::chrono::milliseconds;
@@ -152,6 +154,18 @@ struct ActiveHealthConfig {
   bool operator==(const ActiveHealthConfig&) const = default;
 };
 
+// A configuration of the upstream for picks from some clients (Kong Mesh's
+// policies whose top-level targetRef selects calling services): its own
+// strategy and locality, built into tables of its own over the same
+// targets, whose counts and health stay shared.
+struct ClientConfig {
+  ClientSelector client;
+  LoadBalancerConfig load_balancer;
+  bool locality_aware = true;
+
+  bool operator==(const ClientConfig&) const = default;
+};
+
 struct UpstreamConfig {
   std::string name;
   LoadBalancerConfig load_balancer;
@@ -162,6 +176,9 @@ struct UpstreamConfig {
   Millis lease_ttl{60000};
   uint32_t max_active_requests_per_target = 0;  // 0 = no limit.
   uint32_t max_active_requests = 0;             // 0 = no limit.
+  // A pick uses the first whose selector matches its client, else the
+  // fields above. At most kMaxClientConfigs.
+  std::vector<ClientConfig> client_configs;
 
   bool operator==(const UpstreamConfig&) const = default;
 };
@@ -179,6 +196,8 @@ struct UpstreamConfig {
 // when they are absent, since 0 means something there: no bias, no
 // blackout, no penalty, as in Envoy and gRPC.)
 void ReplaceZerosWithDefaults(UpstreamConfig& config);
+// The same for one strategy (an upstream's own or a per-client one).
+void ReplaceZerosWithDefaults(LoadBalancerConfig& lb);
 
 inline constexpr uint32_t kDefaultTargetWeight = 100;
 inline constexpr uint32_t kMaxTargetWeight = 65535;

@@ -150,6 +150,8 @@ const MaskField kFields[] = {
      [](const UpstreamConfig& f, UpstreamConfig& t) {
        t.max_active_requests = f.max_active_requests;
      }},
+    {"client_configs", std::nullopt,
+     [](const UpstreamConfig& f, UpstreamConfig& t) { t.client_configs = f.client_configs; }},
 };
 
 const MaskField* Find(const std::string& path) {

@@ -152,7 +152,57 @@ std::shared_ptr<const UpstreamSnapshot> UpstreamSnapshot::Build(
     }
   }
   s->build_duration_ = std::chrono::steady_clock::now() - start;
+  s->BuildClients(targets, now, seed);
   return s;
+}
+
+void UpstreamSnapshot::BuildClients(absl::Span<const TargetEntry> targets, WallTime now,
+                                    uint64_t seed) {
+  clients_.reserve(config_.client_configs.size());
+  for (const ClientConfig& client : config_.client_configs) {
+    UpstreamConfig own = config_;
+    own.client_configs.clear();
+    own.load_balancer = client.load_balancer;
+    own.locality_aware = client.locality_aware;
+    std::shared_ptr<const UpstreamSnapshot> built =
+        Build(std::move(own), targets, live_, now, seed);
+    build_duration_ += built->build_duration_;
+    if (built->slow_start_ends_ &&
+        (!slow_start_ends_ || *built->slow_start_ends_ < *slow_start_ends_)) {
+      slow_start_ends_ = built->slow_start_ends_;
+    }
+    clients_.push_back(std::move(built));
+  }
+}
+
+std::optional<size_t> UpstreamSnapshot::ClientConfigOf(const Client& client) const {
+  for (size_t i = 0; i < config_.client_configs.size(); ++i) {
+    if (config_.client_configs[i].client.Matches(client)) return i;
+  }
+  return std::nullopt;
+}
+
+const UpstreamSnapshot& UpstreamSnapshot::ForClient(const Client& client) const {
+  if (clients_.empty()) return *this;
+  std::optional<size_t> index = ClientConfigOf(client);
+  return index ? *clients_[*index] : *this;
+}
+
+const LoadBalancerConfig* UpstreamSnapshot::FirstOfKind(StrategyKind kind) const {
+  if (config_.load_balancer.kind == kind) return &config_.load_balancer;
+  for (const ClientConfig& client : config_.client_configs) {
+    if (client.load_balancer.kind == kind) return &client.load_balancer;
+  }
+  return nullptr;
+}
+
+Millis UpstreamSnapshot::refresh_period() const {
+  Millis period = all_.strategy.strategy->RefreshPeriod();
+  for (const auto& client : clients_) {
+    const Millis own = client->refresh_period();
+    if (own.count() > 0 && (period.count() == 0 || own < period)) period = own;
+  }
+  return period;
 }
 
 void UpstreamSnapshot::FindSlowStartEnd(int64_t now_ms) {
@@ -188,6 +238,7 @@ void UpstreamSnapshot::Refresh(WallTime now, uint64_t seed) const {
     p.local.strategy.Refresh(now_ns, seed);
     p.remote.strategy.Refresh(now_ns, seed);
   }
+  for (const auto& client : clients_) client->Refresh(now, seed);
 }
 
 HostSet UpstreamSnapshot::CountHostSet(const std::vector<uint32_t>& members) const {

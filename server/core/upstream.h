@@ -18,6 +18,7 @@
 
 #include "absl/container/flat_hash_map.h"
 #include "absl/types/span.h"
+#include "server/core/client.h"
 #include "server/core/config.h"
 #include "server/core/record.h"
 #include "server/core/stats.h"
@@ -130,6 +131,18 @@ class UpstreamSnapshot {
                                                        WallTime now, uint64_t seed);
 
   const UpstreamConfig& config() const { return config_; }
+
+  // The snapshot that picks from `client` use: that of the first per-client
+  // configuration whose selector matches (its own strategy and tables over
+  // the same targets and counts), else this one.
+  const UpstreamSnapshot& ForClient(const Client& client) const;
+  // Which per-client configuration `client` gets: its index in
+  // config().client_configs, or nullopt for the upstream's own.
+  std::optional<size_t> ClientConfigOf(const Client& client) const;
+  // The first strategy of `kind` among the upstream's own and then its
+  // per-client ones, or null: what releases feed (latency, load reports)
+  // whichever configuration picked.
+  const LoadBalancerConfig* FirstOfKind(StrategyKind kind) const;
   const std::vector<SnapshotTarget>& targets() const { return targets_; }
   UpstreamLive& live() const { return *live_; }
   const std::shared_ptr<UpstreamLive>& live_ptr() const { return live_; }
@@ -149,7 +162,7 @@ class UpstreamSnapshot {
   std::optional<WallTime> next_rebuild() const;
   // How often the strategy's weights must be refreshed (WeightedRoundRobin's
   // weight_update_period); 0 when never.
-  Millis refresh_period() const { return all_.strategy.strategy->RefreshPeriod(); }
+  Millis refresh_period() const;
   // Recomputes the weights of every host set's strategy at `now`, off the
   // pick path; picks go on meanwhile.
   void Refresh(WallTime now, uint64_t seed) const;
@@ -206,6 +219,8 @@ class UpstreamSnapshot {
                     uint64_t seed, int64_t now_ns) const;
   // Finds when the first slow start of a healthy target ends.
   void FindSlowStartEnd(int64_t now_ms);
+  // Builds a snapshot for each per-client configuration.
+  void BuildClients(absl::Span<const TargetEntry> targets, WallTime now, uint64_t seed);
   uint32_t PickFrom(const HostSet& set, uint64_t hash,
                     absl::FunctionRef<bool(uint32_t)> avoid_target,
                     absl::FunctionRef<uint64_t()> random) const;
@@ -225,6 +240,8 @@ class UpstreamSnapshot {
   std::optional<WallTime> next_health_change_;
   std::optional<WallTime> slow_start_ends_;
   std::chrono::nanoseconds build_duration_{0};
+  // One per config_.client_configs entry, in order.
+  std::vector<std::shared_ptr<const UpstreamSnapshot>> clients_;
 };
 
 }  // namespace picker::core

@@ -17,13 +17,15 @@ absl::Status Invalid(absl::string_view field, absl::string_view why) {
 constexpr size_t kMaxHashPolicyNameLength = 256;
 constexpr size_t kMaxPathLength = 1024;
 
-// Field path prefix of the strategy message that carries the options.
-std::string StrategyField(StrategyKind kind) {
-  return absl::StrCat("upstream.load_balancer.", StrategyName(kind));
+// Field path of the strategy message that carries the options, under the
+// load balancer at `load_balancer` ("upstream.load_balancer", or a
+// per-client configuration's).
+std::string StrategyField(absl::string_view load_balancer, StrategyKind kind) {
+  return absl::StrCat(load_balancer, ".", StrategyName(kind));
 }
 
-absl::Status ValidateHashPolicies(const LoadBalancerConfig& lb) {
-  const std::string prefix = StrategyField(lb.kind) + ".hash_policies";
+absl::Status ValidateHashPolicies(const LoadBalancerConfig& lb, const std::string& field) {
+  const std::string prefix = field + ".hash_policies";
   for (size_t i = 0; i < lb.hash_policies.size(); ++i) {
     const HashPolicy& policy = lb.hash_policies[i];
     const std::string field = absl::StrCat(prefix, "[", i, "]");
@@ -119,8 +121,9 @@ absl::Status ValidateWeightedRoundRobin(const LoadBalancerConfig& lb, const std:
   return absl::OkStatus();
 }
 
-absl::Status ValidateLoadBalancer(const LoadBalancerConfig& lb, Rules rules) {
-  const std::string field = StrategyField(lb.kind);
+absl::Status ValidateLoadBalancer(const LoadBalancerConfig& lb, absl::string_view load_balancer,
+                                  Rules rules) {
+  const std::string field = StrategyField(load_balancer, lb.kind);
   switch (lb.kind) {
     case StrategyKind::kLeastRequest:
       if (absl::Status s = ValidateChoiceCount(lb, field, rules); !s.ok()) return s;
@@ -167,7 +170,53 @@ absl::Status ValidateLoadBalancer(const LoadBalancerConfig& lb, Rules rules) {
         field + ".hash_balance_factor",
         absl::StrCat("must be at least 100 (percent) when set, got ", *lb.hash_balance_factor));
   }
-  return ValidateHashPolicies(lb);
+  return ValidateHashPolicies(lb, field);
+}
+
+absl::Status ValidateClientSelector(const ClientSelector& client, const std::string& field) {
+  if (client.service.empty() && client.tags.empty()) {
+    return Invalid(field,
+                   "needs a service or tags (the upstream's own fields are for every client)");
+  }
+  if (!client.service.empty()) {
+    if (absl::Status s = ValidateUpstreamName(client.service, field + ".service"); !s.ok())
+      return s;
+  }
+  for (size_t i = 0; i < client.tags.size(); ++i) {
+    const auto& [key, value] = client.tags[i];
+    if (key.empty() || key.size() > 256 || value.size() > 256) {
+      return Invalid(absl::StrCat(field, ".tags"),
+                     "keys must be 1 to 256 characters, values at most 256");
+    }
+    if (i > 0 && client.tags[i - 1].first >= key) {
+      return Invalid(absl::StrCat(field, ".tags"), "keys must be sorted and unique");
+    }
+  }
+  return absl::OkStatus();
+}
+
+absl::Status ValidateClientConfigs(const std::vector<ClientConfig>& configs, Rules rules) {
+  if (configs.size() > kMaxClientConfigs) {
+    return Invalid("upstream.client_configs",
+                   absl::StrCat("at most ", kMaxClientConfigs, " entries, got ", configs.size()));
+  }
+  for (size_t i = 0; i < configs.size(); ++i) {
+    const std::string field = absl::StrCat("upstream.client_configs[", i, "]");
+    if (absl::Status s = ValidateClientSelector(configs[i].client, field + ".client"); !s.ok()) {
+      return s;
+    }
+    for (size_t j = 0; j < i; ++j) {
+      if (configs[j].client == configs[i].client) {
+        return Invalid(field + ".client", absl::StrCat("duplicates client_configs[", j, "]'s"));
+      }
+    }
+    if (absl::Status s =
+            ValidateLoadBalancer(configs[i].load_balancer, field + ".load_balancer", rules);
+        !s.ok()) {
+      return s;
+    }
+  }
+  return absl::OkStatus();
 }
 
 absl::Status ValidatePositive(Millis value, absl::string_view field) {
@@ -201,7 +250,11 @@ absl::Status ValidateUpstreamName(absl::string_view name, absl::string_view fiel
 
 absl::Status ValidateUpstreamConfig(const UpstreamConfig& config, Rules rules) {
   if (absl::Status s = ValidateUpstreamName(config.name, "upstream.name"); !s.ok()) return s;
-  if (absl::Status s = ValidateLoadBalancer(config.load_balancer, rules); !s.ok()) return s;
+  if (absl::Status s = ValidateLoadBalancer(config.load_balancer, "upstream.load_balancer", rules);
+      !s.ok()) {
+    return s;
+  }
+  if (absl::Status s = ValidateClientConfigs(config.client_configs, rules); !s.ok()) return s;
   if (config.panic_threshold_percent > 100) {
     return Invalid("upstream.panic_threshold_percent",
                    absl::StrCat("must be 0..100, got ", config.panic_threshold_percent));

@@ -17,6 +17,12 @@ int64_t UnixMillis(core::WallTime t) {
   return std::chrono::duration_cast<core::Millis>(t.time_since_epoch()).count();
 }
 
+std::string_view Std(absl::string_view s) { return std::string_view(s.data(), s.size()); }
+
+core::Client ClientOf(const PickInput& input) {
+  return core::Client{Std(input.client_service), input.client_tags, Std(input.client_zone)};
+}
+
 bool IsConsistentHashing(core::StrategyKind kind) {
   return kind == core::StrategyKind::kRingHash || kind == core::StrategyKind::kMaglev;
 }
@@ -202,7 +208,8 @@ absl::StatusOr<PickOutput> DataPlane::Pick(const PickInput& input) {
   if (!snapshot) return core::UnknownUpstream(input.upstream);
   if (absl::Status s = CheckCapacity(*snapshot); !s.ok()) return s;
   PickOutput out;
-  if (absl::Status s = Choose(*snapshot, input, out); !s.ok()) return s;
+  const core::UpstreamSnapshot& chosen = snapshot->ForClient(ClientOf(input));
+  if (absl::Status s = Choose(chosen, input, out); !s.ok()) return s;
   out.snapshot = std::move(snapshot);
   return out;
 }
@@ -211,7 +218,9 @@ absl::StatusOr<PickExplanation> DataPlane::Explain(const PickInput& input) const
   PickExplanation x;
   x.snapshot = snapshots_.Find(input.upstream);
   if (!x.snapshot) return core::UnknownUpstream(input.upstream);
-  const core::UpstreamSnapshot& snapshot = *x.snapshot;
+  x.client_config = x.snapshot->ClientConfigOf(ClientOf(input));
+  const core::UpstreamSnapshot& snapshot = x.snapshot->ForClient(ClientOf(input));
+  x.balancer = &snapshot;
   x.client_zone = std::string(input.client_zone);
   absl::StatusOr<Avoidance> avoid = Avoidance::Of(snapshot, input);
   if (!avoid.ok()) return avoid.status();
@@ -274,29 +283,29 @@ absl::StatusOr<core::LeaseState> DataPlane::Release(absl::string_view upstream, 
 void DataPlane::RecordLoad(const core::UpstreamSnapshot& snapshot, core::TargetLive& target,
                            Outcome outcome, std::optional<std::chrono::nanoseconds> latency,
                            const core::LoadReport* load_report) {
-  const core::LoadBalancerConfig& lb = snapshot.config().load_balancer;
-  switch (lb.kind) {
-    case core::StrategyKind::kPeakEwma: {
-      // A failure counts as at least failure_penalty, so that a target that
-      // fails fast does not look fast.
-      std::optional<std::chrono::nanoseconds> sample = latency;
-      if (outcome != Outcome::kSuccess) {
-        sample = std::max<std::chrono::nanoseconds>(latency.value_or(std::chrono::nanoseconds(0)),
-                                                    lb.failure_penalty);
-      }
-      if (!sample) return;  // A success without a latency says nothing.
-      const double tau_ns = static_cast<double>(lb.decay_time.count()) * 1e6;
-      target.load.latency.Observe(static_cast<double>(sample->count()), core::UnixNanos(), tau_ns);
-      return;
+  // The upstream's own strategy or a per-client one may balance on these;
+  // the target's load is one, whichever configuration picked.
+  if (const core::LoadBalancerConfig* lb = snapshot.FirstOfKind(core::StrategyKind::kPeakEwma)) {
+    // A failure counts as at least failure_penalty, so that a target that
+    // fails fast does not look fast.
+    std::optional<std::chrono::nanoseconds> sample = latency;
+    if (outcome != Outcome::kSuccess) {
+      sample = std::max<std::chrono::nanoseconds>(latency.value_or(std::chrono::nanoseconds(0)),
+                                                  lb->failure_penalty);
     }
-    case core::StrategyKind::kWeightedRoundRobin:
-      if (load_report == nullptr) return;
-      target.load.weight.Observe(*load_report, lb.error_utilization_penalty,
-                                 {lb.blackout_period.count(), lb.weight_expiration_period.count()},
-                                 UnixMillis(std::chrono::system_clock::now()));
-      return;
-    default:
-      return;
+    // A success without a latency says nothing.
+    if (sample) {
+      const double tau_ns = static_cast<double>(lb->decay_time.count()) * 1e6;
+      target.load.latency.Observe(static_cast<double>(sample->count()), core::UnixNanos(), tau_ns);
+    }
+  }
+  const core::LoadBalancerConfig* wrr =
+      snapshot.FirstOfKind(core::StrategyKind::kWeightedRoundRobin);
+  if (wrr != nullptr && load_report != nullptr) {
+    target.load.weight.Observe(
+        *load_report, wrr->error_utilization_penalty,
+        {wrr->blackout_period.count(), wrr->weight_expiration_period.count()},
+        UnixMillis(std::chrono::system_clock::now()));
   }
 }
 

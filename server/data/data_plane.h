@@ -40,7 +40,10 @@ struct PickInput {
   absl::string_view upstream;
   const core::RequestAttributesView* attributes = nullptr;  // May be null.
   absl::string_view client_zone;
-  absl::Span<const std::string* const> exclude;  // Addresses, any spelling.
+  // Who is calling, for the upstream's per-client configurations.
+  absl::string_view client_service;
+  const core::ClientTagsView* client_tags = nullptr;  // May be null.
+  absl::Span<const std::string* const> exclude;       // Addresses, any spelling.
   std::optional<uint64_t> hash;
 };
 
@@ -64,6 +67,12 @@ struct PickExplanation {
   std::string hash_source;
   std::optional<uint64_t> hash;
   std::vector<core::PolicyTrace> policies;  // One per hash policy.
+  // The per-client configuration the pick used (index in the upstream's
+  // client_configs), or nullopt for the upstream's own.
+  std::optional<size_t> client_config;
+  // The snapshot whose strategy decides: `snapshot` itself, or its
+  // per-client one (owned by `snapshot`; target indices are the same).
+  const core::UpstreamSnapshot* balancer = nullptr;
   core::SnapshotExplanation choice;
   // Targets that cannot be chosen: "weight_zero", "unhealthy" (the
   // target's reasons say which checks), "other_priority", "excluded",

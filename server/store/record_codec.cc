@@ -276,6 +276,17 @@ void Encode(const core::UpstreamRecord& record, v1::StoredUpstream* out) {
   SetMillis(c.lease_ttl, u->mutable_lease_ttl());
   u->set_max_active_requests_per_target(c.max_active_requests_per_target);
   u->set_max_active_requests(c.max_active_requests);
+  for (const core::ClientConfig& client : c.client_configs) {
+    v1::ClientConfig* stored = u->add_client_configs();
+    stored->set_service(client.client.service);
+    for (const auto& [key, value] : client.client.tags) {
+      v1::Tag* tag = stored->add_tags();
+      tag->set_key(key);
+      tag->set_value(value);
+    }
+    EncodeLoadBalancer(client.load_balancer, stored->mutable_load_balancer());
+    stored->mutable_locality()->set_disabled(!client.locality_aware);
+  }
   out->mutable_targets()->Reserve(static_cast<int>(record.targets.size()));
   for (const core::StoredTarget& t : record.targets) {
     v1::StoredTarget* stored = out->add_targets();
@@ -302,6 +313,19 @@ absl::StatusOr<core::UpstreamRecord> Decode(const v1::StoredUpstream& stored) {
   c.lease_ttl = GetMillis(u.lease_ttl());
   c.max_active_requests_per_target = u.max_active_requests_per_target();
   c.max_active_requests = u.max_active_requests();
+  for (int i = 0; i < u.client_configs_size(); ++i) {
+    const v1::ClientConfig& stored = u.client_configs(i);
+    core::ClientConfig& client = c.client_configs.emplace_back();
+    client.client.service = stored.service();
+    for (const v1::Tag& tag : stored.tags())
+      client.client.tags.emplace_back(tag.key(), tag.value());
+    if (absl::Status s = DecodeLoadBalancer(stored.load_balancer(), client.load_balancer);
+        !s.ok()) {
+      return absl::DataLossError(
+          absl::StrCat("client_configs[", i, "] load balancer: ", s.message()));
+    }
+    client.locality_aware = !stored.locality().disabled();
+  }
   record.targets.reserve(stored.targets_size());
   for (const v1::StoredTarget& t : stored.targets()) {
     core::StoredTarget& target = record.targets.emplace_back();

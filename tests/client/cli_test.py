@@ -320,8 +320,8 @@ def main():
         expect(["delete", "declared"], 0, r"deleted upstream declared")
 
         # Kong Mesh's MeshLoadBalancingStrategy, in both forms, beside picker's
-        # own upstreams: picks to backend hash on x-header, other upstreams
-        # keep theirs.
+        # own upstreams: the policy page's first example ("from web to
+        # backend", Kubernetes form) and a Mesh-wide default (Universal form).
         mesh = os.path.join(tmp, "mesh.yaml")
         with open(mesh, "w") as f:
             f.write("""upstreams:
@@ -339,7 +339,8 @@ metadata:
     kuma.io/mesh: default
 spec:
   targetRef:
-    kind: Mesh
+    kind: MeshService
+    name: web
   to:
     - targetRef:
         kind: MeshService
@@ -367,17 +368,30 @@ spec:
           type: LeastRequest
 """)
         expect(["apply", mesh], 0, r"created upstream backend")
-        expect(["get", "backend"], 0, r"loadBalancer\.ringHash\.hashPolicies\[0\]\.header\.name\s+x-header")
+        expect(["get", "backend"], 0,
+               r"clientConfigs\[0\]\.loadBalancer\.ringHash\.hashPolicies\[0\]\.header\.name\s+x-header")
+        expect(["get", "backend"], 0, r"clientConfigs\[0\]\.client\.service\s+web")
         expect(["get", "other"], 0, r"loadBalancer\.leastRequest")
+
+        def targets(*flags):
+            return [re.search(r"target=(\S+)", expect(["pick", "backend", *flags, "--release"]))[1]
+                    for _ in range(8)]
         for value in ("a", "b", "c"):
-            chosen = {re.search(r"target=(\S+)", expect(["pick", "backend", "--header",
-                                                          f"x-header={value}", "--release"]))[1]
-                      for _ in range(4)}
-            check(len(chosen) == 1, f"picks with x-header={value} all go to one target ({chosen})")
+            chosen = set(targets("--client-service", "web", "--header", f"x-header={value}"))
+            check(len(chosen) == 1, f"picks from web with x-header={value} go to one target ({chosen})")
+        # From another service (or none): backend's own LeastRequest.
+        for flags in (["--client-service", "api"], []):
+            chosen = set(targets(*flags, "--header", "x-header=a"))
+            check(len(chosen) > 1, f"picks {flags} with one x-header spread ({chosen})")
+        expect(["explain", "backend", "--client-service", "web", "--header", "x-header=a"], 0,
+               r"upstream backend \(ring_hash\)\n  client_configs\[0\] applies")
+        expect(["explain", "backend", "--client-service", "web", "-o", "json"], 0,
+               r'"clientConfig": 0')
+        expect(["explain", "backend", "--client-service", "api"], 0, r"upstream backend \(least_request\)\n  request")
         with open(mesh, "a") as f:
-            f.write("---\ntype: MeshLoadBalancingStrategy\nname: from-web\nspec:\n"
-                    "  targetRef: {kind: MeshService, name: web}\n  to: []\n")
-        expect(["apply", mesh], 3, r"mesh\.yaml:46: spec\.targetRef\.kind: MeshService selects")
+            f.write("---\ntype: MeshLoadBalancingStrategy\nname: from-east\nspec:\n"
+                    "  targetRef: {kind: MeshSubset}\n  to: []\n")
+        expect(["apply", mesh], 3, r"mesh\.yaml:47: spec\.targetRef\.tags: must be a non-empty mapping")
         expect(["delete", "backend"], 0)
         expect(["delete", "other"], 0)
 

@@ -329,6 +329,53 @@ TEST_F(ClientTest, LoadReportsArePassedOnWithTheRelease) {
   }
 }
 
+// ClientOptions' client_service and client_tags go with every pick, unary
+// and streamed, and select the upstream's per-client configuration; a
+// pick's own PickOptions take precedence.
+TEST_F(ClientTest, ClientServiceAndTagsSelectAPerClientConfiguration) {
+  const std::string name = NewName();
+  v1::Upstream upstream;
+  upstream.set_name(name);
+  v1::ClientConfig* web = upstream.add_client_configs();
+  web->mutable_client()->set_service("web");
+  (*web->mutable_client()->mutable_tags())["kuma.io/zone"] = "east";
+  web->mutable_load_balancer()
+      ->mutable_ring_hash()
+      ->add_hash_policies()
+      ->mutable_header()
+      ->set_name("x-user");
+  const std::vector<std::string> targets = CreateUpstream(upstream, 4);
+  for (bool stream : {false, true}) {
+    SCOPED_TRACE(stream ? "stream" : "unary");
+    ClientOptions options;
+    options.use_stream = stream;
+    options.client_service = "web";
+    options.client_tags = {{"kuma.io/zone", "east"}};
+    auto client = NewClient(options);
+    auto picks = [&](PickOptions pick) {
+      std::set<std::string> seen;
+      bool hashed = true;
+      pick.upstream = name;
+      pick.headers = {{"x-user", "42"}};
+      for (int i = 0; i < 8; ++i) {
+        absl::StatusOr<Lease> lease = client->Pick(pick);
+        if (!lease.ok()) {
+          ADD_FAILURE() << lease.status();
+          break;
+        }
+        seen.insert(lease->target());
+        hashed = hashed && lease->hash().has_value();
+      }
+      return std::pair{seen.size(), hashed};
+    };
+    EXPECT_EQ(picks({}), std::pair(size_t{1}, true));
+    // Tags come from client_zone too; a pick's service replaces the client's.
+    EXPECT_EQ(picks({.client_zone = "east"}), std::pair(size_t{1}, true));
+    EXPECT_EQ(picks({.client_tags = {{"kuma.io/zone", "west"}}}), std::pair(size_t{4}, false));
+    EXPECT_EQ(picks({.client_service = "api"}), std::pair(size_t{4}, false));
+  }
+}
+
 TEST_F(ClientTest, ALoadReportThatDoesNotParseIsRefused) {
   const std::string name = NewName();
   CreateRoundRobin(name, 1);

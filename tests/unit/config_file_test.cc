@@ -285,6 +285,17 @@ TEST(ConfigFileTest, WrittenFileReadsBackAndPlansNothing) {
       {core::HashPolicy::Kind::kCookie, "session", false, core::Millis(90000), "/app"},
       {core::HashPolicy::Kind::kSourceIp, "", true}};
   cookie.locality_aware = false;
+  // Per-client configurations read back with their selectors (tag values
+  // that YAML would read as other types stay strings).
+  core::ClientConfig& web = cookie.client_configs.emplace_back();
+  web.client = {"web", {{"kuma.io/zone", "east"}, {"version", "2"}}};
+  web.load_balancer.kind = core::StrategyKind::kRingHash;
+  web.load_balancer.hash_policies = {{core::HashPolicy::Kind::kHeader, "x-header"}};
+  web.locality_aware = false;
+  core::ClientConfig& canary = cookie.client_configs.emplace_back();
+  canary.client = {"", {{"canary", "true"}}};
+  canary.load_balancer.kind = core::StrategyKind::kLeastRequest;
+  canary.load_balancer.choice_count = 3;
   declared->push_back({cookie, {{"[2001:db8::1]:80", 0, "z", "k"}}});
   const std::string written = WriteConfig(*declared);
   auto read_back = ParseConfig(written, "dump.yaml");
@@ -375,65 +386,114 @@ const DeclaredUpstream& Named(const std::vector<DeclaredUpstream>& all, const st
   return all.front();
 }
 
-// The policy page's header-hashing example, from `Mesh` (the page's own
-// comes from `web`, which needs per-client configurations), in both forms.
+// The policy page's first example ("from web to backend": ring hash on
+// x-header), its spec in both of Kong Mesh's forms.
+constexpr char kPageSpec[] = R"(spec:
+  targetRef:
+    kind: MeshService
+    name: web
+  to:
+    - targetRef:
+        kind: MeshService
+        name: backend
+      default:
+        loadBalancer:
+          type: RingHash
+          ringHash:
+            hashPolicies:
+              - type: Header
+                header:
+                  name: x-header
+)";
+
+std::string Universal(const std::string& spec) {
+  return "---\ntype: MeshLoadBalancingStrategy\nname: ring-hash\nmesh: default\n" + spec;
+}
+
+std::string Kubernetes(const std::string& spec) {
+  return "---\napiVersion: kuma.io/v1alpha1\nkind: MeshLoadBalancingStrategy\nmetadata:\n"
+         "  name: ring-hash\n  namespace: kong-mesh-system\n  labels:\n"
+         "    kuma.io/mesh: default\n" +
+         spec;
+}
+
 TEST(MeshPolicyTest, BothFormsOfThePagesExample) {
-  const std::string universal = R"(---
-type: MeshLoadBalancingStrategy
-name: ring-hash
-mesh: default
-spec:
-  targetRef:
-    kind: Mesh
-  to:
-    - targetRef:
-        kind: MeshService
-        name: backend
-      default:
-        loadBalancer:
-          type: RingHash
-          ringHash:
-            hashPolicies:
-              - type: Header
-                header:
-                  name: x-header
-)";
-  const std::string kubernetes = R"(---
-apiVersion: kuma.io/v1alpha1
-kind: MeshLoadBalancingStrategy
-metadata:
-  name: ring-hash
-  namespace: kong-mesh-system
-  labels:
-    kuma.io/mesh: default
-spec:
-  targetRef:
-    kind: Mesh
-  to:
-    - targetRef:
-        kind: MeshService
-        name: backend
-      default:
-        loadBalancer:
-          type: RingHash
-          ringHash:
-            hashPolicies:
-              - type: Header
-                header:
-                  name: x-header
-)";
-  for (const std::string& policy : {universal, kubernetes}) {
+  for (const std::string& policy : {Universal(kPageSpec), Kubernetes(kPageSpec)}) {
     auto parsed = ParseConfig(kUpstreams + policy, "f.yaml");
     ASSERT_TRUE(parsed.ok()) << parsed.status();
-    const core::LoadBalancerConfig& lb = Named(*parsed, "backend").config.load_balancer;
-    EXPECT_EQ(lb.kind, core::StrategyKind::kRingHash);
-    ASSERT_EQ(lb.hash_policies.size(), 1u);
-    EXPECT_EQ(lb.hash_policies[0].kind, core::HashPolicy::Kind::kHeader);
-    EXPECT_EQ(lb.hash_policies[0].name, "x-header");
+    const core::UpstreamConfig& backend = Named(*parsed, "backend").config;
+    // Other clients keep backend's own strategy; web gets the ring.
+    EXPECT_EQ(backend.load_balancer.kind, core::StrategyKind::kRoundRobin);
+    ASSERT_EQ(backend.client_configs.size(), 1u);
+    const core::ClientConfig& web = backend.client_configs[0];
+    EXPECT_EQ(web.client, (core::ClientSelector{"web", {}}));
+    EXPECT_EQ(web.load_balancer.kind, core::StrategyKind::kRingHash);
+    ASSERT_EQ(web.load_balancer.hash_policies.size(), 1u);
+    EXPECT_EQ(web.load_balancer.hash_policies[0].kind, core::HashPolicy::Kind::kHeader);
+    EXPECT_EQ(web.load_balancer.hash_policies[0].name, "x-header");
     EXPECT_EQ(Named(*parsed, "backend").targets.size(), 2u);
-    // The other upstream keeps its own.
+    // The other upstream is not selected.
+    EXPECT_TRUE(Named(*parsed, "frontend").config.client_configs.empty());
     EXPECT_EQ(Named(*parsed, "frontend").config.load_balancer.kind, core::StrategyKind::kMaglev);
   }
+}
+
+// Every top-level kind: Mesh patches the upstream itself; MeshSubset,
+// MeshService and MeshServiceSubset become client configurations, one per
+// set of clients they tell apart (their intersections too), most specific
+// first, each with every policy that covers it merged in order.
+TEST(MeshPolicyTest, EveryClientKindOfTheMatrix) {
+  const std::string policies = R"(---
+type: MeshLoadBalancingStrategy
+name: all
+spec:
+  targetRef: {kind: Mesh}
+  to: [{targetRef: {kind: Mesh}, default: {loadBalancer: {type: LeastRequest}}}]
+---
+type: MeshLoadBalancingStrategy
+name: east
+spec:
+  targetRef: {kind: MeshSubset, tags: {kuma.io/zone: east}}
+  to: [{targetRef: {kind: MeshService, name: backend}, default: {localityAwareness: {disabled: true}}}]
+---
+type: MeshLoadBalancingStrategy
+name: web
+spec:
+  targetRef: {kind: MeshService, name: web}
+  to: [{targetRef: {kind: Mesh}, default: {loadBalancer: {leastRequest: {choiceCount: 3}}}}]
+---
+type: MeshLoadBalancingStrategy
+name: web-v2
+spec:
+  targetRef: {kind: MeshServiceSubset, name: web, tags: {version: v2}}
+  to: [{targetRef: {kind: MeshService, name: backend}, default: {loadBalancer: {type: Random}}}]
+)";
+  auto parsed = ParseConfig(kUpstreams + policies, "f.yaml");
+  ASSERT_TRUE(parsed.ok()) << parsed.status();
+  const core::UpstreamConfig& backend = Named(*parsed, "backend").config;
+  EXPECT_EQ(backend.load_balancer.kind, core::StrategyKind::kLeastRequest);
+  EXPECT_TRUE(backend.locality_aware);
+  std::vector<std::string> order;
+  for (const core::ClientConfig& c : backend.client_configs) {
+    std::string tags;
+    for (const auto& [k, v] : c.client.tags) tags += k + "=" + v + ",";
+    order.push_back(c.client.service + "/" + tags + " " + core::StrategyName(c.load_balancer.kind) +
+                    " " + std::to_string(c.load_balancer.choice_count) +
+                    (c.locality_aware ? "" : " local-off"));
+  }
+  // web-v2's Random leaves web's leastRequest options behind, as Kong
+  // Mesh's merge does; they are dropped, as Kong Mesh ignores them.
+  EXPECT_THAT(order, ::testing::ElementsAre("web/kuma.io/zone=east,version=v2, random 2 local-off",
+                                            "web/version=v2, random 2",
+                                            "web/kuma.io/zone=east, least_request 3 local-off",
+                                            "/kuma.io/zone=east, least_request 2 local-off",
+                                            "web/ least_request 3"));
+  // frontend: only `web` selects it (its to is Mesh), over Mesh's patch.
+  const core::UpstreamConfig& frontend = Named(*parsed, "frontend").config;
+  EXPECT_EQ(frontend.load_balancer.kind, core::StrategyKind::kLeastRequest);
+  ASSERT_EQ(frontend.client_configs.size(), 1u);
+  EXPECT_EQ(frontend.client_configs[0].client, (core::ClientSelector{"web", {}}));
+  EXPECT_EQ(frontend.client_configs[0].load_balancer.choice_count, 3u);
 }
 
 // Mesh < MeshService, then by name; maps merge, null removes, lists are
@@ -502,8 +562,12 @@ TEST(MeshPolicyTest, WhatPickerCannotUseIsRefusedWithFileLineAndField) {
   const std::string head =
       std::string(kUpstreams) + "---\ntype: MeshLoadBalancingStrategy\nname: p\n";
   // kUpstreams is 6 lines; the policy starts at line 7 (`---`).
-  EXPECT_THAT(Error(head + "spec:\n  targetRef: {kind: MeshService, name: web}\n  to: []\n"),
-              HasSubstr("f.yaml:11: spec.targetRef.kind: MeshService selects calling services"));
+  EXPECT_THAT(Error(head + "spec:\n  targetRef: {kind: MeshService}\n  to: []\n"),
+              HasSubstr("f.yaml:11: spec.targetRef.name: is required"));
+  EXPECT_THAT(Error(head + "spec:\n  targetRef: {kind: MeshSubset, name: web}\n  to: []\n"),
+              HasSubstr("f.yaml:11: spec.targetRef.name: kind MeshSubset takes no name"));
+  EXPECT_THAT(Error(head + "spec:\n  targetRef: {kind: MeshSubset, tags: {}}\n  to: []\n"),
+              HasSubstr("f.yaml:11: spec.targetRef.tags: must be a non-empty mapping"));
   EXPECT_THAT(Error(head + "spec:\n  targetRef: {kind: Mesh}\n  from: []\n"),
               HasSubstr("f.yaml:12: spec.from: is not supported"));
   EXPECT_THAT(Error(head + "spec:\n  targetRef: {kind: Mesh}\n  to:\n"

@@ -164,6 +164,19 @@ TEST_F(FileStoreTest, TheNewStrategyOptionsSurviveARestart) {
     lb.weight_update_period = core::Millis(250);
     lb.error_utilization_penalty = 0;
   });
+  // Per-client configurations, with their selectors, strategies and
+  // locality.
+  core::UpstreamRecord clients = Record("clients", 2);
+  core::ClientConfig& web = clients.config.client_configs.emplace_back();
+  web.client = {"web", {{"kuma.io/zone", "east"}, {"version", "v2"}}};
+  web.load_balancer.kind = core::StrategyKind::kRingHash;
+  web.load_balancer.hash_policies = {{.kind = core::HashPolicy::Kind::kHeader, .name = "x-header"}};
+  web.locality_aware = false;
+  core::ClientConfig& api = clients.config.client_configs.emplace_back();
+  api.client = {"api", {}};
+  api.load_balancer.kind = core::StrategyKind::kLeastRequest;
+  api.load_balancer.choice_count = 4;
+  written.push_back(clients);
   {
     std::unique_ptr<FileStore> store = Open();
     for (const core::UpstreamRecord& r : written) ASSERT_TRUE(store->Put(r).ok());

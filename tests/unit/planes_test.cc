@@ -3,6 +3,8 @@
 #include "tests/support/local_picker.h"
 
 #include <atomic>
+#include <map>
+#include <set>
 #include <thread>
 
 #include "absl/container/flat_hash_map.h"
@@ -234,6 +236,99 @@ TEST_F(PlanesTest, LocalityPrefersClientZoneAndSpills) {
   EXPECT_EQ(zone_share("a", "b"), 1.0);  // Only zone b is healthy at all.
   ASSERT_TRUE(registry_->SetTargetHealth("u", "10.0.1.1:80", HealthOverride::kNone).ok());
   EXPECT_NEAR(zone_share("b", "a"), 1.0 / 3, 0.08);  // Zones ignored: 1 of 3 healthy targets.
+}
+
+// A pick's client tags, as the API layer hands them over.
+class Tags final : public ClientTagsView {
+ public:
+  explicit Tags(std::map<std::string, std::string> tags) : tags_(std::move(tags)) {}
+  std::optional<std::string_view> Tag(std::string_view key) const override {
+    auto it = tags_.find(std::string(key));
+    if (it == tags_.end()) return std::nullopt;
+    return std::string_view(it->second);
+  }
+
+ private:
+  std::map<std::string, std::string> tags_;
+};
+
+// An upstream's per-client configuration: picks from matching clients use
+// its strategy (its own ring), the rest the upstream's; the targets'
+// active-request counts are one.
+TEST_F(PlanesTest, PerClientConfigurationsHaveTheirOwnTablesAndSharedCounts) {
+  UpstreamConfig config;
+  config.name = "backend";
+  ClientConfig& web = config.client_configs.emplace_back();
+  web.client = ClientSelector{"web", {}};
+  web.load_balancer.kind = StrategyKind::kRingHash;
+  web.load_balancer.hash_policies = {
+      HashPolicy{.kind = HashPolicy::Kind::kHeader, .name = "x-header"}};
+  ClientConfig& east = config.client_configs.emplace_back();
+  east.client = ClientSelector{"", {{"kuma.io/zone", "east"}}};
+  east.load_balancer.kind = StrategyKind::kLeastRequest;
+  ReplaceZerosWithDefaults(config);
+  ASSERT_TRUE(registry_->CreateUpstream(config).ok());
+  for (int i = 1; i <= 4; ++i) Put("backend", "10.0.0." + std::to_string(i) + ":80");
+
+  class Headers final : public RequestAttributesView {
+   public:
+    std::optional<std::string_view> Header(std::string_view name) const override {
+      if (name == "x-header") return std::string_view("user-7");
+      return std::nullopt;
+    }
+    std::optional<std::string_view> Cookie(std::string_view) const override { return {}; }
+    std::optional<std::string_view> QueryParameter(std::string_view) const override { return {}; }
+    std::optional<std::string_view> FilterState(std::string_view) const override { return {}; }
+    std::string_view SourceIp() const override { return ""; }
+  } headers;
+  auto targets_of = [&](absl::string_view service, const Tags* tags, absl::string_view zone) {
+    std::set<std::string> seen;
+    for (int i = 0; i < 8; ++i) {
+      PickInput input;
+      input.upstream = "backend";
+      input.attributes = &headers;
+      input.client_service = service;
+      input.client_tags = tags;
+      input.client_zone = zone;
+      absl::StatusOr<PickOutput> pick = registry_->Pick(input);
+      EXPECT_TRUE(pick.ok()) << pick.status();
+      if (!pick.ok()) continue;
+      EXPECT_EQ(pick->hash.has_value(), service == "web");
+      seen.insert(pick->target->config.address);
+      // Every configuration's lease counts on the one upstream.
+      EXPECT_EQ(Active("backend"), 1u);
+      EXPECT_TRUE(registry_->Release("backend", pick->lease_id, Outcome::kSuccess, {}).ok());
+    }
+    return seen.size();
+  };
+  EXPECT_EQ(targets_of("web", nullptr, ""), 1u);  // The ring: one header, one target.
+  EXPECT_EQ(targets_of("api", nullptr, ""), 4u);  // Round robin over the four.
+  EXPECT_EQ(targets_of("", nullptr, ""), 4u);
+  const Tags web_east(std::map<std::string, std::string>{{"kuma.io/zone", "east"}});
+  EXPECT_EQ(targets_of("web", &web_east, ""), 1u);  // The first that matches wins.
+  // client_zone counts as kuma.io/zone: the LeastRequest configuration.
+  std::shared_ptr<const UpstreamSnapshot> snapshot = registry_->Find("backend");
+  const Client from_east{"api", nullptr, "east"};
+  EXPECT_EQ(snapshot->ClientConfigOf(from_east), std::optional<size_t>(1));
+  EXPECT_EQ(snapshot->ForClient(from_east).config().load_balancer.kind,
+            StrategyKind::kLeastRequest);
+  const Tags west(std::map<std::string, std::string>{{"kuma.io/zone", "west"}});
+  EXPECT_EQ(snapshot->ClientConfigOf(Client{"api", &west, "east"}), std::nullopt);
+
+  // A lease of one configuration holds a count the others see.
+  PickInput input;
+  input.upstream = "backend";
+  input.attributes = &headers;
+  input.client_service = "web";
+  absl::StatusOr<PickOutput> held = registry_->Pick(input);
+  ASSERT_TRUE(held.ok());
+  const SnapshotTarget* in_default = nullptr;
+  for (const SnapshotTarget& t : registry_->Find("backend")->targets()) {
+    if (t.config.address == held->target->config.address) in_default = &t;
+  }
+  ASSERT_NE(in_default, nullptr);
+  EXPECT_EQ(in_default->live->active_requests.load(), 1u);
+  EXPECT_TRUE(registry_->Release("backend", held->lease_id, Outcome::kSuccess, {}).ok());
 }
 
 TEST_F(PlanesTest, LeasesExpire) {

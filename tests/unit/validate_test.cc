@@ -32,6 +32,29 @@ TEST(ValidateTest, DefaultsAreValid) {
   }
 }
 
+TEST(ValidateTest, ClientConfigsNameTheirEntry) {
+  UpstreamConfig config = Named(StrategyKind::kRoundRobin);
+  ClientConfig web;
+  web.client.service = "web";
+  config.client_configs = {web};
+  EXPECT_TRUE(ValidateUpstreamConfig(config).ok());
+  web.load_balancer.kind = StrategyKind::kMaglev;
+  web.load_balancer.table_size = 100;
+  config.client_configs = {web};
+  ExpectInvalid(config, "upstream.client_configs[0].load_balancer.maglev.table_size");
+  web.load_balancer.table_size = kDefaultMaglevTableSize;
+  config.client_configs = {web, web};
+  ExpectInvalid(config, "upstream.client_configs[1].client: duplicates client_configs[0]'s");
+  config.client_configs[1].client = ClientSelector{};
+  ExpectInvalid(config, "upstream.client_configs[1].client: needs a service or tags");
+  config.client_configs[1].client = ClientSelector{"", {{"b", "1"}, {"a", "2"}}};
+  ExpectInvalid(config, "upstream.client_configs[1].client.tags: keys must be sorted");
+  config.client_configs[1].client = ClientSelector{"not a name", {}};
+  ExpectInvalid(config, "upstream.client_configs[1].client.service");
+  config.client_configs.resize(kMaxClientConfigs + 1, web);
+  ExpectInvalid(config, "upstream.client_configs: at most 64 entries");
+}
+
 TEST(ValidateTest, SlowStart) {
   for (StrategyKind kind : {StrategyKind::kRoundRobin, StrategyKind::kLeastRequest}) {
     const std::string field =

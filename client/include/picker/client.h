@@ -110,6 +110,13 @@ struct ClientOptions {
   // advertised addresses (--advertise-address) must be reachable from here.
   bool route_to_owner = false;
   std::chrono::milliseconds membership_refresh_interval{30000};
+  // Who is calling, sent with every pick (PickRequest.client_service and
+  // client_tags): upstreams with per-client configurations (Kong Mesh's
+  // MeshService, MeshSubset and MeshServiceSubset policies) balance this
+  // client's picks by the one that matches. A pick's own PickOptions
+  // fields take precedence.
+  std::string client_service;
+  std::map<std::string, std::string> client_tags;
 };
 
 // A replica as ListMembers answers it.
@@ -135,8 +142,12 @@ struct PickOptions {
   std::map<std::string, std::string> query_params;
   std::string source_ip;
   std::map<std::string, std::string> filter_state;
-  // The client's zone, for locality-aware picks.
+  // The client's zone, for locality-aware picks (and the tag kuma.io/zone).
   std::string client_zone;
+  // This pick's client service and tags, over ClientOptions' (a tag given
+  // here replaces the one of the same key there).
+  std::string client_service;
+  std::map<std::string, std::string> client_tags;
   // A request hash to use directly (consistent-hashing strategies).
   std::optional<uint64_t> hash;
   // Targets to avoid (best effort: the server still answers when it cannot).

@@ -121,6 +121,34 @@ def test_headers_pick_consistently_on_a_hash_ring(server: Server, upstreams: Ups
     assert others == set(TARGETS)
 
 
+def test_client_service_and_tags_select_a_per_client_configuration(
+        server: Server, upstreams: Upstreams) -> None:
+    ring = admin_pb2.LoadBalancer(ring_hash=admin_pb2.RingHash(hash_policies=[
+        admin_pb2.HashPolicy(header=admin_pb2.HashPolicy.Header(name="x-user"))]))
+    up = upstreams.make(client_configs=[
+        admin_pb2.ClientConfig(client=admin_pb2.ClientSelector(service="web"), load_balancer=ring),
+        admin_pb2.ClientConfig(client=admin_pb2.ClientSelector(tags={"version": "v2"}),
+                               load_balancer=ring)])
+    for use_stream in (False, True):
+        for service, tags in (("web", None), ("api", {"version": "v2"})):
+            # Set once on the client, sent with every pick.
+            with picker.Client(server.data, use_stream=use_stream, client_service=service,
+                               client_tags=tags) as client:
+                hashes = set()
+                for _ in range(5):
+                    with client.pick(up, headers={"x-user": "42"}) as lease:
+                        hashes.add((lease.target, lease.hash))
+            assert len(hashes) == 1 and next(iter(hashes))[1] is not None, (service, hashes)
+        # Another caller: the upstream's own round robin, no hash.
+        with picker.Client(server.data, use_stream=use_stream, client_service="api") as client:
+            seen = set()
+            for _ in range(len(TARGETS)):
+                with client.pick(up, headers={"x-user": "42"}) as lease:
+                    assert lease.hash is None
+                    seen.add(lease.target)
+        assert seen == set(TARGETS)
+
+
 def test_exclude_avoids_targets(server: Server, upstreams: Upstreams) -> None:
     up = upstreams.make()
     with picker.Client(server.data) as client:

@@ -87,8 +87,12 @@ class PickArgs:
     client_zone: str = ""
     hash: Optional[int] = None
     exclude: Sequence[str] = ()
+    #: Who is calling, over the client's own (see Options).
+    client_service: str = ""
+    client_tags: Mapping[str, str] = dataclasses.field(default_factory=dict)
 
-    def to_proto(self, also_exclude: Sequence[str] = ()) -> picker_pb2.PickRequest:
+    def to_proto(self, also_exclude: Sequence[str] = (),
+                 options: Optional["Options"] = None) -> picker_pb2.PickRequest:
         if not isinstance(self.upstream, str) or not self.upstream:
             raise ValueError("upstream: is required (the name of an upstream)")
         request = picker_pb2.PickRequest(
@@ -104,6 +108,10 @@ class PickArgs:
         attributes.source_ip = self.source_ip
         if self.hash is not None:
             request.hash = self.hash
+        request.client_service = self.client_service or (options.client_service if options else "")
+        if options is not None:
+            request.client_tags.update(options.client_tags)
+        request.client_tags.update(self.client_tags)
         return request
 
 
@@ -116,6 +124,10 @@ class Options:
     use_stream: bool = False
     release_flush_interval: float = 0.010
     max_release_batch: int = 256
+    #: Who is calling, sent with every pick (PickRequest.client_service and
+    #: client_tags) for upstreams with per-client configurations.
+    client_service: str = ""
+    client_tags: Mapping[str, str] = dataclasses.field(default_factory=dict)
 
     def __post_init__(self) -> None:
         if not self.deadline > 0:

@@ -161,17 +161,20 @@ class Client:
     and pick_with_retry(). use_stream: picks go over one PickStream and
     releases ride along with the next pick, or are flushed after
     release_flush_interval seconds or at max_release_batch queued. tls: a
-    picker.Tls, or True for TLS with the system's roots. A bad value raises
-    ValueError naming the argument.
+    picker.Tls, or True for TLS with the system's roots. client_service and
+    client_tags: who is calling, sent with every pick, for upstreams with
+    per-client configurations (Kong Mesh's MeshService and MeshSubset
+    policies). A bad value raises ValueError naming the argument.
     """
 
     def __init__(self, address: Optional[str] = None, *, channel: Optional[grpc.Channel] = None,
                  tls: "Tls | bool" = False, deadline: float = 1.0, max_attempts: int = 3,
                  use_stream: bool = False, release_flush_interval: float = 0.010,
                  max_release_batch: int = 256,
-                 channel_options: Sequence[Tuple[str, Any]] = ()) -> None:
+                 channel_options: Sequence[Tuple[str, Any]] = (), client_service: str = "",
+                 client_tags: Optional[Mapping[str, str]] = None) -> None:
         self._options = Options(deadline, max_attempts, use_stream, release_flush_interval,
-                                max_release_batch)
+                                max_release_batch, client_service, dict(client_tags or {}))
         self._channel, self._owns_channel = make_channel(address, channel, tls, channel_options)
         self._stub = picker_pb2_grpc.PickerStub(self._channel)
         self._stream = StreamPicker(self._stub, self._options) if use_stream else None
@@ -281,7 +284,7 @@ class Client:
 
     def _pick(self, args: PickArgs, also_exclude: Sequence[str], timeout: Optional[float]) -> Lease:
         self._check_open()
-        request = args.to_proto(also_exclude)
+        request = args.to_proto(also_exclude, self._options)
         seconds = self._timeout(timeout)
         if self._stream is not None:
             response = self._stream.pick(request, seconds)
