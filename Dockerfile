@@ -21,6 +21,7 @@ RUN apt-get update \
       cmake g++ pkg-config make \
       libgrpc++-dev protobuf-compiler-grpc libprotobuf-dev protobuf-compiler grpc-proto \
       libabsl-dev prometheus-cpp-dev libxxhash-dev libspdlog-dev libfmt-dev libyaml-cpp-dev \
+      libcpp-httplib-dev \
       libgtest-dev libgmock-dev libbenchmark-dev \
       python3-grpcio python3-protobuf curl ca-certificates \
       libcurl4-openssl-dev \
@@ -44,7 +45,7 @@ FROM debian:bookworm-slim
 RUN apt-get update \
  && DEBIAN_FRONTEND=noninteractive apt-get install -y --no-install-recommends \
       libgrpc++1.51 libgrpc29 libprotobuf32 libabsl20220623 libc-ares2 libre2-9 libssl3 zlib1g \
-      libprometheus-cpp-core1.0 libprometheus-cpp-pull1.0 libcivetweb1 \
+      libprometheus-cpp-core1.0 libprometheus-cpp-pull1.0 libcivetweb1 libcpp-httplib0.11 libbrotli1 \
       libxxhash0 libspdlog1.10 libfmt9 libyaml-cpp0.7 libcurl4 ca-certificates \
  && rm -rf /var/lib/apt/lists/* \
  && useradd --system --home-dir /var/lib/picker --shell /usr/sbin/nologin picker \

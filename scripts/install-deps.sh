@@ -12,6 +12,7 @@ APT_PACKAGES=(
   cmake g++ pkg-config make
   libgrpc++-dev protobuf-compiler-grpc libprotobuf-dev protobuf-compiler grpc-proto
   libabsl-dev prometheus-cpp-dev libxxhash-dev libspdlog-dev libfmt-dev libyaml-cpp-dev
+  libcpp-httplib-dev
   libgtest-dev libgmock-dev libbenchmark-dev
   python3-grpcio python3-protobuf curl ca-certificates
   libcurl4-openssl-dev

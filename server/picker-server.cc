@@ -30,6 +30,7 @@
 #include "server/data/data_plane.h"
 #include "server/etcd/replication.h"
 #include "server/health/prober.h"
+#include "server/http/https_server.h"
 #include "server/http/server.h"
 #include "server/http/token_guard.h"
 #include "server/kong/kong_admin.h"
@@ -54,7 +55,8 @@ ABSL_FLAG(std::string, metrics_listen, "0.0.0.0:9464",
 ABSL_FLAG(std::string, kong_admin_listen, "",
           "Serve Kong Gateway's Admin API routes for upstreams and targets (HTTP) on this "
           "address, e.g. 127.0.0.1:8001; off when empty. Same state, validation and admin "
-          "token as --admin-listen.");
+          "token as --admin-listen; HTTPS with --tls-cert and --tls-key (and client "
+          "certificates with --tls-client-ca), as the gRPC listeners.");
 ABSL_FLAG(bool, status_page, false,
           "Serve a status page at /status and its data at /status.json on --metrics-listen. "
           "WARNING: it shows every upstream's targets (addresses, zones, weights) and their "
@@ -461,13 +463,6 @@ struct KongListener {
   absl::Status Start(const picker::api::ServerOptions& options) {
     const std::string address = absl::GetFlag(FLAGS_kong_admin_listen);
     if (address.empty()) return absl::OkStatus();
-    if (!options.tls_cert.empty()) {
-      // Debian 12's civetweb crashes with the system's OpenSSL 3 (see
-      // server/http/server.h): no TLS rather than a plaintext surprise.
-      return absl::FailedPreconditionError(
-          "--kong-admin-listen serves plain HTTP only and --tls-cert is set: terminate TLS in "
-          "front of it, or leave it off");
-    }
     if (!picker::net::IsLoopbackAddress(address) && options.admin_token.empty() &&
         !absl::GetFlag(FLAGS_admin_insecure)) {
       return absl::FailedPreconditionError(absl::StrCat(
@@ -477,19 +472,33 @@ struct KongListener {
     }
     picker::http::Router router;
     routes.AddRoutes(router);
-    auto started = picker::http::HttpServer::Start(
-        {.address = address, .flag = "--kong-admin-listen"}, std::move(router));
+    const picker::http::ServerOptions http{.address = address, .flag = "--kong-admin-listen"};
+    if (options.tls_cert.empty()) {
+      auto started = picker::http::HttpServer::Start(http, std::move(router));
+      if (!started.ok()) return started.status();
+      server = *std::move(started);
+      spdlog::info("Kong Admin API listening on {}", server->address());
+      return absl::OkStatus();
+    }
+    // TLS with the gRPC listeners' certificate, key and client CA.
+    auto started = picker::http::HttpsServer::Start(
+        http,
+        {absl::GetFlag(FLAGS_tls_cert), absl::GetFlag(FLAGS_tls_key),
+         absl::GetFlag(FLAGS_tls_client_ca)},
+        std::move(router));
     if (!started.ok()) return started.status();
-    server = *std::move(started);
-    spdlog::info("Kong Admin API listening on {}", server->address());
+    secure = *std::move(started);
+    spdlog::info("Kong Admin API listening on {} (TLS)", secure->address());
     return absl::OkStatus();
   }
   void Stop() {
     if (server) server->Stop();
+    if (secure) secure->Stop();
   }
 
   picker::kong::KongAdmin routes;
   std::unique_ptr<picker::http::HttpServer> server;
+  std::unique_ptr<picker::http::HttpsServer> secure;
 };
 
 // Serves until SIGTERM or SIGINT (blocked in `signals`), then drains.

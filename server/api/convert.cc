@@ -49,9 +49,12 @@ absl::StatusOr<std::vector<core::HashPolicy>> HashPoliciesFromProto(
       case v1::HashPolicy::kCookie: {
         policy.kind = core::HashPolicy::Kind::kCookie;
         policy.name = p.cookie().name();
-        absl::StatusOr<Millis> ttl = ToMillis(p.cookie().ttl(), absl::StrCat(path, ".cookie.ttl"));
-        if (!ttl.ok()) return ttl.status();
-        policy.cookie_ttl = *ttl;
+        if (p.cookie().has_ttl()) {
+          absl::StatusOr<Millis> ttl =
+              ToMillis(p.cookie().ttl(), absl::StrCat(path, ".cookie.ttl"));
+          if (!ttl.ok()) return ttl.status();
+          policy.cookie_ttl = *ttl;
+        }
         policy.cookie_path = p.cookie().path();
         break;
       }
@@ -89,8 +92,7 @@ void HashPoliciesToProto(const std::vector<core::HashPolicy>& policies,
         break;
       case core::HashPolicy::Kind::kCookie:
         p->mutable_cookie()->set_name(policy.name);
-        if (policy.cookie_ttl.count() > 0)
-          SetDuration(policy.cookie_ttl, p->mutable_cookie()->mutable_ttl());
+        if (policy.cookie_ttl) SetDuration(*policy.cookie_ttl, p->mutable_cookie()->mutable_ttl());
         p->mutable_cookie()->set_path(policy.cookie_path);
         break;
       case core::HashPolicy::Kind::kSourceIp:

@@ -263,7 +263,11 @@ absl::Status HashPolicyOfType(const Scope& s, const std::string& type, core::Has
                                 : std::initializer_list<const char*>{shape.key}));
     PICKER_RETURN_IF_ERROR(block.String(shape.key, shape.key, p.name));
     if (p.kind == Kind::kHeader) p.name = absl::AsciiStrToLower(p.name);
-    PICKER_RETURN_IF_ERROR(block.Duration("ttl", "ttl", p.cookie_ttl));
+    if (block["ttl"]) {
+      core::Millis ttl{0};
+      PICKER_RETURN_IF_ERROR(block.Duration("ttl", "ttl", ttl));
+      p.cookie_ttl = ttl;
+    }
     return block.String("path", "path", p.cookie_path);
   }
   if (type == "Connection") {
@@ -708,8 +712,8 @@ void WriteHashPolicies(YAML::Emitter& out, const core::LoadBalancerConfig& lb) {
     } else {
       out << YAML::Key << (p.kind == Kind::kFilterState ? "key" : "name") << YAML::Value << p.name;
     }
-    if (p.kind == Kind::kCookie && p.cookie_ttl.count() > 0) {
-      out << YAML::Key << "ttl" << YAML::Value << Go(p.cookie_ttl);
+    if (p.kind == Kind::kCookie && p.cookie_ttl) {
+      out << YAML::Key << "ttl" << YAML::Value << Go(*p.cookie_ttl);
     }
     if (p.kind == Kind::kCookie && !p.cookie_path.empty()) {
       out << YAML::Key << "path" << YAML::Value << p.cookie_path;

@@ -57,8 +57,10 @@ struct HashPolicy {
   // filter-state key. Unused for kSourceIp.
   std::string name;
   bool terminal = false;
-  // Cookie only: when > 0 and the cookie is absent, one is generated.
-  Millis cookie_ttl{0};
+  // Cookie only: when set and the cookie is absent, one is generated with
+  // this TTL; 0 makes it a session cookie (Envoy's rule, and Kong's
+  // hash_on cookie). Unset: no cookie is generated.
+  std::optional<Millis> cookie_ttl;
   std::string cookie_path;
 
   bool operator==(const HashPolicy&) const = default;

@@ -45,7 +45,8 @@ absl::Status ValidateHashPolicies(const LoadBalancerConfig& lb, const std::strin
         break;
       case HashPolicy::Kind::kCookie:
         if (policy.name.empty()) return Invalid(field + ".cookie.name", "is required");
-        if (policy.cookie_ttl.count() < 0) return Invalid(field + ".cookie.ttl", "must be >= 0");
+        if (policy.cookie_ttl && policy.cookie_ttl->count() < 0)
+          return Invalid(field + ".cookie.ttl", "must be >= 0");
         break;
       case HashPolicy::Kind::kQueryParameter:
         if (policy.name.empty()) return Invalid(field + ".query_parameter.name", "is required");

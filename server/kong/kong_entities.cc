@@ -368,7 +368,11 @@ void WriteHash(const KongHash& h, core::LoadBalancerConfig& lb) {
   lb.min_ring_size = lb.max_ring_size = static_cast<uint64_t>(h.slots);
   if (h.hash_on == "none") return;
   lb.hash_policies.push_back(PolicyFor(h.hash_on, h.on_header, h.on_cookie, h.on_query_arg));
-  if (h.hash_on == "cookie") lb.hash_policies.back().cookie_path = h.cookie_path;
+  if (h.hash_on == "cookie") {
+    // Kong sets a session cookie on a request that lacks it.
+    lb.hash_policies.back().cookie_ttl = core::Millis(0);
+    lb.hash_policies.back().cookie_path = h.cookie_path;
+  }
   if (h.hash_fallback == "none") return;
   lb.hash_policies.front().terminal = true;
   lb.hash_policies.push_back(

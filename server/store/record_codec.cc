@@ -27,8 +27,7 @@ void EncodePolicies(const std::vector<core::HashPolicy>& policies,
         break;
       case core::HashPolicy::Kind::kCookie:
         p->mutable_cookie()->set_name(policy.name);
-        if (policy.cookie_ttl.count() > 0)
-          SetMillis(policy.cookie_ttl, p->mutable_cookie()->mutable_ttl());
+        if (policy.cookie_ttl) SetMillis(*policy.cookie_ttl, p->mutable_cookie()->mutable_ttl());
         p->mutable_cookie()->set_path(policy.cookie_path);
         break;
       case core::HashPolicy::Kind::kSourceIp:
@@ -59,7 +58,8 @@ absl::StatusOr<std::vector<core::HashPolicy>> DecodePolicies(
       case v1::HashPolicy::kCookie:
         policy.kind = core::HashPolicy::Kind::kCookie;
         policy.name = p.cookie().name();
-        policy.cookie_ttl = GetMillis(p.cookie().ttl());
+        // Records before session cookies wrote no ttl for 0: no cookie.
+        if (p.cookie().has_ttl()) policy.cookie_ttl = GetMillis(p.cookie().ttl());
         policy.cookie_path = p.cookie().path();
         break;
       case v1::HashPolicy::kConnection:

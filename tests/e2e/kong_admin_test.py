@@ -230,6 +230,20 @@ def hashing(s):
         got = picked(s, "sticky", "--header", "x-user=" + user, count=3)
         check(len(set(got)) == 1 and not got[0].startswith("error"),
               "picks with x-user=%s all go to one target: %s" % (user, got))
+    # hash_on cookie: a request without the cookie gets one (a session
+    # cookie, as Kong sets), and the request is hashed on its value.
+    s.curl("POST", "/upstreams", "--data", "name=cookied", "--data", "hash_on=cookie", "--data",
+           "hash_on_cookie=session", "--data", "hash_on_cookie_path=/app")
+    for i in range(1, 5):
+        s.curl("POST", "/upstreams/cookied/targets", "--data", "target=10.2.0.%d:80" % i)
+    rc, text = s.cli("pick", "cookied", "--source-ip", "10.9.9.9", "--release")
+    given = re.search(r"target=(\S+).* set_cookie=session=([0-9a-f]{16})", text)
+    check(rc == 0 and given is not None,
+          "hash_on cookie: a pick without the cookie is given one: %s" % text.strip())
+    if given:
+        again = picked(s, "cookied", "--cookie", "session=" + given[2], count=3)
+        check(set(again) == {given[1]},
+              "picks with that cookie go where the first did: %s, %s" % (again, given[1]))
 
 
 def token(tmp):
@@ -253,6 +267,49 @@ def token(tmp):
         s.stop()
 
 
+def self_signed(tmp, name, san):
+    cert, key = os.path.join(tmp, name + ".pem"), os.path.join(tmp, name + ".key")
+    subprocess.run(["openssl", "req", "-x509", "-newkey", "rsa:2048", "-nodes", "-days", "1",
+                    "-subj", "/CN=" + name, "-addext", "subjectAltName=" + san,
+                    "-keyout", key, "-out", cert], check=True, capture_output=True)
+    return cert, key
+
+
+def tls(tmp):
+    """With --tls-cert and --tls-key the listener serves HTTPS (and asks for
+    client certificates with --tls-client-ca), as the gRPC listeners do."""
+    cert, key = self_signed(tmp, "server", "IP:127.0.0.1")
+    client_cert, client_key = self_signed(tmp, "client", "DNS:client")
+    s = Server(tmp, "--tls-cert", cert, "--tls-key", key)
+
+    def curl(*args):
+        r = subprocess.run([CURL, "-s", "-o", "/dev/null", "-w", "%{http_code}"] + list(args),
+                           capture_output=True, text=True, timeout=30)
+        return r.stdout
+    base = "https://127.0.0.1:%s" % s.port
+    try:
+        check(re.search(r"Kong Admin API listening on \S+ \(TLS\)", s.text()) is not None,
+              "the log says the listener serves TLS")
+        check(curl("--cacert", cert, "-X", "POST", base + "/upstreams", "--data",
+                   "name=example_upstream") == "201", "the guide's command over HTTPS: 201")
+        check(curl("--cacert", cert, base + "/upstreams/example_upstream") == "200",
+              "GET over HTTPS: 200")
+        check(curl("http://127.0.0.1:%s/upstreams" % s.port) != "200", "plain HTTP is not served")
+        check(curl(base + "/upstreams") == "000", "a client that does not trust the certificate "
+              "is refused by its own TLS check")
+    finally:
+        check(s.stop() == 0, "SIGTERM stops the TLS server")
+    s = Server(tmp, "--tls-cert", cert, "--tls-key", key, "--tls-client-ca", client_cert)
+    try:
+        check(curl("--cacert", cert, "https://127.0.0.1:%s/upstreams" % s.port) == "000",
+              "--tls-client-ca: no client certificate, no answer")
+        check(curl("--cacert", cert, "--cert", client_cert, "--key", client_key,
+                   "https://127.0.0.1:%s/upstreams" % s.port) == "200",
+              "--tls-client-ca: a client certificate it signed: 200")
+    finally:
+        check(s.stop() == 0, "SIGTERM stops the mutual-TLS server")
+
+
 def main():
     for tool, what in ((SERVER, "PICKER_SERVER"), (CLI, "PICKER_CLI"), (CURL, "curl")):
         if not tool or not os.access(tool, os.X_OK):
@@ -267,6 +324,7 @@ def main():
     finally:
         check(s.stop() == 0, "SIGTERM stops the server")
     token(tmp)
+    tls(tmp)
     shutil.rmtree(tmp, ignore_errors=True)
     if failures:
         print("%d failure(s)" % len(failures))

@@ -31,7 +31,7 @@ extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
       p.kind = static_cast<picker::core::HashPolicy::Kind>(static_cast<uint8_t>(f[1]) % 5);
       p.terminal = (f[1] & 0x10) != 0;
       p.name = rest;
-      p.cookie_ttl = picker::core::Millis((f[1] & 0x20) ? 1000 : 0);
+      if (f[1] & 0x20) p.cookie_ttl = picker::core::Millis((f[1] & 0x40) ? 1000 : 0);
       policies.push_back(p);
       continue;
     }

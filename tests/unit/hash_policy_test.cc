@@ -20,7 +20,8 @@ HashPolicy Header(std::string name, bool terminal = false) {
   p.terminal = terminal;
   return p;
 }
-HashPolicy Cookie(std::string name, Millis ttl = Millis{0}, std::string path = "") {
+HashPolicy Cookie(std::string name, std::optional<Millis> ttl = std::nullopt,
+                  std::string path = "") {
   HashPolicy p;
   p.kind = HashPolicy::Kind::kCookie;
   p.name = std::move(name);
@@ -135,6 +136,19 @@ TEST(HashPolicyTest, CookieAbsentWithoutTtlGivesNoHash) {
   std::vector<GeneratedCookie> cookies;
   EXPECT_FALSE(ComputeRequestHash({Cookie("session")}, req, "u", &cookies).has_value());
   EXPECT_TRUE(cookies.empty());
+}
+
+// Envoy's rule: a ttl of 0 generates a session cookie (Kong's hash_on
+// cookie always does).
+TEST(HashPolicyTest, CookieAbsentWithZeroTtlIsASessionCookie) {
+  FakeRequest req;
+  req.source_ip = "10.0.0.1";
+  std::vector<GeneratedCookie> cookies;
+  const auto hash = ComputeRequestHash({Cookie("session", Millis{0})}, req, "u", &cookies);
+  ASSERT_EQ(cookies.size(), 1u);
+  EXPECT_EQ(cookies[0].ttl, Millis{0});
+  ASSERT_TRUE(hash.has_value());
+  EXPECT_EQ(*hash, XxHash64(cookies[0].value));
 }
 
 TEST(HashPolicyTest, CookieAbsentWithTtlIsGenerated) {

@@ -69,6 +69,19 @@ TEST(KongEntitiesTest, HashOnAndFallbackArePolicies) {
   EXPECT_THAT(text, HasSubstr(R"("algorithm":"consistent-hashing")"));
   EXPECT_THAT(text, HasSubstr(R"("hash_fallback":"query_arg")"));
   EXPECT_THAT(text, HasSubstr(R"("hash_fallback_query_arg":"user")"));
+
+  // hash_on cookie: Kong sets a session cookie when the request has none.
+  config = KongDefaultUpstream();
+  ASSERT_TRUE(ApplyKongUpstream(Form("algorithm=consistent-hashing&hash_on=cookie&hash_on_cookie="
+                                     "session&hash_on_cookie_path=/app"),
+                                config)
+                  .ok());
+  ASSERT_EQ(config.load_balancer.hash_policies.size(), 1u);
+  const core::HashPolicy& cookie = config.load_balancer.hash_policies[0];
+  EXPECT_EQ(cookie.kind, core::HashPolicy::Kind::kCookie);
+  EXPECT_EQ(cookie.name, "session");
+  EXPECT_EQ(cookie.cookie_ttl, std::optional<core::Millis>(core::Millis(0)));
+  EXPECT_EQ(cookie.cookie_path, "/app");
 }
 
 TEST(KongEntitiesTest, WhatPickerCannotHonourNamesTheField) {

@@ -46,7 +46,7 @@ std::optional<uint64_t> EvaluateCookie(const HashPolicy& policy,
   // Envoy treats an empty cookie value as absent.
   const std::optional<std::string_view> value = request.Cookie(policy.name);
   if (value.has_value() && !value->empty()) return XxHash64(*value);
-  if (policy.cookie_ttl.count() <= 0) return std::nullopt;
+  if (!policy.cookie_ttl) return std::nullopt;
   // Envoy derives the value from the connection's remote and local addresses;
   // picker has the client IP and the upstream, which keeps the value stable
   // for one client of one upstream. Without a client IP there is nothing to
@@ -59,7 +59,7 @@ std::optional<uint64_t> EvaluateCookie(const HashPolicy& policy,
   const uint64_t hash = XxHash64(generated);
   if (cookies != nullptr) {
     cookies->push_back(
-        GeneratedCookie{policy.name, std::move(generated), policy.cookie_ttl, policy.cookie_path});
+        GeneratedCookie{policy.name, std::move(generated), *policy.cookie_ttl, policy.cookie_path});
   }
   return hash;
 }
