@@ -323,6 +323,7 @@ absl::StatusOr<core::UpstreamConfig> FromProto(const v1::Upstream& u) {
     return s;
   }
   if (absl::Status s = ClientConfigsFromProto(u, c.client_configs); !s.ok()) return s;
+  c.tags.assign(u.tags().begin(), u.tags().end());
   c.locality_aware = !u.locality_awareness().disabled();
   if (u.has_panic_threshold_percent()) c.panic_threshold_percent = u.panic_threshold_percent();
   absl::StatusOr<Millis> ttl = ToMillis(u.lease_ttl(), "upstream.lease_ttl");
@@ -439,6 +440,7 @@ v1::Upstream ToProto(const core::UpstreamConfig& c) {
   SetDuration(c.lease_ttl, u.mutable_lease_ttl());
   u.set_max_active_requests_per_target(c.max_active_requests_per_target);
   u.set_max_active_requests(c.max_active_requests);
+  for (const std::string& tag : c.tags) u.add_tags(tag);
 
   HealthChecksToProto(c, u.mutable_health_checks());
   return u;
@@ -456,6 +458,7 @@ absl::StatusOr<core::TargetConfig> FromProto(const v1::Target& t, absl::string_v
   }
   c.zone = t.zone();
   c.hash_key = t.hash_key();
+  c.tags.assign(t.tags().begin(), t.tags().end());
   return c;
 }
 
@@ -465,6 +468,7 @@ core::TargetPatch PatchFromProto(const v1::Target& t) {
   if (t.has_weight()) patch.weight = t.weight();
   patch.zone = t.zone();
   patch.hash_key = t.hash_key();
+  if (t.tags_size() > 0) patch.tags.emplace(t.tags().begin(), t.tags().end());
   return patch;
 }
 
@@ -479,6 +483,7 @@ void ToProto(const core::TargetConfig& c, v1::Target* out) {
   out->set_weight(c.weight);
   out->set_zone(c.zone);
   out->set_hash_key(c.hash_key);
+  for (const std::string& tag : c.tags) out->add_tags(tag);
 }
 
 absl::StatusOr<core::HealthOverride> FromProto(v1::SetTargetHealthRequest::Override value) {

@@ -493,8 +493,23 @@ absl::Status HealthChecks(const Scope& s, core::UpstreamConfig& config) {
   return absl::OkStatus();
 }
 
+// A list of strings at `key` (Kong's tags).
+absl::Status Tags(const Scope& s, std::vector<std::string>& out) {
+  const YAML::Node list = s["tags"];
+  if (!list) return absl::OkStatus();
+  if (!list.IsSequence()) return s.r().Error(list, s.PathOf("tags"), "must be a list of strings");
+  s.Note(list, "tags", "tags");
+  for (size_t i = 0; i < list.size(); ++i) {
+    const std::string item = absl::StrCat("tags[", i, "]");
+    if (!list[i].IsScalar()) return s.r().Error(list[i], s.PathOf(item), "must be a string");
+    s.Note(list[i], item, item);
+    out.push_back(list[i].Scalar());
+  }
+  return absl::OkStatus();
+}
+
 absl::StatusOr<core::TargetConfig> Target(const Scope& s) {
-  PICKER_RETURN_IF_ERROR(s.Keys({"target", "weight", "zone", "hashKey"}));
+  PICKER_RETURN_IF_ERROR(s.Keys({"target", "weight", "zone", "hashKey", "tags"}));
   core::TargetConfig target;
   if (!s["target"]) return s.r().Error(s.node(), s.PathOf("target"), "is required");
   std::string address;
@@ -505,6 +520,7 @@ absl::StatusOr<core::TargetConfig> Target(const Scope& s) {
   PICKER_RETURN_IF_ERROR(s.Unsigned("weight", "weight", target.weight, core::kMaxTargetWeight));
   PICKER_RETURN_IF_ERROR(s.String("zone", "zone", target.zone));
   PICKER_RETURN_IF_ERROR(s.String("hashKey", "hash_key", target.hash_key));
+  PICKER_RETURN_IF_ERROR(Tags(s, target.tags));
   return target;
 }
 
@@ -585,6 +601,7 @@ absl::Status ClientConfigs(const Scope& s, std::vector<core::ClientConfig>& out)
 absl::Status UpstreamFields(const Scope& s, core::UpstreamConfig& c) {
   PICKER_RETURN_IF_ERROR(Balancing(s, c.load_balancer, c.locality_aware));
   PICKER_RETURN_IF_ERROR(ClientConfigs(s, c.client_configs));
+  PICKER_RETURN_IF_ERROR(Tags(s, c.tags));
   PICKER_RETURN_IF_ERROR(s.Unsigned("panicThresholdPercent", "panic_threshold_percent",
                                     c.panic_threshold_percent, UINT32_MAX));
   PICKER_RETURN_IF_ERROR(s.Duration("leaseTtl", "lease_ttl", c.lease_ttl));
@@ -601,9 +618,10 @@ absl::Status Upstream(const Reader& r, const YAML::Node& node, const std::string
                       DeclaredUpstream& out) {
   Origins origins;
   const Scope s(r, node, field, "", origins);
-  PICKER_RETURN_IF_ERROR(s.Keys(
-      {"name", "loadBalancer", "localityAwareness", "panicThresholdPercent", "leaseTtl", "targets",
-       "maxActiveRequests", "maxActiveRequestsPerTarget", "healthChecks", "clientConfigs"}));
+  PICKER_RETURN_IF_ERROR(
+      s.Keys({"name", "loadBalancer", "localityAwareness", "panicThresholdPercent", "leaseTtl",
+              "targets", "maxActiveRequests", "maxActiveRequestsPerTarget", "healthChecks",
+              "clientConfigs", "tags"}));
   if (!s["name"]) return r.Error(node, s.PathOf("name"), "is required");
   core::UpstreamConfig& c = out.config;
   PICKER_RETURN_IF_ERROR(s.String("name", "name", c.name));
@@ -824,6 +842,13 @@ void WriteHealthChecks(YAML::Emitter& out, const core::UpstreamConfig& c) {
   out << YAML::EndMap << YAML::EndMap;
 }
 
+void WriteTags(YAML::Emitter& out, const std::vector<std::string>& tags) {
+  if (tags.empty()) return;
+  out << YAML::Key << "tags" << YAML::Value << YAML::Flow << YAML::BeginSeq;
+  for (const std::string& tag : tags) out << YAML::DoubleQuoted << tag;
+  out << YAML::EndSeq;
+}
+
 void WriteLocality(YAML::Emitter& out, bool locality_aware) {
   out << YAML::Key << "localityAwareness" << YAML::Value << YAML::Flow << YAML::BeginMap
       << YAML::Key << "disabled" << YAML::Value << !locality_aware << YAML::EndMap;
@@ -857,6 +882,7 @@ void WriteUpstream(YAML::Emitter& out, const DeclaredUpstream& u) {
   WriteLoadBalancer(out, c.load_balancer);
   WriteLocality(out, c.locality_aware);
   WriteClientConfigs(out, c.client_configs);
+  WriteTags(out, c.tags);
   out << YAML::Key << "panicThresholdPercent" << YAML::Value << c.panic_threshold_percent;
   out << YAML::Key << "leaseTtl" << YAML::Value << Go(c.lease_ttl);
   out << YAML::Key << "maxActiveRequests" << YAML::Value << c.max_active_requests;
@@ -870,6 +896,7 @@ void WriteUpstream(YAML::Emitter& out, const DeclaredUpstream& u) {
     out << YAML::Key << "weight" << YAML::Value << t.weight;
     if (!t.zone.empty()) out << YAML::Key << "zone" << YAML::Value << t.zone;
     if (!t.hash_key.empty()) out << YAML::Key << "hashKey" << YAML::Value << t.hash_key;
+    WriteTags(out, t.tags);
     out << YAML::EndMap;
   }
   out << YAML::EndSeq << YAML::EndMap;

@@ -130,6 +130,7 @@ absl::StatusOr<UpstreamRecord> Put(const PutTarget& change, UpstreamRecord recor
   if (patch.weight) target.weight = *patch.weight;
   if (!patch.zone.empty()) target.zone = patch.zone;
   if (!patch.hash_key.empty()) target.hash_key = patch.hash_key;
+  if (patch.tags) target.tags = *patch.tags;
   if (absl::Status s = ValidateTarget(target, "target"); !s.ok()) return s;
   return record;
 }

@@ -41,10 +41,11 @@ struct Limits {
 
 // PutTarget's input: fields left out keep their value on an existing target.
 struct TargetPatch {
-  std::string address;             // Any spelling; canonicalised.
-  std::optional<uint32_t> weight;  // Unset keeps (or defaults to 100).
-  std::string zone;                // Empty keeps.
-  std::string hash_key;            // Empty keeps.
+  std::string address;                           // Any spelling; canonicalised.
+  std::optional<uint32_t> weight;                // Unset keeps (or defaults to 100).
+  std::string zone;                              // Empty keeps.
+  std::string hash_key;                          // Empty keeps.
+  std::optional<std::vector<std::string>> tags;  // Unset keeps.
 };
 
 struct CreateUpstream {

@@ -181,6 +181,8 @@ struct UpstreamConfig {
   // A pick uses the first whose selector matches its client, else the
   // fields above. At most kMaxClientConfigs.
   std::vector<ClientConfig> client_configs;
+  // Kong's tags: labels kept and returned, which picking ignores.
+  std::vector<std::string> tags;
 
   bool operator==(const UpstreamConfig&) const = default;
 };
@@ -201,6 +203,12 @@ void ReplaceZerosWithDefaults(UpstreamConfig& config);
 // The same for one strategy (an upstream's own or a per-client one).
 void ReplaceZerosWithDefaults(LoadBalancerConfig& lb);
 
+// Kong's tags on an upstream or a target: at most kMaxTags, each 1 to
+// kMaxTagLength printable characters without ',' or '/' (Kong's rule: its
+// list filters split on them).
+inline constexpr size_t kMaxTags = 64;
+inline constexpr size_t kMaxTagLength = 128;
+
 inline constexpr uint32_t kDefaultTargetWeight = 100;
 inline constexpr uint32_t kMaxTargetWeight = 65535;
 
@@ -208,7 +216,8 @@ struct TargetConfig {
   std::string address;  // Canonical `host:port`.
   uint32_t weight = kDefaultTargetWeight;
   std::string zone;
-  std::string hash_key;  // Empty = hash on the address.
+  std::string hash_key;           // Empty = hash on the address.
+  std::vector<std::string> tags;  // Kong's tags, as on upstreams.
 
   // The consistent-hash key: hash_key if set, else the canonical address.
   const std::string& HashKey() const { return hash_key.empty() ? address : hash_key; }

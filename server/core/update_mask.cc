@@ -152,6 +152,7 @@ const MaskField kFields[] = {
      }},
     {"client_configs", std::nullopt,
      [](const UpstreamConfig& f, UpstreamConfig& t) { t.client_configs = f.client_configs; }},
+    {"tags", std::nullopt, [](const UpstreamConfig& f, UpstreamConfig& t) { t.tags = f.tags; }},
 };
 
 const MaskField* Find(const std::string& path) {

@@ -1,5 +1,6 @@
 #include "server/core/validate.h"
 
+#include <algorithm>
 #include <cmath>
 
 #include "absl/strings/ascii.h"
@@ -256,6 +257,7 @@ absl::Status ValidateUpstreamConfig(const UpstreamConfig& config, Rules rules) {
     return s;
   }
   if (absl::Status s = ValidateClientConfigs(config.client_configs, rules); !s.ok()) return s;
+  if (absl::Status s = ValidateTags(config.tags, "upstream.tags"); !s.ok()) return s;
   if (config.panic_threshold_percent > 100) {
     return Invalid("upstream.panic_threshold_percent",
                    absl::StrCat("must be 0..100, got ", config.panic_threshold_percent));
@@ -310,6 +312,24 @@ absl::Status ValidateUpstreamConfig(const UpstreamConfig& config, Rules rules) {
   return absl::OkStatus();
 }
 
+absl::Status ValidateTags(const std::vector<std::string>& tags, absl::string_view field) {
+  if (tags.size() > kMaxTags) {
+    return Invalid(field, absl::StrCat("at most ", kMaxTags, " tags, got ", tags.size()));
+  }
+  for (size_t i = 0; i < tags.size(); ++i) {
+    const std::string& tag = tags[i];
+    const bool printable = std::all_of(tag.begin(), tag.end(), [](char c) {
+      return static_cast<unsigned char>(c) >= 0x20 && c != 0x7f && c != ',' && c != '/';
+    });
+    if (tag.empty() || tag.size() > kMaxTagLength || !printable) {
+      return Invalid(
+          absl::StrCat(field, "[", i, "]"),
+          absl::StrCat("must be 1 to ", kMaxTagLength, " printable characters without ',' or '/'"));
+    }
+  }
+  return absl::OkStatus();
+}
+
 absl::Status ValidateTarget(const TargetConfig& target, absl::string_view field) {
   if (target.weight > kMaxTargetWeight) {
     return Invalid(absl::StrCat(field, ".weight"),
@@ -321,6 +341,7 @@ absl::Status ValidateTarget(const TargetConfig& target, absl::string_view field)
   if (target.hash_key.size() > 1024) {
     return Invalid(absl::StrCat(field, ".hash_key"), "must be at most 1024 characters");
   }
+  if (absl::Status s = ValidateTags(target.tags, absl::StrCat(field, ".tags")); !s.ok()) return s;
   return absl::OkStatus();
 }
 

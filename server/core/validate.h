@@ -29,6 +29,8 @@ absl::Status ValidateUpstreamConfig(const UpstreamConfig& config, Rules rules = 
 // Checks a target whose address is already canonical. `field` is the
 // target's path, e.g. "target" or "targets[3]".
 absl::Status ValidateTarget(const TargetConfig& target, absl::string_view field);
+// Kong's tags (kMaxTags, kMaxTagLength); `field` names the list.
+absl::Status ValidateTags(const std::vector<std::string>& tags, absl::string_view field);
 
 // Trial division; Envoy's Primes::isPrime, except that 0 and 1 are not prime.
 bool IsPrime(uint64_t n);

@@ -44,13 +44,19 @@ const std::string& Lookup(const absl::flat_hash_map<std::string, std::string>& m
 
 }  // namespace
 
-absl::flat_hash_map<std::string, std::string> ParseForm(absl::string_view encoded) {
-  absl::flat_hash_map<std::string, std::string> fields;
+std::vector<std::pair<std::string, std::string>> ParseFormPairs(absl::string_view encoded) {
+  std::vector<std::pair<std::string, std::string>> pairs;
   for (absl::string_view pair : absl::StrSplit(encoded, '&', absl::SkipEmpty())) {
     std::pair<absl::string_view, absl::string_view> kv =
         absl::StrSplit(pair, absl::MaxSplits('=', 1));
-    fields[FormDecode(kv.first)] = FormDecode(kv.second);
+    pairs.emplace_back(FormDecode(kv.first), FormDecode(kv.second));
   }
+  return pairs;
+}
+
+absl::flat_hash_map<std::string, std::string> ParseForm(absl::string_view encoded) {
+  absl::flat_hash_map<std::string, std::string> fields;
+  for (auto& [name, value] : ParseFormPairs(encoded)) fields[name] = std::move(value);
   return fields;
 }
 

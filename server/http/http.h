@@ -27,6 +27,8 @@ namespace picker::http {
 // form body): "a=1&b=x%20y" -> {a: "1", b: "x y"}. '+' is a space; a name
 // given twice keeps its last value.
 absl::flat_hash_map<std::string, std::string> ParseForm(absl::string_view encoded);
+// The same, every pair in order (a name given twice appears twice).
+std::vector<std::pair<std::string, std::string>> ParseFormPairs(absl::string_view encoded);
 
 // Percent-encodes `text` for a query string value.
 std::string UrlEncode(absl::string_view text);

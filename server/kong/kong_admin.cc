@@ -347,8 +347,10 @@ http::Response KongAdmin::CreateTarget(const http::Request& r) {
   absl::StatusOr<KongTarget> target = ReadKongTarget(*body, true);
   if (!target.ok()) return SchemaViolation(target.status().message());
   if (s->Find(target->address)) return UniqueViolation("target", target->address);
-  absl::StatusOr<control::WriteResult> w = Write(core::PutTarget{
-      s->config().name, core::TargetPatch{.address = target->address, .weight = target->weight}});
+  absl::StatusOr<control::WriteResult> w =
+      Write(core::PutTarget{s->config().name, core::TargetPatch{.address = target->address,
+                                                                .weight = target->weight,
+                                                                .tags = target->tags}});
   if (!w.ok()) return ErrorResponse(w.status());
   return WrittenTarget(201, *w, target->address);
 }
@@ -368,7 +370,9 @@ http::Response KongAdmin::PutTarget(const http::Request& r) {
   absl::StatusOr<control::WriteResult> w = Write(core::PutTarget{
       s->config().name,
       core::TargetPatch{.address = target->address,
-                        .weight = target->weight.value_or(core::kDefaultTargetWeight)}});
+                        .weight = target->weight.value_or(core::kDefaultTargetWeight),
+                        // PUT replaces the entity: no tags given, none kept.
+                        .tags = target->tags.value_or(std::vector<std::string>{})}});
   if (!w.ok()) return ErrorResponse(w.status());
   return WrittenTarget(200, *w, target->address);
 }
@@ -386,7 +390,8 @@ http::Response KongAdmin::PatchTarget(const http::Request& r) {
   }
   const std::string address = existing->config.address;
   absl::StatusOr<control::WriteResult> w = Write(core::PutTarget{
-      s->config().name, core::TargetPatch{.address = address, .weight = target->weight}});
+      s->config().name,
+      core::TargetPatch{.address = address, .weight = target->weight, .tags = target->tags}});
   if (!w.ok()) return ErrorResponse(w.status());
   return WrittenTarget(200, *w, address);
 }
@@ -463,7 +468,8 @@ http::Response KongAdmin::Health(const http::Request& r) {
         json.Key("health").String(health);
         json.Key("weight").Number(t->config.weight);
         json.EndObject().EndArray().EndObject();
-        json.Key("tags").Null().Key("created_at").Null().Key("updated_at").Null();
+        WriteKongTags(t->config.tags, json);
+        json.Key("created_at").Null().Key("updated_at").Null();
         json.EndObject();
       });
 }

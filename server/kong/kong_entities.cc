@@ -15,6 +15,7 @@
 #include "google/protobuf/util/json_util.h"
 #include "server/core/address.h"
 #include "server/core/hash/hash.h"
+#include "server/core/validate.h"
 
 namespace picker::kong {
 namespace {
@@ -203,17 +204,59 @@ absl::StatusOr<KongFields> ParseKongBody(const http::Request& request) {
     }
     return body;
   }
-  for (const auto& [name, value] : request.Form()) {
+  for (const auto& [name, value] : http::ParseFormPairs(request.body)) {
     absl::string_view key = name;
-    absl::ConsumeSuffix(&key, "[]");
+    // Kong's form arrays: `tags[]=a&tags[]=b`, each a value of the list.
+    const bool item = absl::ConsumeSuffix(&key, "[]");
     std::vector<std::string> parts = absl::StrSplit(key, '.');
     Struct* at = &body;
     for (size_t i = 0; i + 1 < parts.size(); ++i) {
       at = (*at->mutable_fields())[parts[i]].mutable_struct_value();
     }
-    (*at->mutable_fields())[parts.back()].set_string_value(value);
+    Value& field = (*at->mutable_fields())[parts.back()];
+    if (item) {
+      field.mutable_list_value()->add_values()->set_string_value(value);
+    } else {
+      field.set_string_value(value);
+    }
   }
   return body;
+}
+
+absl::StatusOr<std::optional<std::vector<std::string>>> ReadKongTags(const KongFields& body) {
+  const Value* v = At(body, "tags");
+  if (v == nullptr) return std::nullopt;
+  std::vector<std::string> tags;
+  if (IsNull(v)) return tags;
+  if (v->has_string_value()) {  // A form's "a,b" (a tag holds no ',').
+    for (absl::string_view tag : absl::StrSplit(v->string_value(), ',', absl::SkipEmpty())) {
+      tags.emplace_back(tag);
+    }
+  } else if (v->has_list_value()) {
+    for (const Value& item : v->list_value().values()) {
+      if (!item.has_string_value()) return Invalid("tags", "expected a string");
+      tags.push_back(item.string_value());
+    }
+  } else {
+    return Invalid("tags", "expected a set");
+  }
+  if (absl::Status s = core::ValidateTags(tags, "tags"); !s.ok()) {
+    const absl::string_view message = s.message();
+    const size_t colon = message.find(": ");
+    return Invalid(message.substr(0, colon), message.substr(colon + 2));
+  }
+  return tags;
+}
+
+void WriteKongTags(const std::vector<std::string>& tags, http::JsonWriter& json) {
+  json.Key("tags");
+  if (tags.empty()) {
+    json.Null();  // Kong answers null for an entity without tags.
+    return;
+  }
+  json.BeginArray();
+  for (const std::string& tag : tags) json.String(tag);
+  json.EndArray();
 }
 
 core::UpstreamConfig KongDefaultUpstream() {
@@ -591,10 +634,9 @@ absl::Status ApplyKongUpstream(const KongFields& body, core::UpstreamConfig& con
     }
   }
   if (absl::Status s = String(body, "name", config.name); !s.ok()) return s;
-  const Value* tags = At(body, "tags");
-  if (!IsNull(tags) && !(tags->has_list_value() && tags->list_value().values_size() == 0)) {
-    return Invalid("tags", "picker does not store tags yet");
-  }
+  auto tags = ReadKongTags(body);
+  if (!tags.ok()) return tags.status();
+  if (*tags) config.tags = **tags;
   for (const char* field :
        {"host_header", "client_certificate", "hash_on_uri_capture", "hash_fallback_uri_capture"}) {
     if (!IsNull(At(body, field))) {
@@ -690,7 +732,7 @@ void WriteKongUpstream(const core::UpstreamConfig& config, http::JsonWriter& jso
   json.Key("hash_fallback_uri_capture").Null();
   json.Key("slots").Number(h.slots);
   json.Key("healthchecks").Raw(HealthchecksJson(config));
-  json.Key("tags").Null();
+  WriteKongTags(config.tags, json);
   json.Key("host_header").Null();
   json.Key("client_certificate").Null();
   json.Key("use_srv_name").Bool(false);
@@ -707,11 +749,10 @@ absl::StatusOr<KongTarget> ReadKongTarget(const KongFields& body, bool target_re
       return Invalid(key, "unknown field");
     }
   }
-  const Value* tags = At(body, "tags");
-  if (!IsNull(tags) && !(tags->has_list_value() && tags->list_value().values_size() == 0)) {
-    return Invalid("tags", "picker does not store tags yet");
-  }
   KongTarget out;
+  auto tags = ReadKongTags(body);
+  if (!tags.ok()) return tags.status();
+  out.tags = *std::move(tags);
   std::string target;
   if (absl::Status s = String(body, "target", target); !s.ok()) return s;
   if (target.empty() && target_required) return Invalid("target", "required field missing");
@@ -742,7 +783,7 @@ void WriteKongTarget(absl::string_view upstream, const core::TargetConfig& targe
   json.Key("target").String(target.address);
   json.Key("weight").Number(target.weight);
   json.Key("upstream").BeginObject().Key("id").String(UpstreamId(upstream)).EndObject();
-  json.Key("tags").Null();
+  WriteKongTags(target.tags, json);
   json.Key("created_at").Null();
   json.Key("updated_at").Null();
   json.EndObject();

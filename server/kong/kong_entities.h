@@ -21,7 +21,9 @@
 #ifndef PICKER_SERVER_KONG_KONG_ENTITIES_H_
 #define PICKER_SERVER_KONG_KONG_ENTITIES_H_
 
+#include <optional>
 #include <string>
+#include <vector>
 
 #include "absl/status/statusor.h"
 #include "absl/strings/string_view.h"
@@ -66,8 +68,15 @@ void WriteKongUpstream(const core::UpstreamConfig& config, http::JsonWriter& jso
 struct KongTarget {
   std::string address;
   std::optional<uint32_t> weight;
+  std::optional<std::vector<std::string>> tags;  // Unset: the body has none.
 };
 absl::StatusOr<KongTarget> ReadKongTarget(const KongFields& body, bool target_required);
+
+// `tags` of a body (a JSON array, a form's "a,b" or repeated tags[]), or
+// nullopt when absent; null is no tags. Checked as core::ValidateTags.
+absl::StatusOr<std::optional<std::vector<std::string>>> ReadKongTags(const KongFields& body);
+// "tags": null for none, as Kong answers, else the list.
+void WriteKongTags(const std::vector<std::string>& tags, http::JsonWriter& json);
 
 void WriteKongTarget(absl::string_view upstream, const core::TargetConfig& target,
                      http::JsonWriter& json);

@@ -287,6 +287,7 @@ void Encode(const core::UpstreamRecord& record, v1::StoredUpstream* out) {
     EncodeLoadBalancer(client.load_balancer, stored->mutable_load_balancer());
     stored->mutable_locality()->set_disabled(!client.locality_aware);
   }
+  for (const std::string& tag : c.tags) u->add_tags(tag);
   out->mutable_targets()->Reserve(static_cast<int>(record.targets.size()));
   for (const core::StoredTarget& t : record.targets) {
     v1::StoredTarget* stored = out->add_targets();
@@ -295,6 +296,7 @@ void Encode(const core::UpstreamRecord& record, v1::StoredUpstream* out) {
     target->set_weight(t.config.weight);
     target->set_zone(t.config.zone);
     target->set_hash_key(t.config.hash_key);
+    for (const std::string& tag : t.config.tags) target->add_tags(tag);
     stored->set_health_override(EncodeOverride(t.health_override));
   }
 }
@@ -326,6 +328,7 @@ absl::StatusOr<core::UpstreamRecord> Decode(const v1::StoredUpstream& stored) {
     }
     client.locality_aware = !stored.locality().disabled();
   }
+  c.tags.assign(u.tags().begin(), u.tags().end());
   record.targets.reserve(stored.targets_size());
   for (const v1::StoredTarget& t : stored.targets()) {
     core::StoredTarget& target = record.targets.emplace_back();
@@ -333,6 +336,7 @@ absl::StatusOr<core::UpstreamRecord> Decode(const v1::StoredUpstream& stored) {
     if (t.target().has_weight()) target.config.weight = t.target().weight();
     target.config.zone = t.target().zone();
     target.config.hash_key = t.target().hash_key();
+    target.config.tags.assign(t.target().tags().begin(), t.target().tags().end());
     target.health_override = DecodeOverride(t.health_override());
   }
   return record;

@@ -139,7 +139,6 @@ def upstream_routes(s):
                               ("slots", "5", "between 10 and 65536"),
                               ("healthchecks.threshold", "10", "Kong's default"),
                               ("healthchecks.active.type", "https", "not supported"),
-                              ("tags[]", "blue", "tags"),
                               ("colour", "red", "unknown field")):
         code, body = s.curl("PATCH", "/upstreams/users", "--data", "%s=%s" % (field, value))
         key = field.replace("[]", "")
@@ -178,6 +177,33 @@ def upstream_routes(s):
     check(code == 404 and body == {"message": "Not found"}, "then GET is 404 Not found")
     code, _ = s.curl("DELETE", "/upstreams/grpc-made")
     check(code == 204, "DELETE again is 204, as in Kong")
+
+
+def tags(s):
+    """Tags on upstreams and targets are kept and returned, over HTTP and gRPC."""
+    code, body = s.curl("POST", "/upstreams", "-H", "Content-Type: application/json", "--data",
+                        json.dumps({"name": "tagged", "tags": ["team-a", "prod"]}))
+    check(code == 201 and body["tags"] == ["team-a", "prod"], "POST keeps tags: %s" % body.get("tags"))
+    code, body = s.curl("PATCH", "/upstreams/tagged", "--data", "slots=100")
+    check(code == 200 and body["tags"] == ["team-a", "prod"], "PATCH without tags keeps them")
+    rc, text = s.cli("get", "tagged", "-o", "json")
+    check(rc == 0 and json.loads(text).get("tags") == ["team-a", "prod"],
+          "the tags are seen over gRPC: %s" % text.strip())
+    code, body = s.curl("POST", "/upstreams/tagged/targets", "--data", "target=10.3.0.1:80",
+                        "--data", "tags[]=blue", "--data", "tags[]=canary")
+    check(code == 201 and body["tags"] == ["blue", "canary"],
+          "a target's form tags[] are kept: %s" % body.get("tags"))
+    code, body = s.curl("GET", "/upstreams/tagged/targets/10.3.0.1:80")
+    check(code == 200 and body["tags"] == ["blue", "canary"], "and returned")
+    code, body = s.curl("PUT", "/upstreams/tagged/targets/10.3.0.1:80", "--data", "weight=5")
+    check(code == 200 and body["tags"] is None, "PUT replaces the target: no tags: %s" % body)
+    code, body = s.curl("PATCH", "/upstreams/tagged", "-H", "Content-Type: application/json",
+                        "--data", json.dumps({"tags": ["a,b"]}))
+    check(code == 400 and "tags[0]" in body.get("fields", {}),
+          "a tag with ',' is 400 naming tags[0]: %s" % body)
+    code, body = s.curl("PUT", "/upstreams/tagged", "--data", "algorithm=round-robin")
+    check(code == 200 and body["tags"] is None, "PUT replaces the upstream: no tags")
+    s.curl("DELETE", "/upstreams/tagged")
 
 
 def target_routes(s):
@@ -320,6 +346,7 @@ def main():
         guide(s)
         upstream_routes(s)
         target_routes(s)
+        tags(s)
         hashing(s)
     finally:
         check(s.stop() == 0, "SIGTERM stops the server")

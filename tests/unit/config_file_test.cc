@@ -296,7 +296,8 @@ TEST(ConfigFileTest, WrittenFileReadsBackAndPlansNothing) {
   canary.client = {"", {{"canary", "true"}}};
   canary.load_balancer.kind = core::StrategyKind::kLeastRequest;
   canary.load_balancer.choice_count = 3;
-  declared->push_back({cookie, {{"[2001:db8::1]:80", 0, "z", "k"}}});
+  cookie.tags = {"team-a", "123"};
+  declared->push_back({cookie, {{"[2001:db8::1]:80", 0, "z", "k", {"blue", "true"}}}});
   const std::string written = WriteConfig(*declared);
   auto read_back = ParseConfig(written, "dump.yaml");
   ASSERT_TRUE(read_back.ok()) << read_back.status() << "\n" << written;

@@ -176,6 +176,8 @@ TEST_F(FileStoreTest, TheNewStrategyOptionsSurviveARestart) {
   api.client = {"api", {}};
   api.load_balancer.kind = core::StrategyKind::kLeastRequest;
   api.load_balancer.choice_count = 4;
+  clients.config.tags = {"team-a", "prod"};
+  clients.targets.front().config.tags = {"blue"};
   written.push_back(clients);
   {
     std::unique_ptr<FileStore> store = Open();

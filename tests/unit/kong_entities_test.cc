@@ -97,7 +97,8 @@ TEST(KongEntitiesTest, WhatPickerCannotHonourNamesTheField) {
               HasSubstr("healthchecks.active.type: 'https' is not supported"));
   EXPECT_THAT(Refusal(Form("healthchecks.active.healthy.interval=5")),
               HasSubstr("healthchecks.active.healthy.successes: 0 never marks"));
-  EXPECT_THAT(Refusal(Json(R"({"tags": ["a"]})")), HasSubstr("tags:"));
+  EXPECT_THAT(Refusal(Json(R"({"tags": ["a/b"]})")), HasSubstr("tags[0]: must be 1 to 128"));
+  EXPECT_THAT(Refusal(Json(R"({"tags": 7})")), HasSubstr("tags: expected a set"));
   EXPECT_THAT(Refusal(Json(R"({"colour": "red"})")), HasSubstr("colour: unknown field"));
 }
 

@@ -55,6 +55,21 @@ TEST(ValidateTest, ClientConfigsNameTheirEntry) {
   ExpectInvalid(config, "upstream.client_configs: at most 64 entries");
 }
 
+TEST(ValidateTest, TagsAreKongs) {
+  UpstreamConfig config = Named(StrategyKind::kRoundRobin);
+  config.tags = {"team-a", "prod env"};
+  EXPECT_TRUE(ValidateUpstreamConfig(config).ok());
+  for (const std::string& bad :
+       std::vector<std::string>{"", "a,b", "a/b", std::string(129, 'x'), "a\nb"}) {
+    config.tags = {"ok", bad};
+    ExpectInvalid(config, "upstream.tags[1]: must be 1 to 128 printable characters");
+  }
+  config.tags.assign(kMaxTags + 1, "t");
+  ExpectInvalid(config, "upstream.tags: at most 64 tags");
+  TargetConfig target{.address = "10.0.0.1:80", .tags = {"a/b"}};
+  EXPECT_THAT(std::string(ValidateTarget(target, "target").message()), HasSubstr("target.tags[0]"));
+}
+
 TEST(ValidateTest, SlowStart) {
   for (StrategyKind kind : {StrategyKind::kRoundRobin, StrategyKind::kLeastRequest}) {
     const std::string field =
