@@ -554,6 +554,14 @@ absl::Status Balancing(const Scope& s, core::LoadBalancerConfig& lb, bool& local
   }
   if (s["localityAwareness"]) {
     const Scope locality = s.Child("localityAwareness", "locality_awareness");
+    for (const char* kong_mesh : {"localZone", "crossZone", "failoverThreshold"}) {
+      if (locality[kong_mesh]) {
+        return s.r().Error(locality[kong_mesh], locality.PathOf(kong_mesh),
+                           "is not supported by picker, whose locality prefers the client's "
+                           "zone and spills over to the others by their health (Envoy's "
+                           "zone-aware priorities); only `disabled` is");
+      }
+    }
     PICKER_RETURN_IF_ERROR(locality.Keys({"disabled"}));
     bool disabled = false;
     PICKER_RETURN_IF_ERROR(locality.Bool("disabled", "disabled", disabled));

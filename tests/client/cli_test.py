@@ -388,10 +388,64 @@ spec:
         expect(["explain", "backend", "--client-service", "web", "-o", "json"], 0,
                r'"clientConfig": 0')
         expect(["explain", "backend", "--client-service", "api"], 0, r"upstream backend \(least_request\)\n  request")
+        # The same example in Universal form, with the other kinds of the
+        # matrix beside it: each set of callers gets its configuration.
+        with open(mesh, "w") as f:
+            f.write("""upstreams:
+  - name: backend
+    targets: [{target: '10.7.0.1:80'}, {target: '10.7.0.2:80'}, {target: '10.7.0.3:80'}]
+  - name: other
+    targets: [{target: '10.8.0.1:80'}, {target: '10.8.0.2:80'}]
+---
+type: MeshLoadBalancingStrategy
+name: ring-hash
+mesh: default
+spec:
+  targetRef:
+    kind: MeshService
+    name: web
+  to:
+    - targetRef:
+        kind: MeshService
+        name: backend
+      default:
+        loadBalancer:
+          type: RingHash
+          ringHash:
+            hashPolicies:
+              - type: Header
+                header:
+                  name: x-header
+---
+type: MeshLoadBalancingStrategy
+name: canaries
+spec:
+  targetRef: {kind: MeshSubset, tags: {version: v2}}
+  to: [{targetRef: {kind: Mesh}, default: {loadBalancer: {type: Maglev}}}]
+---
+type: MeshLoadBalancingStrategy
+name: web-canaries
+spec:
+  targetRef: {kind: MeshServiceSubset, name: web, tags: {version: v2}}
+  to: [{targetRef: {kind: MeshService, name: backend}, default: {loadBalancer: {type: Random}}}]
+""")
+        expect(["apply", mesh], 0, r"updated upstream backend")
+        for value in ("a", "b"):
+            chosen = set(targets("--client-service", "web", "--header", f"x-header={value}"))
+            check(len(chosen) == 1, f"Universal form: picks from web with x-header={value} go to one target")
+        for flags, strategy in ((["--client-service", "web"], "ring_hash"),
+                                (["--client-tag", "version=v2"], "maglev"),
+                                (["--client-service", "web", "--client-tag", "version=v2"], "random"),
+                                (["--client-service", "api", "--client-tag", "version=v1"], "round_robin")):
+            expect(["explain", "backend", *flags], 0, rf"upstream backend \({strategy}\)")
+        expect(["explain", "other", "--client-tag", "version=v2"], 0, r"upstream other \(maglev\)")
+        # The gRPC Admin API edits them: an update of client_configs alone.
+        expect(["update", "backend", "--json", '{"clientConfigs":[]}', "--mask", "client_configs"], 0)
+        expect(["explain", "backend", "--client-service", "web"], 0, r"upstream backend \(round_robin\)")
         with open(mesh, "a") as f:
             f.write("---\ntype: MeshLoadBalancingStrategy\nname: from-east\nspec:\n"
                     "  targetRef: {kind: MeshSubset}\n  to: []\n")
-        expect(["apply", mesh], 3, r"mesh\.yaml:47: spec\.targetRef\.tags: must be a non-empty mapping")
+        expect(["apply", mesh], 3, r"mesh\.yaml:42: spec\.targetRef\.tags: must be a non-empty mapping")
         expect(["delete", "backend"], 0)
         expect(["delete", "other"], 0)
 

@@ -580,6 +580,11 @@ TEST(MeshPolicyTest, WhatPickerCannotUseIsRefusedWithFileLineAndField) {
                            "    - targetRef: {kind: MeshService, name: nowhere}\n"
                            "      default: {loadBalancer: {type: Random}}\n"),
               HasSubstr("f.yaml:13: targetRef.name: names no upstream this file declares"));
+  EXPECT_THAT(Error(head + "spec:\n  targetRef: {kind: Mesh}\n  to:\n"
+                           "    - targetRef: {kind: Mesh}\n"
+                           "      default:\n        localityAwareness:\n"
+                           "          crossZone: {failover: []}\n"),
+              HasSubstr("f.yaml:16: upstreams[0].localityAwareness.crossZone: is not supported"));
   EXPECT_THAT(Error(head + "spec:\n  targetRef: {kind: Mesh}\n  rules: []\n"),
               HasSubstr("f.yaml:12: spec.rules: unknown field"));
   EXPECT_THAT(Error(std::string(kUpstreams) + "---\napiVersion: kuma.io/v1beta7\n"
