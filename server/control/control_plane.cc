@@ -34,6 +34,7 @@ struct ControlPlane::Upstream {
       core::TargetEntry& entry = entries.emplace_back();
       entry.config = stored.config;
       entry.health_override = stored.health_override;
+      entry.times = stored.times;
       if (std::shared_ptr<core::TargetLive> live = LiveOf(stored.config.address, old)) {
         entry.live = std::move(live);
       }
@@ -80,6 +81,13 @@ struct ControlPlane::Pending {
 namespace {
 
 using Staged = std::map<std::string, core::RecordPtr>;
+
+// Now, for the records' created_at and updated_at.
+int64_t UnixSeconds() {
+  return std::chrono::duration_cast<std::chrono::seconds>(
+             std::chrono::system_clock::now().time_since_epoch())
+      .count();
+}
 
 // Runs `work(i)` for i in [0, n) on every core.
 void ParallelFor(size_t n, const std::function<void(size_t)>& work) {
@@ -323,7 +331,7 @@ bool ControlPlane::Stage(Pending& pending, Staged& staged,
     return true;
   }
   absl::StatusOr<core::Mutation> mutation =
-      core::ApplyChange(pending.change, current, count, options_.limits);
+      core::ApplyChange(pending.change, current, count, options_.limits, UnixSeconds());
   if (!mutation.ok()) {
     // An upstream another replica just created may not have come through
     // the feed yet: wait for it rather than answer NOT_FOUND.
@@ -369,8 +377,8 @@ void ControlPlane::DryRun(Pending& pending, const core::UpstreamRecord* current,
   changes.push_back(std::move(pending.change));
   for (core::Change& c : pending.then) changes.push_back(std::move(c));
   for (size_t i = 0; i < changes.size(); ++i) {
-    absl::StatusOr<core::Mutation> mutation =
-        core::ApplyChange(changes[i], record ? &*record : nullptr, upstream_count, options_.limits);
+    absl::StatusOr<core::Mutation> mutation = core::ApplyChange(
+        changes[i], record ? &*record : nullptr, upstream_count, options_.limits, UnixSeconds());
     if (!mutation.ok()) {
       absl::Status s = mutation.status();
       if (changes.size() > 1)
@@ -393,9 +401,9 @@ void ControlPlane::DryRun(Pending& pending, const core::UpstreamRecord* current,
   if (record) {
     result.record = std::make_shared<const core::UpstreamRecord>(*std::move(record));
     scratch.Take(result.record, applied_revision_);
-    result.snapshot =
-        core::UpstreamSnapshot::Build(result.record->config, scratch.targets, scratch.live,
-                                      std::chrono::system_clock::now(), core::ThreadRandom());
+    result.snapshot = core::UpstreamSnapshot::Build(result.record->config, scratch.targets,
+                                                    scratch.live, std::chrono::system_clock::now(),
+                                                    core::ThreadRandom(), result.record->times);
   }
   pending.done(std::move(result));
 }
@@ -462,8 +470,9 @@ void ControlPlane::AnswerApplied() {
 std::shared_ptr<const core::UpstreamSnapshot> ControlPlane::Build(Upstream& upstream) {
   const core::WallTime now = std::chrono::system_clock::now();
   core::MarkSlowStarts(upstream.targets, now);
-  upstream.snapshot = core::UpstreamSnapshot::Build(upstream.record->config, upstream.targets,
-                                                    upstream.live, now, core::ThreadRandom());
+  upstream.snapshot =
+      core::UpstreamSnapshot::Build(upstream.record->config, upstream.targets, upstream.live, now,
+                                    core::ThreadRandom(), upstream.record->times);
   ArmTimers(upstream);
   return upstream.snapshot;
 }
@@ -548,7 +557,7 @@ void ControlPlane::Reconcile(core::StoreState state) {
     const core::WallTime now = std::chrono::system_clock::now();
     core::MarkSlowStarts(u.targets, now);
     u.snapshot = core::UpstreamSnapshot::Build(u.record->config, u.targets, u.live, now,
-                                               core::ThreadRandom());
+                                               core::ThreadRandom(), u.record->times);
     built[i] = {u.record->config.name, u.snapshot};
   });
   for (Upstream* u : changed) ArmTimers(*u);

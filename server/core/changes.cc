@@ -197,6 +197,30 @@ absl::StatusOr<UpstreamRecord> Modify(const Change& change, UpstreamRecord recor
       change);
 }
 
+// Kong's created_at and updated_at of `after`, the record `before` became.
+void StampTimes(const UpstreamRecord* before, UpstreamRecord& after, int64_t now) {
+  if (before == nullptr) {
+    after.times = {now, now};
+  } else {
+    after.times = before->times;
+    if (after.config != before->config) after.times.updated_at = now;
+  }
+  absl::flat_hash_map<absl::string_view, const StoredTarget*> old;
+  if (before != nullptr) {
+    old.reserve(before->targets.size());
+    for (const StoredTarget& t : before->targets) old.emplace(t.config.address, &t);
+  }
+  for (StoredTarget& target : after.targets) {
+    auto it = old.find(target.config.address);
+    if (it == old.end()) {
+      target.times = {now, now};
+      continue;
+    }
+    target.times = it->second->times;
+    if (target.config != it->second->config) target.times.updated_at = now;
+  }
+}
+
 }  // namespace
 
 const std::string& UpstreamOf(const Change& change) {
@@ -221,18 +245,21 @@ absl::Status PrepareChange(Change& change, const Limits& limits) {
 }
 
 absl::StatusOr<Mutation> ApplyChange(const Change& change, const UpstreamRecord* current,
-                                     size_t upstream_count, const Limits& limits) {
+                                     size_t upstream_count, const Limits& limits,
+                                     int64_t now_unix_s) {
   Mutation mutation{UpstreamOf(change), std::nullopt};
+  absl::StatusOr<UpstreamRecord> record;
   if (const auto* create = std::get_if<CreateUpstream>(&change)) {
-    absl::StatusOr<UpstreamRecord> record = Create(*create, current, upstream_count, limits);
-    if (!record.ok()) return record.status();
-    mutation.record = *std::move(record);
+    record = Create(*create, current, upstream_count, limits);
+  } else if (current == nullptr) {
+    return UnknownUpstream(mutation.name);
+  } else if (std::holds_alternative<DeleteUpstream>(change)) {
     return mutation;
+  } else {
+    record = Modify(change, *current, limits);
   }
-  if (current == nullptr) return UnknownUpstream(mutation.name);
-  if (std::holds_alternative<DeleteUpstream>(change)) return mutation;
-  absl::StatusOr<UpstreamRecord> record = Modify(change, *current, limits);
   if (!record.ok()) return record.status();
+  StampTimes(current, *record, now_unix_s);
   mutation.record = *std::move(record);
   return mutation;
 }

@@ -99,9 +99,12 @@ struct Mutation {
 };
 
 // Applies a prepared change to `current`, the stored record of its upstream
-// (null when there is none), given how many upstreams exist.
+// (null when there is none), given how many upstreams exist. The upstream
+// and each target keep their created_at; updated_at becomes `now_unix_s`
+// for those whose configuration the change alters.
 absl::StatusOr<Mutation> ApplyChange(const Change& change, const UpstreamRecord* current,
-                                     size_t upstream_count, const Limits& limits);
+                                     size_t upstream_count, const Limits& limits,
+                                     int64_t now_unix_s);
 
 // NOT_FOUND naming the upstream (or INVALID_ARGUMENT for an empty name),
 // as every lookup by name answers it.

@@ -18,15 +18,26 @@ namespace picker::core {
 // Operator override of a target's health (SetTargetHealth).
 enum class HealthOverride : uint8_t { kNone, kHealthy, kUnhealthy };
 
+// When an entity was created and its configuration last changed, in Unix
+// seconds (Kong's created_at and updated_at); 0 when unknown (written
+// before picker kept them).
+struct Timestamps {
+  int64_t created_at = 0;
+  int64_t updated_at = 0;
+  bool operator==(const Timestamps&) const = default;
+};
+
 struct StoredTarget {
   TargetConfig config;
   HealthOverride health_override = HealthOverride::kNone;
+  Timestamps times;
   bool operator==(const StoredTarget&) const = default;
 };
 
 struct UpstreamRecord {
   UpstreamConfig config;
   std::vector<StoredTarget> targets;  // Host-set order.
+  Timestamps times;
   bool operator==(const UpstreamRecord&) const = default;
 };
 

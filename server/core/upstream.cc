@@ -95,9 +95,10 @@ void MarkSlowStarts(absl::Span<const TargetEntry> targets, WallTime now) {
 
 std::shared_ptr<const UpstreamSnapshot> UpstreamSnapshot::Build(
     UpstreamConfig config, absl::Span<const TargetEntry> targets,
-    std::shared_ptr<UpstreamLive> live, WallTime now, uint64_t seed) {
+    std::shared_ptr<UpstreamLive> live, WallTime now, uint64_t seed, Timestamps times) {
   std::shared_ptr<UpstreamSnapshot> s(new UpstreamSnapshot());
   s->config_ = std::move(config);
+  s->times_ = times;
   s->live_ = std::move(live);
   const int64_t now_ms = ToUnixMillis(now);
 
@@ -105,6 +106,7 @@ std::shared_ptr<const UpstreamSnapshot> UpstreamSnapshot::Build(
   for (const TargetEntry& entry : targets) {
     SnapshotTarget& t = s->targets_.emplace_back();
     t.config = entry.config;
+    t.times = entry.times;
     t.live = entry.live;
     t.health_override = entry.health_override;
     t.healthy_since_ms = entry.live->healthy_since_ms.load(std::memory_order_relaxed);

@@ -69,12 +69,14 @@ enum HealthReason : uint32_t {
 struct TargetEntry {
   TargetConfig config;
   HealthOverride health_override = HealthOverride::kNone;
+  Timestamps times;
   std::shared_ptr<TargetLive> live = std::make_shared<TargetLive>();
 };
 
 // A target inside a snapshot, with its health at build time.
 struct SnapshotTarget {
   TargetConfig config;
+  Timestamps times;  // The record's (Kong's created_at, updated_at).
   std::shared_ptr<TargetLive> live;
   HealthOverride health_override = HealthOverride::kNone;
   bool healthy = true;
@@ -128,9 +130,12 @@ class UpstreamSnapshot {
   static std::shared_ptr<const UpstreamSnapshot> Build(UpstreamConfig config,
                                                        absl::Span<const TargetEntry> targets,
                                                        std::shared_ptr<UpstreamLive> live,
-                                                       WallTime now, uint64_t seed);
+                                                       WallTime now, uint64_t seed,
+                                                       Timestamps times = {});
 
   const UpstreamConfig& config() const { return config_; }
+  // The record's created_at and updated_at (Kong's).
+  const Timestamps& times() const { return times_; }
 
   // The snapshot that picks from `client` use: that of the first per-client
   // configuration whose selector matches (its own strategy and tables over
@@ -230,6 +235,7 @@ class UpstreamSnapshot {
                                   bool& explained) const;
 
   UpstreamConfig config_;
+  Timestamps times_;
   std::vector<SnapshotTarget> targets_;
   std::shared_ptr<UpstreamLive> live_;
   absl::flat_hash_map<absl::string_view, uint32_t> index_;  // address -> target index

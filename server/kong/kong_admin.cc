@@ -200,9 +200,9 @@ absl::StatusOr<control::WriteResult> KongAdmin::Write(core::Change change) {
 
 namespace {
 
-http::Response UpstreamAnswer(int status, const core::UpstreamConfig& config) {
+http::Response UpstreamAnswer(int status, const core::UpstreamSnapshot& upstream) {
   http::JsonWriter json;
-  WriteKongUpstream(config, json);
+  WriteKongUpstream(upstream.config(), upstream.times(), json);
   return Json(status, std::move(json));
 }
 
@@ -212,12 +212,14 @@ http::Response KongAdmin::ListUpstreams(const http::Request& r) {
   const std::vector<Snapshot> all = snapshots_.List();  // Sorted by name.
   return Page(
       r, all, [](const Snapshot& s) { return s->config().name; },
-      [](const Snapshot& s, http::JsonWriter& json) { WriteKongUpstream(s->config(), json); });
+      [](const Snapshot& s, http::JsonWriter& json) {
+        WriteKongUpstream(s->config(), s->times(), json);
+      });
 }
 
 http::Response KongAdmin::GetUpstream(const http::Request& r) {
   Snapshot s = FindUpstream(r.Param("u"));
-  return s ? UpstreamAnswer(200, s->config()) : NotFound();
+  return s ? UpstreamAnswer(200, *s) : NotFound();
 }
 
 http::Response KongAdmin::CreateUpstream(const http::Request& r) {
@@ -233,7 +235,7 @@ http::Response KongAdmin::CreateUpstream(const http::Request& r) {
     return UniqueViolation("name", config.name);
   }
   if (!w.ok()) return ErrorResponse(w.status());
-  return UpstreamAnswer(201, w->snapshot->config());
+  return UpstreamAnswer(201, *w->snapshot);
 }
 
 // PUT creates or replaces the whole upstream (its targets stay).
@@ -251,7 +253,7 @@ http::Response KongAdmin::PutUpstream(const http::Request& r) {
                                                ? Write(core::UpdateUpstream{config, std::nullopt})
                                                : Write(core::CreateUpstream{config});
   if (!w.ok()) return ErrorResponse(w.status());
-  return UpstreamAnswer(200, w->snapshot->config());
+  return UpstreamAnswer(200, *w->snapshot);
 }
 
 http::Response KongAdmin::PatchUpstream(const http::Request& r) {
@@ -267,7 +269,7 @@ http::Response KongAdmin::PatchUpstream(const http::Request& r) {
   }
   absl::StatusOr<control::WriteResult> w = Write(core::UpdateUpstream{config, std::nullopt});
   if (!w.ok()) return ErrorResponse(w.status());
-  return UpstreamAnswer(200, w->snapshot->config());
+  return UpstreamAnswer(200, *w->snapshot);
 }
 
 // Kong answers 204 whether or not the upstream existed.
@@ -301,9 +303,9 @@ const core::SnapshotTarget* FindTarget(const core::UpstreamSnapshot& s, const st
 }
 
 http::Response TargetAnswer(int status, const std::string& upstream,
-                            const core::TargetConfig& target) {
+                            const core::SnapshotTarget& target) {
   http::JsonWriter json;
-  WriteKongTarget(upstream, target, json);
+  WriteKongTarget(upstream, target.config, target.times, json);
   return Json(status, std::move(json));
 }
 
@@ -312,7 +314,7 @@ http::Response WrittenTarget(int status, const control::WriteResult& w,
                              const std::string& address) {
   std::optional<uint32_t> index = w.snapshot->Find(address);
   if (!index) return NotFound();
-  return TargetAnswer(status, w.snapshot->config().name, w.snapshot->targets()[*index].config);
+  return TargetAnswer(status, w.snapshot->config().name, w.snapshot->targets()[*index]);
 }
 
 }  // namespace
@@ -320,22 +322,22 @@ http::Response WrittenTarget(int status, const control::WriteResult& w,
 http::Response KongAdmin::ListTargets(const http::Request& r) {
   Snapshot s = FindUpstream(r.Param("u"));
   if (!s) return NotFound();
-  std::vector<const core::TargetConfig*> sorted;
-  for (const core::SnapshotTarget& t : s->targets()) sorted.push_back(&t.config);
+  std::vector<const core::SnapshotTarget*> sorted;
+  for (const core::SnapshotTarget& t : s->targets()) sorted.push_back(&t);
   std::sort(sorted.begin(), sorted.end(),
-            [](const auto* a, const auto* b) { return a->address < b->address; });
+            [](const auto* a, const auto* b) { return a->config.address < b->config.address; });
   const std::string name = s->config().name;
   return Page(
-      r, sorted, [](const core::TargetConfig* t) { return t->address; },
-      [&](const core::TargetConfig* t, http::JsonWriter& json) {
-        WriteKongTarget(name, *t, json);
+      r, sorted, [](const core::SnapshotTarget* t) { return t->config.address; },
+      [&](const core::SnapshotTarget* t, http::JsonWriter& json) {
+        WriteKongTarget(name, t->config, t->times, json);
       });
 }
 
 http::Response KongAdmin::GetTarget(const http::Request& r) {
   Snapshot s = FindUpstream(r.Param("u"));
   const core::SnapshotTarget* t = s ? FindTarget(*s, r.Param("t")) : nullptr;
-  return t ? TargetAnswer(200, s->config().name, t->config) : NotFound();
+  return t ? TargetAnswer(200, s->config().name, *t) : NotFound();
 }
 
 // POST creates only: a target already there is 409, as in Kong 3.
@@ -469,7 +471,7 @@ http::Response KongAdmin::Health(const http::Request& r) {
         json.Key("weight").Number(t->config.weight);
         json.EndObject().EndArray().EndObject();
         WriteKongTags(t->config.tags, json);
-        json.Key("created_at").Null().Key("updated_at").Null();
+        WriteKongTimes(t->times, json);
         json.EndObject();
       });
 }

@@ -711,7 +711,21 @@ void StringOrNull(http::JsonWriter& json, const char* key, const std::string& va
 
 }  // namespace
 
-void WriteKongUpstream(const core::UpstreamConfig& config, http::JsonWriter& json) {
+void WriteKongTimes(const core::Timestamps& times, http::JsonWriter& json) {
+  // Records written before picker kept times have none: null.
+  for (auto [key, value] :
+       {std::pair{"created_at", times.created_at}, std::pair{"updated_at", times.updated_at}}) {
+    json.Key(key);
+    if (value > 0) {
+      json.Number(value);
+    } else {
+      json.Null();
+    }
+  }
+}
+
+void WriteKongUpstream(const core::UpstreamConfig& config, const core::Timestamps& times,
+                       http::JsonWriter& json) {
   const KongHash h = HashOf(config.load_balancer);
   json.BeginObject();
   json.Key("id").String(UpstreamId(config.name));
@@ -736,9 +750,7 @@ void WriteKongUpstream(const core::UpstreamConfig& config, http::JsonWriter& jso
   json.Key("host_header").Null();
   json.Key("client_certificate").Null();
   json.Key("use_srv_name").Bool(false);
-  // picker keeps no creation or update time.
-  json.Key("created_at").Null();
-  json.Key("updated_at").Null();
+  WriteKongTimes(times, json);
   json.EndObject();
 }
 
@@ -777,15 +789,14 @@ absl::StatusOr<KongTarget> ReadKongTarget(const KongFields& body, bool target_re
 }
 
 void WriteKongTarget(absl::string_view upstream, const core::TargetConfig& target,
-                     http::JsonWriter& json) {
+                     const core::Timestamps& times, http::JsonWriter& json) {
   json.BeginObject();
   json.Key("id").String(TargetId(upstream, target.address));
   json.Key("target").String(target.address);
   json.Key("weight").Number(target.weight);
   json.Key("upstream").BeginObject().Key("id").String(UpstreamId(upstream)).EndObject();
   WriteKongTags(target.tags, json);
-  json.Key("created_at").Null();
-  json.Key("updated_at").Null();
+  WriteKongTimes(times, json);
   json.EndObject();
 }
 

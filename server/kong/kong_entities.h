@@ -6,7 +6,7 @@
 //   core::UpstreamConfig config = KongDefaultUpstream();
 //   absl::Status ok = ApplyKongUpstream(body, config);   // "algorithm: expected one of: ..."
 //   http::JsonWriter json;
-//   WriteKongUpstream(config, json);
+//   WriteKongUpstream(config, times, json);
 //
 // The mapping (README, "Kong's Admin API"): `algorithm` round-robin,
 // least-connections and consistent-hashing are RoundRobin, LeastRequest and
@@ -29,6 +29,7 @@
 #include "absl/strings/string_view.h"
 #include "google/protobuf/struct.pb.h"
 #include "server/core/config.h"
+#include "server/core/record.h"
 #include "server/http/http.h"
 #include "server/http/json.h"
 
@@ -61,7 +62,10 @@ absl::Status ApplyKongUpstream(const KongFields& body, core::UpstreamConfig& con
 // The upstream as Kong answers it (every field of Kong's schema). A picker
 // strategy with no Kong algorithm shows `"algorithm": null` and its name
 // in `picker_strategy`.
-void WriteKongUpstream(const core::UpstreamConfig& config, http::JsonWriter& json);
+void WriteKongUpstream(const core::UpstreamConfig& config, const core::Timestamps& times,
+                       http::JsonWriter& json);
+// "created_at" and "updated_at" in Unix seconds, or null when unknown.
+void WriteKongTimes(const core::Timestamps& times, http::JsonWriter& json);
 
 // A target's `target` field: host[:port], Kong's default port when none.
 // `weight` (0..65535) when present.
@@ -79,7 +83,7 @@ absl::StatusOr<std::optional<std::vector<std::string>>> ReadKongTags(const KongF
 void WriteKongTags(const std::vector<std::string>& tags, http::JsonWriter& json);
 
 void WriteKongTarget(absl::string_view upstream, const core::TargetConfig& target,
-                     http::JsonWriter& json);
+                     const core::Timestamps& times, http::JsonWriter& json);
 
 }  // namespace picker::kong
 

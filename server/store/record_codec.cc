@@ -288,6 +288,8 @@ void Encode(const core::UpstreamRecord& record, v1::StoredUpstream* out) {
     stored->mutable_locality()->set_disabled(!client.locality_aware);
   }
   for (const std::string& tag : c.tags) u->add_tags(tag);
+  out->mutable_times()->set_created_at(record.times.created_at);
+  out->mutable_times()->set_updated_at(record.times.updated_at);
   out->mutable_targets()->Reserve(static_cast<int>(record.targets.size()));
   for (const core::StoredTarget& t : record.targets) {
     v1::StoredTarget* stored = out->add_targets();
@@ -298,6 +300,8 @@ void Encode(const core::UpstreamRecord& record, v1::StoredUpstream* out) {
     target->set_hash_key(t.config.hash_key);
     for (const std::string& tag : t.config.tags) target->add_tags(tag);
     stored->set_health_override(EncodeOverride(t.health_override));
+    stored->mutable_times()->set_created_at(t.times.created_at);
+    stored->mutable_times()->set_updated_at(t.times.updated_at);
   }
 }
 
@@ -329,6 +333,7 @@ absl::StatusOr<core::UpstreamRecord> Decode(const v1::StoredUpstream& stored) {
     client.locality_aware = !stored.locality().disabled();
   }
   c.tags.assign(u.tags().begin(), u.tags().end());
+  record.times = {stored.times().created_at(), stored.times().updated_at()};
   record.targets.reserve(stored.targets_size());
   for (const v1::StoredTarget& t : stored.targets()) {
     core::StoredTarget& target = record.targets.emplace_back();
@@ -338,6 +343,7 @@ absl::StatusOr<core::UpstreamRecord> Decode(const v1::StoredUpstream& stored) {
     target.config.hash_key = t.target().hash_key();
     target.config.tags.assign(t.target().tags().begin(), t.target().tags().end());
     target.health_override = DecodeOverride(t.health_override());
+    target.times = {t.times().created_at(), t.times().updated_at()};
   }
   return record;
 }

@@ -184,8 +184,15 @@ def tags(s):
     code, body = s.curl("POST", "/upstreams", "-H", "Content-Type: application/json", "--data",
                         json.dumps({"name": "tagged", "tags": ["team-a", "prod"]}))
     check(code == 201 and body["tags"] == ["team-a", "prod"], "POST keeps tags: %s" % body.get("tags"))
-    code, body = s.curl("PATCH", "/upstreams/tagged", "--data", "slots=100")
+    created = body.get("created_at")
+    check(isinstance(created, int) and abs(created - time.time()) < 60 and
+          body.get("updated_at") == created, "created_at and updated_at are Unix seconds: %s" % created)
+    time.sleep(1.1)  # Kong's times are whole seconds.
+    code, body = s.curl("PATCH", "/upstreams/tagged", "--data", "algorithm=least-connections")
     check(code == 200 and body["tags"] == ["team-a", "prod"], "PATCH without tags keeps them")
+    check(body.get("created_at") == created and body.get("updated_at", 0) > created,
+          "PATCH keeps created_at and moves updated_at: %s -> %s, %s" % (
+              created, body.get("created_at"), body.get("updated_at")))
     rc, text = s.cli("get", "tagged", "-o", "json")
     check(rc == 0 and json.loads(text).get("tags") == ["team-a", "prod"],
           "the tags are seen over gRPC: %s" % text.strip())
@@ -193,6 +200,8 @@ def tags(s):
                         "--data", "tags[]=blue", "--data", "tags[]=canary")
     check(code == 201 and body["tags"] == ["blue", "canary"],
           "a target's form tags[] are kept: %s" % body.get("tags"))
+    check(isinstance(body.get("created_at"), int) and body["created_at"] >= created,
+          "a target has its created_at: %s" % body.get("created_at"))
     code, body = s.curl("GET", "/upstreams/tagged/targets/10.3.0.1:80")
     check(code == 200 and body["tags"] == ["blue", "canary"], "and returned")
     code, body = s.curl("PUT", "/upstreams/tagged/targets/10.3.0.1:80", "--data", "weight=5")

@@ -64,7 +64,7 @@ TEST(KongEntitiesTest, HashOnAndFallbackArePolicies) {
   EXPECT_EQ(policies[1].name, "user");
   // Written back as Kong shows it.
   http::JsonWriter json;
-  WriteKongUpstream(config, json);
+  WriteKongUpstream(config, {}, json);
   const std::string text = std::move(json).Take();
   EXPECT_THAT(text, HasSubstr(R"("algorithm":"consistent-hashing")"));
   EXPECT_THAT(text, HasSubstr(R"("hash_fallback":"query_arg")"));
@@ -108,7 +108,7 @@ TEST(KongEntitiesTest, KongsDefaultsAreAccepted) {
   core::UpstreamConfig config = KongDefaultUpstream();
   config.name = "u";
   http::JsonWriter json;
-  WriteKongUpstream(config, json);
+  WriteKongUpstream(config, {}, json);
   const std::string text = std::move(json).Take();
   KongFields body = Json(text);
   body.mutable_fields()->erase("picker_strategy");
