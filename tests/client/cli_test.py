@@ -104,6 +104,35 @@ def mutual_tls(tmp, expect):
         server.stop()
 
 
+# picker's upstreams for the Kong Mesh policy documents below.
+MESH_UPSTREAMS = """upstreams:
+  - name: backend
+    targets: [{target: '10.7.0.1:80'}, {target: '10.7.0.2:80'}, {target: '10.7.0.3:80'}]
+  - name: other
+    targets: [{target: '10.8.0.1:80'}, {target: '10.8.0.2:80'}]
+"""
+
+# The spec of the MeshLoadBalancingStrategy page's first example: from web
+# to backend, ring hash on x-header.
+PAGE_SPEC = """spec:
+  targetRef:
+    kind: MeshService
+    name: web
+  to:
+    - targetRef:
+        kind: MeshService
+        name: backend
+      default:
+        loadBalancer:
+          type: RingHash
+          ringHash:
+            hashPolicies:
+              - type: Header
+                header:
+                  name: x-header
+"""
+
+
 def main():
     tmp = tempfile.mkdtemp(prefix="picker-cli-test-")
     make_certs(tmp)
@@ -324,12 +353,7 @@ def main():
         # backend", Kubernetes form) and a Mesh-wide default (Universal form).
         mesh = os.path.join(tmp, "mesh.yaml")
         with open(mesh, "w") as f:
-            f.write("""upstreams:
-  - name: backend
-    targets: [{target: '10.7.0.1:80'}, {target: '10.7.0.2:80'}, {target: '10.7.0.3:80'}]
-  - name: other
-    targets: [{target: '10.8.0.1:80'}, {target: '10.8.0.2:80'}]
----
+            f.write(MESH_UPSTREAMS + """---
 apiVersion: kuma.io/v1alpha1
 kind: MeshLoadBalancingStrategy
 metadata:
@@ -337,23 +361,7 @@ metadata:
   namespace: kong-mesh-system
   labels:
     kuma.io/mesh: default
-spec:
-  targetRef:
-    kind: MeshService
-    name: web
-  to:
-    - targetRef:
-        kind: MeshService
-        name: backend
-      default:
-        loadBalancer:
-          type: RingHash
-          ringHash:
-            hashPolicies:
-              - type: Header
-                header:
-                  name: x-header
----
+""" + PAGE_SPEC + """---
 type: MeshLoadBalancingStrategy
 name: least-everywhere
 mesh: default
@@ -391,32 +399,11 @@ spec:
         # The same example in Universal form, with the other kinds of the
         # matrix beside it: each set of callers gets its configuration.
         with open(mesh, "w") as f:
-            f.write("""upstreams:
-  - name: backend
-    targets: [{target: '10.7.0.1:80'}, {target: '10.7.0.2:80'}, {target: '10.7.0.3:80'}]
-  - name: other
-    targets: [{target: '10.8.0.1:80'}, {target: '10.8.0.2:80'}]
----
+            f.write(MESH_UPSTREAMS + """---
 type: MeshLoadBalancingStrategy
 name: ring-hash
 mesh: default
-spec:
-  targetRef:
-    kind: MeshService
-    name: web
-  to:
-    - targetRef:
-        kind: MeshService
-        name: backend
-      default:
-        loadBalancer:
-          type: RingHash
-          ringHash:
-            hashPolicies:
-              - type: Header
-                header:
-                  name: x-header
----
+""" + PAGE_SPEC + """---
 type: MeshLoadBalancingStrategy
 name: canaries
 spec:
