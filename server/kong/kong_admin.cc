@@ -238,12 +238,14 @@ http::Response KongAdmin::CreateUpstream(const http::Request& r) {
   return UpstreamAnswer(201, *w->snapshot);
 }
 
-// PUT creates or replaces the whole upstream (its targets stay).
+// PUT creates or replaces the upstream's Kong fields (its targets and the
+// fields Kong has no name for stay).
 http::Response KongAdmin::PutUpstream(const http::Request& r) {
   absl::StatusOr<KongFields> body = ParseKongBody(r);
   if (!body.ok()) return SchemaViolation(body.status().message());
   Snapshot existing = FindUpstream(r.Param("u"));
   core::UpstreamConfig config = KongDefaultUpstream();
+  if (existing) KeepPickersOwnFields(existing->config(), config);
   config.name = existing ? existing->config().name : r.Param("u");
   const std::string name = config.name;
   if (absl::Status s = ApplyKongUpstream(*body, config); !s.ok())

@@ -259,6 +259,15 @@ void WriteKongTags(const std::vector<std::string>& tags, http::JsonWriter& json)
   json.EndArray();
 }
 
+void KeepPickersOwnFields(const core::UpstreamConfig& from, core::UpstreamConfig& to) {
+  to.client_configs = from.client_configs;
+  to.locality_aware = from.locality_aware;
+  to.panic_threshold_percent = from.panic_threshold_percent;
+  to.lease_ttl = from.lease_ttl;
+  to.max_active_requests = from.max_active_requests;
+  to.max_active_requests_per_target = from.max_active_requests_per_target;
+}
+
 core::UpstreamConfig KongDefaultUpstream() {
   core::UpstreamConfig config;
   config.passive.consecutive_failures = 0;  // Kong's passive counters: 0, off.

@@ -50,6 +50,11 @@ std::string UpstreamId(absl::string_view upstream);
 std::string TargetId(absl::string_view upstream, absl::string_view address);
 bool LooksLikeUuid(absl::string_view text);
 
+// Copies the fields of `from` that Kong's upstream has no name for (its
+// per-client configurations, locality, panic threshold, lease TTL and
+// circuit breakers), so that a Kong PUT replaces only what Kong shows.
+void KeepPickersOwnFields(const core::UpstreamConfig& from, core::UpstreamConfig& to);
+
 // An upstream as Kong creates it when no field is given: round-robin, no
 // health checks (Kong's defaults turn both kinds off).
 core::UpstreamConfig KongDefaultUpstream();

@@ -159,9 +159,13 @@ def upstream_routes(s):
     rc, text = s.cli("get", "users")
     check(re.search(r"healthChecks\.active\.interval\s+5s", text) and
           re.search(r"consecutiveFailures\s+4", text), "they are picker's checks")
+    s.cli("update", "users", "--lease-ttl", "9s")
     code, body = s.curl("PUT", "/upstreams/users", "--data", "algorithm=round-robin")
     check(code == 200 and body["algorithm"] == "round-robin" and
-          body["healthchecks"]["active"]["healthy"]["interval"] == 0, "PUT replaces the whole upstream")
+          body["healthchecks"]["active"]["healthy"]["interval"] == 0, "PUT replaces Kong's fields")
+    rc, text = s.cli("get", "users")
+    check(rc == 0 and re.search(r"leaseTtl\s+9s", text),
+          "PUT keeps the fields Kong has no name for (lease TTL)")
     rc, _ = s.cli("create", "grpc-made", "--strategy", "maglev")
     code, body = s.curl("GET", "/upstreams/grpc-made")
     check(rc == 0 and code == 200 and body["algorithm"] is None and
