@@ -157,7 +157,10 @@ class PickStreamReactor final : public grpc::ServerBidiReactor<grpc::ByteBuffer,
   }
 
   void OnDone() override {
-    for (uint64_t lease_id : held_) data_.Abandon(lease_id);
+    {
+      std::lock_guard lock(mu_);  // A stream cancelled before it finished.
+      AbandonHeldLocked();
+    }
     // Leases other replicas issued: their issuer ends them, as abandoned.
     for (const auto& [lease_id, held] : held_remote_) {
       v1::ReleaseRequest release;
@@ -182,8 +185,17 @@ class PickStreamReactor final : public grpc::ServerBidiReactor<grpc::ByteBuffer,
   void MaybeFinishLocked() {
     if (reads_done_ && !writing_ && forwards_ == 0 && !finished_) {
       finished_ = true;
+      // Before the client learns that the stream ended (OnDone runs only
+      // after it has), so that a release it sends next finds them ended.
+      AbandonHeldLocked();
       Finish(end_);
     }
+  }
+
+  // Ends the leases this replica issued on the stream, as abandoned.
+  void AbandonHeldLocked() {
+    for (uint64_t lease_id : held_) data_.Abandon(lease_id);
+    held_.clear();
   }
 
   // Queues an answer for the client. Requires mu_.
